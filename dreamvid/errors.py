@@ -1,0 +1,30 @@
+"""Typed errors. Every stage raises a subclass of DreamvidError whose message names the problem
+and the fix; only the CLI turns them into an exit code (2) and a one-line message."""
+
+
+class DreamvidError(Exception):
+    """Base class: the message is shown to the user as it is, on one line."""
+
+
+class InputError(DreamvidError):
+    """An input file or folder is missing, unreadable, empty or not what it claims to be."""
+
+
+class OutputError(DreamvidError):
+    """The output path cannot be written (folder missing, not writable, equals the input, disk full)."""
+
+
+class ConfigError(DreamvidError):
+    """A setting is out of range, of the wrong type, or unknown (presets, command line)."""
+
+
+class ModelError(DreamvidError):
+    """A network cannot be found, downloaded or loaded."""
+
+
+class LayerError(ModelError):
+    """A layer name or channel index does not exist in the chosen network."""
+
+
+class ResumeError(DreamvidError):
+    """A work folder holds a render made with other settings or another input."""
