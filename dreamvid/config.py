@@ -1,0 +1,257 @@
+"""Settings as plain data: one dataclass per stage, defaults with their reasons, validation in one
+place, and preset loading. No TensorFlow or OpenCV here.
+
+Precedence (highest first): command line, preset file, the defaults below. The CLI builds a flat
+dict of the values the user gave, merges it over a preset's, and calls `build_config`, which
+rejects unknown keys and out-of-range values with the key, the allowed range and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dreamvid.errors import ConfigError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+@dataclass
+class DreamSettings:
+    """The DeepDream loop: one float image in, one out."""
+
+    model: str = "googlenet"  # the classic DeepDream network; falls back to vgg16-hed offline
+    weights: str | None = None  # a weights file fetched elsewhere (googlenet .pb/.zip, Keras .h5)
+    layers: str = ""  # objective spec, e.g. "mixed4c" or "mixed3b:1.0,mixed4c:0.5"; "" = the model's default
+    reduce: str = "square"  # "square": mean of squared activations (TF tutorial, lucid); "mean": the seed blog's reduce_mean
+    octaves: int = 4  # the original notebook's octave_n
+    octave_scale: float = 1.4  # the original notebook's value
+    iterations: int = 10  # ascent steps per octave, the original notebook's iter_n
+    step: float = 1.5  # pixels (on 0..255) per step after normalisation, the original notebook's value
+    grad_norm: str = "std"  # "std": divide by the gradient's std; "max": by its max |g| (the seed blog); "mean": by mean |g| (the notebook)
+    jitter: int = 32  # max random shift in pixels per step, so the network's stride grid does not print on the image
+    tile_size: int = 512  # frames larger than this are processed in tiles so memory stays bounded
+    seed: int | None = None  # fixes jitter and tile offsets: same seed, same machine, same result
+    device: str = "auto"  # "auto" uses a GPU when TensorFlow sees one
+    precision: str = "float32"  # "bfloat16"/"float16" compute the network in lower precision (GPU; CPUs without AVX-512 BF16 are slower)
+
+
+@dataclass
+class VideoSettings:
+    """Temporal coherence for clips (flow-guided initialisation of each frame)."""
+
+    flow: str = "dis"  # "dis" (OpenCV DIS, fast and accurate) or "farneback"
+    flow_preset: str = "medium"  # DIS preset: the one that detects occlusions reliably in our tests
+    blend: float = 0.9  # share of the previous frame's warped dream carried into the next
+    carry: str = "detail"  # "detail": carry what the dream added; "dream": carry the dreamed frame itself
+    iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
+    cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
+    no_flow: bool = False  # dream every frame independently (for comparison)
+
+
+@dataclass
+class ZoomSettings:
+    """The infinite zoom: each frame is the previous dream transformed a little and dreamed again.
+    Values are schedules in Deforum notation ("0:(1.02), 120:(1.05)") or plain numbers."""
+
+    frames: int = 120  # length in frames (or `seconds` * fps)
+    seconds: float | None = None
+    zoom: str = "1.02"  # scale per frame: 2% a frame doubles the scale in ~35 frames
+    rotate: str = "0"  # degrees per frame, counter-clockwise
+    pan_x: str = "0"  # pixels per frame the content moves right
+    pan_y: str = "0"  # pixels per frame the content moves down
+    center: str | None = None  # "X,Y" in pixels; default the frame centre
+    blend: str = "1.0"  # share of the transformed previous dream kept (1 = pure feedback)
+    color_match: float = 0.5  # pull each frame's colour statistics towards the first frame's (0 = off)
+    init: str = "image"  # what frame 0 is: "image", "noise", or a colour "#rrggbb" (--from)
+    interpolation: str = "linear"  # schedule interpolation: "linear" or "smooth"
+
+
+@dataclass
+class OutputSettings:
+    fps: float | None = None  # frames per second: the input's for videos; 25 for zooms and image sequences
+    crf: int = 18  # H.264 quality (lower is better; 18 is visually lossless for most footage)
+    audio: bool = True  # mux the input's audio for the rendered range
+    width: int | None = None  # resize the input keeping aspect (even sizes for video)
+    start: float = 0.0  # seconds into the input
+    duration: float | None = None  # seconds to render
+    max_frames: int | None = None
+    keep_frames: bool = False  # keep the work folder (lossless frames) after a successful render
+    restart: bool = False  # discard a previous, unfinished render's work folder
+
+
+@dataclass
+class Config:
+    dream: DreamSettings = field(default_factory=DreamSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
+    zoom: ZoomSettings = field(default_factory=ZoomSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings, "output": OutputSettings}
+
+# Allowed values: (min, max) for numbers (None = unbounded), a tuple of choices for strings.
+RULES: dict[str, Any] = {
+    "reduce": ("square", "mean"),
+    "octaves": (1, 12),
+    "octave_scale": (1.05, 4.0),
+    "iterations": (0, 1000),
+    "step": (1e-4, 100.0),
+    "grad_norm": ("std", "max", "mean"),
+    "jitter": (0, 4096),
+    "tile_size": (64, 8192),
+    "seed": (0, 2**31 - 1),
+    "device": ("auto", "cpu", "gpu"),
+    "precision": ("float32", "bfloat16", "float16"),
+    "flow": ("dis", "farneback"),
+    "flow_preset": ("ultrafast", "fast", "medium"),
+    "blend": (0.0, 1.0),
+    "carry": ("detail", "dream"),
+    "iterations_next": (0, 1000),
+    "cut_threshold": (0.0, 255.0),
+    "frames": (1, 1_000_000),
+    "seconds": (0.01, 86_400.0),
+    "color_match": (0.0, 1.0),
+    "interpolation": ("linear", "smooth"),
+    "fps": (0.1, 1000.0),
+    "crf": (0, 51),
+    "width": (16, 16384),
+    "start": (0.0, None),
+    "duration": (0.01, None),
+    "max_frames": (1, None),
+}
+# Text settings without a rule (model, layers, schedules) are checked by their own stage.
+
+
+def _key_owner() -> dict[str, tuple[str, dataclasses.Field]]:
+    owner: dict[str, tuple[str, dataclasses.Field]] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            owner.setdefault(f.name, (section, f))
+    return owner
+
+
+def _coerce(key: str, value: Any, f: dataclasses.Field, where: str) -> Any:
+    """Turn `value` into the field's type and check it against RULES; raise ConfigError naming the fix."""
+    if value is None:
+        return None
+    kind = str(f.type)  # annotations are strings here: "int", "float | None", "str", "bool"
+    rule = RULES.get(key)
+    if "bool" in kind:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}{key} must be true or false, got {value!r}")
+    if "int" in kind:
+        try:
+            num = float(value)
+            if isinstance(value, bool) or not math.isfinite(num) or num != int(num):
+                raise ValueError
+            value = int(num)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}{key} must be a whole number, got {value!r}") from None
+    elif "float" in kind:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}{key} must be a number, got {value!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}{key} must be a finite number, got {value!r}")
+    else:
+        value = str(value)
+    if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
+        if value not in rule:
+            raise ConfigError(f"{where}{key} must be one of {', '.join(rule)}; got {value!r}")
+    elif isinstance(rule, tuple) and not isinstance(value, str):
+        lo, hi = rule
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+            raise ConfigError(f"{where}{key} must be {bounds}, got {value!r}")
+    return value
+
+
+def build_config(values: dict[str, Any], *, source: str = "") -> Config:
+    """Build a validated Config from flat `key: value` pairs (CLI flags, preset entries).
+
+    Keys may be plain (`octaves`) or qualified (`dream.octaves`, `video.blend`); a plain key that
+    exists in several sections (`blend`, `start`) goes to the first section that has it unless
+    qualified. Unknown keys are rejected with the closest known names.
+    """
+    where = f"{source}: " if source else ""
+    cfg = Config()
+    sections = {name: getattr(cfg, name) for name in SECTIONS}
+    owner = _key_owner()
+    for raw_key, value in values.items():
+        key = raw_key.replace("-", "_")
+        if "." in key:
+            section, _, name = key.partition(".")
+            cls = SECTIONS.get(section)
+            flds = {f.name: f for f in fields(cls)} if cls else {}
+            if name not in flds:
+                known = [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in fields(c)]
+                hint = difflib.get_close_matches(key, known, n=3)
+                raise ConfigError(f"{where}unknown setting '{raw_key}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""))
+            f = flds[name]
+        else:
+            if key not in owner:
+                hint = difflib.get_close_matches(key, list(owner), n=3)
+                raise ConfigError(f"{where}unknown setting '{raw_key}'" + (f"; did you mean {', '.join(hint)}?" if hint else "; run 'python render.py --help' for the settings"))
+            section, f = owner[key]
+            name = key
+        setattr(sections[section], name, _coerce(name, value, f, where))
+    return cfg
+
+
+def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
+    """Read a preset (a name in presets/ or a path to a .toml file) into flat qualified keys.
+
+    Returns (values, description). Tables `[dream]`, `[video]`, `[zoom]`, `[output]` map to the
+    sections; top-level keys other than `description` are taken as plain keys.
+    """
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or os.sep in name_or_path):
+        path = PRESET_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            names = list_presets()
+            hint = difflib.get_close_matches(name_or_path, names, n=1)
+            raise ConfigError(
+                f"unknown preset '{name_or_path}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                + f" (presets: {', '.join(names)}; or pass a path to a .toml file)")
+    if not path.is_file():
+        raise ConfigError(f"preset file '{path}' does not exist; check the path or use a preset name from 'python render.py presets'")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"preset file '{path}' is not valid TOML ({exc}); fix the file") from None
+    description = str(data.pop("description", ""))
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if key not in SECTIONS:
+                raise ConfigError(f"{path}: unknown table [{key}]; tables are {', '.join(f'[{s}]' for s in SECTIONS)}")
+            for sub, v in value.items():
+                flat[f"{key}.{sub}"] = v
+        else:
+            flat[key] = value
+    build_config(flat, source=str(path))  # validate now, so the message names the file
+    return flat, description
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def preset_descriptions() -> list[tuple[str, str]]:
+    return [(name, load_preset(name)[1]) for name in list_presets()]

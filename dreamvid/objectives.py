@@ -1,0 +1,143 @@
+"""Objectives: what the dream maximises, as weighted sums of terms over layer activations.
+
+Terms compose like numbers (after lucid's objectives):
+
+    objective = 1.0 * layer("mixed4c") + 0.5 * channel("mixed4d_3x3_bottleneck_pre_relu", 139)
+
+An objective is a linear combination, so the dream stage can compile it once and take the
+weights as a runtime input: a schedule that cross-fades from one layer to another changes the
+weights, never the compiled graph. No loops and no image sizes here.
+
+Text form (`--layers`): comma-separated terms, each `LAYER`, `LAYER:CHANNEL` (an integer) or
+`LAYER:WEIGHT` (a number with a decimal point), or `LAYER:CHANNEL:WEIGHT`.
+Examples: `mixed4c`, `mixed3b:1.0,mixed4c:0.5`, `mixed4d_3x3_bottleneck_pre_relu:139`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dreamvid.errors import ConfigError
+
+REDUCTIONS = ("square", "mean")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One layer (or one channel of it), reduced to a scalar.
+
+    reduce="square": mean of the squared activations (the TensorFlow tutorial's and lucid's);
+    reduce="mean": plain mean (the seed blog's `tf.reduce_mean(feature)`).
+    """
+
+    layer: str
+    channel: int | None = None
+    reduce: str = "square"
+
+    def __call__(self, act):
+        """act: (B, h, w, C) activations -> scalar."""
+        import tensorflow as tf
+
+        a = act if self.channel is None else act[..., self.channel]
+        a = tf.cast(a, tf.float32)
+        return tf.reduce_mean(tf.square(a)) if self.reduce == "square" else tf.reduce_mean(a)
+
+    def __str__(self) -> str:
+        return self.layer if self.channel is None else f"{self.layer}:{self.channel}"
+
+
+class Objective:
+    """sum_i weights[i] * terms[i](activations of terms[i].layer)."""
+
+    def __init__(self, terms: list[Term], weights: list[float]):
+        if len(terms) != len(weights):
+            raise ValueError("one weight per term")
+        self.terms = terms
+        self.weights = weights
+
+    @property
+    def layers(self) -> list[str]:
+        """Distinct layers the terms read, in first-use order."""
+        return list(dict.fromkeys(t.layer for t in self.terms))
+
+    def __add__(self, other: "Objective") -> "Objective":
+        merged = dict(zip(self.terms, self.weights))
+        for t, w in zip(other.terms, other.weights):
+            merged[t] = merged.get(t, 0.0) + w
+        return Objective(list(merged), list(merged.values()))
+
+    __radd__ = __add__
+
+    def __mul__(self, k: float) -> "Objective":
+        return Objective(list(self.terms), [w * float(k) for w in self.weights])
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> "Objective":
+        return self * -1.0
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return self + (-other)
+
+    def __call__(self, activations: dict, weights=None):
+        """activations: {layer name: (B, h, w, C) tensor} -> scalar; `weights` overrides self.weights
+        (a tensor of shape (len(terms),), so the caller can change it without retracing)."""
+        import tensorflow as tf
+
+        w = tf.constant(self.weights, tf.float32) if weights is None else weights
+        values = tf.stack([t(activations[t.layer]) for t in self.terms])  # (T,)
+        return tf.reduce_sum(w * values)
+
+    def validate(self, model) -> None:
+        """Raise LayerError naming the closest layers when a layer or channel does not exist."""
+        for t in self.terms:
+            model.check_layer(t.layer, t.channel)
+
+    def __str__(self) -> str:
+        return ",".join(f"{t}:{w:g}" if w != 1.0 else str(t) for t, w in zip(self.terms, self.weights))
+
+
+def layer(name: str, reduce: str = "square") -> Objective:
+    return Objective([Term(name, None, reduce)], [1.0])
+
+
+def channel(name: str, index: int, reduce: str = "square") -> Objective:
+    return Objective([Term(name, int(index), reduce)], [1.0])
+
+
+def parse(spec: str, reduce: str = "square") -> Objective:
+    """Parse the `--layers` text form (see the module docstring)."""
+    if reduce not in REDUCTIONS:
+        raise ConfigError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
+    if not spec or not spec.strip():
+        raise ConfigError("--layers is empty; name a layer, e.g. --layers mixed4c (list them with 'python render.py layers')")
+    total = None
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, *rest = part.split(":")
+        if not name or len(rest) > 2:
+            raise ConfigError(f"cannot read layer term '{part}'; write LAYER, LAYER:CHANNEL, LAYER:WEIGHT or LAYER:CHANNEL:WEIGHT")
+        index, weight = None, 1.0
+        for i, item in enumerate(rest):
+            item = item.strip()
+            is_int = item.lstrip("-").isdigit()
+            if is_int and i == 0 and len(rest) <= 2 and not (len(rest) == 1 and "." in item):
+                index = int(item)
+                if index < 0:
+                    raise ConfigError(f"channel in '{part}' must be >= 0, got {index}")
+                continue
+            try:
+                weight = float(item)
+            except ValueError:
+                raise ConfigError(f"cannot read '{item}' in layer term '{part}': a channel is a whole number, a weight a number like 0.5") from None
+            if not math.isfinite(weight):
+                raise ConfigError(f"weight in layer term '{part}' must be a finite number, got {item}")
+        term = channel(name, index, reduce) if index is not None else layer(name, reduce)
+        term = term * weight
+        total = term if total is None else total + term
+    if total is None:
+        raise ConfigError("--layers names no layer; e.g. --layers mixed4c")
+    return total
