@@ -1,0 +1,280 @@
+"""Command line: arguments -> Config (command line over preset over defaults), progress bars,
+one-line messages and exit codes. The only module that prints or exits; no stage logic here.
+
+Exit codes: 0 done, 2 bad input or settings (one line, no traceback unless DREAMVID_DEBUG=1),
+1 an unexpected failure, 130 interrupted (the render can be resumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import fields
+
+from dreamvid import __version__
+from dreamvid.config import SECTIONS, Config, build_config, load_preset, preset_descriptions
+from dreamvid.errors import DreamvidError
+
+log = logging.getLogger("dreamvid")
+DEBUG = os.environ.get("DREAMVID_DEBUG", "") not in ("", "0")
+
+_DEFAULTS = {f.name: f.default for cls in SECTIONS.values() for f in fields(cls)}
+
+
+def _d(key: str) -> str:
+    value = _DEFAULTS[key]
+    return "" if value in (None, "") else f" (default: {value})"
+
+
+def _add(group, *flags, key: str, help: str, **kw):
+    group.add_argument(*flags, dest=key, default=argparse.SUPPRESS, help=help + _d(key), **kw)
+
+
+def _dream_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dream")
+    _add(g, "--model", key="model", metavar="NAME|PATH",
+         help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., or a .keras/.pb path")
+    _add(g, "--weights", key="weights", metavar="FILE", help="weights fetched elsewhere (googlenet: inception5h.zip); 'random' for untrained Keras nets")
+    _add(g, "--layers", key="layers", metavar="SPEC",
+         help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; default: the model's own choice")
+    _add(g, "--reduce", key="reduce", choices=("square", "mean"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
+    _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at")
+    _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
+    _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
+    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units")
+    _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
+    _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
+    _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
+    _add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
+    _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
+    _add(g, "--precision", key="precision", choices=("float32", "bfloat16", "float16"), help="network arithmetic")
+    _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
+    p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'render.py presets'); flags override it")
+
+
+def _video_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("video")
+    _add(g, "--flow", key="flow", choices=("dis", "farneback"), help="optical flow method")
+    _add(g, "--flow-preset", key="flow_preset", choices=("ultrafast", "fast", "medium"), help="DIS flow preset")
+    _add(g, "--blend", key="blend", metavar="X", help="share of the previous dream carried into the next frame (0..1)")
+    _add(g, "--carry", key="carry", choices=("detail", "dream"), help="carry the dream's added detail, or the dreamed frame")
+    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot")
+    _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
+    p.add_argument("--no-flow", dest="no_flow", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="dream every frame independently (for comparison)")
+
+
+def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
+    g = p.add_argument_group("output")
+    _add(g, "--fps", key="fps", metavar="X", help="frame rate (video: the input's; image sequences and zooms: 25)")
+    _add(g, "--crf", key="crf", metavar="N", help="H.264 quality, lower is better")
+    if video:
+        _add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
+        _add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")
+        _add(g, "--max-frames", key="max_frames", metavar="N", help="render at most N frames")
+        g.add_argument("--no-audio", dest="audio", action="store_const", const=False, default=argparse.SUPPRESS,
+                       help="leave the input's sound out")
+    g.add_argument("--keep-frames", dest="keep_frames", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="keep the work folder of lossless frames")
+    g.add_argument("--restart", dest="restart", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="discard an unfinished earlier render of this output and start over")
+
+
+def _zoom_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("zoom (numbers or Deforum schedules like \"0:(1.02), 120:(1.05)\")")
+    _add(g, "--frames", key="frames", metavar="N", help="number of frames")
+    _add(g, "--seconds", key="seconds", metavar="SEC", help="length in seconds (overrides --frames)")
+    _add(g, "--zoom", key="zoom", metavar="SCHED", help="scale per frame")
+    _add(g, "--rotate", key="rotate", metavar="SCHED", help="degrees per frame, counter-clockwise")
+    _add(g, "--pan", key="pan", metavar="X,Y", help="pixels per frame the content moves (schedules: --pan-x/--pan-y)")
+    _add(g, "--pan-x", key="pan_x", metavar="SCHED", help="pixels per frame to the right")
+    _add(g, "--pan-y", key="pan_y", metavar="SCHED", help="pixels per frame down")
+    _add(g, "--center", key="center", metavar="X,Y", help="zoom centre in pixels; default the middle")
+    _add(g, "--zoom-blend", key="zoom.blend", metavar="SCHED", help="share of the previous dream kept each frame")
+    _add(g, "--color-match", key="color_match", metavar="X", help="pull colours towards the first frame's (0..1)")
+    _add(g, "--from", key="init", metavar="image|noise|#RRGGBB", help="start frame: the image, noise, or a colour")
+    _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="between keyframes")
+
+
+_DEFAULTS.update({"pan": None, "zoom.blend": "1.0"})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dreamvid", description="DeepDream images, flicker-free dream videos and infinite zooms.",
+        epilog="Errors exit with code 2 and one line; set DREAMVID_DEBUG=1 for a traceback.")
+    parser.add_argument("--version", action="version", version=f"dreamvid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("image", help="dream a still image", description="Dream a still image.")
+    p.add_argument("input", metavar="INPUT", help="an image file")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output image (.png, .jpg)")
+    _dream_options(p)
+    g = p.add_argument_group("views (the seed blog's)")
+    g.add_argument("--gradient", metavar="FILE", help="also save the layer's normalised gradient as an image")
+    g.add_argument("--strip", metavar="FILE", help="also save a strip of intermediate results")
+    g.add_argument("--strip-every", type=int, default=5, metavar="K", help="steps between strip images (default: 5)")
+
+    p = sub.add_parser("video", help="dream a video clip or image sequence",
+                       description="Dream a clip: flow-guided, so the dream moves with the scene.")
+    p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNGs")
+    _dream_options(p)
+    _video_options(p)
+    _output_options(p, video=True)
+
+    p = sub.add_parser("zoom", help="infinite-zoom animation from a still", description="Infinite zoom: transform, dream, repeat.")
+    p.add_argument("input", metavar="IMAGE", nargs="?", help="start image (omit with --from noise or a colour)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4, .gif, or a folder/ of PNGs")
+    _dream_options(p)
+    _zoom_options(p)
+    g = p.add_argument_group("zoom dream")
+    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame")
+    _output_options(p, video=False)
+
+    p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
+    p.add_argument("--model", default="googlenet", metavar="NAME|PATH", help="network (default: googlenet)")
+    p.add_argument("--weights", default=None, metavar="FILE", help="weights file")
+
+    sub.add_parser("presets", help="list the named presets", description="List presets with their descriptions.")
+    return parser
+
+
+_NOT_SETTINGS = {"command", "input", "output", "preset", "gradient", "strip", "strip_every"}
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Preset values, overridden by the flags the user gave (argparse keeps no defaults)."""
+    values: dict = {}
+    if args.preset:
+        values.update(load_preset(args.preset)[0])
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    if "pan" in given:
+        pan = str(given.pop("pan")).split(",")
+        if len(pan) != 2:
+            raise DreamvidError(f"--pan must be X,Y in pixels per frame, e.g. --pan 2,0; got {','.join(pan)}")
+        given["pan_x"], given["pan_y"] = pan[0].strip(), pan[1].strip()
+    # a plain flag overrides the preset's qualified key for the same setting
+    for key in given:
+        for section in SECTIONS:
+            values.pop(f"{section}.{key}", None)
+    if args.command == "zoom" and "iterations_next" in given:
+        given["video.iterations_next"] = given.pop("iterations_next")
+    values.update(given)
+    return build_config(values)
+
+
+class _Bar:
+    """tqdm progress bar for frames (frames/s and ETA), closed on any exit."""
+
+    def __init__(self, unit: str = "frame"):
+        self.unit = unit
+        self.bar = None
+
+    def start(self, total, done):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit=self.unit, dynamic_ncols=True, file=sys.stderr,
+                        disable=None)  # disable=None: no bar when stderr is not a terminal
+
+    def frame(self, index, stats):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe its devices with file descriptor 2 pointed at /dev/null: its
+    C++ start-up lines (CUDA stubs, absl notices) bypass Python logging. DREAMVID_DEBUG=1 shows them."""
+    if DEBUG:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _info(message: str) -> None:
+    print(f"dreamvid: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "presets":
+        for name, description in preset_descriptions():
+            print(f"{name:14s} {description}")
+        return 0
+    _import_tensorflow_quietly()
+    if args.command == "layers":
+        from dreamvid.models import load_model
+
+        model = load_model(args.model, args.weights, fallback=args.model == "googlenet")
+        print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})")
+        print(f"{'layer':40s} {'channels':>8s} {'stride':>6s}")
+        for info in model.layers():
+            print(f"{info.name:40s} {info.channels:8d} {info.stride:6d}")
+        return 0
+
+    from dreamvid import pipeline
+
+    cfg = config_from_args(args)
+    bar = _Bar("octave" if args.command == "image" else "frame")
+    progress = pipeline.Progress(start=bar.start, frame=bar.frame, info=_info)
+    t0 = time.perf_counter()
+    try:
+        if args.command == "image":
+            result = pipeline.render_image(cfg, args.input, args.output, progress,
+                                           gradient_path=args.gradient, strip_path=args.strip, strip_every=args.strip_every)
+        elif args.command == "video":
+            result = pipeline.render_video(cfg, args.input, args.output, progress)
+        else:
+            result = pipeline.render_zoom(cfg, args.input, args.output, progress)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    per = seconds / max(result.frames, 1)
+    print(f"dreamvid: wrote {result.path}: {result.frames} frame{'s' * (result.frames != 1)} in {seconds:.1f} s "
+          f"({per:.2f} s/frame)", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    logging.basicConfig(format="dreamvid: %(message)s", level=logging.INFO if not DEBUG else logging.DEBUG)
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except DreamvidError as exc:
+        if DEBUG:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.command in ("video", "zoom"):
+            print("interrupted: finished frames are kept; run the same command again to resume", file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an environment failure: one line unless debugging
+        if DEBUG:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(run with DREAMVID_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
