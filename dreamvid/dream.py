@@ -10,6 +10,8 @@ any size, and any number of frames, reuse a single trace (`Dreamer.trace_count` 
 
 from __future__ import annotations
 
+import os
+import os
 from typing import Callable
 
 import cv2
@@ -20,6 +22,21 @@ from dreamvid.errors import ConfigError
 from dreamvid.objectives import Objective
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
+# DREAMVID_XLA: "1" compiles the whole per-octave ascent with XLA (one compile per image size),
+# "tile" only the one-tile gradient (one compile per tile size); unset or "0": no XLA, the
+# default, because on CPU neither was faster in `python -m dreamvid.bench` (see bench.py).
+XLA_MODES = ("0", "1", "tile")
+
+
+def device_label(device: str) -> str:
+    """'GPU (NVIDIA H100 ...)' or 'CPU (N threads)' for the one-line device log."""
+    import tensorflow as tf
+
+    if device.upper().startswith("/GPU"):
+        gpus = tf.config.list_physical_devices("GPU")
+        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+        return f"GPU ({details.get('device_name', 'GPU 0')})"
+    return f"CPU ({os.cpu_count()} cores)"
 
 
 def select_device(device: str) -> str:
@@ -68,6 +85,7 @@ class Dreamer:
         self.objective = objective
         self.settings = settings
         self.device = select_device(settings.device)
+        self.device_label = device_label(self.device)
         self.trace_count = 0
         self._extract = model.extractor(objective.layers)
         self._layers = objective.layers
@@ -78,7 +96,11 @@ class Dreamer:
         with tf.device(self.device):
             self._rng = tf.random.Generator.from_seed(self._seed)
         n_terms = len(objective.terms)
-        self._ascend = tf.function(self._ascend_graph, input_signature=[
+        self.xla = os.environ.get("DREAMVID_XLA", "0").strip().lower() or "0"
+        if self.xla not in XLA_MODES:
+            raise ConfigError(f"DREAMVID_XLA must be one of {', '.join(XLA_MODES)}, got {self.xla!r}; unset it to run without XLA")
+        self._tile_grad = tf.function(self._tile_grad_graph, jit_compile=True) if self.xla == "tile" else None
+        self._ascend = tf.function(self._ascend_graph, jit_compile=True if self.xla == "1" else None, input_signature=[
             tf.TensorSpec((None, None, 3), tf.float32),  # image (H, W, 3), 0..255
             tf.TensorSpec((), tf.int32),  # iterations
             tf.TensorSpec((), tf.float32),  # step
@@ -95,6 +117,15 @@ class Dreamer:
         acts = self._extract(patch[None])  # list of (1, h', w', C), one per layer
         return self.objective(dict(zip(self._layers, acts)), weights)
 
+    def _tile_grad_graph(self, patch, weights):
+        """d objective / d patch for one tile (h, w, 3) -> (h, w, 3); XLA-compiled per tile size."""
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(patch)
+            loss = self._loss(patch, weights)
+        return tape.gradient(loss, patch)
+
     def _gradient_graph(self, image, weights):
         """d objective / d image over tiles of at most tile_size; (H, W, 3) -> (H, W, 3)."""
         import tensorflow as tf
@@ -107,6 +138,11 @@ class Dreamer:
         for iy in tf.range(ny):
             for ix in tf.range(nx):
                 y0, x0 = iy * th, ix * tw
+                if self._tile_grad is not None:  # DREAMVID_XLA=tile: the tile's gradient, padded into place
+                    g = self._tile_grad(image[y0:y0 + th, x0:x0 + tw], weights)  # (th', tw', 3)
+                    gh, gw = tf.shape(g)[0], tf.shape(g)[1]
+                    grad += tf.pad(g, [[y0, h - y0 - gh], [x0, w - x0 - gw], [0, 0]])
+                    continue
                 with tf.GradientTape() as tape:
                     tape.watch(image)
                     loss = self._loss(image[y0:y0 + th, x0:x0 + tw], weights)

@@ -1,0 +1,120 @@
+"""The command line in-process: exit codes, one-line messages, the output file."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from dreamvid.cli import config_from_args, build_parser, main
+
+
+@pytest.fixture
+def photo(tmp_path, texture):
+    path = tmp_path / "in put é.png"  # spaces and non-ASCII on purpose
+    cv2.imwrite(str(path), texture(48, 64).astype(np.uint8))
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def tiny_args(tiny_keras_file):
+    return ["--model", tiny_keras_file, "--layers", "conv2", "--octaves", "2", "--iterations", "3", "--seed", "1"]
+
+
+def test_image_writes_a_dreamed_file(capsys, tmp_path, photo, tiny_keras_file):
+    out = tmp_path / "out.png"
+    code, err = run(capsys, "image", photo, "-o", out, *tiny_args(tiny_keras_file))
+    assert code == 0, err
+    result = cv2.imread(str(out))
+    source = cv2.imread(str(photo))
+    assert result.shape == source.shape
+    assert np.abs(result.astype(float) - source).mean() > 1.0
+    assert "wrote" in err and "device" in err.lower()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_width_resizes_keeping_aspect(capsys, tmp_path, photo, tiny_keras_file):
+    out = tmp_path / "small.png"
+    code, err = run(capsys, "image", photo, "-o", out, "--width", 32, *tiny_args(tiny_keras_file))
+    assert code == 0, err
+    assert cv2.imread(str(out)).shape[:2] == (24, 32)
+
+
+def one_line_error(code, err, *words):
+    lines = [l for l in err.strip().splitlines() if l.startswith("error:")]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--octaves", "0"], ["octaves", "between 1 and 12"]),
+    (["--step", "-1"], ["step"]),
+    (["--step", "abc"], ["step", "number"]),
+    (["--iterations", "nan"], ["iterations", "whole number"]),
+    (["--layers", "conv3"], ["no layer 'conv3'", "did you mean"]),
+    (["--layers", "conv2:99"], ["channel 99", "0..15"]),
+])
+def test_bad_settings_give_one_line(capsys, tmp_path, photo, tiny_keras_file, extra, words):
+    code, err = run(capsys, "image", photo, "-o", tmp_path / "o.png", *tiny_args(tiny_keras_file), *extra)
+    one_line_error(code, err, *words)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_bad_inputs_and_outputs(capsys, tmp_path, photo, tiny_keras_file):
+    args = tiny_args(tiny_keras_file)
+    one_line_error(*run(capsys, "image", tmp_path / "missing.png", "-o", tmp_path / "o.png", *args), "missing.png")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    one_line_error(*run(capsys, "image", text, "-o", tmp_path / "o.png", *args), "notes.png")
+    one_line_error(*run(capsys, "image", photo, "-o", tmp_path / "nofolder" / "o.png", *args), "nofolder")
+    one_line_error(*run(capsys, "image", photo, "-o", photo, *args), "input")
+    one_line_error(*run(capsys, "image", photo, "-o", tmp_path / "o.png", "--model", "nosuchnet"), "unknown model")
+
+
+def test_unwritable_output_folder(capsys, tmp_path, photo, tiny_keras_file):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, err = run(capsys, "image", photo, "-o", blocker / "o.png", *tiny_args(tiny_keras_file))
+    one_line_error(code, err)
+
+
+def test_debug_switch_shows_the_traceback(tmp_path, photo, tiny_keras_file, monkeypatch):
+    import dreamvid.cli as cli
+
+    monkeypatch.setattr(cli, "DEBUG", True)
+    from dreamvid.errors import DreamvidError
+
+    with pytest.raises(DreamvidError):
+        main(["image", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"), *map(str, tiny_args(tiny_keras_file))])
+
+
+def test_flags_override_preset_and_unknown_preset_keys_are_named(tmp_path):
+    parser = build_parser()
+    cfg = config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--preset", "classic", "--octaves", "2"]))
+    assert cfg.dream.octaves == 2 and cfg.dream.layers == "mixed4c" and cfg.dream.grad_norm == "mean"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[dream]\noctavs = 3\n')
+    from dreamvid.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"bad.toml.*octavs.*octaves"):
+        config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--preset", str(bad)]))
+    bad.write_text('[dream]\noctaves = 40\n')
+    with pytest.raises(ConfigError, match=r"bad.toml.*octaves must be between 1 and 12"):
+        config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--preset", str(bad)]))
+
+
+def test_layers_and_presets_commands(capsys, tiny_keras_file):
+    assert main(["layers", "--model", str(tiny_keras_file)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [l.split() for l in out if l.startswith("conv")]
+    assert rows == [["conv1", "8", "1"], ["conv2", "16", "2"]]
+    assert main(["presets"]) == 0
+    names = [l.split()[0] for l in capsys.readouterr().out.splitlines()]
+    assert {"classic", "gentle", "deep", "offline", "zoom-classic", "preview"} <= set(names)

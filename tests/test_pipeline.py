@@ -1,0 +1,257 @@
+"""Behaviour tests for dreamvid.pipeline: the frame loop, scene cuts, resume, zoom and stills.
+
+Everything is tiny so the file runs in well under a minute on two CPU cores:
+- the network is a three-layer random conv net (c1, c2 stride 2, c3) built here, saved as .keras
+  and loaded through load_model, as a user's own model file would be;
+- clips are 64x48 at 30000/1001 fps, written losslessly (crf 0) with the sinks: a smooth
+  grey-level texture (noise octaves of 32, 16 and 8 px cells, tinted warm) seen through a window
+  that pans 2 px right per frame (cut_score about 8 within the shot); the cut clip switches to
+  another texture, tinted cool, halfway (cut_score about 49);
+- dreams take 2 octaves of 3 steps (2 steps after a shot's first frame);
+- exact comparisons use PNG-folder outputs (a path ending in '/'), since MP4 is lossy.
+"""
+
+import glob
+import json
+import os
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from dreamvid import pipeline
+from dreamvid.config import Config
+from dreamvid.dream import Dreamer, amount
+from dreamvid.errors import OutputError, ResumeError
+from dreamvid.metrics import added_amount, detail_flicker
+from dreamvid.objectives import parse
+from dreamvid.sinks import open_sink
+from dreamvid.sources import open_source, probe_video, read_image
+from dreamvid.zoom import estimate_zoom
+
+NTSC = Fraction(30000, 1001)
+W, H = 64, 48
+PAN = 2  # pixels per frame
+
+
+def texture(seed, w, h, tint):
+    """(h, w, 3) uint8: smooth grey noise (cells 32, 16, 8 px), times an RGB tint, around 128."""
+    rng = np.random.default_rng(seed)
+    g = np.zeros((h, w), np.float32)
+    for cell in (32, 16, 8):
+        n = rng.standard_normal((h // cell + 2, w // cell + 2)).astype(np.float32)
+        up = cv2.resize(n, ((w // cell + 2) * cell, (h // cell + 2) * cell), interpolation=cv2.INTER_CUBIC)
+        g += up[:h, :w] * np.float32(cell ** 0.5)
+    g = (g - g.mean()) / g.std()
+    return np.clip(128 + 50 * g[..., None] * np.asarray(tint, np.float32), 0, 255).astype(np.uint8)
+
+
+def make_clip(path, n, cut_at=None):
+    """n frames panning over one texture; from `cut_at` on, over another (a hard cut)."""
+    a = texture(1, W + PAN * n, H, (1.0, 0.8, 0.6))
+    b = texture(2, W + PAN * n, H, (0.6, 0.8, 1.0))
+    with open_sink(str(path), fps=NTSC, size=(W, H), crf=0) as sink:
+        for i in range(n):
+            tex = b if cut_at is not None and i >= cut_at else a
+            sink.write(np.ascontiguousarray(tex[:, PAN * i:PAN * i + W]))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    import keras
+
+    from dreamvid.models import load_model
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c3")(x)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    keras.Model(inp, x).save(path)
+    return load_model(str(path))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {"pan": make_clip(d / "pan.mp4", 10), "cut": make_clip(d / "cut.mp4", 8, cut_at=4),
+            "long": make_clip(d / "long.mp4", 20)}
+
+
+def small(**changes):
+    cfg = Config()
+    cfg.dream.octaves, cfg.dream.iterations, cfg.dream.seed = 2, 3, 7
+    cfg.video.iterations_next = 2
+    for key, value in changes.items():
+        section, name = key.split("__")
+        setattr(getattr(cfg, section), name, value)
+    return cfg
+
+
+def frames_of(folder):
+    return [read_image(f) for f in sorted(glob.glob(os.path.join(folder, "*.png")))]
+
+
+# ----------------------------------------------------------------------------- video
+
+
+def test_video_keeps_frame_count_and_exact_rate(model, clips, tmp_path):
+    out = str(tmp_path / "out.mp4")
+    seen = []
+    result = pipeline.render_video(small(), clips["pan"], out, pipeline.Progress(frame=lambda k, s: seen.append(k)),
+                                   model=model)
+    probe = probe_video(out)
+    assert probe["n_frames"] == probe_video(clips["pan"])["n_frames"] == result.frames == 10
+    assert probe["fps"] == result.fps == NTSC
+    assert (probe["width"], probe["height"]) == (W, H)
+    assert seen == list(range(10)) and result.cuts == [] and result.resumed_from == 0
+    assert not os.path.exists(pipeline.work_folder(out))  # removed once the output is complete
+
+
+def test_flow_guided_detail_flickers_less_than_independent_frames(model, clips, tmp_path):
+    inputs = list(open_source(clips["pan"]))
+    pipeline.render_video(small(), clips["pan"], str(tmp_path / "flow") + "/", model=model)
+    pipeline.render_video(small(video__no_flow=True), clips["pan"], str(tmp_path / "free") + "/", model=model)
+    flow, free = frames_of(tmp_path / "flow"), frames_of(tmp_path / "free")
+    a_flow, a_free = added_amount(inputs, flow), added_amount(inputs, free)
+    assert 0.5 < a_flow / a_free < 2.0  # comparable amounts of dream
+    # relative flicker: 0 = the detail moves with the scene, ~2 = new detail every frame
+    assert detail_flicker(inputs, flow, relative=True) < 0.5 * detail_flicker(inputs, free, relative=True)
+
+
+def test_scene_cut_starts_a_fresh_dream(model, clips, tmp_path):
+    messages = []
+    result = pipeline.render_video(small(), clips["cut"], str(tmp_path / "flow") + "/",
+                                   pipeline.Progress(info=messages.append), model=model)
+    assert result.cuts == [4]
+    assert "scene cut at frame 4" in messages
+    pipeline.render_video(small(video__no_flow=True), clips["cut"], str(tmp_path / "free") + "/", model=model)
+    flow, free = frames_of(tmp_path / "flow"), frames_of(tmp_path / "free")
+    # frame 4 is a full dream of its input alone, with its own seed: identical to the
+    # independent render's frame 4, so nothing of shot 1 leaks in
+    assert np.array_equal(flow[4], free[4])
+    # while frames inside a shot do carry the previous dream
+    assert not np.array_equal(flow[5], free[5])
+
+
+def test_added_amount_stays_in_a_band_along_a_clip(model, clips, tmp_path):
+    added = []
+    pipeline.render_video(small(dream__iterations=4), clips["long"], str(tmp_path / "o") + "/",
+                          pipeline.Progress(frame=lambda k, s: added.append(s["amount"])), model=model)
+    assert len(added) == 20
+    first = added[0]
+    for a in added[-5:]:  # neither runs away nor dies out
+        assert 0.5 * first < a < 2.0 * first, added
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+class Stop(KeyboardInterrupt):
+    pass
+
+
+def _stop_at(n):
+    def frame(k, stats):
+        if k == n:
+            raise Stop
+    return frame
+
+
+def test_interrupted_render_resumes_to_the_same_frames(model, clips, tmp_path):
+    out = str(tmp_path / "resumed") + "/"
+    cfg = small(dream__seed=None)  # the base seed is drawn once and kept in the work folder
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_video(cfg, clips["pan"], out, pipeline.Progress(frame=_stop_at(3)), model=model)
+    work = pipeline.work_folder(out)
+    assert not os.path.exists(out)  # no final output from a broken run
+    assert len(glob.glob(os.path.join(work, "frames", "*.png"))) == 4  # frames 0-3 kept
+    state = json.load(open(os.path.join(work, "state.json")))
+    messages = []
+    result = pipeline.render_video(cfg, clips["pan"], out, pipeline.Progress(info=messages.append), model=model)
+    assert result.resumed_from == 4 and result.frames == 10
+    assert any("resuming from frame 4" in m for m in messages)
+    assert not os.path.exists(work)
+    whole = str(tmp_path / "whole") + "/"
+    pipeline.render_video(small(dream__seed=state["base_seed"]), clips["pan"], whole, model=model)
+    resumed, uninterrupted = frames_of(out), frames_of(whole)
+    assert len(resumed) == len(uninterrupted) == 10
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
+
+
+def test_resume_refuses_other_settings_and_restart_discards(model, clips, tmp_path):
+    out = str(tmp_path / "o") + "/"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_video(small(), clips["pan"], out, pipeline.Progress(frame=_stop_at(1)), model=model)
+    with pytest.raises(ResumeError, match="other settings.*video.blend.*--restart"):
+        pipeline.render_video(small(video__blend=0.5), clips["pan"], out, model=model)
+    with pytest.raises(ResumeError, match="another input"):
+        pipeline.render_video(small(), clips["cut"], out, model=model)
+    # encoder-only settings may change on a resume
+    result = pipeline.render_video(small(output__crf=30, output__keep_frames=True), clips["pan"], out, model=model)
+    assert result.resumed_from == 2 and os.path.isdir(pipeline.work_folder(out))
+    fresh = pipeline.render_video(small(video__blend=0.5, output__restart=True), clips["pan"],
+                                  str(tmp_path / "o2") + "/", model=model)
+    assert fresh.resumed_from == 0
+    os.rename(str(tmp_path / "o"), str(tmp_path / "old"))
+    again = pipeline.render_video(small(video__blend=0.5, output__restart=True), clips["pan"], out, model=model)
+    assert again.resumed_from == 0 and again.frames == 10 and not os.path.exists(pipeline.work_folder(out))
+
+
+# ----------------------------------------------------------------------------- zoom
+
+
+def test_zoom_without_dreaming_zooms_by_the_requested_factor(model, tmp_path):
+    cfg = small(dream__iterations=0, video__iterations_next=0, zoom__init="noise", zoom__frames=5,
+                zoom__zoom="1.05", output__width=160, output__fps=30.0)
+    result = pipeline.render_zoom(cfg, None, str(tmp_path / "z") + "/", model=model)
+    frames = frames_of(tmp_path / "z")
+    assert result.frames == len(frames) == 5 and result.fps == 30
+    assert frames[0].shape == (90, 160, 3)  # 16:9 from --width; smaller frames upset estimate_zoom
+    for a, b in zip(frames, frames[1:]):
+        scale, angle = estimate_zoom(a, b)
+        assert scale == pytest.approx(1.05, abs=0.01) and abs(angle) < 1.0
+
+
+def test_zoom_dreams_resumes_exactly_and_keeps_the_rate(model, tmp_path):
+    image = tmp_path / "start.png"
+    cv2.imwrite(str(image), cv2.cvtColor(texture(3, 80, 60, (1.0, 0.9, 0.7)), cv2.COLOR_RGB2BGR))
+    cfg = small(zoom__frames=6, zoom__zoom="0:(1.03), 5:(1.06)", zoom__rotate="1",
+                dream__layers="0:(c2), 5:(c3)")  # a layer schedule cross-fades the objective
+    out = str(tmp_path / "z.mp4")
+    result = pipeline.render_zoom(cfg, str(image), out, model=model)
+    probe = probe_video(out)
+    assert probe["n_frames"] == result.frames == 6 and probe["fps"] == result.fps == 25
+    assert (probe["width"], probe["height"]) == (80, 60)
+    whole, part = str(tmp_path / "whole") + "/", str(tmp_path / "part") + "/"
+    pipeline.render_zoom(cfg, str(image), whole, model=model)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_zoom(cfg, str(image), part, pipeline.Progress(frame=_stop_at(2)), model=model)
+    assert pipeline.render_zoom(cfg, str(image), part, model=model).resumed_from == 3
+    a, b = frames_of(whole), frames_of(part)
+    assert len(a) == len(b) == 6 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert amount(a[1], a[0]) > 1.0  # it moved and dreamed
+
+
+# ----------------------------------------------------------------------------- still
+
+
+def test_image_is_dreamed_and_written_atomically(model, tmp_path):
+    src = tmp_path / "in.png"
+    img = texture(4, 72, 56, (0.9, 0.9, 1.0))
+    cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "dream.jpg"
+    result = pipeline.render_image(small(dream__iterations=5), str(src), str(out), model=model)
+    assert result.path == str(out) and result.frames == 1
+    assert sorted(os.listdir(tmp_path)) == ["dream.jpg", "in.png"]  # no temporary left behind
+    dreamed = read_image(str(out))
+    assert dreamed.shape == img.shape
+    dreamer = Dreamer(model, parse("c3"), small().dream)
+    assert dreamer.objective_value(dreamed.astype(np.float32)) > 1.2 * dreamer.objective_value(img.astype(np.float32))
+    with pytest.raises(OutputError, match="is the input"):
+        pipeline.render_image(small(), str(src), str(src), model=model)
+    with pytest.raises(OutputError, match="does not exist"):
+        pipeline.render_image(small(), str(src), str(tmp_path / "nope" / "x.png"), model=model)
