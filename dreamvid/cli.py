@@ -102,8 +102,19 @@ def _zoom_options(p: argparse.ArgumentParser) -> None:
 _DEFAULTS.update({"pan": None, "zoom.blend": "1.0"})
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors read like every other error: one line starting 'error:', exit 2
+    (the subcommands' parsers are of this class too: add_subparsers uses the parent's class)."""
+
+    def error(self, message: str):
+        hint = f"; see '{self.prog} --help'"
+        if "unrecognized arguments: -" in message or "required: INPUT" in message or "required: IMAGE" in message:
+            hint += "; if a file name starts with '-', write it as ./-name or put it after --"
+        self.exit(2, f"error: {message}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dreamvid", description="DeepDream images, flicker-free dream videos and infinite zooms.",
         epilog="Errors exit with code 2 and one line; set DREAMVID_DEBUG=1 for a traceback.")
     parser.add_argument("--version", action="version", version=f"dreamvid {__version__}")
@@ -254,7 +265,10 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     logging.basicConfig(format="dreamvid: %(message)s", level=logging.INFO if not DEBUG else logging.DEBUG)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return _run(args)
     except DreamvidError as exc:

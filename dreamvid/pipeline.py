@@ -332,13 +332,14 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     """
     from dreamvid.dream import amount, to_uint8
     from dreamvid.flow import cut_score, temporal_init
-    from dreamvid.sinks import AudioSpec, open_sink
+    from dreamvid.sinks import AudioSpec, check_output_path, open_sink
     from dreamvid.sources import open_source
 
     progress = progress or Progress()
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     _check_output(output_path, input_path)
+    check_output_path(output_path)  # the format too, before the network loads
     v = cfg.video
     source = open_source(input_path, start=cfg.output.start, duration=cfg.output.duration,
                          max_frames=cfg.output.max_frames, width=cfg.output.width,
@@ -429,7 +430,7 @@ def _zoom_start(cfg: Config, image_path: str | None, seed: int, progress: Progre
             raise ConfigError("a zoom needs a start image, or --from noise, or --from a colour like '#204060'")
         img = read_image(image_path)  # (H, W, 3) uint8
         w, h = _output_size(img.shape[1], img.shape[0], cfg.output.width)
-        img = _resize(img, (w, h))
+        img = _resize(img, (max(w, 2), max(h, 2)))  # a 1-pixel side would crop to nothing: stretch to 2
         img = img[: img.shape[0] - img.shape[0] % 2, : img.shape[1] - img.shape[1] % 2]  # even for H.264
         return img.astype(np.float32)
     if image_path is not None:
@@ -465,7 +466,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     """
     from dreamvid.dream import amount, to_uint8
     from dreamvid.schedule import Schedule
-    from dreamvid.sinks import open_sink
+    from dreamvid.sinks import check_output_path, open_sink
     from dreamvid.sources import as_fps
     from dreamvid.zoom import color_stats, match_color, transform
 
@@ -476,6 +477,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     z = cfg.zoom
     image_path_used = image_path if (z.init or "image").strip() == "image" else None
     _check_output(output_path, image_path_used)
+    check_output_path(output_path)  # the format too, before the network loads
     fps = as_fps(cfg.output.fps) if cfg.output.fps else ZOOM_DEFAULT_FPS
     n = max(1, int(round(z.seconds * fps))) if z.seconds else int(z.frames)
     if cfg.output.max_frames:
@@ -483,6 +485,13 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     sched = {name: Schedule.parse(getattr(z, name), name=name, interpolation=z.interpolation)
              for name in ("zoom", "rotate", "pan_x", "pan_y", "blend")}
     center = _parse_center(z.center)
+    # check the schedules now, before frame 0 is dreamed: linear and monotone-cubic ("smooth")
+    # interpolation never overshoot, so the keyframes in range and the ends bound every frame
+    for name, ok, rule in (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
+                           ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)")):
+        for f in sorted({0, n - 1, *(f for f in sched[name].frames if f < n)}):
+            if not ok(sched[name].at(f)):
+                raise ConfigError(f"{rule}, got {sched[name].at(f):g} at frame {f}")
     work = _Work(output_path, "zoom", cfg, image_path_used, progress)
     start_img = _zoom_start(cfg, image_path_used, work.base_seed, progress)  # (H, W, 3) float32
     h, w = start_img.shape[:2]

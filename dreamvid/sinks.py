@@ -110,6 +110,9 @@ def _partial_path(path: str, folder: bool = False) -> str:
 
 def _check_folder(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path.rstrip("/") or "."))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"cannot write '{path}': '{folder}' is a file, not a folder; "
+                          f"choose an output path inside a folder")
     if not os.path.isdir(folder):
         raise OutputError(f"cannot write '{path}': the folder '{folder}' does not exist; "
                           f"create it (mkdir -p '{folder}') or choose another output path")
@@ -306,6 +309,22 @@ class PngFolderSink(FrameSink):
 # ----------------------------------------------------------------------------- entry point
 
 
+def check_output_path(path: str) -> None:
+    """OutputError unless open_sink could write `path`: its folder exists and is writable, and
+    the extension is a known format. Cheap, so a render can call it before loading a network."""
+    path = os.fspath(path)
+    _check_folder(path)
+    ext = os.path.splitext(path.rstrip("/"))[1].lower()
+    if path.endswith("/") or ext == "":
+        return
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write '{path}': it is a folder; end the path with '/' to "
+                          f"write PNG frames into it, or choose a file name")
+    if ext != ".gif" and ext not in VIDEO_FORMATS:
+        raise OutputError(f"cannot write '{path}': unknown output format '{ext}'; use .mp4, "
+                          f".mov, .mkv, .gif, or a folder path ending in '/' for PNG frames")
+
+
 def open_sink(path: str, *, fps: Fraction, size: tuple[int, int],
               audio: AudioSpec | None = None, crf: int = 18) -> FrameSink:
     """Open the output at `path` for frames of size = (width, height) at `fps` frames/s.
@@ -325,20 +344,18 @@ def open_sink(path: str, *, fps: Fraction, size: tuple[int, int],
     size = (int(w), int(h))
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be in 0..51 (x264's range; 18 is near-lossless), got {crf}")
-    _check_folder(path)
+    check_output_path(path)
     ext = os.path.splitext(path.rstrip("/"))[1].lower()
     if path.endswith("/") or ext == "":
         return PngFolderSink(path, size)
-    if os.path.isdir(path):
-        raise OutputError(f"cannot write '{path}': it is a folder; end the path with '/' to "
-                          f"write PNG frames into it, or choose a file name")
     if ext == ".gif":
         graph = "split[a][b];[a]palettegen[p];[b][p]paletteuse=dither=sierra2_4a"  # one palette for all
         return _FfmpegSink(path, fps, size, ["-filter_complex", graph, "-loop", "0", "-f", "gif"])
-    if ext not in VIDEO_FORMATS:
-        raise OutputError(f"cannot write '{path}': unknown output format '{ext}'; use .mp4, "
-                          f".mov, .mkv, .gif, or a folder path ending in '/' for PNG frames")
     # 1) video: H.264 needs even sizes in yuv420p; drop the odd last column/row
+    if w < 2 or h < 2:  # the crop below would leave nothing
+        raise OutputError(f"cannot write '{path}': frames of {w}x{h} are too small for H.264, which "
+                          f"needs at least 2x2; enlarge them with --width 16, or write PNG frames "
+                          f"(an output path ending in '/') or a .gif")
     args = ["-map", "0:v:0"]
     if w % 2 or h % 2:
         log.warning("output size %dx%d is odd; H.264 (yuv420p) needs even sizes, so '%s' "
