@@ -1,0 +1,34 @@
+"""The benchmark end to end on a tiny clip: both implementations run, report positive timings
+and a ratio, and dream about as strongly. No timing is asserted (machines differ)."""
+
+import re
+
+from dreamvid import bench
+
+
+def _floats(pattern, text):
+    return [float(x) for x in re.findall(pattern, text)]
+
+
+def test_bench_reports_both_timings_ratio_and_similar_strength(tiny_model, capsys):
+    rc = bench.main(["--width", "64", "--height", "48", "--frames", "2",
+                     "--octaves", "1", "--steps-first", "2", "--steps-next", "1"], model=tiny_model)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    project = _floats(r"(?m)^project: ([\d.]+) s/frame", out)
+    reference = _floats(r"(?m)^reference: ([\d.]+) s/frame", out)
+    ratio = _floats(r"(?m)^ratio \(reference / project\): ([\d.]+)", out)
+    assert len(project) == 1 and len(reference) == 1 and len(ratio) == 1, out
+    assert project[0] > 0 and reference[0] > 0 and ratio[0] > 0
+    for stage in ("decode", "flow", "dream", "encode"):
+        assert re.search(rf"(?m)^\s+project stages \(s\):.*\b{stage} [\d.]+", out), out
+    strength = dict(re.findall(r"(?m)^\s+(project|reference) dream strength: ([\d.]+)", out))
+    p, r = float(strength["project"]), float(strength["reference"])
+    assert p > 0 and r > 0
+    assert abs(p - r) <= 0.10 * p, out  # the issue: within 10%
+
+
+def test_step_flops_counts_convolutions(tiny_model):
+    # tiny model up to conv2: conv1 3x3x3->8 at 32x32, conv2 3x3x8->16 stride 2 at 16x16
+    forward = 2 * 9 * 3 * 8 * 32 * 32 + 2 * 9 * 8 * 16 * 16 * 16
+    assert bench.step_flops(tiny_model, "conv2", 32, 32) == bench.BACKWARD_FACTOR * forward
