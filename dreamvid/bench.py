@@ -136,12 +136,10 @@ class _TimedSource:
         it = iter(self._source)
         while True:
             t = time.perf_counter()
-            try:
-                frame = next(it)
-            except StopIteration:
-                self._clock["decode"] += time.perf_counter() - t
-                return
+            frame = next(it, None)  # the end of the source is timed too
             self._clock["decode"] += time.perf_counter() - t
+            if frame is None:
+                return
             self._frames.append(frame)
             yield frame
 

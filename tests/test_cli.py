@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dreamvid.cli import config_from_args, build_parser, main
+from cli_asserts import one_line_error
 
 
 @pytest.fixture
@@ -45,12 +46,6 @@ def test_width_resizes_keeping_aspect(capsys, tmp_path, photo, tiny_keras_file):
     assert cv2.imread(str(out)).shape[:2] == (24, 32)
 
 
-def one_line_error(code, err, *words):
-    lines = [l for l in err.strip().splitlines() if l.startswith("error:")]
-    assert code == 2, err
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("extra,words", [

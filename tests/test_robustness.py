@@ -33,6 +33,7 @@ from dreamvid.cli import main
 from dreamvid.config import PRESET_DIR, build_config, list_presets, load_preset
 from dreamvid.sinks import open_sink
 from dreamvid.sources import ffmpeg_exe, probe_video, read_image
+from cli_asserts import one_line_error
 
 W, H = 64, 48
 REPO = Path(dreamvid.__file__).resolve().parent.parent
@@ -77,14 +78,6 @@ def run(capsys, *argv):
     return code, capsys.readouterr().err
 
 
-def one_line_error(code, err, *words):
-    """Exit 2, exactly one line starting 'error:', no traceback; returns that line."""
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
-    assert code == 2, err
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def leftovers(folder):
