@@ -57,7 +57,10 @@ FPS = 25
 BACKWARD_FACTOR = 2
 FLOP_PER_CYCLE = 32  # fp32 per core per cycle with AVX2: 2 FMA units x 8 lanes x 2 (mul + add)
 MODELS = ("vgg16-hed", "inception_v3")
-STAGES = ("decode", "flow", "dream", "encode", "store", "other")
+# Stage times: the reference runs them one after another in one thread ("other": the rest of its
+# loop); the project runs decode and flow ahead in a reader thread and store and encode behind in
+# a writer thread, so its stages overlap and "wait" is the time its dream waited for them.
+STAGES = ("decode", "flow", "dream", "store", "encode", "wait", "other")
 
 
 # ----------------------------------------------------------------------------- the clip
@@ -113,71 +116,46 @@ class Run:
         return float(np.mean(self.amounts)) if self.amounts else float("nan")
 
 
-def _timed(fn, clock: dict, stage: str):
-    def wrapper(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            clock[stage] += time.perf_counter() - t
-    return wrapper
+class _KeptSource:
+    """A frame source that keeps each frame it yields (for the dream strength)."""
 
-
-class _TimedSource:
-    """A frame source whose frame-by-frame decoding is timed; keeps each frame for the strength."""
-
-    def __init__(self, source, clock: dict, frames: list):
-        self._source, self._clock, self._frames = source, clock, frames
+    def __init__(self, source, frames: list):
+        self._source, self._frames = source, frames
 
     def __getattr__(self, name):
         return getattr(self._source, name)
 
     def __iter__(self):
-        it = iter(self._source)
-        while True:
-            t = time.perf_counter()
-            frame = next(it, None)  # the end of the source is timed too
-            self._clock["decode"] += time.perf_counter() - t
-            if frame is None:
-                return
+        for frame in self._source:
             self._frames.append(frame)
             yield frame
 
 
-class _TimedSink:
-    """A sink whose writes and close are timed; keeps each frame for the strength."""
+class _KeptSink:
+    """A sink that keeps each frame written to it (for the dream strength)."""
 
-    def __init__(self, sink, clock: dict, frames: list):
-        self._sink, self._clock, self._frames = sink, clock, frames
+    def __init__(self, sink, frames: list):
+        self._sink, self._frames = sink, frames
 
     def __getattr__(self, name):
         return getattr(self._sink, name)
 
     def write(self, frame):
         self._frames.append(frame)
-        return _timed(self._sink.write, self._clock, "encode")(frame)
-
-    def close(self):
-        return _timed(self._sink.close, self._clock, "encode")()
+        return self._sink.write(frame)
 
 
 @contextmanager
 def _instrument(run: Run, inputs: list, outputs: list, dream_sizes: list):
-    """Time the project's stages from outside: wrap the functions the pipeline calls (in their
-    modules, and in dreamvid.pipeline should it import them by name), restore them on exit.
-
-    decode: source iteration; flow: cut test + temporal_init (flow both ways, mask, warp, blend);
-    dream: Dreamer.dream; encode: sink open/write/close; store: the resume work folder's PNGs.
-    A new Dreamer is warmed up (traced and run once on a small image) inside its constructor,
-    and that time goes to `run.trace`, not to any stage.
-    """
+    """Watch the project from outside: keep its input and output frames, log the size and steps
+    of every ascent (for the FLOPs), and warm up each new Dreamer (traced and run once on a small
+    image) inside its constructor, its time going to `run.trace`. The stage times come from the
+    pipeline itself (RenderResult.stages). Everything patched is restored on exit."""
     import dreamvid.dream as dream_mod
-    import dreamvid.flow as flow_mod
     import dreamvid.pipeline as pipe_mod
     import dreamvid.sinks as sinks_mod
     import dreamvid.sources as sources_mod
 
-    clock = run.stages
     saved = []
 
     def patch(obj, name, new):
@@ -191,14 +169,11 @@ def _instrument(run: Run, inputs: list, outputs: list, dream_sizes: list):
             patch(pipe_mod, name, new)
 
     open_source, open_sink = sources_mod.open_source, sinks_mod.open_sink
-    patch_fn(sources_mod, "open_source", lambda *a, **k: _TimedSource(open_source(*a, **k), clock, inputs))
-    patch_fn(sinks_mod, "open_sink", lambda *a, **k: _TimedSink(_timed(open_sink, clock, "encode")(*a, **k), clock, outputs))
-    patch_fn(flow_mod, "temporal_init", _timed(flow_mod.temporal_init, clock, "flow"))
-    patch_fn(flow_mod, "cut_score", _timed(flow_mod.cut_score, clock, "flow"))
-    patch(pipe_mod._Work, "store", _timed(pipe_mod._Work.store, clock, "store"))
+    patch_fn(sources_mod, "open_source", lambda *a, **k: _KeptSource(open_source(*a, **k), inputs))
+    patch_fn(sinks_mod, "open_sink", lambda *a, **k: _KeptSink(open_sink(*a, **k), outputs))
 
     Dreamer = dream_mod.Dreamer
-    init, dream, ascend = Dreamer.__init__, Dreamer.dream, Dreamer.ascend
+    init, ascend = Dreamer.__init__, Dreamer.ascend
 
     def init_warm(self, *a, **k):
         init(self, *a, **k)
@@ -212,7 +187,6 @@ def _instrument(run: Run, inputs: list, outputs: list, dream_sizes: list):
         return ascend(self, image, iterations, *a, **k)
 
     patch(Dreamer, "__init__", init_warm)
-    patch(Dreamer, "dream", _timed(dream, clock, "dream"))
     patch(Dreamer, "ascend", ascend_logged)
     try:
         yield
@@ -247,13 +221,13 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
     sizes: list = []
     with _instrument(run, inputs, outputs, sizes):
         t = time.perf_counter()
-        render_video(cfg, clip, os.path.join(workdir, "project.mp4"), model=model)
+        result = render_video(cfg, clip, os.path.join(workdir, "project.mp4"), model=model)
         wall = time.perf_counter() - t
     run.total = wall - run.trace
     run.frames = len(outputs)
     run.amounts = [_amount(o, i) for o, i in zip(outputs, inputs)]
     run.flops = sum(n * step_flops(model, layer, h, w) for h, w, n in sizes)
-    run.stages["other"] = max(0.0, run.total - sum(run.stages[s] for s in STAGES if s != "other"))
+    run.stages.update(result.stages)  # each summed over its own thread; "wait": the dream waiting
     return run
 
 
@@ -574,10 +548,13 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         print(f"warning: load average {load:.1f} on {cores} cores: other processes shared the CPU, so the "
               f"absolute times are inflated; compare ratios, and use --repeats on a quiet machine")
     for r in runs:
-        split = ", ".join(f"{s} {r.stages[s]:.2f}" for s in STAGES if r.stages[s] > 0.005 or s in ("decode", "flow", "dream", "encode"))
+        split = ", ".join(f"{s} {r.stages[s]:.2f}" for s in STAGES if s in r.stages)
         gflops = r.flops / 1e9 / r.stages["dream"] if r.stages["dream"] > 0 else float("nan")
+        beyond = r.total - r.stages["dream"]
         print(f"{r.name}: {r.per_frame:.3f} s/frame ({r.total:.2f} s for {r.frames} frames; trace {r.trace:.2f} s not counted)")
         print(f"  {r.name} stages (s): {split}")
+        print(f"  {r.name} time beyond the dream: {beyond:.2f} s = {100 * beyond / max(r.stages['dream'], 1e-9):.1f}% "
+              f"of the dream time")
         print(f"  {r.name} dream strength: {r.strength:.2f} (mean |out - in|, 0..255)")
         print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
               f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed peak" if peak > 0 else ""))

@@ -41,10 +41,10 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--layers", key="layers", metavar="SPEC",
          help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; default: the model's own choice")
     _add(g, "--reduce", key="reduce", choices=("square", "mean"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
-    _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at")
+    _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (zoom: also a schedule)")
     _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
     _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
-    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units")
+    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (zoom: also a schedule)")
     _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
     _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dream_options(p)
     _zoom_options(p)
     g = p.add_argument_group("zoom dream")
-    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame")
+    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame (a number or a schedule)")
     _output_options(p, video=False)
 
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
@@ -172,6 +172,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for key in given:
         for section in SECTIONS:
             values.pop(f"{section}.{key}", None)
+    if args.command == "zoom":  # a schedule for a dream number goes to the zoom's schedules
+        for key, target in (("step", "zoom.step"), ("octaves", "zoom.octaves"), ("iterations_next", "zoom.iterations")):
+            if key in given and "(" in str(given[key]):
+                given[target] = given.pop(key)
+                values.pop(target, None)
     if args.command == "zoom" and "iterations_next" in given:
         given["video.iterations_next"] = given.pop("iterations_next")
     values.update(given)
@@ -258,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     per = seconds / max(result.frames, 1)
     print(f"dreamvid: wrote {result.path}: {result.frames} frame{'s' * (result.frames != 1)} in {seconds:.1f} s "
-          f"({per:.2f} s/frame)", file=sys.stderr)
+          f"({per:.2f} s/frame); settings in {os.path.basename(pipeline.record_path(result.path))}", file=sys.stderr)
     return 0
 
 

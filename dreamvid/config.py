@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import tomllib
@@ -71,6 +72,12 @@ class ZoomSettings:
     color_match: float = 0.5  # pull each frame's colour statistics towards the first frame's (0 = off)
     init: str = "image"  # what frame 0 is: "image", "noise", or a colour "#rrggbb" (--from)
     interpolation: str = "linear"  # schedule interpolation: "linear" or "smooth"
+    # The dream over time: schedules that replace a number for the zoom's frames (None = the
+    # number: dream.step, dream.octaves, video.iterations_next). The CLI routes a schedule given
+    # to --step, --octaves or --iterations-next here; frame 0 keeps dream.iterations.
+    step: str | None = None
+    octaves: str | None = None
+    iterations: str | None = None
 
 
 @dataclass
@@ -215,12 +222,16 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
 
 
 def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
-    """Read a preset (a name in presets/ or a path to a .toml file) into flat qualified keys.
+    """Read a preset (a name in presets/, a path to a .toml file, or the `<output>.json` record
+    written beside every output) into flat qualified keys.
 
     Returns (values, description). Tables `[dream]`, `[video]`, `[zoom]`, `[output]` map to the
-    sections; top-level keys other than `description` are taken as plain keys.
+    sections; top-level keys other than `description` are taken as plain keys. A record's
+    "settings" object has the same sections.
     """
     path = Path(name_or_path)
+    if path.suffix.lower() == ".json":
+        return _load_record(path)
     if not (path.suffix == ".toml" or os.sep in name_or_path):
         path = PRESET_DIR / f"{name_or_path}.toml"
         if not path.is_file():
@@ -236,6 +247,26 @@ def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"preset file '{path}' is not valid TOML ({exc}); fix the file") from None
     description = str(data.pop("description", ""))
+    return _flatten(data, path), description
+
+
+def _load_record(path: Path) -> tuple[dict[str, Any], str]:
+    """The settings of an output's record (`out.mp4.json`) as a preset."""
+    if not path.is_file():
+        raise ConfigError(f"record '{path}' does not exist; pass the .json file written beside an output")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        settings = data["settings"]
+        if not isinstance(settings, dict):
+            raise TypeError
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise ConfigError(f"'{path}' is not a dreamvid record (no \"settings\" object); pass the .json "
+                          f"file written beside an output, or a .toml preset") from None
+    return _flatten(settings, path), f"the settings of {data.get('output') or path}"
+
+
+def _flatten(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """{"dream": {"octaves": 4}, "seed": 1} -> {"dream.octaves": 4, "seed": 1}, validated."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
@@ -246,7 +277,7 @@ def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
         else:
             flat[key] = value
     build_config(flat, source=str(path))  # validate now, so the message names the file
-    return flat, description
+    return flat
 
 
 def list_presets() -> list[str]:

@@ -110,6 +110,11 @@ class Dreamer:
         self._gradient = tf.function(self._gradient_graph, input_signature=[
             tf.TensorSpec((None, None, 3), tf.float32), tf.TensorSpec((n_terms,), tf.float32)])
 
+    @property
+    def seed(self) -> int:
+        """The base seed: settings.seed, or the one drawn at random when it was None."""
+        return self._seed
+
     # --- compiled parts -------------------------------------------------------------------------
 
     def _loss(self, patch, weights):

@@ -18,6 +18,7 @@ transfer for videos":
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -33,6 +34,9 @@ __all__ = [
     "warp",
     "occlusion_mask",
     "cut_score",
+    "Motion",
+    "motion",
+    "carry_over",
     "temporal_init",
 ]
 
@@ -233,6 +237,60 @@ def cut_score(prev: np.ndarray, cur: np.ndarray) -> float:
     return float(d.reshape(-1, 3).mean(axis=0).mean())
 
 
+@dataclass(frozen=True)
+class Motion:
+    """How frame t-1's pixels reach frame t, from the INPUT frames alone (so it can be computed
+    ahead, while frame t-1 is still being dreamed).
+
+    flow: (H, W, 2) float32 current -> previous flow (backward flow, see the module docstring);
+    mask: (H, W) float32 in [0, 1], 1 where frame t's pixel was visible in frame t-1.
+    """
+
+    flow: np.ndarray
+    mask: np.ndarray
+
+
+def motion(prev_frame: np.ndarray, cur_frame: np.ndarray, flow_method: str = "dis",
+           preset: str = "medium") -> Motion:
+    """Steps 1-2 of the temporal stage: flow both ways between the input frames t-1 and t (the
+    dream's patterns would mislead the flow), and the occlusion mask from their consistency."""
+    prev_frame = _check_frame("prev_frame", prev_frame)
+    cur_frame = _check_frame("cur_frame", cur_frame)
+    if prev_frame.shape != cur_frame.shape:
+        raise InputError(f"motion frames differ in size: {prev_frame.shape} vs {cur_frame.shape}; "
+                         f"resize them to one size first")
+    flow_bw = compute_flow(prev_frame, cur_frame, flow_method, preset)  # (H, W, 2) current -> previous
+    flow_fw = compute_flow(cur_frame, prev_frame, flow_method, preset)  # (H, W, 2) previous -> current
+    return Motion(flow=flow_bw, mask=occlusion_mask(flow_bw, flow_fw))
+
+
+def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.ndarray, move: Motion, *,
+               blend: float, carry: str = "detail") -> np.ndarray:
+    """Steps 3-4 of the temporal stage: warp what the previous dream carries onto frame t along
+    `move` and blend it in where the mask says; see temporal_init for the arguments and formulas.
+    Returns init: (H, W, 3) float32 clipped to [0, 255]."""
+    prev_dream = _check_frame("prev_dream", prev_dream)
+    prev_frame = _check_frame("prev_frame", prev_frame)
+    cur_frame = _check_frame("cur_frame", cur_frame)
+    if not prev_dream.shape == prev_frame.shape == cur_frame.shape == (*move.mask.shape, 3):
+        raise InputError(
+            f"temporal_init frames differ in size: dream {prev_dream.shape}, previous {prev_frame.shape}, "
+            f"current {cur_frame.shape}; render the dream at the input frame size"
+        )
+    if not 0.0 <= blend <= 1.0:
+        raise ConfigError(f"blend must be in [0, 1], got {blend}")
+    if carry not in CARRY_MODES:
+        raise ConfigError(f"unknown carry mode {carry!r}; use one of {', '.join(CARRY_MODES)}")
+    m = (blend * move.mask)[..., None]  # (H, W, 1)
+    cur = cur_frame.astype(np.float32)
+    if carry == "detail":
+        detail = prev_dream.astype(np.float32) - prev_frame.astype(np.float32)  # (H, W, 3) signed, 0..255 scale
+        init = cur + m * warp(detail, move.flow)
+    else:
+        init = cur * (1.0 - m) + m * warp(prev_dream.astype(np.float32), move.flow)
+    return np.clip(init, 0.0, 255.0).astype(np.float32, copy=False)
+
+
 def temporal_init(
     prev_dream: np.ndarray,
     prev_frame: np.ndarray,
@@ -243,7 +301,8 @@ def temporal_init(
     preset: str = "medium",
     carry: str = "detail",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The image the dream of frame t starts from, carrying over the dream of frame t-1.
+    """The image the dream of frame t starts from, carrying over the dream of frame t-1:
+    `motion` (steps 1-2) then `carry_over` (steps 3-4) in one call.
 
     prev_dream: the dreamed frame t-1, (H, W, 3) float32 [0, 255] or uint8.
     prev_frame, cur_frame: the INPUT frames t-1 and t, (H, W, 3) uint8 (or float [0, 255]).
@@ -258,29 +317,6 @@ def temporal_init(
       mask: (H, W) float32 in [0, 1], 1 where frame t's pixel was visible in frame t-1;
       flow: (H, W, 2) float32 current -> previous flow of the input frames.
     """
-    prev_dream = _check_frame("prev_dream", prev_dream)
-    prev_frame = _check_frame("prev_frame", prev_frame)
-    cur_frame = _check_frame("cur_frame", cur_frame)
-    if not prev_dream.shape == prev_frame.shape == cur_frame.shape:
-        raise InputError(
-            f"temporal_init frames differ in size: dream {prev_dream.shape}, previous {prev_frame.shape}, "
-            f"current {cur_frame.shape}; render the dream at the input frame size"
-        )
-    if not 0.0 <= blend <= 1.0:
-        raise ConfigError(f"blend must be in [0, 1], got {blend}")
-    if carry not in CARRY_MODES:
-        raise ConfigError(f"unknown carry mode {carry!r}; use one of {', '.join(CARRY_MODES)}")
-    # 1) flow both ways between the input frames (the dream's patterns would mislead the flow)
-    flow_bw = compute_flow(prev_frame, cur_frame, flow_method, preset)  # (H, W, 2) current -> previous
-    flow_fw = compute_flow(cur_frame, prev_frame, flow_method, preset)  # (H, W, 2) previous -> current
-    # 2) where frame t's pixels were visible in frame t-1
-    mask = occlusion_mask(flow_bw, flow_fw)  # (H, W) float32, 1 = carry over
-    m = (blend * mask)[..., None]  # (H, W, 1)
-    cur = cur_frame.astype(np.float32)
-    # 3) warp what is carried onto frame t, 4) blend
-    if carry == "detail":
-        detail = prev_dream.astype(np.float32) - prev_frame.astype(np.float32)  # (H, W, 3) signed, 0..255 scale
-        init = cur + m * warp(detail, flow_bw)
-    else:
-        init = cur * (1.0 - m) + m * warp(prev_dream.astype(np.float32), flow_bw)
-    return np.clip(init, 0.0, 255.0).astype(np.float32, copy=False), mask, flow_bw
+    move = motion(prev_frame, cur_frame, flow_method, preset)
+    init = carry_over(prev_dream, prev_frame, cur_frame, move, blend=blend, carry=carry)
+    return init, move.mask, move.flow

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from dreamvid.errors import ConfigError
 
@@ -94,8 +95,22 @@ class Objective:
         for t in self.terms:
             model.check_layer(t.layer, t.channel)
 
+    def spec(self, rename: Callable[[str], str] | None = None) -> str:
+        """The `--layers` text that `parse` reads back into this objective; `rename` maps each
+        layer name (e.g. a model's `resolve`, to write the layers a fallback network really has).
+        A weight always shows a decimal point, so "L:2.0" is not read back as channel 2."""
+        parts = []
+        for t, w in zip(self.terms, self.weights):
+            name = rename(t.layer) if rename else t.layer
+            text = name if t.channel is None else f"{name}:{t.channel}"
+            if w != 1.0:
+                num = f"{w:g}"
+                text += f":{num}" if any(c in num for c in ".en") else f":{num}.0"
+            parts.append(text)
+        return ",".join(parts)
+
     def __str__(self) -> str:
-        return ",".join(f"{t}:{w:g}" if w != 1.0 else str(t) for t, w in zip(self.terms, self.weights))
+        return self.spec()
 
 
 def layer(name: str, reduce: str = "square") -> Objective:

@@ -18,6 +18,18 @@ uninterrupted run would make, because
   2) the chain carries the uint8 frame exactly as saved, never a float only the killed run had.
 The work folder is removed once the final output is complete (unless `keep_frames`); a failed
 or interrupted render keeps it and leaves no file under the final name.
+
+Concurrency. The dream runs in the calling thread; decoding, the scene-cut test and the optical
+flow of the next frame pair (they need the input frames only) run ahead in a reader thread, and
+the finished frames are stored and encoded in a writer thread, each behind a bounded queue. On a
+GPU the CPU stages hide behind the dream; `RenderResult.stages` says how much time each took and
+how long the dream waited for them. The writer runs at most one frame behind the dream, so a
+kill -9 loses the frame being dreamed and, during the milliseconds its PNG takes, the one before.
+
+Record. Beside every finished output lives `<output>.json` (see `record_path`): the settings it
+was made with, the network and objective actually used (after an offline fallback), the seed
+actually used, the input and the dreamvid version. `--preset <output>.json` reads it back, so
+the same command with that preset makes the same frames.
 """
 
 from __future__ import annotations
@@ -25,8 +37,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
+import threading
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
@@ -38,11 +54,12 @@ from dreamvid.config import Config
 from dreamvid.errors import ConfigError, InputError, OutputError, ResumeError
 
 __all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image",
-           "work_folder", "ZOOM_DEFAULT_SIZE", "ZOOM_DEFAULT_FPS"]
+           "work_folder", "record_path", "ZOOM_DEFAULT_SIZE", "ZOOM_DEFAULT_FPS"]
 
 ZOOM_DEFAULT_SIZE = (512, 288)  # (width, height) of a zoom from noise or a colour: 16:9, fast to dream
 ZOOM_DEFAULT_FPS = Fraction(25)  # the PAL rate, and what image sequences default to as well
 STATE_VERSION = 1
+RECORD_VERSION = 1
 # Settings that do not change a single dreamed pixel, so a resume may change them freely:
 # the encoder's (crf, audio), the work folder's own switches, and where the loop runs.
 _OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio")
@@ -79,6 +96,123 @@ class RenderResult:
     fps: Fraction  # exact frame rate of the output; Fraction(0) for a still
     cuts: list[int] = field(default_factory=list)  # frame indices where a new shot starts
     resumed_from: int = 0  # first frame this call dreamed (0 = a fresh render)
+    # seconds per stage, each summed over the thread it runs in: "decode", "flow" (cut test,
+    # flow, occlusion, warp), "dream", "store" (work-folder PNGs), "encode"; and "wait", the
+    # time the dream's thread spent waiting for the other stages (what concurrency did not hide)
+    stages: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- stages in threads
+
+_QUEUE_DEPTH = 2  # input frames decoded (and their flow computed) ahead of the dream
+
+
+class _Clock:
+    """Seconds per stage, added to from several threads: `with clock("flow"): ...`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[stage] += time.perf_counter() - t
+
+
+class _Reader:
+    """Runs the generator `items` in a thread, up to `depth` items ahead of the consumer.
+    Iterating yields its items in order and re-raises its exception; `close()` stops it."""
+
+    def __init__(self, items, clock: _Clock, depth: int = _QUEUE_DEPTH):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._clock = clock
+        self._thread = threading.Thread(target=self._run, args=(items,), name="dreamvid-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self, items) -> None:
+        try:
+            for item in items:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(("error", exc))
+
+    def _put(self, message) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def __iter__(self):
+        while True:
+            with self._clock("wait"):
+                kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Writer:
+    """Stores (work folder) and encodes (sink) finished frames in a thread, in order, at most
+    one frame behind the caller. A failure there is raised by the next `put` or by `finish`."""
+
+    def __init__(self, work: "_Work", sink, clock: _Clock):
+        self._work, self._sink, self._clock = work, sink, clock
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="dreamvid-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._error is not None:
+                continue  # after a failure: drain, write nothing more
+            k, frame, store = job
+            try:
+                if store:
+                    with self._clock("store"):
+                        self._work.store(k, frame)
+                with self._clock("encode"):
+                    self._sink.write(frame)
+            except BaseException as exc:
+                self._error = exc
+
+    def put(self, k: int, frame: np.ndarray, store: bool = True) -> None:
+        """Queue frame k (RGB uint8): saved to the work folder (unless `store` is False: a frame
+        an earlier run saved), then written to the sink."""
+        self._raise()
+        with self._clock("wait"):
+            self._queue.put((k, frame, store))
+
+    def finish(self, *, check: bool = True) -> None:
+        """Wait until every queued frame is stored and written; raise a failure if `check`."""
+        self._queue.put(None)
+        self._thread.join()
+        if check:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 # ----------------------------------------------------------------------------- model
@@ -123,6 +257,11 @@ def work_folder(output_path: str) -> str:
     """`<output_dir>/.<output_name>.dreamvid`: where an unfinished render keeps its frames."""
     head, name = os.path.split(os.path.abspath(os.fspath(output_path).rstrip("/") or "."))
     return os.path.join(head, f".{name}.dreamvid")
+
+
+def record_path(output_path: str) -> str:
+    """`<output>.json` beside the output (`out.mp4.json`; `frames.json` for a folder `frames/`)."""
+    return os.path.abspath(os.fspath(output_path).rstrip("/") or ".") + ".json"
 
 
 def _check_output(output_path: str, input_path: str | None) -> None:
@@ -203,6 +342,51 @@ def _encode(frame: np.ndarray, ext: str, path: str) -> bytes:
     if not ok:
         raise OutputError(f"OpenCV could not encode '{path}'; reinstall opencv-python-headless")
     return buf.tobytes()
+
+
+def _write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: str | None, seed: int,
+                  result: "RenderResult") -> None:
+    """Write `record_path(output_path)` atomically, after the output itself is complete.
+
+    Its "settings" sections are those of a preset file (see config.load_preset, which reads this
+    JSON too), with the model, layers and seed that were actually used, so the record reproduces
+    the output even when the requested model fell back or no seed was given. The work folder's
+    switches (restart, keep_frames) are left out: they do not shape the output.
+    """
+    from dreamvid import __version__
+
+    settings = cfg.to_dict()
+    # the network that really ran: an offline fallback replaces the requested googlenet
+    used = dreamer.model.name if cfg.dream.model == "googlenet" else cfg.dream.model
+    settings["dream"].update(model=used, seed=int(seed))
+    if not (cfg.dream.layers and "(" in cfg.dream.layers):  # a layer schedule stays as written
+        settings["dream"]["layers"] = dreamer.objective.spec(dreamer.model.resolve)
+    for key in ("restart", "keep_frames"):
+        settings["output"].pop(key)
+    if job == "video":
+        settings.pop("zoom")
+    elif job == "zoom":
+        settings["video"] = {"iterations_next": settings["video"]["iterations_next"]}
+    else:
+        settings.pop("zoom")
+        settings.pop("video")
+    record = {
+        "dreamvid_record": RECORD_VERSION,
+        "dreamvid_version": __version__,
+        "job": job,
+        "output": os.path.abspath(result.path),
+        "input": None if input_path is None else os.path.abspath(input_path),
+        "input_fingerprint": fingerprint(input_path),
+        "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "frames": result.frames,
+        "fps": str(result.fps) if result.fps else None,
+        "network": {"requested": cfg.dream.model, "used": dreamer.model.name},
+        "objective": dreamer.objective.spec(dreamer.model.resolve),
+        "device": dreamer.device_label,
+        "settings": json.loads(json.dumps(settings)),
+    }
+    path = record_path(output_path)
+    _atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 # ----------------------------------------------------------------------------- work folder
@@ -320,18 +504,45 @@ def _carry_share(blend: float, target: float, previous: float) -> float:
 
 
 
+def _video_inputs(source, v, first_to_dream: int, clock: _Clock):
+    """(k, frame, cut, move) for each input frame, made in the reader thread: `cut` is True where
+    a new shot starts (flow.cut_score against frame k-1 above the threshold), `move` the
+    flow.Motion from frame k-1 to k where frame k will start from a carried dream (a frame to
+    dream, inside a shot, with flow on), else None."""
+    from dreamvid.flow import cut_score, motion
+
+    prev = None
+    frames = iter(source)
+    k = 0
+    while True:
+        with clock("decode"):
+            frame = next(frames, None)  # (H, W, 3) uint8 RGB
+        if frame is None:
+            return
+        cut, move = False, None
+        if prev is not None and not v.no_flow:
+            with clock("flow"):
+                cut = cut_score(prev, frame) > v.cut_threshold
+                if not cut and k >= first_to_dream:
+                    move = motion(prev, frame, v.flow, v.flow_preset)
+        yield k, frame, cut, move
+        prev, k = frame, k + 1
+
+
 def render_video(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
                  model=None) -> RenderResult:
     """Dream every frame of a clip (video file, image folder or glob) into `output_path`
     (.mp4/.mov/.mkv/.gif, or a folder ending in '/' for PNG frames) at the input's exact rate.
 
     Frame 0 of each shot is dreamed in full; frame t>0 starts from the previous dream carried
-    along the optical flow (flow.temporal_init) and takes `video.iterations_next` steps per
-    octave. A scene cut (flow.cut_score above `video.cut_threshold`) starts a fresh shot.
-    `model`: None loads cfg.dream.model; or a DreamModel (or a model name/path) to use.
+    along the optical flow (flow.motion, flow.carry_over) and takes `video.iterations_next`
+    steps per octave. A scene cut (flow.cut_score above `video.cut_threshold`) starts a fresh
+    shot. Decoding and flow run ahead in a reader thread, storing and encoding behind in a
+    writer thread (module docstring). `model`: None loads cfg.dream.model; or a DreamModel (or
+    a model name/path) to use.
     """
     from dreamvid.dream import amount, to_uint8
-    from dreamvid.flow import cut_score, temporal_init
+    from dreamvid.flow import carry_over
     from dreamvid.sinks import AudioSpec, check_output_path, open_sink
     from dreamvid.sources import open_source
 
@@ -341,33 +552,36 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     _check_output(output_path, input_path)
     check_output_path(output_path)  # the format too, before the network loads
     v = cfg.video
+    clock = _Clock()
     source = open_source(input_path, start=cfg.output.start, duration=cfg.output.duration,
                          max_frames=cfg.output.max_frames, width=cfg.output.width,
                          fps=cfg.output.fps if _is_sequence(input_path) else None)
+    reader = None
     try:
         info = source.info
         work = _Work(output_path, "video", cfg, input_path, progress)
         dreamer, weights_at = _dreamer(cfg, model, progress)
         audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
-        sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio, crf=cfg.output.crf)
+        with clock("encode"):
+            sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio, crf=cfg.output.crf)
+        writer = _Writer(work, sink, clock)
         cuts: list[int] = []
         written = 0
         try:
             if work.done:
                 progress.info(f"resuming from frame {work.done} (frames 0-{work.done - 1} are in '{work.path}')")
             progress.start(info.n_frames, work.done)
+            reader = _Reader(_video_inputs(source, v, work.done, clock), clock)
             prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
             target = 0.0  # amount added to the shot's first frame
-            for k, frame in enumerate(source):  # frame: (H, W, 3) uint8 RGB
-                cut = False
-                if k > 0 and not v.no_flow and cut_score(prev_in, frame) > v.cut_threshold:
-                    cut = True
+            for k, frame, cut, move in reader:  # frame: (H, W, 3) uint8 RGB
+                if cut:
                     cuts.append(k)
                     progress.info(f"scene cut at frame {k}")
                 new_shot = prev_dream is None or cut or v.no_flow
                 if k < work.done:  # 0) done by an earlier run: pass the stored frame on
                     prev_dream = work.read(k, frame.shape)
-                    sink.write(prev_dream)
+                    writer.put(k, prev_dream, store=False)
                     if new_shot:
                         target = amount(prev_dream, frame)
                     prev_in, written = frame, written + 1
@@ -378,37 +592,44 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                 if new_shot:
                     # 1) a new shot (or independent frames): dream the input in full
                     start = frame.astype(np.float32)
-                    dreamed = dreamer.dream(start, iterations=cfg.dream.iterations, seed=seed, weights=weights_at(k))
+                    with clock("dream"):
+                        dreamed = dreamer.dream(start, iterations=cfg.dream.iterations, seed=seed, weights=weights_at(k))
                 else:
                     # 2) carry the previous dream along the flow, then dream on from there; carry
                     #    less once the dream has grown past the shot's first frame (see _carry_share)
                     carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
-                    start, _mask, _flow = temporal_init(prev_dream.astype(np.float32), prev_in, frame,
-                                                        blend=carried, flow_method=v.flow, preset=v.flow_preset,
-                                                        carry=v.carry)
-                    dreamed = dreamer.dream(start, iterations=v.iterations_next, seed=seed, weights=weights_at(k))
+                    with clock("flow"):
+                        start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
+                    with clock("dream"):
+                        dreamed = dreamer.dream(start, iterations=v.iterations_next, seed=seed, weights=weights_at(k))
                 out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
                 added = amount(out, frame)
                 if new_shot:
                     target = added  # the amount a full dream of this shot adds: the chain's set point
-                work.store(k, out)
-                sink.write(out)
+                writer.put(k, out)
                 written += 1
                 progress.frame(k, {"cut": cut or k == 0, "amount": added, "carried": carried,
                                    "seconds": time.perf_counter() - t})
                 prev_in, prev_dream = frame, out
             if written == 0:
                 raise InputError(f"'{input_path}' yielded no frames in the chosen range; check --start and --duration")
-            path = sink.close()  # atomic: the final name appears only now, complete
+            writer.finish()
+            with clock("encode"):
+                path = sink.close()  # atomic: the final name appears only now, complete
         except BaseException:
+            writer.finish(check=False)  # frames already finished are stored, for a resume
             sink.abort()  # no partial file under the final name; the work folder stays for a resume
             raise
     finally:
+        if reader is not None:
+            reader.close()
         source.close()
+    result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
+                          cuts=cuts, resumed_from=work.done, stages=dict(clock.seconds))
+    _write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result)
     if not cfg.output.keep_frames:
         work.remove()
-    return RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
-                        cuts=cuts, resumed_from=work.done)
+    return result
 
 
 # ----------------------------------------------------------------------------- zoom
@@ -461,7 +682,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     transformed by the zoom schedules at k (zoom, rotate, pan), mixed with the undreamed start
     image where blend < 1 (img = blend * img + (1 - blend) * start), pulled towards frame 0's
     colours (zoom.color_match), and dreamed with `video.iterations_next` steps per octave (it
-    starts from a dream already). Length: zoom.seconds * fps when given, else zoom.frames;
+    starts from a dream already). zoom.step / zoom.octaves / zoom.iterations, when set, are
+    schedules that replace dream.step / dream.octaves / video.iterations_next frame by frame. Length: zoom.seconds * fps when given, else zoom.frames;
     fps: output.fps, else 25.
     """
     from dreamvid.dream import amount, to_uint8
@@ -484,11 +706,17 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         n = min(n, cfg.output.max_frames)
     sched = {name: Schedule.parse(getattr(z, name), name=name, interpolation=z.interpolation)
              for name in ("zoom", "rotate", "pan_x", "pan_y", "blend")}
+    # the dream's numbers over time: a zoom schedule where given, else the plain setting
+    for name, plain in (("step", cfg.dream.step), ("octaves", cfg.dream.octaves), ("iterations", cfg.video.iterations_next)):
+        sched[name] = Schedule.parse(getattr(z, name) or repr(plain), name=name, interpolation=z.interpolation)
     center = _parse_center(z.center)
     # check the schedules now, before frame 0 is dreamed: linear and monotone-cubic ("smooth")
     # interpolation never overshoot, so the keyframes in range and the ends bound every frame
     for name, ok, rule in (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
-                           ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)")):
+                           ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
+                           ("step", lambda x: 1e-4 <= x <= 100.0, "the step schedule must stay within 0.0001..100"),
+                           ("octaves", lambda x: 1 <= round(x) <= 12, "the octaves schedule must stay within 1..12"),
+                           ("iterations", lambda x: 0 <= round(x) <= 1000, "the iterations schedule must stay within 0..1000")):
         for f in sorted({0, n - 1, *(f for f in sched[name].frames if f < n)}):
             if not ok(sched[name].at(f)):
                 raise ConfigError(f"{rule}, got {sched[name].at(f):g} at frame {f}")
@@ -496,7 +724,10 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     start_img = _zoom_start(cfg, image_path_used, work.base_seed, progress)  # (H, W, 3) float32
     h, w = start_img.shape[:2]
     dreamer, weights_at = _dreamer(cfg, model, progress)
-    sink = open_sink(output_path, fps=fps, size=(w, h), crf=cfg.output.crf)
+    clock = _Clock()
+    with clock("encode"):
+        sink = open_sink(output_path, fps=fps, size=(w, h), crf=cfg.output.crf)
+    writer = _Writer(work, sink, clock)
     written = 0
     try:
         if work.done:
@@ -506,7 +737,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         for k in range(n):
             if k < work.done:  # 0) done by an earlier run
                 prev = work.read(k, start_img.shape)
-                sink.write(prev)
+                writer.put(k, prev, store=False)
                 if first_stats is None:
                     first_stats = color_stats(prev)
                 written += 1
@@ -516,7 +747,9 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             if prev is None:
                 # 1) frame 0: the start image dreamed in full
                 img = start_img
-                dreamed = dreamer.dream(img, iterations=cfg.dream.iterations, seed=seed, weights=weights_at(k))
+                with clock("dream"):
+                    dreamed = dreamer.dream(img, iterations=cfg.dream.iterations, step=sched["step"].at(k),
+                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
             else:
                 # 2) move the previous dream: zoom/rotate about the centre, then pan
                 img = transform(prev.astype(np.float32), zoom=sched["zoom"].at(k), rotate=sched["rotate"].at(k),
@@ -530,23 +763,29 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
                 # 4) hold frame 0's colours, 5) dream on
                 if z.color_match > 0:
                     img = match_color(img, first_stats, strength=z.color_match)
-                dreamed = dreamer.dream(img, iterations=cfg.video.iterations_next, seed=seed, weights=weights_at(k))
+                with clock("dream"):
+                    dreamed = dreamer.dream(img, iterations=round(sched["iterations"].at(k)), step=sched["step"].at(k),
+                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
             out = to_uint8(dreamed)
-            work.store(k, out)
-            sink.write(out)
+            writer.put(k, out)
             written += 1
             if first_stats is None:
                 first_stats = color_stats(out)
             progress.frame(k, {"cut": k == 0, "amount": amount(out, img), "seconds": time.perf_counter() - t})
             prev = out
-        path = sink.close()
+        writer.finish()
+        with clock("encode"):
+            path = sink.close()
     except BaseException:
+        writer.finish(check=False)  # frames already finished are stored, for a resume
         sink.abort()
         raise
+    result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=fps,
+                          cuts=[], resumed_from=min(work.done, n), stages=dict(clock.seconds))
+    _write_record(output_path, "zoom", cfg, dreamer, image_path_used, work.base_seed, result)
     if not cfg.output.keep_frames:
         work.remove()
-    return RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=fps,
-                        cuts=[], resumed_from=min(work.done, n))
+    return result
 
 
 # ----------------------------------------------------------------------------- still image
@@ -590,7 +829,8 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         progress.frame(done - 1, {"cut": done == 1, "amount": float("nan"), "seconds": time.perf_counter() - t[0]})
         t[0] = time.perf_counter()
 
-    out = to_uint8(dreamer.dream(img.astype(np.float32), seed=cfg.dream.seed, progress=octave_done))
+    seed = dreamer.seed  # cfg.dream.seed, or the one the Dreamer drew: recorded either way
+    out = to_uint8(dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done))
     _atomic_write(output_path, _encode(out, _IMAGE_FORMATS[os.path.splitext(output_path)[1].lower()], output_path))
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))
@@ -600,4 +840,6 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         strip = np.concatenate([img] + [to_uint8(s) for s in steps], axis=1)  # (H, 6W, 3)
         _atomic_write(strip_path, _encode(strip, _IMAGE_FORMATS[os.path.splitext(strip_path)[1].lower()], strip_path))
     progress.info(f"added {amount(out, img):.1f} on average (0..255)")
-    return RenderResult(path=output_path, frames=1, seconds=time.perf_counter() - t0, fps=Fraction(0))
+    result = RenderResult(path=output_path, frames=1, seconds=time.perf_counter() - t0, fps=Fraction(0))
+    _write_record(output_path, "image", cfg, dreamer, input_path, seed, result)
+    return result

@@ -135,3 +135,12 @@ def test_parse_objective_forms():
     assert obj.layers == ["mixed3b", "mixed4c", "mixed4d_3x3", "mixed5a"]
     combined = layer("a") + 2 * layer("a") + channel("b", 1)
     assert combined.weights == [3.0, 1.0]
+
+
+def test_objective_spec_parses_back_to_the_same_objective():
+    for text in ("a", "a:2.0", "a:3", "a:3:2.0", "a:0.5,b:1:1e-05", "a:-2.0"):
+        obj = parse(text)
+        again = parse(obj.spec())
+        assert [str(t) for t in again.terms] == [str(t) for t in obj.terms]
+        assert again.weights == obj.weights
+    assert parse("mixed4c:2.0").spec({"mixed4c": "block4_conv3"}.get) == "block4_conv3:2.0"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from dreamvid import pipeline
-from dreamvid.config import Config
+from dreamvid.config import Config, build_config, load_preset
 from dreamvid.dream import Dreamer, amount
 from dreamvid.errors import OutputError, ResumeError
 from dreamvid.metrics import added_amount, detail_flicker
@@ -147,6 +147,41 @@ def test_added_amount_stays_in_a_band_along_a_clip(model, clips, tmp_path):
         assert 0.5 * first < a < 2.0 * first, added
 
 
+def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_threads(model, clips, tmp_path,
+                                                                                    monkeypatch):
+    import threading
+
+    from dreamvid import flow as flow_mod
+
+    flow_ready = threading.Event()
+    motion_threads, store_threads, waited = set(), [], []
+    real_motion, real_dream, real_store = flow_mod.motion, Dreamer.dream, pipeline._Work.store
+
+    def motion(*args, **kwargs):
+        motion_threads.add(threading.current_thread().name)
+        flow_ready.set()
+        return real_motion(*args, **kwargs)
+
+    def dream(self, image, **kwargs):
+        if not waited:  # frame 0: the flow from frame 0 to 1 must arrive while this dream runs
+            waited.append(flow_ready.wait(timeout=60))
+        return real_dream(self, image, **kwargs)
+
+    def store(self, k, frame):
+        store_threads.append(threading.current_thread().name)
+        return real_store(self, k, frame)
+
+    monkeypatch.setattr(flow_mod, "motion", motion)
+    monkeypatch.setattr(Dreamer, "dream", dream)
+    monkeypatch.setattr(pipeline._Work, "store", store)
+    result = pipeline.render_video(small(), clips["pan"], str(tmp_path / "o") + "/", model=model)
+    assert waited == [True]  # a serial loop would compute that flow only after the dream
+    assert motion_threads == {"dreamvid-reader"} and store_threads == ["dreamvid-writer"] * 10
+    assert len(frames_of(tmp_path / "o")) == result.frames == 10
+    assert {"decode", "flow", "dream", "store", "encode", "wait"} <= set(result.stages)
+    assert all(v >= 0 for v in result.stages.values()) and result.stages["dream"] > 0
+
+
 # ----------------------------------------------------------------------------- resume
 
 
@@ -236,6 +271,20 @@ def test_zoom_dreams_resumes_exactly_and_keeps_the_rate(model, tmp_path):
     assert amount(a[1], a[0]) > 1.0  # it moved and dreamed
 
 
+def test_zoom_dream_schedules_change_the_dream_where_their_keyframes_say(model, tmp_path):
+    image = tmp_path / "start.png"
+    cv2.imwrite(str(image), cv2.cvtColor(texture(6, 80, 60, (0.9, 1.0, 0.8)), cv2.COLOR_RGB2BGR))
+    added = {}
+    progress = pipeline.Progress(frame=lambda k, s: added.__setitem__(k, s["amount"]))
+    # no steps on frames 1-2, then 4 steps a octave; the step size doubles from frame 4 on
+    cfg = small(zoom__frames=6, zoom__zoom="1.02", zoom__color_match=0.0, zoom__iterations="0:(0), 2:(0), 3:(4)",
+                zoom__step="0:(1.5), 3:(1.5), 4:(3.0)")
+    pipeline.render_zoom(cfg, str(image), str(tmp_path / "z") + "/", progress, model=model)
+    assert added[1] < 0.6 and added[2] < 0.6  # only the uint8 rounding of the moved frame
+    assert added[3] > 2.0
+    assert added[4] > 1.5 * added[3] and added[5] > 1.5 * added[3]  # twice the step, more added
+
+
 # ----------------------------------------------------------------------------- still
 
 
@@ -246,7 +295,7 @@ def test_image_is_dreamed_and_written_atomically(model, tmp_path):
     out = tmp_path / "dream.jpg"
     result = pipeline.render_image(small(dream__iterations=5), str(src), str(out), model=model)
     assert result.path == str(out) and result.frames == 1
-    assert sorted(os.listdir(tmp_path)) == ["dream.jpg", "in.png"]  # no temporary left behind
+    assert sorted(os.listdir(tmp_path)) == ["dream.jpg", "dream.jpg.json", "in.png"]  # no temporary left
     dreamed = read_image(str(out))
     assert dreamed.shape == img.shape
     dreamer = Dreamer(model, parse("c3"), small().dream)
@@ -255,3 +304,40 @@ def test_image_is_dreamed_and_written_atomically(model, tmp_path):
         pipeline.render_image(small(), str(src), str(src), model=model)
     with pytest.raises(OutputError, match="does not exist"):
         pipeline.render_image(small(), str(src), str(tmp_path / "nope" / "x.png"), model=model)
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def test_each_output_records_the_settings_that_reproduce_it(model, clips, tmp_path):
+    out = str(tmp_path / "first") + "/"
+    cfg = small(dream__seed=None, video__blend=0.7)  # a drawn seed and a changed setting
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_video(cfg, clips["pan"], out, pipeline.Progress(frame=_stop_at(2)), model=model)
+    assert not os.path.exists(pipeline.record_path(out))  # no record for an unfinished output
+    pipeline.render_video(cfg, clips["pan"], out, model=model)
+    record = json.load(open(pipeline.record_path(out), encoding="utf-8"))
+    assert pipeline.record_path(out) == str(tmp_path / "first.json")
+    assert record["job"] == "video" and record["frames"] == 10 and record["fps"] == "30000/1001"
+    assert record["input"] == os.path.abspath(clips["pan"]) and record["objective"] == "c3"
+    assert isinstance(record["settings"]["dream"]["seed"], int) and record["settings"]["video"]["blend"] == 0.7
+    # the record is a preset: the same frames again, seed included
+    again = str(tmp_path / "again") + "/"
+    values, _ = load_preset(pipeline.record_path(out))
+    pipeline.render_video(build_config(values), clips["pan"], again, model=model)
+    a, b = frames_of(out), frames_of(again)
+    assert len(a) == len(b) == 10 and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_zoom_and_still_records_name_their_job_and_seed(model, tmp_path):
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), cv2.cvtColor(texture(5, 64, 48, (1.0, 1.0, 1.0)), cv2.COLOR_RGB2BGR))
+    pipeline.render_zoom(small(zoom__frames=2, zoom__zoom="1.04"), str(src), str(tmp_path / "z.mp4"), model=model)
+    pipeline.render_image(small(dream__seed=None), str(src), str(tmp_path / "s.png"), model=model)
+    zoom = json.load(open(tmp_path / "z.mp4.json", encoding="utf-8"))
+    still = json.load(open(tmp_path / "s.png.json", encoding="utf-8"))
+    assert zoom["job"] == "zoom" and zoom["settings"]["zoom"]["zoom"] == "1.04" and zoom["frames"] == 2
+    assert still["job"] == "image" and "zoom" not in still["settings"]
+    values, _ = load_preset(str(tmp_path / "s.png.json"))
+    pipeline.render_image(build_config(values), str(src), str(tmp_path / "s2.png"), model=model)
+    assert np.array_equal(read_image(str(tmp_path / "s.png")), read_image(str(tmp_path / "s2.png")))
