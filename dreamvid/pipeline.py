@@ -34,6 +34,7 @@ the same command with that preset makes the same frames.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -218,8 +219,9 @@ class _Writer:
 # ----------------------------------------------------------------------------- model
 
 
-def _dreamer(cfg: Config, model, progress: Progress):
+def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     """One Dreamer per render, and weights_at(k) -> objective weights for frame k (None = fixed).
+    `settings`: DreamSettings to use instead of cfg.dream.
 
     `cfg.dream.layers` containing "(" is a layer schedule ("0:(block3_conv3), 60:(block4_conv3)"):
     the objective sums every scheduled layer and the schedule's cross-fade sets their weights.
@@ -231,7 +233,8 @@ def _dreamer(cfg: Config, model, progress: Progress):
 
     if model is None or isinstance(model, str):
         name = cfg.dream.model if model is None else model
-        model = load_model(name, cfg.dream.weights, fallback=(name == "googlenet"))  # logs a fallback itself
+        model = load_model(name, cfg.dream.weights, fallback=(name == "googlenet"),  # logs a fallback itself
+                           precision=cfg.dream.precision)
     spec = cfg.dream.layers or model.default_layer
     weights_at: Callable[[int], list[float] | None] = lambda k: None
     if "(" in spec:
@@ -245,8 +248,9 @@ def _dreamer(cfg: Config, model, progress: Progress):
             return [w.get(t.layer, 0.0) for t in objective.terms]  # in term order
     else:
         objective = parse(spec, cfg.dream.reduce)
-    dreamer = Dreamer(model, objective, cfg.dream)
-    progress.info(f"dreaming {objective} of {model.name}; device: {dreamer.device_label}")
+    dreamer = Dreamer(model, objective, settings or cfg.dream)
+    extras = "".join(f", {x}" for x in (getattr(model, "precision", "float32"), "XLA" if dreamer.xla else "") if x and x != "float32")
+    progress.info(f"dreaming {objective} of {model.name}; device: {dreamer.device_label}{extras}")
     return dreamer, weights_at
 
 
@@ -820,7 +824,9 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         w = int(cfg.output.width)
         h = max(1, round(img.shape[0] * w / img.shape[1]))
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_CUBIC)
-    dreamer, _ = _dreamer(cfg, model, progress)
+    # one still: XLA would compile each octave's gradient for a single use, so "auto" is off here
+    still = dataclasses.replace(cfg.dream, xla="off") if cfg.dream.xla == "auto" else cfg.dream
+    dreamer, _ = _dreamer(cfg, model, progress, still)
     n_oct = len(octave_sizes(img.shape[0], img.shape[1], cfg.dream.octaves, cfg.dream.octave_scale))
     progress.start(n_oct, 0)
     t = [time.perf_counter()]
