@@ -109,11 +109,19 @@ class Run:
     total: float = 0.0  # seconds, without tracing
     trace: float = 0.0  # seconds spent tracing/compiling before the timed region
     amounts: list = field(default_factory=list)  # mean |out - in| per frame, 0..255
+    done_at: list = field(default_factory=list)  # perf_counter seconds when each frame was finished
     flops: float = 0.0  # conv FLOPs of all the ascent steps taken
 
     @property
     def per_frame(self) -> float:
         return self.total / max(1, self.frames)
+
+    @property
+    def steady(self) -> float:
+        """Seconds per frame after the first (which takes more steps, and where XLA compiles):
+        what a long clip costs per frame. NaN with fewer than two frames."""
+        t = self.done_at
+        return (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else float("nan")
 
     @property
     def strength(self) -> float:
@@ -215,7 +223,7 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
                 steps_next: int, xla: str = "auto") -> Run:
     """pipeline.render_video on the clip, instrumented from outside (see _instrument)."""
     from dreamvid.config import build_config
-    from dreamvid.pipeline import render_video
+    from dreamvid.pipeline import Progress, render_video
 
     cfg = build_config({"model": model.name, "layers": layer, "octaves": octaves, "iterations": steps_first,
                         "iterations_next": steps_next, "seed": SEED, "device": "cpu", "audio": False, "xla": xla})
@@ -225,7 +233,8 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
     sizes: list = []
     with _instrument(run, inputs, outputs, sizes):
         t = time.perf_counter()
-        result = render_video(cfg, clip, os.path.join(workdir, "project.mp4"), model=model)
+        progress = Progress(frame=lambda k, stats: run.done_at.append(time.perf_counter()))
+        result = render_video(cfg, clip, os.path.join(workdir, "project.mp4"), progress, model=model)
         wall = time.perf_counter() - t
     run.total = wall - run.trace
     run.frames = len(outputs)
@@ -352,6 +361,7 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
             clock["encode"] += time.perf_counter() - t
             prev_in, prev_out = frame, out
             run.frames += 1
+            run.done_at.append(time.perf_counter())
     finally:
         t = time.perf_counter()
         writer.close()  # always: a crash never leaves an encoder running
@@ -378,7 +388,7 @@ def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octave
         raise RuntimeError(f"the reference's process failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
     data = json.loads(line[4:])
     run = Run("reference", frames=data["frames"], total=data["total"], trace=data["trace"],
-              amounts=data["amounts"], flops=data["flops"])
+              amounts=data["amounts"], flops=data["flops"], done_at=data["done_at"])
     run.stages.update(data["stages"])
     return run
 
@@ -537,7 +547,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         clip, workdir = args.child_reference
         r = run_reference(model, layer, clip, workdir, args.octaves, args.steps_first, args.steps_next)
         print("RUN " + json.dumps({"frames": r.frames, "stages": dict(r.stages), "total": r.total, "trace": r.trace,
-                                   "amounts": r.amounts, "flops": r.flops}))
+                                   "amounts": r.amounts, "flops": r.flops,
+                                   "done_at": [t - r.done_at[0] for t in r.done_at]}))
         return 0
     print(f"dreamvid bench: {model.name} ({layer}), {width}x{height}, {frames} frames, "
           f"{args.octaves} octaves, {args.steps_first} steps on frame 0 and {args.steps_next} after, seed {SEED}")
@@ -574,7 +585,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
                           if r.stages.get(s, 0) > 0 or s in ("decode", "flow", "dream", "encode"))
         gflops = r.flops / 1e9 / r.stages["dream"] if r.stages["dream"] > 0 else float("nan")
         beyond = r.total - r.stages["dream"]
-        print(f"{r.name}: {r.per_frame:.3f} s/frame ({r.total:.2f} s for {r.frames} frames; trace {r.trace:.2f} s not counted)")
+        print(f"{r.name}: {r.per_frame:.3f} s/frame ({r.total:.2f} s for {r.frames} frames; trace {r.trace:.2f} s not counted); "
+              f"after the first frame {r.steady:.3f} s/frame")
         print(f"  {r.name} stages (s): {split}")
         print(f"  {r.name} time beyond the dream: {beyond:.2f} s = {100 * beyond / max(r.stages['dream'], 1e-9):.1f}% "
               f"of the dream time")
@@ -583,7 +595,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
               f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed peak" if peak > 0 else ""))
     if len(runs) == 2:
         proj, ref = runs
-        print(f"ratio (reference / project): {ref.per_frame / proj.per_frame:.3f}")
+        print(f"ratio (reference / project): {ref.per_frame / proj.per_frame:.3f}; "
+              f"after the first frame (a long clip): {ref.steady / proj.steady:.3f}")
         diff = abs(ref.strength - proj.strength) / max(proj.strength, 1e-9)
         print(f"dream strength difference: {100 * diff:.1f}% ({'within' if diff <= 0.10 else 'NOT within'} 10%)")
     return 0

@@ -153,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, metavar="FILE", help="weights file")
 
     sub.add_parser("presets", help="list the named presets", description="List presets with their descriptions.")
+
+    p = sub.add_parser("sheet", help="a contact sheet of a render's frames",
+                       description="A contact sheet: frames spread evenly from first to last, numbered, in a grid.")
+    p.add_argument("input", metavar="INPUT", help="a video, a folder of images, or a glob pattern")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="the sheet (.png, .jpg)")
+    p.add_argument("--count", type=int, default=12, metavar="N", help="frames to show (default: 12)")
+    p.add_argument("--columns", type=int, default=4, metavar="N", help="frames per row (default: 4)")
+    p.add_argument("--sheet-width", type=int, default=1280, metavar="PX", help="width of the sheet (default: 1280)")
     return parser
 
 
@@ -234,6 +242,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "presets":
         for name, description in preset_descriptions():
             print(f"{name:14s} {description}")
+        return 0
+    if args.command == "sheet":
+        from dreamvid import pipeline
+
+        result = pipeline.render_sheet(args.input, args.output, count=args.count, columns=args.columns,
+                                       width=args.sheet_width)
+        print(f"dreamvid: wrote {result.path}: {result.frames} frames", file=sys.stderr)
         return 0
     _import_tensorflow_quietly()
     if args.command == "layers":

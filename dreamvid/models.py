@@ -189,15 +189,19 @@ def _with_precision(base, precision: str):
 
     if PRECISIONS.get(precision, "float32") == "float32":
         return base
-    before = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
+    policy = PRECISIONS[precision]
+
+    def rebuild(layer):  # each layer from its config, with the mixed policy in place of its own
+        config = layer.get_config()
+        if not isinstance(layer, keras.layers.InputLayer):
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
     try:
-        clone = keras.models.clone_model(base)  # new layers take the policy now in force
+        clone = keras.models.clone_model(base, clone_function=rebuild)
+        clone.set_weights(base.get_weights())
     except Exception as exc:
         raise ModelError(f"cannot rebuild this network in {precision} ({_short(exc)}); use --precision float32") from None
-    finally:
-        keras.mixed_precision.set_global_policy(before)
-    clone.set_weights(base.get_weights())
     return clone
 
 

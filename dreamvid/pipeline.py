@@ -54,7 +54,7 @@ import numpy as np
 from dreamvid.config import Config
 from dreamvid.errors import ConfigError, InputError, OutputError, ResumeError
 
-__all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image",
+__all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image", "render_sheet",
            "work_folder", "record_path", "ZOOM_DEFAULT_SIZE", "ZOOM_DEFAULT_FPS"]
 
 ZOOM_DEFAULT_SIZE = (512, 288)  # (width, height) of a zoom from noise or a colour: 16:9, fast to dream
@@ -849,3 +849,23 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
     result = RenderResult(path=output_path, frames=1, seconds=time.perf_counter() - t0, fps=Fraction(0))
     _write_record(output_path, "image", cfg, dreamer, input_path, seed, result)
     return result
+
+
+# ----------------------------------------------------------------------------- contact sheet
+
+
+def render_sheet(input_path: str, output_path: str, *, count: int = 12, columns: int = 4,
+                 width: int = 1280) -> RenderResult:
+    """A contact sheet of `input_path`'s frames (preview.contact_sheet) into `output_path`
+    (.png, .jpg or .jpeg), written atomically. RenderResult.frames: the frames shown."""
+    from dreamvid.preview import contact_sheet
+
+    t0 = time.perf_counter()
+    input_path, output_path = os.fspath(input_path), os.fspath(output_path)
+    ext = os.path.splitext(output_path)[1].lower()
+    if ext not in _IMAGE_FORMATS:
+        raise OutputError(f"cannot write '{output_path}': unknown image format '{ext}'; use .png, .jpg or .jpeg")
+    _check_output(output_path, input_path)
+    sheet, shown = contact_sheet(input_path, count=count, columns=columns, width=width)
+    _atomic_write(output_path, _encode(sheet, _IMAGE_FORMATS[ext], output_path))
+    return RenderResult(path=output_path, frames=len(shown), seconds=time.perf_counter() - t0, fps=Fraction(0))

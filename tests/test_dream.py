@@ -144,3 +144,18 @@ def test_objective_spec_parses_back_to_the_same_objective():
         assert [str(t) for t in again.terms] == [str(t) for t in obj.terms]
         assert again.weights == obj.weights
     assert parse("mixed4c:2.0").spec({"mixed4c": "block4_conv3"}.get) == "block4_conv3:2.0"
+
+
+def test_xla_gradient_matches_the_plain_one_tiled_or_not(tiny_model, texture):
+    img = texture(48, 80)
+    for tile in (512, 64):  # one tile, then 2x2 tiles of 40x24 (edge tiles included)
+        plain = Dreamer(tiny_model, layer("conv2"), settings(xla="off", tile_size=tile, seed=3))
+        xla = Dreamer(tiny_model, layer("conv2"), settings(xla="on", tile_size=tile, seed=3))
+        assert xla.xla and not plain.xla
+        a, b = plain.dream(img), xla.dream(img)
+        assert np.abs(a - img).mean() > 1.0  # it dreamed
+        assert np.abs(a - b).max() < 0.5  # the same steps, up to float rounding
+
+
+def test_xla_auto_is_on_for_the_cpu(tiny_model):
+    assert Dreamer(tiny_model, layer("conv2"), settings(xla="auto", device="cpu")).xla

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dreamvid import models
+from dreamvid.models import load_model
 from dreamvid.errors import LayerError, ModelError
 
 
@@ -110,3 +111,31 @@ def test_missing_model_path_and_bad_pb(tmp_path):
 def test_unknown_layer_suggests_close_names(tiny_model):
     with pytest.raises(LayerError, match="did you mean conv1"):
         tiny_model.check_layer("conv_1")
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_lower_precision_computes_in_that_type_and_still_dreams(tiny_keras_file, texture, precision):
+    import tensorflow as tf
+
+    from dreamvid.config import DreamSettings
+    from dreamvid.dream import Dreamer
+    from dreamvid.objectives import parse
+
+    full = load_model(str(tiny_keras_file))
+    low = load_model(str(tiny_keras_file), precision=precision)
+    assert low.precision == precision and full.precision == "float32"
+    img = texture(40, 48)
+    act_full = full.extractor(["conv2"])(tf.constant(img[None]))[0]
+    act_low = low.extractor(["conv2"])(tf.constant(img[None]))[0]
+    assert act_full.dtype == tf.float32 and act_low.dtype == getattr(tf, precision)
+    # same weights, less precise arithmetic: close to float32's activations, not equal
+    a, b = act_full.numpy(), tf.cast(act_low, tf.float32).numpy()
+    assert not np.array_equal(a, b) and np.abs(a - b).mean() < 0.05 * np.abs(a).mean()
+    dreamer = Dreamer(low, parse("conv2"), DreamSettings(octaves=1, iterations=4, seed=1, device="cpu"))
+    out = dreamer.dream(img)
+    assert out.dtype == np.float32 and dreamer.objective_value(out) > 1.2 * dreamer.objective_value(img)
+
+
+def test_frozen_graphs_refuse_lower_precision_in_one_line(tiny_pb):
+    with pytest.raises(ModelError, match="float32"):
+        load_model(str(tiny_pb), precision="bfloat16")

@@ -239,16 +239,18 @@ def test_resume_refuses_other_settings_and_restart_discards(model, clips, tmp_pa
 # ----------------------------------------------------------------------------- zoom
 
 
-def test_zoom_without_dreaming_zooms_by_the_requested_factor(model, tmp_path):
+@pytest.mark.parametrize("zoom, expected", [("1.05", [1.05] * 4),
+                                            ("0:(1.04), 2:(1.04), 4:(1.10)", [1.04, 1.04, 1.07, 1.10])])
+def test_zoom_without_dreaming_zooms_as_the_schedule_says(model, tmp_path, zoom, expected):
     cfg = small(dream__iterations=0, video__iterations_next=0, zoom__init="noise", zoom__frames=5,
-                zoom__zoom="1.05", output__width=160, output__fps=30.0)
+                zoom__zoom=zoom, output__width=160, output__fps=30.0)
     result = pipeline.render_zoom(cfg, None, str(tmp_path / "z") + "/", model=model)
     frames = frames_of(tmp_path / "z")
     assert result.frames == len(frames) == 5 and result.fps == 30
     assert frames[0].shape == (90, 160, 3)  # 16:9 from --width; smaller frames upset estimate_zoom
-    for a, b in zip(frames, frames[1:]):
+    for k, (a, b) in enumerate(zip(frames, frames[1:]), start=1):  # frame k is frame k-1 zoomed by zoom(k)
         scale, angle = estimate_zoom(a, b)
-        assert scale == pytest.approx(1.05, abs=0.01) and abs(angle) < 1.0
+        assert scale == pytest.approx(expected[k - 1], abs=0.01) and abs(angle) < 1.0, (k, scale)
 
 
 def test_zoom_dreams_resumes_exactly_and_keeps_the_rate(model, tmp_path):
