@@ -159,3 +159,13 @@ def test_xla_gradient_matches_the_plain_one_tiled_or_not(tiny_model, texture):
 
 def test_xla_auto_is_on_for_the_cpu(tiny_model):
     assert Dreamer(tiny_model, layer("conv2"), settings(xla="auto", device="cpu")).xla
+
+
+def test_xla_tile_gradient_is_traced_once_for_every_frame_and_size(tiny_model, texture):
+    # traced once with unknown sizes inside the ascent loop; XLA then compiles per tile shape at
+    # run time and caches it, so frames of one size never compile again
+    d = Dreamer(tiny_model, layer("conv2"), settings(xla="on", octaves=2, iterations=2))
+    for seed in range(3):
+        d.dream(texture(40, 56, seed), seed=seed)
+    d.dream(texture(44, 60))
+    assert d._tile_grad.experimental_get_tracing_count() == 1 and d.trace_count == 1
