@@ -479,3 +479,32 @@ def test_sigkill_then_resume_gives_the_uninterrupted_frames(tmp_path, tiny_keras
     for k, (a, b) in enumerate(zip(got, want)):
         assert np.array_equal(a, b), f"frame {k} differs from the uninterrupted render's (kills at {held})"
     assert not os.path.exists(os.path.dirname(frames_dir))  # the work folder goes once the output is whole
+
+
+def test_ctrl_c_stops_the_threads_cleanly_and_says_how_to_resume(tmp_path, tiny_keras_file):
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(60, seed=6))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = tmp_path / "out.mp4"
+    frames_dir = os.path.join(pipeline.work_folder(str(out)), "frames")
+    proc = subprocess.Popen(_render_cmd(tiny_keras_file, clip, out), env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    while len(glob.glob(os.path.join(frames_dir, "[0-9]*.png"))) < 2 and time.monotonic() - t0 < 60:
+        assert proc.poll() is None, proc.stderr.read().decode()[-500:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    try:
+        rc = proc.wait(timeout=30)  # reader and writer threads stop; no hang
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the render did not stop within 30 s of SIGINT")
+    err = proc.stderr.read().decode()
+    assert rc == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted:"), err
+    assert "run the same command again to resume" in err
+    kept = len(glob.glob(os.path.join(frames_dir, "[0-9]*.png")))
+    assert kept >= 2 and not out.exists()  # finished frames kept, nothing under the final name
+    final = subprocess.run(_render_cmd(tiny_keras_file, clip, out), env=env, cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert final.returncode == 0 and f"resuming from frame {kept}" in final.stderr.decode()
+    assert probe_video(out)["n_frames"] == 60
