@@ -269,6 +269,7 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
             tape.watch(img)
             loss = tf.reduce_mean(tf.square(tf.cast(extract(img[None])[0], tf.float32)))
         g = tape.gradient(loss, img)
+        g = g / (tf.reduce_max(tf.abs(g)) + 1e-30)  # scale-free first, as the project does
         return g / (tf.math.reduce_std(g) + 1e-8)
 
     t = time.perf_counter()
@@ -481,8 +482,12 @@ def _child_4k(model_name: str) -> int:
 def _load(name: str, precision: str):
     """The benchmark's network: vgg16-hed's bundled weights, or a Keras application with random
     weights (the same cost as the trained one, no download), computing in `precision`."""
+    import keras
+
     from dreamvid.models import OFFLINE_MODEL, load_model
 
+    if name != OFFLINE_MODEL:
+        keras.utils.set_random_seed(SEED)  # the same random weights here and in the reference's process
     return load_model(name, weights="random" if name != OFFLINE_MODEL else None, precision=precision)
 
 

@@ -20,6 +20,10 @@ from dreamvid.config import DreamSettings
 from dreamvid.errors import ConfigError
 from dreamvid.objectives import Objective
 
+# Added to the gradient's max |g| before dividing by it: only guards 0/0. Tiny, so that gradients
+# of any scale are normalised (an untrained network's deep layers give std ~1e-11, and 1e-8
+# there would swallow the step).
+GRAD_EPS = 1e-30
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
 # settings.xla "on" compiles the one-tile gradient (forward + backward of the network) with XLA,
 # once per tile size (a few seconds each for vgg16-hed on 2 CPU cores), then reuses it for every
@@ -173,12 +177,12 @@ class Dreamer:
             rolled = tf.roll(image, shift, axis=(0, 1))
             # 2) gradient of the objective, tile by tile, rolled back into place
             g = tf.roll(self._gradient_graph(rolled, weights), -shift, axis=(0, 1))
-            # 3) normalise so `step` means pixels on the 0..255 scale whatever the layer
+            # 3) normalise so `step` means pixels on the 0..255 scale whatever the layer: by the
+            #    max first (no squares: those of ~1e-20 underflow), then by the chosen measure
+            g = g / (tf.reduce_max(tf.abs(g)) + GRAD_EPS)
             if self._norm == "std":
                 g = g / (tf.math.reduce_std(g) + 1e-8)
-            elif self._norm == "max":
-                g = g / (tf.reduce_max(tf.abs(g)) + 1e-8)
-            else:
+            elif self._norm == "mean":
                 g = g / (tf.reduce_mean(tf.abs(g)) + 1e-8)
             # 4) ascend and keep values in range
             image = tf.clip_by_value(image + step * g, 0.0, 255.0)
@@ -250,7 +254,7 @@ class Dreamer:
 
         with tf.device(self.device):
             g = self._gradient(tf.constant(np.asarray(image, np.float32)), self._weights(None)).numpy()
-        g = g / (np.abs(g).max() + 1e-8)  # [-1, 1]
+        g = g / (np.abs(g).max() + GRAD_EPS)  # [-1, 1]
         return np.clip(127.5 + 127.5 * g, 0, 255).astype(np.uint8)
 
     def steps_strip(self, image: np.ndarray, every: int, count: int) -> list[np.ndarray]:

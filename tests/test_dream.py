@@ -169,3 +169,13 @@ def test_xla_tile_gradient_is_traced_once_for_every_frame_and_size(tiny_model, t
         d.dream(texture(40, 56, seed), seed=seed)
     d.dream(texture(44, 60))
     assert d._tile_grad.experimental_get_tracing_count() == 1 and d.trace_count == 1
+
+
+@pytest.mark.parametrize("norm", ["std", "max", "mean"])
+def test_normalised_step_does_not_depend_on_the_gradients_scale(tiny_model, texture, norm):
+    # an untrained network's deep layers give gradients ~1e-11: they must dream like any other
+    img = texture(40, 48)
+    unit = Dreamer(tiny_model, parse("conv2"), settings(grad_norm=norm, seed=2)).dream(img)
+    tiny = Dreamer(tiny_model, parse("conv2:1e-12"), settings(grad_norm=norm, seed=2)).dream(img)
+    assert np.abs(unit - img).mean() > 0.5
+    assert np.abs(unit - tiny).max() < 0.05
