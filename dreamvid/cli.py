@@ -52,7 +52,7 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
     _add(g, "--precision", key="precision", choices=("float32", "bfloat16", "float16"), help="network arithmetic (Keras networks)")
     _add(g, "--xla", key="xla", choices=("auto", "on", "off"),
-         help="XLA-compile the network's gradient (auto: on for video and zoom frames on a CPU)")
+         help="XLA-compile the network's gradient (auto: on for videos and zooms on a CPU, for networks up to 40 layers deep)")
     _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
     p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'render.py presets'); flags override it")
 

@@ -41,7 +41,7 @@ class DreamSettings:
     seed: int | None = None  # fixes jitter and tile offsets: same seed, same machine, same result
     device: str = "auto"  # "auto" uses a GPU when TensorFlow sees one
     precision: str = "float32"  # "bfloat16"/"float16" compute the network in lower precision (GPU; CPUs without AVX-512 BF16 are slower)
-    xla: str = "auto"  # XLA-compile the network's gradient: "auto" = on for video and zoom frames on a CPU (measured faster), else off
+    xla: str = "auto"  # XLA-compile the network's gradient: "auto" = on for videos and zooms on a CPU with a VGG-sized network (dream.XLA_AUTO_MAX_DEPTH), else off
 
 
 @dataclass

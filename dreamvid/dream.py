@@ -26,13 +26,17 @@ from dreamvid.objectives import Objective
 GRAD_EPS = 1e-30
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
 # settings.xla "on" compiles the one-tile gradient (forward + backward of the network) with XLA,
-# once per tile size (a few seconds each for vgg16-hed on 2 CPU cores), then reuses it for every
-# frame. "auto" turns it on for CPUs, where it was faster with TensorFlow's oneDNN kernels on
-# (see the README's benchmark figures); the pipeline keeps it off for a single still, which
-# would pay the compile for one use. GPUs keep TensorFlow's own kernels (not measured here).
+# once per tile size, then reuses it for every frame. "auto" turns it on for CPUs and networks of
+# at most XLA_AUTO_MAX_DEPTH layers up to the dreamed ones, measured with the bench on 2 cores:
+# vgg16-hed to block4_conv3 (14 layers) compiles in ~1-2 s per size and steps ~1.2-1.3x faster;
+# InceptionV3 to mixed5 (165 layers) takes ~6 s per size for ~1.09x, which a clip repays only
+# after ~170 frames, and frozen graphs (googlenet) are not counted, so both stay off. The
+# pipeline keeps it off for a single still, which would pay the compile for one use. GPUs keep
+# TensorFlow's own kernels (not measured here).
 # The whole ascent loop cannot be XLA-compiled: its tile slices have sizes known only at run
 # time, which XLA rejects (StridedSliceGrad).
 XLA_MODES = ("auto", "on", "off")
+XLA_AUTO_MAX_DEPTH = 40
 
 
 def device_label(device: str) -> str:
@@ -106,7 +110,9 @@ class Dreamer:
         xla = getattr(settings, "xla", "auto")
         if xla not in XLA_MODES:
             raise ConfigError(f"xla must be one of {', '.join(XLA_MODES)}, got {xla!r}")
-        self.xla = xla == "on" or (xla == "auto" and self.device.upper().startswith("/CPU"))
+        depth = model.depth(objective.layers)
+        self.xla = xla == "on" or (xla == "auto" and self.device.upper().startswith("/CPU")
+                                   and depth is not None and depth <= XLA_AUTO_MAX_DEPTH)
         self._tile_grad = tf.function(self._tile_grad_graph, jit_compile=True) if self.xla else None
         self._ascend = tf.function(self._ascend_graph, input_signature=[
             tf.TensorSpec((None, None, 3), tf.float32),  # image (H, W, 3), 0..255

@@ -121,8 +121,14 @@ class DreamModel:
                 out = net(pre(images))
                 return list(out) if isinstance(out, (list, tuple)) else [out]
 
+            run.depth = len(net.layers) if hasattr(net, "layers") else None  # Keras layers; None for graphs
             self._extractors[key] = run
         return self._extractors[key]
+
+    def depth(self, names: Sequence[str]) -> int | None:
+        """Layers of the network up to `names` (a Keras count, input included); None for a
+        frozen graph, whose size is not counted in layers."""
+        return self.extractor(names).depth
 
     def layer_names(self) -> list[str]:
         return self._layer_names()

@@ -157,8 +157,22 @@ def test_xla_gradient_matches_the_plain_one_tiled_or_not(tiny_model, texture):
         assert np.abs(a - b).max() < 0.5  # the same steps, up to float rounding
 
 
-def test_xla_auto_is_on_for_the_cpu(tiny_model):
+def test_xla_auto_is_on_for_small_networks_on_the_cpu_only(tiny_model, tiny_pb):
+    import keras
+
+    from dreamvid.dream import XLA_AUTO_MAX_DEPTH
+    from dreamvid.models import from_keras, load_model
+
     assert Dreamer(tiny_model, layer("conv2"), settings(xla="auto", device="cpu")).xla
+    assert not Dreamer(tiny_model, layer("conv2"), settings(xla="off", device="cpu")).xla
+    inp = x = keras.Input((None, None, 3))
+    for i in range(XLA_AUTO_MAX_DEPTH):  # deeper than the limit: compiling would not pay
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name=f"c{i}")(x)
+    deep = from_keras(keras.Model(inp, x), name="deep", default_layer=f"c{XLA_AUTO_MAX_DEPTH - 1}")
+    assert not Dreamer(deep, layer(f"c{XLA_AUTO_MAX_DEPTH - 1}"), settings(xla="auto", device="cpu")).xla
+    assert Dreamer(deep, layer("c5"), settings(xla="auto", device="cpu")).xla  # shallow layer: small graph
+    graph = load_model(str(tiny_pb))  # a frozen graph: not counted, left off
+    assert not Dreamer(graph, layer("mixed1"), settings(xla="auto", device="cpu")).xla
 
 
 def test_xla_tile_gradient_is_traced_once_for_every_frame_and_size(tiny_model, texture):
