@@ -24,8 +24,8 @@ tutorial gets: on CPUs without AVX-512 VNNI/BF16 TensorFlow leaves its oneDNN ke
 dreamvid turns them on); `--reference-tf same` runs it in this process with the project's
 settings, so the ratio isolates the code from the kernel choice. Performance switches under
 test: `--xla auto|on|off` (the project's xla setting), `--precision bfloat16|float16` (Keras
-mixed precision, for both), `--intra N --inter N` (TensorFlow thread pools). FLOPs are counted analytically from the convolutions in the traced forward graph;
-the machine's peak is an estimate (cores x GHz x 32 fp32 FLOP/cycle for AVX2 FMA).
+mixed precision, for both), `--intra N --inter N` (TensorFlow thread pools). FLOPs are
+counted analytically from the convolutions in the traced forward graph; the machine's peak is an estimate (cores x GHz x 32 fp32 FLOP/cycle for AVX2 FMA).
 
 This module is a command-line tool: it prints, and `main()` returns an exit code.
 """
@@ -128,61 +128,20 @@ class Run:
         return float(np.mean(self.amounts)) if self.amounts else float("nan")
 
 
-class _KeptSource:
-    """A frame source that keeps each frame it yields (for the dream strength)."""
-
-    def __init__(self, source, frames: list):
-        self._source, self._frames = source, frames
-
-    def __getattr__(self, name):
-        return getattr(self._source, name)
-
-    def __iter__(self):
-        for frame in self._source:
-            self._frames.append(frame)
-            yield frame
-
-
-class _KeptSink:
-    """A sink that keeps each frame written to it (for the dream strength)."""
-
-    def __init__(self, sink, frames: list):
-        self._sink, self._frames = sink, frames
-
-    def __getattr__(self, name):
-        return getattr(self._sink, name)
-
-    def write(self, frame):
-        self._frames.append(frame)
-        return self._sink.write(frame)
-
-
 @contextmanager
-def _instrument(run: Run, inputs: list, outputs: list, dream_sizes: list):
-    """Watch the project from outside: keep its input and output frames, log the size and steps
-    of every ascent (for the FLOPs), and warm up each new Dreamer (traced and run once on a small
-    image) inside its constructor, its time going to `run.trace`. The stage times come from the
-    pipeline itself (RenderResult.stages). Everything patched is restored on exit."""
+def _instrument(run: Run, dream_sizes: list):
+    """Watch the project's Dreamer from outside: log the size and steps of every ascent (for the
+    FLOPs), and warm up each new Dreamer (traced and run once on a small image) inside its
+    constructor, its time going to `run.trace`. Stage times, frame ends and the amount each
+    frame added come from the pipeline itself (RenderResult.stages, Progress.frame). Everything
+    patched is restored on exit."""
     import dreamvid.dream as dream_mod
-    import dreamvid.pipeline as pipe_mod
-    import dreamvid.sinks as sinks_mod
-    import dreamvid.sources as sources_mod
 
     saved = []
 
     def patch(obj, name, new):
         saved.append((obj, name, getattr(obj, name)))
         setattr(obj, name, new)
-
-    def patch_fn(module, name, new):
-        old = getattr(module, name)
-        patch(module, name, new)
-        if getattr(pipe_mod, name, None) is old:
-            patch(pipe_mod, name, new)
-
-    open_source, open_sink = sources_mod.open_source, sinks_mod.open_sink
-    patch_fn(sources_mod, "open_source", lambda *a, **k: _KeptSource(open_source(*a, **k), inputs))
-    patch_fn(sinks_mod, "open_sink", lambda *a, **k: _KeptSink(open_sink(*a, **k), outputs))
 
     Dreamer = dream_mod.Dreamer
     init, ascend = Dreamer.__init__, Dreamer.ascend
@@ -228,17 +187,18 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
     cfg = build_config({"model": model.name, "layers": layer, "octaves": octaves, "iterations": steps_first,
                         "iterations_next": steps_next, "seed": SEED, "device": "cpu", "audio": False, "xla": xla})
     run = Run("project")
-    inputs: list = []
-    outputs: list = []
     sizes: list = []
-    with _instrument(run, inputs, outputs, sizes):
+
+    def frame_done(k: int, stats: dict) -> None:
+        run.done_at.append(time.perf_counter())
+        run.amounts.append(stats["amount"])  # dream.amount(out, input frame), as the reference's
+
+    with _instrument(run, sizes):
         t = time.perf_counter()
-        progress = Progress(frame=lambda k, stats: run.done_at.append(time.perf_counter()))
-        result = render_video(cfg, clip, os.path.join(workdir, "project.mp4"), progress, model=model)
+        result = render_video(cfg, clip, os.path.join(workdir, "project.mp4"), Progress(frame=frame_done), model=model)
         wall = time.perf_counter() - t
     run.total = wall - run.trace
-    run.frames = len(outputs)
-    run.amounts = [_amount(o, i) for o, i in zip(outputs, inputs)]
+    run.frames = result.frames
     run.flops = sum(n * step_flops(model, layer, h, w) for h, w, n in sizes)
     run.stages.update(result.stages)  # each summed over its own thread; "wait": the dream waiting
     return run
@@ -255,6 +215,7 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
     import tensorflow as tf
 
     from dreamvid.config import DreamSettings, VideoSettings
+    from dreamvid.dream import amount
 
     ds, vs = DreamSettings(), VideoSettings()
     step, scale, jitter, blend = ds.step, ds.octave_scale, ds.jitter, vs.blend
@@ -344,7 +305,7 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
                 bad = np.sum((bw + fw_at) ** 2, 2) >= 0.01 * (np.sum(bw ** 2, 2) + np.sum(fw_at ** 2, 2)) + 0.5
                 bad |= (mx < -0.5) | (mx > w - 0.5) | (my < -0.5) | (my > h - 0.5)
                 mask = cv2.GaussianBlur(cv2.erode((~bad).astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 2.0)
-                prev_amount = _amount(prev_out, prev_in)
+                prev_amount = amount(prev_out, prev_in)
                 share = blend * min(1.0, target / prev_amount) if prev_amount > 0 else blend
                 detail = prev_out.astype(np.float32) - prev_in.astype(np.float32)
                 warped = cv2.remap(detail, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -354,7 +315,7 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
             t = time.perf_counter()
             out = np.clip(np.rint(deepdream(init, n)), 0, 255).astype(np.uint8)
             clock["dream"] += time.perf_counter() - t
-            run.amounts.append(_amount(out, frame))
+            run.amounts.append(amount(out, frame))
             if prev_in is None:
                 target = run.amounts[-1]
             t = time.perf_counter()
@@ -392,10 +353,6 @@ def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octave
               amounts=data["amounts"], flops=data["flops"], done_at=data["done_at"])
     run.stages.update(data["stages"])
     return run
-
-
-def _amount(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32))))
 
 
 # ----------------------------------------------------------------------------- arithmetic

@@ -107,12 +107,10 @@ class Dreamer:
         with tf.device(self.device):
             self._rng = tf.random.Generator.from_seed(self._seed)
         n_terms = len(objective.terms)
-        xla = getattr(settings, "xla", "auto")
-        if xla not in XLA_MODES:
-            raise ConfigError(f"xla must be one of {', '.join(XLA_MODES)}, got {xla!r}")
-        depth = model.depth(objective.layers)
-        self.xla = xla == "on" or (xla == "auto" and self.device.upper().startswith("/CPU")
-                                   and depth is not None and depth <= XLA_AUTO_MAX_DEPTH)
+        if settings.xla not in XLA_MODES:
+            raise ConfigError(f"xla must be one of {', '.join(XLA_MODES)}, got {settings.xla!r}")
+        self.xla = settings.xla == "on" or (settings.xla == "auto" and self.device.upper().startswith("/CPU")
+                                            and (model.depth(objective.layers) or 10**9) <= XLA_AUTO_MAX_DEPTH)
         self._tile_grad = tf.function(self._tile_grad_graph, jit_compile=True) if self.xla else None
         self._ascend = tf.function(self._ascend_graph, input_signature=[
             tf.TensorSpec((None, None, 3), tf.float32),  # image (H, W, 3), 0..255

@@ -249,8 +249,8 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     else:
         objective = parse(spec, cfg.dream.reduce)
     dreamer = Dreamer(model, objective, settings or cfg.dream)
-    extras = "".join(f", {x}" for x in (getattr(model, "precision", "float32"), "XLA" if dreamer.xla else "") if x and x != "float32")
-    progress.info(f"dreaming {objective} of {model.name}; device: {dreamer.device_label}{extras}")
+    extras = ([model.precision] if model.precision != "float32" else []) + (["XLA"] if dreamer.xla else [])
+    progress.info(f"dreaming {objective} of {model.name}; device: " + ", ".join([dreamer.device_label, *extras]))
     return dreamer, weights_at
 
 
@@ -311,15 +311,24 @@ def fingerprint(path: str | None) -> dict | None:
     return {"files": len(files), "sha256_listing": h.hexdigest()}
 
 
+def _job_sections(cfg: Config, job: str) -> dict:
+    """cfg as plain data with only the sections `job` ("video", "zoom", "image") reads: a video
+    no zoom settings, a zoom only iterations_next of the video's, a still neither."""
+    d = cfg.to_dict()
+    if job != "zoom":
+        d.pop("zoom")
+    if job == "zoom":
+        d["video"] = {"iterations_next": d["video"]["iterations_next"]}
+    elif job == "image":
+        d.pop("video")
+    return d
+
+
 def _settings(cfg: Config, job: str) -> dict:
     """The settings that shape the frames of `job`, as JSON-comparable data."""
-    d = cfg.to_dict()
+    d = _job_sections(cfg, job)
     d["output"] = {k: v for k, v in d["output"].items() if k not in _OUTPUT_ONLY}
     d["dream"] = {k: v for k, v in d["dream"].items() if k not in _DREAM_WHERE_NOT_WHAT}
-    if job == "video":
-        d.pop("zoom")
-    else:  # a zoom reads only iterations_next of the video settings
-        d["video"] = {"iterations_next": d["video"]["iterations_next"]}
     return json.loads(json.dumps(d))
 
 
@@ -337,6 +346,19 @@ def _atomic_write(path: str, data: bytes) -> None:
             pass
         raise OutputError(f"cannot write '{path}' ({e}); check that the disk has space and the "
                           f"folder is writable") from e
+
+
+def _check_image_output(path: str, input_path: str) -> None:
+    """OutputError unless `path` names a .png/.jpg/.jpeg that may be written (see _check_output)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _IMAGE_FORMATS:
+        raise OutputError(f"cannot write '{path}': unknown image format '{ext}'; use .png, .jpg or .jpeg")
+    _check_output(path, input_path)
+
+
+def _write_image(path: str, image: np.ndarray) -> None:
+    """RGB uint8 (H, W, 3) -> `path` (.png, .jpg or .jpeg by its name), atomically."""
+    _atomic_write(path, _encode(image, _IMAGE_FORMATS[os.path.splitext(path)[1].lower()], path))
 
 
 def _encode(frame: np.ndarray, ext: str, path: str) -> bytes:
@@ -359,7 +381,7 @@ def _write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: 
     """
     from dreamvid import __version__
 
-    settings = cfg.to_dict()
+    settings = _job_sections(cfg, job)
     # the network that really ran: an offline fallback replaces the requested googlenet
     used = dreamer.model.name if cfg.dream.model == "googlenet" else cfg.dream.model
     settings["dream"].update(model=used, seed=int(seed))
@@ -367,13 +389,6 @@ def _write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: 
         settings["dream"]["layers"] = dreamer.objective.spec(dreamer.model.resolve)
     for key in ("restart", "keep_frames"):
         settings["output"].pop(key)
-    if job == "video":
-        settings.pop("zoom")
-    elif job == "zoom":
-        settings["video"] = {"iterations_next": settings["video"]["iterations_next"]}
-    else:
-        settings.pop("zoom")
-        settings.pop("video")
     record = {
         "dreamvid_record": RECORD_VERSION,
         "dreamvid_version": __version__,
@@ -595,17 +610,16 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                 carried = 0.0
                 if new_shot:
                     # 1) a new shot (or independent frames): dream the input in full
-                    start = frame.astype(np.float32)
-                    with clock("dream"):
-                        dreamed = dreamer.dream(start, iterations=cfg.dream.iterations, seed=seed, weights=weights_at(k))
+                    start, iterations = frame.astype(np.float32), cfg.dream.iterations
                 else:
                     # 2) carry the previous dream along the flow, then dream on from there; carry
                     #    less once the dream has grown past the shot's first frame (see _carry_share)
                     carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
                     with clock("flow"):
                         start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
-                    with clock("dream"):
-                        dreamed = dreamer.dream(start, iterations=v.iterations_next, seed=seed, weights=weights_at(k))
+                    iterations = v.iterations_next
+                with clock("dream"):
+                    dreamed = dreamer.dream(start, iterations=iterations, seed=seed, weights=weights_at(k))
                 out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
                 added = amount(out, frame)
                 if new_shot:
@@ -687,8 +701,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     image where blend < 1 (img = blend * img + (1 - blend) * start), pulled towards frame 0's
     colours (zoom.color_match), and dreamed with `video.iterations_next` steps per octave (it
     starts from a dream already). zoom.step / zoom.octaves / zoom.iterations, when set, are
-    schedules that replace dream.step / dream.octaves / video.iterations_next frame by frame. Length: zoom.seconds * fps when given, else zoom.frames;
-    fps: output.fps, else 25.
+    schedules that replace dream.step / dream.octaves / video.iterations_next frame by frame.
+    Length: zoom.seconds * fps when given, else zoom.frames; fps: output.fps, else 25.
     """
     from dreamvid.dream import amount, to_uint8
     from dreamvid.schedule import Schedule
@@ -750,10 +764,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             seed = work.base_seed + k
             if prev is None:
                 # 1) frame 0: the start image dreamed in full
-                img = start_img
-                with clock("dream"):
-                    dreamed = dreamer.dream(img, iterations=cfg.dream.iterations, step=sched["step"].at(k),
-                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+                img, iterations = start_img, cfg.dream.iterations
             else:
                 # 2) move the previous dream: zoom/rotate about the centre, then pan
                 img = transform(prev.astype(np.float32), zoom=sched["zoom"].at(k), rotate=sched["rotate"].at(k),
@@ -767,9 +778,10 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
                 # 4) hold frame 0's colours, 5) dream on
                 if z.color_match > 0:
                     img = match_color(img, first_stats, strength=z.color_match)
-                with clock("dream"):
-                    dreamed = dreamer.dream(img, iterations=round(sched["iterations"].at(k)), step=sched["step"].at(k),
-                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+                iterations = round(sched["iterations"].at(k))
+            with clock("dream"):
+                dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
+                                        octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
             out = to_uint8(dreamed)
             writer.put(k, out)
             written += 1
@@ -811,12 +823,9 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
     progress = progress or Progress()
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    targets = [p for p in (output_path, gradient_path, strip_path) if p]
-    for p in targets:
-        ext = os.path.splitext(p)[1].lower()
-        if ext not in _IMAGE_FORMATS:
-            raise OutputError(f"cannot write '{p}': unknown image format '{ext}'; use .png, .jpg or .jpeg")
-        _check_output(p, input_path)
+    for p in (output_path, gradient_path, strip_path):
+        if p:
+            _check_image_output(p, input_path)
     if strip_path and strip_every < 1:
         raise ConfigError(f"--strip-every must be >= 1 step, got {strip_every}")
     img = read_image(input_path)  # (H, W, 3) uint8
@@ -837,14 +846,14 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
 
     seed = dreamer.seed  # cfg.dream.seed, or the one the Dreamer drew: recorded either way
     out = to_uint8(dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done))
-    _atomic_write(output_path, _encode(out, _IMAGE_FORMATS[os.path.splitext(output_path)[1].lower()], output_path))
+    _write_image(output_path, out)
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))
-        _atomic_write(gradient_path, _encode(g, _IMAGE_FORMATS[os.path.splitext(gradient_path)[1].lower()], gradient_path))
+        _write_image(gradient_path, g)
     if strip_path:
         steps = dreamer.steps_strip(img.astype(np.float32), strip_every, 5)
         strip = np.concatenate([img] + [to_uint8(s) for s in steps], axis=1)  # (H, 6W, 3)
-        _atomic_write(strip_path, _encode(strip, _IMAGE_FORMATS[os.path.splitext(strip_path)[1].lower()], strip_path))
+        _write_image(strip_path, strip)
     progress.info(f"added {amount(out, img):.1f} on average (0..255)")
     result = RenderResult(path=output_path, frames=1, seconds=time.perf_counter() - t0, fps=Fraction(0))
     _write_record(output_path, "image", cfg, dreamer, input_path, seed, result)
@@ -862,10 +871,7 @@ def render_sheet(input_path: str, output_path: str, *, count: int = 12, columns:
 
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    ext = os.path.splitext(output_path)[1].lower()
-    if ext not in _IMAGE_FORMATS:
-        raise OutputError(f"cannot write '{output_path}': unknown image format '{ext}'; use .png, .jpg or .jpeg")
-    _check_output(output_path, input_path)
+    _check_image_output(output_path, input_path)
     sheet, shown = contact_sheet(input_path, count=count, columns=columns, width=width)
-    _atomic_write(output_path, _encode(sheet, _IMAGE_FORMATS[ext], output_path))
+    _write_image(output_path, sheet)
     return RenderResult(path=output_path, frames=len(shown), seconds=time.perf_counter() - t0, fps=Fraction(0))

@@ -1,6 +1,5 @@
 """The command line in-process: exit codes, one-line messages, the output file."""
 
-import os
 
 import cv2
 import numpy as np
