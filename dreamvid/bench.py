@@ -19,13 +19,20 @@ compiled function) happens before the timed region and is reported on its own li
     python -m dreamvid.bench --model inception_v3 # Keras InceptionV3, random weights (no download)
     python -m dreamvid.bench --peak-memory        # peak RSS dreaming one 3840x2160 frame, then exit
 
-The reference runs, by default, in a child process with TensorFlow's own settings (what a
-tutorial gets: on CPUs without AVX-512 VNNI/BF16 TensorFlow leaves its oneDNN kernels off, while
-dreamvid turns them on); `--reference-tf same` runs it in this process with the project's
-settings, so the ratio isolates the code from the kernel choice. Performance switches under
-test: `--xla auto|on|off` (the project's xla setting), `--precision bfloat16|float16` (Keras
-mixed precision, for both), `--intra N --inter N` (TensorFlow thread pools). FLOPs are
-counted analytically from the convolutions in the traced forward graph; the machine's peak is an estimate (cores x GHz x 32 fp32 FLOP/cycle for AVX2 FMA).
+    python -m dreamvid.bench --model vgg16 --width 1280 --height 720 --frames 24   # a GPU (random weights)
+
+Both run on the Keras backend of this process (`--backend`, or KERAS_BACKEND; TensorFlow by
+default). The reference is the float32 tutorial loop whatever the project uses: the project runs
+its defaults (`--precision auto`, `--xla auto`) against it. With TensorFlow the reference runs,
+by default, in a child process with TensorFlow's own settings (what a tutorial gets: on CPUs
+without AVX-512 VNNI/BF16 TensorFlow leaves its oneDNN kernels off, while dreamvid turns them
+on); `--reference-tf same` runs it in this process with the project's settings, so the ratio
+isolates the code from the kernel choice. Other switches: `--precision`, `--xla` (the project's
+settings), `--intra N --inter N` (TensorFlow thread pools), `--io png` (frames as PNG folders
+instead of MP4, for machines without ffmpeg). Besides seconds per frame, the report gives frames
+per second of the whole pipeline and of the dream alone after the first frame (what a long clip
+runs at), and the compile time of the first frame. FLOPs are counted analytically from the
+network's convolutions; a CPU's peak is an estimate (cores x GHz x 32 fp32 FLOP/cycle, AVX2 FMA).
 
 This module is a command-line tool: it prints, and `main()` returns an exit code.
 """
@@ -60,7 +67,7 @@ FPS = 25
 # pays, the usual "x3") is never computed, so counting it would overstate the throughput by 1.5x.
 BACKWARD_FACTOR = 2
 FLOP_PER_CYCLE = 32  # fp32 per core per cycle with AVX2: 2 FMA units x 8 lanes x 2 (mul + add)
-MODELS = ("vgg16-hed", "inception_v3")
+MODELS = ("vgg16-hed", "vgg16", "inception_v3")  # Keras applications get random weights
 # Stage times: the reference runs them one after another in one thread ("other": the rest of its
 # loop); the project runs decode and flow ahead in a reader thread and store and encode behind in
 # a writer thread, so its stages overlap and "wait" is the time its dream waited for them.
@@ -84,8 +91,8 @@ def texture(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def make_clip(path: str, width: int, height: int, frames: int, seed: int = SEED) -> None:
-    """Write a textured pan to `path` (.mp4): a fixed texture, moving PAN px right and PAN/2 px
-    down per frame, encoded near-losslessly (crf 10) with the project's sink."""
+    """Write a textured pan to `path` (.mp4, or a folder/ of PNGs): a fixed texture, moving PAN px
+    right and PAN/2 px down per frame, encoded near-losslessly (crf 10) with the project's sink."""
     from dreamvid.sinks import open_sink
 
     tex = texture(height + PAN * frames, width + PAN * frames, seed)
@@ -111,6 +118,7 @@ class Run:
     amounts: list = field(default_factory=list)  # mean |out - in| per frame, 0..255
     done_at: list = field(default_factory=list)  # perf_counter seconds when each frame was finished
     flops: float = 0.0  # conv FLOPs of all the ascent steps taken
+    dream_times: list = field(default_factory=list)  # seconds in Dreamer.dream, per frame
 
     @property
     def per_frame(self) -> float:
@@ -124,16 +132,24 @@ class Run:
         return (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else float("nan")
 
     @property
+    def dream_fps(self) -> float:
+        """Frames per second of the dream alone after the first frame; NaN with one frame."""
+        t = self.dream_times[1:]
+        return len(t) / sum(t) if t and sum(t) > 0 else float("nan")
+
+    @property
     def strength(self) -> float:
         return float(np.mean(self.amounts)) if self.amounts else float("nan")
 
 
 @contextmanager
-def _instrument(run: Run, dream_sizes: list):
+def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int]):
     """Watch the project's Dreamer from outside: log the size and steps of every ascent (for the
-    FLOPs), and warm up each new Dreamer (traced and run once on a small image) inside its
-    constructor, its time going to `run.trace`. Stage times, frame ends and the amount each
-    frame added come from the pipeline itself (RenderResult.stages, Progress.frame). Everything
+    FLOPs) and the time of every frame's dream, and warm up each new Dreamer inside its
+    constructor (its loop compiled for every octave size of a (h, w) frame: one step, so
+    TensorFlow's XLA gradient compiles too; frames reseed the jitter), that time going to
+    `run.trace`. Stage times, frame ends and the amount each frame
+    added come from the pipeline itself (RenderResult.stages, Progress.frame). Everything
     patched is restored on exit."""
     import dreamvid.dream as dream_mod
 
@@ -144,12 +160,12 @@ def _instrument(run: Run, dream_sizes: list):
         setattr(obj, name, new)
 
     Dreamer = dream_mod.Dreamer
-    init, ascend = Dreamer.__init__, Dreamer.ascend
+    init, ascend, dream = Dreamer.__init__, Dreamer.ascend, Dreamer.dream
 
     def init_warm(self, *a, **k):
         init(self, *a, **k)
         t = time.perf_counter()
-        _warm_up_dreamer(self)
+        dream(self, np.zeros((*frame_shape, 3), np.float32), iterations=1)
         run.trace += time.perf_counter() - t
 
     def ascend_logged(self, image, iterations=None, *a, **k):
@@ -157,8 +173,15 @@ def _instrument(run: Run, dream_sizes: list):
         dream_sizes.append((image.shape[0], image.shape[1], n))
         return ascend(self, image, iterations, *a, **k)
 
+    def dream_timed(self, *a, **k):
+        t = time.perf_counter()
+        out = dream(self, *a, **k)
+        run.dream_times.append(time.perf_counter() - t)
+        return out
+
     patch(Dreamer, "__init__", init_warm)
     patch(Dreamer, "ascend", ascend_logged)
+    patch(Dreamer, "dream", dream_timed)
     try:
         yield
     finally:
@@ -166,26 +189,21 @@ def _instrument(run: Run, dream_sizes: list):
             setattr(obj, name, old)
 
 
-def _warm_up_dreamer(dreamer) -> None:
-    """Trace the compiled ascent and run it once (0 steps: no random draws) on a small image."""
-    import tensorflow as tf
-
-    w = tf.constant(np.asarray(dreamer.objective.weights, np.float32))
-    with tf.device(dreamer.device):
-        dreamer._ascend(tf.zeros((64, 64, 3)), tf.constant(0), tf.constant(1.0), w, tf.constant(0)).numpy()
-
-
 # ----------------------------------------------------------------------------- the project
 
 
 def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
-                steps_next: int, xla: str = "auto") -> Run:
+                steps_next: int, xla: str = "auto", device: str = "auto") -> Run:
     """pipeline.render_video on the clip, instrumented from outside (see _instrument)."""
     from dreamvid.config import build_config
     from dreamvid.pipeline import Progress, render_video
+    from dreamvid.sources import open_source
 
     cfg = build_config({"model": model.name, "layers": layer, "octaves": octaves, "iterations": steps_first,
-                        "iterations_next": steps_next, "seed": SEED, "device": "cpu", "audio": False, "xla": xla})
+                        "iterations_next": steps_next, "seed": SEED, "device": device, "audio": False, "xla": xla,
+                        "precision": model.precision, **({"fps": FPS} if clip.endswith("/") else {})})
+    with open_source(clip, fps=FPS if clip.endswith("/") else None) as src:
+        shape = (src.info.height, src.info.width)
     run = Run("project")
     sizes: list = []
 
@@ -193,9 +211,10 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
         run.done_at.append(time.perf_counter())
         run.amounts.append(stats["amount"])  # dream.amount(out, input frame), as the reference's
 
-    with _instrument(run, sizes):
+    out = os.path.join(workdir, "project/" if clip.endswith("/") else "project.mp4")
+    with _instrument(run, sizes, shape):
         t = time.perf_counter()
-        result = render_video(cfg, clip, os.path.join(workdir, "project.mp4"), Progress(frame=frame_done), model=model)
+        result = render_video(cfg, clip, out, Progress(frame=frame_done), model=model)
         wall = time.perf_counter() - t
     run.total = wall - run.trace
     run.frames = result.frames
@@ -207,34 +226,62 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
 # ----------------------------------------------------------------------------- the reference
 
 
+def _png_frames(folder: str):
+    """The frames of a PNG folder as RGB uint8, in name order (the reference's --io png reader)."""
+    import cv2
+
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".png"):
+            yield cv2.cvtColor(cv2.imread(os.path.join(folder, name)), cv2.COLOR_BGR2RGB)
+
+
 def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
                   steps_next: int) -> Run:
-    """The straightforward implementation (module docstring), same network object and settings."""
+    """The straightforward implementation (module docstring), same network and settings, on the
+    backend Keras runs on: a compiled one-step gradient (tf.function, jax.jit, or PyTorch as is)
+    called from a Python loop with a NumPy round trip per step."""
     import cv2
-    import imageio_ffmpeg
-    import tensorflow as tf
+    from keras import ops
 
+    from dreamvid import backends
     from dreamvid.config import DreamSettings, VideoSettings
     from dreamvid.dream import amount
 
     ds, vs = DreamSettings(), VideoSettings()
     step, scale, jitter, blend = ds.step, ds.octave_scale, ds.jitter, vs.blend
-    extract = model.extractor([layer])
+    bk = backends.current()
+    state, apply = bk.bind(model.network([layer]))
+    pre = model.preprocess
     run = Run("reference")
     clock = run.stages
 
-    @tf.function(input_signature=[tf.TensorSpec((None, None, 3), tf.float32)])
-    def gradient(img):
-        """One step's gradient, normalised by its std: (H, W, 3) -> (H, W, 3)."""
-        with tf.GradientTape() as tape:
-            tape.watch(img)
-            loss = tf.reduce_mean(tf.square(tf.cast(extract(img[None])[0], tf.float32)))
-        g = tape.gradient(loss, img)
-        g = g / (tf.reduce_max(tf.abs(g)) + 1e-30)  # scale-free first, as the project does
-        return g / (tf.math.reduce_std(g) + 1e-8)
+    def loss(state, img):
+        out = apply(state, pre(img[None]))
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        return ops.mean(ops.square(ops.cast(out, "float32")))
 
+    grad = bk.grad(loss)
+
+    def normalised(state, img):
+        """One step's gradient, normalised by its std: (H, W, 3) -> (H, W, 3)."""
+        g = grad(state, img)
+        g = g / (ops.max(ops.abs(g)) + 1e-30)  # scale-free first, as the project does
+        return g / (ops.std(g) + 1e-8)
+
+    gradient = bk.compile(normalised)
+    png = clip.endswith("/")
+    if png:
+        h, w = next(_png_frames(clip)).shape[:2]
+    else:
+        import imageio_ffmpeg
+
+        w, h = imageio_ffmpeg.read_frames(clip).__next__()["size"]
     t = time.perf_counter()
-    gradient(tf.zeros((64, 64, 3))).numpy()  # warm-up: the one trace
+    for _ in range(octaves):  # warm-up: trace (and on JAX compile) for each octave size, untimed
+        bk.to_numpy(gradient(state, ops.zeros((h, w, 3))))
+        h, w = int(h / scale), int(w / scale)
+        if min(h, w) < 32:
+            break
     run.trace = time.perf_counter() - t
     rng = np.random.default_rng(SEED)
     sizes: list = []
@@ -244,7 +291,7 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
         for _ in range(n):
             ox, oy = rng.integers(-jitter, jitter + 1, 2)
             rolled = np.roll(np.roll(img, ox, 1), oy, 0)
-            g = gradient(tf.constant(rolled)).numpy()  # the NumPy round trip of every step
+            g = bk.to_numpy(gradient(state, ops.convert_to_tensor(rolled)))  # the NumPy round trip of every step
             img = np.clip(img + step * np.roll(np.roll(g, -ox, 1), -oy, 0), 0.0, 255.0)
         return img
 
@@ -268,18 +315,22 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
         return img
 
     dis = cv2.DISOpticalFlow_create(cv2.DISOpticalFlow_PRESET_MEDIUM)
-    out_path = os.path.join(workdir, "reference.mp4")
+    out_path = os.path.join(workdir, "reference/" if png else "reference.mp4")
     t_all = time.perf_counter()
     t = time.perf_counter()
-    reader = imageio_ffmpeg.read_frames(clip)
-    meta = next(reader)
-    w, h = meta["size"]
-    writer = imageio_ffmpeg.write_frames(out_path, (w, h), fps=meta["fps"], codec="libx264", quality=None,
-                                         pix_fmt_out="yuv420p", macro_block_size=1,
-                                         output_params=["-crf", "18", "-preset", "medium"])
-    writer.send(None)  # starts ffmpeg
+    if png:
+        reader = _png_frames(clip)
+        os.makedirs(out_path, exist_ok=True)
+        writer = None
+    else:
+        reader = imageio_ffmpeg.read_frames(clip)
+        meta = next(reader)
+        w, h = meta["size"]
+        writer = imageio_ffmpeg.write_frames(out_path, (w, h), fps=meta["fps"], codec="libx264", quality=None,
+                                             pix_fmt_out="yuv420p", macro_block_size=1,
+                                             output_params=["-crf", "18", "-preset", "medium"])
+        writer.send(None)  # starts ffmpeg
     clock["decode"] += time.perf_counter() - t
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     prev_in = prev_out = None
     target = 0.0
     try:
@@ -290,12 +341,14 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
             except StopIteration:
                 clock["decode"] += time.perf_counter() - t
                 break
-            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+            frame = raw if png else np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+            h, w = frame.shape[:2]
             clock["decode"] += time.perf_counter() - t
             if prev_in is None:
                 init, n = frame.astype(np.float32), steps_first
             else:
                 t = time.perf_counter()
+                ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
                 g0 = cv2.cvtColor(prev_in, cv2.COLOR_RGB2GRAY)
                 g1 = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
                 bw = dis.calc(g1, g0, None)  # (H, W, 2) px, current -> previous
@@ -315,19 +368,24 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
             t = time.perf_counter()
             out = np.clip(np.rint(deepdream(init, n)), 0, 255).astype(np.uint8)
             clock["dream"] += time.perf_counter() - t
+            run.dream_times.append(time.perf_counter() - t)
             run.amounts.append(amount(out, frame))
             if prev_in is None:
                 target = run.amounts[-1]
             t = time.perf_counter()
-            writer.send(out)
+            if png:
+                cv2.imwrite(os.path.join(out_path, f"{run.frames:06d}.png"), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+            else:
+                writer.send(out)
             clock["encode"] += time.perf_counter() - t
             prev_in, prev_out = frame, out
             run.frames += 1
             run.done_at.append(time.perf_counter())
     finally:
         t = time.perf_counter()
-        writer.close()  # always: a crash never leaves an encoder running
-        reader.close()
+        if writer is not None:
+            writer.close()  # always: a crash never leaves an encoder running
+            reader.close()
         clock["encode"] += time.perf_counter() - t
     run.total = time.perf_counter() - t_all
     run.flops = sum(n * step_flops(model, layer, hh, ww) for hh, ww, n in sizes)
@@ -337,11 +395,15 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
 
 def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
                         steps_next: int) -> Run:
-    """run_reference in a fresh Python with TensorFlow's own settings: DREAMVID_TF_DEFAULTS=1 and
-    no TF_ENABLE_ONEDNN_OPTS, so TensorFlow picks its kernels as it would for a tutorial's code."""
+    """run_reference in a fresh Python on the same backend and device, in float32; with TensorFlow,
+    with its own settings: DREAMVID_TF_DEFAULTS=1 and no TF_ENABLE_ONEDNN_OPTS, so TensorFlow picks
+    its kernels as it would for a tutorial's code."""
+    import keras
+
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    env.update(DREAMVID_TF_DEFAULTS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    cmd = [sys.executable, "-m", "dreamvid.bench", "--model", args.model, "--precision", args.precision,
+    env.update(DREAMVID_TF_DEFAULTS="1", TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=keras.backend.backend())
+    cmd = [sys.executable, "-m", "dreamvid.bench", "--model", args.model, "--precision", "float32",
+           "--backend", keras.backend.backend(), "--device", args.device,
            "--octaves", str(octaves), "--steps-first", str(steps_first), "--steps-next", str(steps_next),
            "--intra", str(args.intra), "--inter", str(args.inter), "--_child-reference", clip, workdir]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -350,7 +412,7 @@ def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octave
         raise RuntimeError(f"the reference's process failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
     data = json.loads(line[4:])
     run = Run("reference", frames=data["frames"], total=data["total"], trace=data["trace"],
-              amounts=data["amounts"], flops=data["flops"], done_at=data["done_at"])
+              amounts=data["amounts"], flops=data["flops"], done_at=data["done_at"], dream_times=data["dream_times"])
     run.stages.update(data["stages"])
     return run
 
@@ -363,22 +425,24 @@ _flops_cache: dict = {}
 
 def step_flops(model, layer: str, h: int, w: int) -> float:
     """FLOPs of one ascent step on an (h, w) image: BACKWARD_FACTOR x the forward convolutions
-    up to `layer`, counted as 2*kh*kw*Cin*Cout*Hout*Wout from the traced graph's shapes."""
+    up to `layer`, counted as 2*kh*kw*Cin*Cout*Hout*Wout (depthwise: no Cin) from the output
+    shapes Keras infers symbolically for that input size (nothing is computed)."""
     key = (id(model), layer, h, w)
     if key not in _flops_cache:
-        import tensorflow as tf
+        import keras
 
-        extract = model.extractor([layer])
-        graph = tf.function(lambda x: extract(x)).get_concrete_function(tf.TensorSpec((1, h, w, 3), tf.float32)).graph
+        net = model.network([layer])
+        kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+        layers = [lyr for lyr in net.layers if isinstance(lyr, kinds)]
+        probe = keras.Model(net.inputs[0], [lyr.output for lyr in layers])
+        shapes = probe.compute_output_spec(keras.KerasTensor((1, h, w, 3)))
+        shapes = shapes if isinstance(shapes, (list, tuple)) else [shapes]
         total = 0.0
-        for op in graph.get_operations():
-            if op.type in ("Conv2D", "DepthwiseConv2dNative"):
-                kh, kw, cin, mult = op.inputs[1].shape.as_list()
-                _, ho, wo, cout = op.outputs[0].shape.as_list()
-                total += 2.0 * kh * kw * (cin if op.type == "Conv2D" else 1) * cout * ho * wo
-            elif op.type == "MatMul":
-                (m, k), (_, n) = op.inputs[0].shape.as_list(), op.inputs[1].shape.as_list()
-                total += 2.0 * m * k * n
+        for lyr, out in zip(layers, shapes):
+            kernel = tuple(lyr.kernel.shape)  # (kh, kw, Cin, Cout or multiplier) or (Cin, Cout)
+            per_out = 2.0 * (kernel[0] * kernel[1] * (1 if isinstance(lyr, keras.layers.DepthwiseConv2D) else kernel[2])
+                             if len(kernel) == 4 else kernel[0])
+            total += per_out * float(np.prod(out.shape[1:]))
         _flops_cache[key] = BACKWARD_FACTOR * total
     return _flops_cache[key]
 
@@ -436,7 +500,7 @@ def _child_4k(model_name: str) -> int:
 # ----------------------------------------------------------------------------- command line
 
 
-def _load(name: str, precision: str):
+def _load(name: str, precision: str, device: str):
     """The benchmark's network: vgg16-hed's bundled weights, or a Keras application with random
     weights (the same cost as the trained one, no download), computing in `precision`."""
     import keras
@@ -445,7 +509,7 @@ def _load(name: str, precision: str):
 
     if name != OFFLINE_MODEL:
         keras.utils.set_random_seed(SEED)  # the same random weights here and in the reference's process
-    return load_model(name, weights="random" if name != OFFLINE_MODEL else None, precision=precision)
+    return load_model(name, weights="random" if name != OFFLINE_MODEL else None, precision=precision, device=device)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -464,15 +528,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=("project", "reference"), help="run one implementation only")
     p.add_argument("--repeats", type=int, default=1,
                    help="run both N times, alternating, and report each one's fastest (other load evens out)")
+    p.add_argument("--backend", choices=("auto", "tensorflow", "jax", "torch"), default="auto",
+                   help="Keras backend of both implementations (auto: as render.py chooses)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where both run")
+    p.add_argument("--io", choices=("mp4", "png"), default=None,
+                   help="the clip and the outputs as MP4 (ffmpeg) or PNG folders; default mp4 where "
+                        "imageio-ffmpeg is installed")
     p.add_argument("--xla", choices=("auto", "on", "off"), default="auto",
-                   help="the project's xla setting (auto: on for a CPU and a network up to 40 layers deep)")
-    p.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
-                   help="the network's arithmetic, for both (Keras mixed precision; slow on CPUs without AVX-512 BF16)")
+                   help="the project's xla setting (TensorFlow; auto: on for AVX2 CPUs and networks up to 40 layers deep)")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="the project's arithmetic (the reference is always float32; auto: bfloat16 where the "
+                        "hardware runs it fast)")
     p.add_argument("--reference-tf", choices=("defaults", "same"), default="defaults",
                    help="defaults: the reference runs in a child process with TensorFlow's own settings, as a "
                         "tutorial would (no oneDNN switch); same: in this process, with the project's settings")
     p.add_argument("--intra", type=int, default=0, help="TensorFlow intra-op threads (0: its default)")
     p.add_argument("--inter", type=int, default=0, help="TensorFlow inter-op threads (0: its default)")
+    p.add_argument("--sheet", metavar="FILE", help="also save a contact sheet of the project's output frames")
     p.add_argument("--peak-memory", action="store_true", help="only measure peak memory dreaming one 4K frame")
     p.add_argument("--_child-4k", dest="child_4k", help=argparse.SUPPRESS)
     p.add_argument("--_child-reference", dest="child_reference", nargs=2, metavar=("CLIP", "WORKDIR"),
@@ -493,50 +565,72 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
     width, height, frames = FULL_SIZE if args.full else (args.width, args.height, args.frames)
     if width < 32 or height < 32 or frames < 1:
         raise SystemExit(f"--width and --height must be >= 32 and --frames >= 1, got {width}x{height}x{frames}")
-    import tensorflow as tf
+    from dreamvid import backends
 
-    if args.intra:
-        tf.config.threading.set_intra_op_parallelism_threads(args.intra)
-    if args.inter:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+    backend = backends.configure(args.backend, args.device)
+    import keras
+
+    if backend == "tensorflow" and (args.intra or args.inter):
+        import tensorflow as tf
+
+        if args.intra:
+            tf.config.threading.set_intra_op_parallelism_threads(args.intra)
+        if args.inter:
+            tf.config.threading.set_inter_op_parallelism_threads(args.inter)
     cpu, cores, ghz, peak = cpu_peak()
     given_model = model is not None
     if model is None:
-        model = _load(args.model, args.precision)
+        model = _load(args.model, args.precision, args.device)
     layer = model.resolve(model.default_layer)
-    model.extractor([layer])  # build once, outside both timings
+    model.network([layer])  # build once, outside both timings
     if args.child_reference:  # the reference alone, in TensorFlow's own settings: a Run as JSON
         clip, workdir = args.child_reference
         r = run_reference(model, layer, clip, workdir, args.octaves, args.steps_first, args.steps_next)
         print("RUN " + json.dumps({"frames": r.frames, "stages": dict(r.stages), "total": r.total, "trace": r.trace,
-                                   "amounts": r.amounts, "flops": r.flops,
+                                   "amounts": r.amounts, "flops": r.flops, "dream_times": r.dream_times,
                                    "done_at": [t - r.done_at[0] for t in r.done_at]}))
         return 0
+    io = args.io or ("mp4" if backends.installed("imageio_ffmpeg") else "png")
+    bk = backends.current()
+    gpu = bk.gpu_name() if args.device != "cpu" else None
     print(f"dreamvid bench: {model.name} ({layer}), {width}x{height}, {frames} frames, "
-          f"{args.octaves} octaves, {args.steps_first} steps on frame 0 and {args.steps_next} after, seed {SEED}")
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's default")
-    print(f"TensorFlow {tf.__version__}; precision {args.precision}; project: oneDNN {onednn}, xla {args.xla}; "
-          f"threads intra {args.intra or 'default'} inter {args.inter or 'default'}")
-    print("reference: " + ("a child process with TensorFlow's own settings (TF_ENABLE_ONEDNN_OPTS unset), no XLA"
-                           if args.reference_tf == "defaults" else "this process, the project's TensorFlow settings, no XLA"))
-    print(f"CPU: {cpu}, {cores} cores at {ghz:.2f} GHz; assumed fp32 peak {peak:.0f} GFLOP/s "
-          f"(cores x GHz x {FLOP_PER_CYCLE} FLOP/cycle, AVX2 FMA; an estimate)")
+          f"{args.octaves} octaves, {args.steps_first} steps on frame 0 and {args.steps_next} after, seed {SEED}; "
+          f"frames as {io}")
+    versions = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+    framework = __import__(backend)
+    print(f"Keras {keras.__version__} on {versions[backend]} {framework.__version__}; device: {backends.describe(gpu)}; "
+          f"project: precision {model.precision} ({args.precision}), xla {args.xla}"
+          + (f", oneDNN {os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}" if backend == "tensorflow" else ""))
+    in_child = backend == "tensorflow" and not (args.reference_tf == "same" or given_model)
+    print("reference: float32, " + ("a child process" + (" with TensorFlow's own settings (TF_ENABLE_ONEDNN_OPTS unset), no XLA"
+                                                        if backend == "tensorflow" else "")
+                                    if in_child else "this process"))
+    print(f"CPU: {cpu}, {cores} cores at {ghz:.2f} GHz" + (f"; assumed fp32 peak {peak:.0f} GFLOP/s "
+          f"(cores x GHz x {FLOP_PER_CYCLE} FLOP/cycle, AVX2 FMA; an estimate)" if not gpu else ""))
+    if gpu:
+        peak = 0.0  # no CPU peak to compare a GPU's throughput with
     load = os.getloadavg()[0]
     best: dict = {}
     with tempfile.TemporaryDirectory(prefix="dreamvid-bench-") as tmp:
-        clip = os.path.join(tmp, "clip.mp4")
+        clip = os.path.join(tmp, "clip.mp4" if io == "mp4" else "clip/")
         make_clip(clip, width, height, frames)
         common = (model, layer, clip, tmp, args.octaves, args.steps_first, args.steps_next)
-        project = lambda *a: run_project(*a, xla=args.xla)  # noqa: E731
-        # a network handed in (tests) exists only in this process: its reference runs here too
-        reference = run_reference if args.reference_tf == "same" or given_model else \
-            lambda *a: _reference_in_child(args, *a)
+        project = lambda *a: run_project(*a, xla=args.xla, device=args.device)  # noqa: E731
+        # a network handed in (tests) exists only in this process: its reference runs here too,
+        # in float32 (a second copy of the network when the project's is not)
+        ref_model = model if model.precision == "float32" or given_model else _load(args.model, "float32", args.device)
+        reference = (lambda *a: run_reference(ref_model, *a[1:])) if not in_child else \
+            (lambda *a: _reference_in_child(args, *a))
         for _ in range(max(1, args.repeats)):
             for name, fn in (("project", project), ("reference", reference)):
                 if args.only in (None, name):
                     r = fn(*common)
                     if name not in best or r.total < best[name].total:
                         best[name] = r
+        if args.sheet and "project" in best:
+            from dreamvid.pipeline import render_sheet
+
+            render_sheet(os.path.join(tmp, "project/" if io == "png" else "project.mp4"), args.sheet, count=8)
     runs = list(best.values())
     load = max(load, os.getloadavg()[0])
     if load > cores:
@@ -552,13 +646,16 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         print(f"  {r.name} stages (s): {split}")
         print(f"  {r.name} time beyond the dream: {beyond:.2f} s = {100 * beyond / max(r.stages['dream'], 1e-9):.1f}% "
               f"of the dream time")
+        print(f"  {r.name} frames/s after the first frame: whole pipeline {1 / r.steady:.2f}, "
+              f"dream alone {r.dream_fps:.2f}; compile/trace before the first frame {r.trace:.2f} s")
         print(f"  {r.name} dream strength: {r.strength:.2f} (mean |out - in|, 0..255)")
         print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
               f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed peak" if peak > 0 else ""))
     if len(runs) == 2:
         proj, ref = runs
         print(f"ratio (reference / project): {ref.per_frame / proj.per_frame:.3f}; "
-              f"after the first frame (a long clip): {ref.steady / proj.steady:.3f}")
+              f"after the first frame (a long clip): {ref.steady / proj.steady:.3f}; "
+              f"the dream alone after the first frame: {proj.dream_fps / ref.dream_fps:.3f}")
         diff = abs(ref.strength - proj.strength) / max(proj.strength, 1e-9)
         print(f"dream strength difference: {100 * diff:.1f}% ({'within' if diff <= 0.10 else 'NOT within'} 10%)")
     return 0

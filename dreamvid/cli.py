@@ -49,12 +49,21 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
     _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
     _add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
-    _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
-    _add(g, "--precision", key="precision", choices=("float32", "bfloat16", "float16"), help="network arithmetic (Keras networks)")
+    _backend_options(g)
+    _add(g, "--precision", key="precision", choices=("auto", "float32", "bfloat16", "float16"),
+         help="network arithmetic (auto: bfloat16 or float16 where the GPU or CPU runs it fast, else float32)")
     _add(g, "--xla", key="xla", choices=("auto", "on", "off"),
-         help="XLA-compile the network's gradient (auto: on for videos and zooms on a CPU, for networks up to 40 layers deep)")
+         help="TensorFlow: XLA-compile the ascent loop (auto: on for videos and zooms on CPUs without AVX-512, "
+              "for networks up to 40 layers deep; JAX always compiles with XLA)")
     _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
     p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'render.py presets'); flags override it")
+
+
+def _backend_options(g) -> None:
+    _add(g, "--backend", key="backend", choices=("auto", "tensorflow", "jax", "torch"),
+         help="framework that runs the network (auto: one that sees a GPU, JAX first, else TensorFlow; "
+              "KERAS_BACKEND is honoured)")
+    _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
 
 
 def _video_options(p: argparse.ArgumentParser) -> None:
@@ -151,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
     p.add_argument("--model", default="googlenet", metavar="NAME|PATH", help="network (default: googlenet)")
     p.add_argument("--weights", default=None, metavar="FILE", help="weights file")
+    _backend_options(p)
 
     sub.add_parser("presets", help="list the named presets", description="List presets with their descriptions.")
 
@@ -215,23 +225,28 @@ class _Bar:
             self.bar.close()
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and probe its devices with file descriptor 2 pointed at /dev/null: its
-    C++ start-up lines (CUDA stubs, absl notices) bypass Python logging. DREAMVID_DEBUG=1 shows them."""
+def _start_backend(backend: str, device: str) -> str:
+    """Choose the Keras backend before anything imports Keras (backends.configure), and import it
+    with file descriptor 2 pointed at /dev/null: the frameworks' C++ start-up lines (CUDA stubs,
+    absl notices) bypass Python logging. DREAMVID_DEBUG=1 shows them."""
+    from dreamvid import backends
+
+    name = backends.configure(backend, device)
     if DEBUG:
-        return
+        return name
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow as tf
+        import keras  # noqa: F401  (imports the framework)
 
-        tf.config.list_physical_devices("GPU")
+        backends.current().gpu_name()  # the framework's device probe prints too
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    return name
 
 
 def _info(message: str) -> None:
@@ -250,8 +265,8 @@ def _run(args: argparse.Namespace) -> int:
                                        width=args.sheet_width)
         print(f"dreamvid: wrote {result.path}: {result.frames} frames", file=sys.stderr)
         return 0
-    _import_tensorflow_quietly()
     if args.command == "layers":
+        _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"))
         from dreamvid.models import load_model
 
         model = load_model(args.model, args.weights, fallback=args.model == "googlenet")
@@ -261,9 +276,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{info.name:40s} {info.channels:8d} {info.stride:6d}")
         return 0
 
+    cfg = config_from_args(args)
+    _start_backend(cfg.dream.backend, cfg.dream.device)
     from dreamvid import pipeline
 
-    cfg = config_from_args(args)
     bar = _Bar("octave" if args.command == "image" else "frame")
     progress = pipeline.Progress(start=bar.start, frame=bar.frame, info=_info)
     t0 = time.perf_counter()

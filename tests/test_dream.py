@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dreamvid.config import DreamSettings
-from dreamvid.dream import Dreamer, octave_sizes
+from dreamvid.dream import Dreamer, octave_sizes, tile_grid
 from dreamvid.errors import LayerError
 from dreamvid.objectives import channel, layer, parse
 
@@ -76,13 +76,13 @@ def test_jitter_roll_is_undone(tiny_model, texture):
 def test_tiling_covers_the_image_and_bounds_tile_size(tiny_model, texture):
     seen = []
     d = Dreamer(tiny_model, layer("conv2"), settings(tile_size=64, jitter=0))
-    real = d._extract
+    real = d._apply
 
-    def spy(batch):
+    def spy(state, batch):
         seen.append(tuple(batch.shape[1:3]))
-        return real(batch)
+        return real(state, batch)
 
-    d._extract = spy  # traced once: records the symbolic tile shape
+    d._apply = spy  # read when the loop is traced: records the tile shape
     img = texture(150, 200)
     out = d.ascend(img, iterations=1)
     g = np.abs(out - img).mean(axis=2)
@@ -90,16 +90,55 @@ def test_tiling_covers_the_image_and_bounds_tile_size(tiny_model, texture):
     for y in range(0, 150, 50):
         for x in range(0, 200, 50):
             assert g[y:y + 50, x:x + 50].mean() > 0.05
-    assert seen, "the extractor was traced"
+    assert seen and all(h <= 64 and w <= 64 for h, w in seen), seen
+    assert (50, 50) in seen  # 3x4 equal tiles of 50x50, none a sliver
 
 
-def test_same_sized_frames_never_retrace(tiny_model, texture):
+def test_tile_grid_is_equal_tiles_of_at_most_the_tile_size():
+    assert tile_grid(100, 200, 512) is None
+    assert tile_grid(150, 200, 64) == (3, 4, 50, 50)
+    ny, nx, th, tw = tile_grid(721, 1281, 512)
+    assert (ny, nx) == (2, 3) and th <= 512 and tw <= 512 and ny * th >= 721 and nx * tw >= 1281
+
+
+def test_tiled_gradient_equals_the_sum_of_each_tiles_own_gradient(tiny_model, texture):
+    """Tiles wrap round the (already rolled) image: their gradients, put back in place and summed,
+    are what the loop ascends on; checked against tiles cut out and differentiated one by one."""
+    d = Dreamer(tiny_model, layer("conv2"), settings(tile_size=32))
+    h, w = 45, 70  # 2x3 tiles of 23x24: one row and two columns wrap round
+    img = texture(h, w)
+    whole = d._call(d._gradient, img, d._weights(None))
+    ny, nx, th, tw = tile_grid(h, w, 32)
+    ext = np.concatenate([img, img[: ny * th - h]], 0)
+    ext = np.concatenate([ext, ext[:, : nx * tw - w]], 1)
+    single = Dreamer(tiny_model, layer("conv2"), settings(tile_size=4096))
+    total = np.zeros((ny * th, nx * tw, 3), np.float32)
+    for iy in range(ny):
+        for ix in range(nx):
+            y0, x0 = iy * th, ix * tw
+            total[y0:y0 + th, x0:x0 + tw] = single._call(single._gradient, ext[y0:y0 + th, x0:x0 + tw], d._weights(None))
+    folded = total[:h, :w].copy()
+    folded[: ny * th - h] += total[h:, :w]
+    folded[:, : nx * tw - w] += total[:h, w:]
+    folded[: ny * th - h, : nx * tw - w] += total[h:, w:]
+    assert (ny, nx) == (2, 3) and np.allclose(whole, folded, atol=1e-5 * np.abs(whole).max())
+
+
+def test_same_sized_frames_never_recompile(tiny_model, texture):
+    """The loop is compiled once per octave size; more frames, other step counts, steps and seeds
+    reuse it (PyTorch runs eagerly: nothing to compile)."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        pytest.skip("PyTorch runs the loop eagerly")
     d = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.5, iterations=2))
     for seed in range(4):
         d.dream(texture(48, 64, seed), seed=seed)
     first = d.trace_count
-    d.dream(texture(70, 90), iterations=1, step=0.5)  # another size, other iterations and step
-    assert first == 1 and d.trace_count == 1
+    d.dream(texture(48, 64), iterations=7, step=0.5, seed=9)  # other steps, step size and seed
+    assert first == 2 and d.trace_count == 2  # two octave sizes
+    d.dream(texture(70, 90), iterations=1)  # a new size compiles its own two octaves
+    assert d.trace_count == 4
 
 
 def test_seed_reproduces(tiny_model, texture):
@@ -146,43 +185,19 @@ def test_objective_spec_parses_back_to_the_same_objective():
     assert parse("mixed4c:2.0").spec({"mixed4c": "block4_conv3"}.get) == "block4_conv3:2.0"
 
 
-def test_xla_gradient_matches_the_plain_one_tiled_or_not(tiny_model, texture):
+def test_xla_loop_matches_the_plain_one_tiled_or_not(tiny_model, texture):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the xla setting is TensorFlow's (JAX always compiles with XLA, PyTorch never)")
     img = texture(48, 80)
-    for tile in (512, 64):  # one tile, then 2x2 tiles of 40x24 (edge tiles included)
+    for tile in (512, 64):  # one tile, then 2x2 tiles of 24x40
         plain = Dreamer(tiny_model, layer("conv2"), settings(xla="off", tile_size=tile, seed=3))
         xla = Dreamer(tiny_model, layer("conv2"), settings(xla="on", tile_size=tile, seed=3))
         assert xla.xla and not plain.xla
         a, b = plain.dream(img), xla.dream(img)
         assert np.abs(a - img).mean() > 1.0  # it dreamed
         assert np.abs(a - b).max() < 0.5  # the same steps, up to float rounding
-
-
-def test_xla_auto_is_on_for_small_networks_on_the_cpu_only(tiny_model, tiny_pb):
-    import keras
-
-    from dreamvid.dream import XLA_AUTO_MAX_DEPTH
-    from dreamvid.models import from_keras, load_model
-
-    assert Dreamer(tiny_model, layer("conv2"), settings(xla="auto", device="cpu")).xla
-    assert not Dreamer(tiny_model, layer("conv2"), settings(xla="off", device="cpu")).xla
-    inp = x = keras.Input((None, None, 3))
-    for i in range(XLA_AUTO_MAX_DEPTH):  # deeper than the limit: compiling would not pay
-        x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name=f"c{i}")(x)
-    deep = from_keras(keras.Model(inp, x), name="deep", default_layer=f"c{XLA_AUTO_MAX_DEPTH - 1}")
-    assert not Dreamer(deep, layer(f"c{XLA_AUTO_MAX_DEPTH - 1}"), settings(xla="auto", device="cpu")).xla
-    assert Dreamer(deep, layer("c5"), settings(xla="auto", device="cpu")).xla  # shallow layer: small graph
-    graph = load_model(str(tiny_pb))  # a frozen graph: not counted, left off
-    assert not Dreamer(graph, layer("mixed1"), settings(xla="auto", device="cpu")).xla
-
-
-def test_xla_tile_gradient_is_traced_once_for_every_frame_and_size(tiny_model, texture):
-    # traced once with unknown sizes inside the ascent loop; XLA then compiles per tile shape at
-    # run time and caches it, so frames of one size never compile again
-    d = Dreamer(tiny_model, layer("conv2"), settings(xla="on", octaves=2, iterations=2))
-    for seed in range(3):
-        d.dream(texture(40, 56, seed), seed=seed)
-    d.dream(texture(44, 60))
-    assert d._tile_grad.experimental_get_tracing_count() == 1 and d.trace_count == 1
 
 
 @pytest.mark.parametrize("norm", ["std", "max", "mean"])
