@@ -30,7 +30,8 @@ MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and ups
 # at most XLA_AUTO_MAX_DEPTH layers up to the dreamed ones, measured with the bench on 2 cores:
 # vgg16-hed to block4_conv3 (14 layers) compiles in ~1-2 s per size and steps ~1.2-1.3x faster;
 # InceptionV3 to mixed5 (165 layers) takes ~6 s per size for ~1.09x, which a clip repays only
-# after ~170 frames, and frozen graphs (googlenet) are not counted, so both stay off. The
+# after ~170 frames, so it stays off, as does googlenet to mixed4c (82 layers: frozen graphs
+# are rebuilt in Keras and counted alike; up to mixed3b, 39, it is on, not measured). The
 # pipeline keeps it off for a single still, which would pay the compile for one use. GPUs keep
 # TensorFlow's own kernels (not measured here).
 # The whole ascent loop cannot be XLA-compiled: its tile slices have sizes known only at run
