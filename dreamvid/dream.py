@@ -38,13 +38,14 @@ MIN_STEPS_TABLE = 16
 DEFAULT_TILE = {"cpu": 512, "gpu": 1280}  # tile_size None: bounded memory on a CPU; 720p in one piece on a GPU
 
 
-def octave_sizes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
+def octave_sizes(height: int, width: int, octaves: int, scale: float,
+                 min_side: int = MIN_OCTAVE_SIDE) -> list[tuple[int, int]]:
     """(H, W) of each octave, smallest first, ending at the full size; octaves whose shorter side
-    would fall below MIN_OCTAVE_SIDE are dropped."""
+    would fall below `min_side` are dropped."""
     sizes = []
     for k in range(octaves - 1, -1, -1):
         h, w = round(height / scale**k), round(width / scale**k)
-        if k == 0 or min(h, w) >= MIN_OCTAVE_SIDE:
+        if k == 0 or min(h, w) >= min_side:
             sizes.append((h, w))
     return sizes
 
@@ -139,10 +140,17 @@ class Dreamer:
         self._rng = np.random.default_rng(self._seed)
         self._state, self._apply = self.backend.bind(model.network(objective.layers))
         self._preprocess = model.preprocess
+        # smaller octaves carry no useful detail, and the network must see a non-empty layer
+        self._min_side = max(MIN_OCTAVE_SIDE, model.min_side(objective.layers))
         self._grad = self.backend.grad(self._loss, xla=self.xla)
         self._ascend = self.backend.compile(self._ascend_loop)
         self._gradient = self.backend.compile(self._image_gradient)
         self._objective = self.backend.compile(self._loss)
+
+    @property
+    def min_side(self) -> int:
+        """The shortest side dreamed: smaller images are dreamed enlarged, smaller octaves dropped."""
+        return self._min_side
 
     @property
     def seed(self) -> int:
@@ -250,6 +258,17 @@ class Dreamer:
                                ops.convert_to_tensor(step_size), ops.convert_to_tensor(self._weights(weights)))
             return self.backend.to_numpy(out) if on_host else out
 
+    def _enlarged(self, h: int, w: int) -> tuple[int, int]:
+        k = self._min_side / min(h, w)
+        return max(self._min_side, round(h * k)), max(self._min_side, round(w * k))
+
+    def octave_sizes(self, h: int, w: int, octaves: int | None = None, octave_scale: float | None = None):
+        """The (H, W) of each octave `dream` ascends for an (h, w) image, smallest first."""
+        if min(h, w) < self._min_side:
+            h, w = self._enlarged(h, w)
+        s = self.settings
+        return octave_sizes(h, w, octaves or s.octaves, octave_scale or s.octave_scale, self._min_side)
+
     def dream(self, image: np.ndarray, *, iterations: int | None = None, step: float | None = None,
               octaves: int | None = None, octave_scale: float | None = None, weights=None,
               seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -257,7 +276,8 @@ class Dreamer:
 
         The octaves stay on the device: the frame goes there once and comes back once (on a GPU,
         per-octave copies and NumPy resizes of a 720p frame cost as much as the dream itself).
-        `progress(done, total)` is called after each octave.
+        `progress(done, total)` is called after each octave. An image smaller than the network
+        can see (Dreamer.min_side) is dreamed enlarged to that size, then brought back.
         """
         from keras import ops
 
@@ -266,8 +286,14 @@ class Dreamer:
             raise ValueError(f"image must be (H, W, 3), got {image.shape}")
         if seed is not None:
             self.reseed(seed)
-        s = self.settings
-        sizes = octave_sizes(image.shape[0], image.shape[1], octaves or s.octaves, octave_scale or s.octave_scale)
+        h, w = image.shape[:2]
+        if min(h, w) < self._min_side:  # smaller than the network can see: dream it enlarged
+            bh, bw = self._enlarged(h, w)
+            big = cv2.resize(image, (bw, bh), interpolation=cv2.INTER_CUBIC)
+            out = self.dream(big, iterations=iterations, step=step, octaves=octaves, octave_scale=octave_scale,
+                             weights=weights, progress=progress)
+            return np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA), 0.0, 255.0)
+        sizes = self.octave_sizes(h, w, octaves, octave_scale)
         with self.backend.placement(self.device):
             full = ops.convert_to_tensor(image)
             detail = ops.zeros((*sizes[0], 3), "float32")

