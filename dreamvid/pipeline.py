@@ -13,17 +13,19 @@ output records, atomic writes) and `stages` (the reader, writer and flow threads
 k is dreamed with seed `base_seed + k` and the chain carries each frame exactly as saved, so a
 resumed render makes the frames an uninterrupted one would (see workfolder).
 
-Concurrency. The dream runs in the calling thread; decoding, the scene-cut test and the optical
-flow of the next frame pairs (they need the input frames only) run ahead in a reader thread, and
-the finished frames are stored and encoded in a writer thread, each behind a bounded queue. On a
-GPU the CPU stages hide behind the dream; `RenderResult.stages` says how much time each took and
-how long the dream waited for them. The writer runs at most one frame behind the dream, so a
-kill -9 loses the frame being dreamed and, during the milliseconds its PNG takes, the one before.
+Concurrency. The dream runs in the calling thread; decoding and the scene-cut test run ahead in a
+reader thread, and the optical flow of the next frame pairs (it needs the input frames only) in a
+pool of threads beside it, several pairs at once; the finished frames are stored and encoded in a
+writer thread. Every queue is bounded. On a GPU the CPU stages hide behind the dream;
+`RenderResult.stages` says how much time each took and how long the dream waited for them. The
+writer runs at most one frame behind the dream, so a kill -9 loses the frame being dreamed and,
+during the milliseconds its PNG takes, the one before.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ import numpy as np
 
 from dreamvid.config import Config
 from dreamvid.errors import ConfigError, InputError
-from dreamvid.stages import Clock, Reader, Writer
+from dreamvid.stages import Clock, Reader, Writer, pool_size, run_ahead
 from dreamvid.workfolder import (Work, check_image_output, check_output, record_path, work_folder, write_image,
                                  write_record)
 
@@ -152,29 +154,39 @@ def _carry_share(blend: float, target: float, previous: float) -> float:
 
 
 
-def _video_inputs(source, v, first_to_dream: int, clock: Clock):
-    """(k, frame, cut, move) for each input frame, made in the reader thread: `cut` is True where
-    a new shot starts (flow.cut_score against frame k-1 above the threshold), `move` the
-    flow.Motion from frame k-1 to k where frame k will start from a carried dream (a frame to
-    dream, inside a shot, with flow on), else None."""
-    from dreamvid.flow import cut_score, motion
+def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int):
+    """((k, frame, cut), move) for each input frame, in order, made in the reader thread: `cut`
+    is True where a new shot starts (flow.cut_score against frame k-1 above the threshold),
+    `move` the flow.Motion from frame k-1 to k where frame k will start from a carried dream (a
+    frame to dream, inside a shot, with flow on), else None.
 
-    prev = None
-    frames = iter(source)
-    k = 0
-    while True:
-        with clock("decode"):
-            frame = next(frames, None)  # (H, W, 3) uint8 RGB
-        if frame is None:
-            return
-        cut, move = False, None
-        if prev is not None and not v.no_flow:
-            with clock("flow"):
-                cut = cut_score(prev, frame) > v.cut_threshold
+    Decoding and the cut test run in the reader thread; the motions (the costly part: two DIS
+    flows and the occlusion mask) in a pool of `workers` threads, several frame pairs at once,
+    at most `workers` frames ahead of what the reader has handed on (stages.run_ahead).
+    OpenCV's own thread count is left as it is: OpenCV runs a parallel loop started while
+    another one runs serially in its caller's thread, so the pool does not oversubscribe the
+    cores (and one pair took the same CPU time with 1 or 2 OpenCV threads)."""
+    from dreamvid import flow  # flow.motion looked up when called, so a test may replace it
+
+    def tasks():
+        prev = None
+        frames = iter(source)
+        k = 0
+        while True:
+            with clock("decode"):
+                frame = next(frames, None)  # (H, W, 3) uint8 RGB
+            if frame is None:
+                return
+            cut, call = False, None
+            if prev is not None and not v.no_flow:
+                with clock("flow"):
+                    cut = flow.cut_score(prev, frame) > v.cut_threshold
                 if not cut and k >= first_to_dream:
-                    move = motion(prev, frame, v.flow, v.flow_preset)
-        yield k, frame, cut, move
-        prev, k = frame, k + 1
+                    call = functools.partial(flow.motion, prev, frame, v.flow, v.flow_preset)
+            yield (k, frame, cut), call
+            prev, k = frame, k + 1
+
+    return run_ahead(tasks(), workers, clock, stage="flow")
 
 
 def render_video(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
@@ -185,8 +197,8 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     Frame 0 of each shot is dreamed in full; frame t>0 starts from the previous dream carried
     along the optical flow (flow.motion, flow.carry_over) and takes `video.iterations_next`
     steps per octave. A scene cut (flow.cut_score above `video.cut_threshold`) starts a fresh
-    shot. Decoding and flow run ahead in a reader thread, storing and encoding behind in a
-    writer thread (module docstring). `model`: None loads cfg.dream.model; or a DreamModel (or
+    shot. Decoding runs ahead in a reader thread and flow in a pool of threads beside it,
+    storing and encoding behind in a writer thread (module docstring). `model`: None loads cfg.dream.model; or a DreamModel (or
     a model name/path) to use.
     """
     from dreamvid.dream import amount, to_uint8
@@ -219,10 +231,10 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
             if work.done:
                 progress.info(f"resuming from frame {work.done} (frames 0-{work.done - 1} are in '{work.path}')")
             progress.start(info.n_frames, work.done)
-            reader = Reader(_video_inputs(source, v, work.done, clock), clock)
+            reader = Reader(_video_inputs(source, v, work.done, clock, pool_size()), clock)
             prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
             target = 0.0  # amount added to the shot's first frame
-            for k, frame, cut, move in reader:  # frame: (H, W, 3) uint8 RGB
+            for (k, frame, cut), move in reader:  # frame: (H, W, 3) uint8 RGB
                 if cut:
                     cuts.append(k)
                     progress.info(f"scene cut at frame {k}")

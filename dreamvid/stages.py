@@ -2,6 +2,8 @@
 
 - `Reader`: runs a generator (decoding, cut tests, optical flow) in a thread, a bounded number of
   items ahead of the dream, and hands its items over in order;
+- `run_ahead`: computes calls (the optical flow of upcoming frame pairs) in a bounded pool of
+  threads, several at once, and hands their results over in order;
 - `Writer`: stores (work folder) and encodes (sink) finished frames in a thread, at most one
   frame behind the dream;
 - `Clock`: seconds per stage, summed over the threads each stage runs in.
@@ -13,21 +15,30 @@ is raised in the caller (by the next item taken, the next frame put, or `finish`
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     from dreamvid.workfolder import Work
 
-__all__ = ["Clock", "Reader", "Writer", "QUEUE_DEPTH"]
+__all__ = ["Clock", "Reader", "Writer", "run_ahead", "pool_size", "QUEUE_DEPTH"]
 
 QUEUE_DEPTH = 2  # input frames decoded (and their flow computed) ahead of the dream
+# At most this many frame pairs' flow in flight: 8 keep up with a GPU's ~35 ms dream of a 720p
+# frame when one pair takes ~130 ms on one core, while a 4K clip's pairs in flight (two frames,
+# two flows and their temporaries each, ~0.3 GB) stay a few GB.
+POOL_MAX = 8
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Clock:
@@ -66,6 +77,12 @@ class Reader:
             self._put(("end", None))
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(("error", exc))
+        finally:
+            # close the generator here, in its own thread, rather than whenever it is collected:
+            # its cleanup (a run_ahead pool's shutdown) must be over when close() returns
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     def _put(self, message) -> bool:
         while not self._stop.is_set():
@@ -89,6 +106,66 @@ class Reader:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def pool_size(limit: int = POOL_MAX) -> int:
+    """Threads for `run_ahead`: the cores this process may use, at most `limit`."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # honours taskset and container CPU sets
+    except (AttributeError, OSError):  # not on every platform
+        cores = os.cpu_count() or 1
+    return max(1, min(limit, cores))
+
+
+def run_ahead(tasks: Iterable[tuple[T, Callable[[], R] | None]], workers: int, clock: Clock,
+              stage: str = "flow", name: str = "dreamvid-motion") -> Iterator[tuple[T, R | None]]:
+    """Compute each task's call in a pool of `workers` threads, ahead of the consumer; yield
+    (item, the call's result, or None for a task without a call) in the tasks' order.
+
+    tasks: (item, call) pairs, call a function of no arguments or None; they are taken from
+    `tasks` in the consumer's thread (so decoding the next frame runs while the pool works).
+    Bounded: at most `workers` tasks are taken and not yet yielded, so only their items (the
+    frames of the pairs in flight) are held. A call's exception is raised here, at its turn, and
+    so is one from taking a task (a decoding error), after the items taken before it.
+    The calls' seconds go to `clock[stage]`, summed over the pool's threads. On any exit (the
+    end, an error, or `close()` of this generator: a Reader closing, Ctrl-C), calls not started
+    are cancelled, running ones awaited and `tasks` closed, so no thread outlives it.
+    Threads are named `name_0`, `name_1`, ...
+    """
+    if workers < 1:
+        raise ValueError(f"run_ahead needs at least 1 worker, got {workers}")
+
+    def timed(call: Callable[[], R]) -> R:
+        with clock(stage):
+            return call()
+
+    source = iter(tasks)
+    pending: deque = deque()  # (item, Future or None), oldest first
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        more, failed = True, None
+        while True:
+            while more and len(pending) < workers:
+                try:
+                    task = next(source, None)
+                except Exception as exc:  # raised at its turn, after the items taken before it
+                    task, failed = None, exc
+                if task is None:
+                    more = False
+                    break
+                item, call = task
+                pending.append((item, None if call is None else pool.submit(timed, call)))
+            if not pending:
+                if failed is not None:
+                    raise failed
+                return
+            item, future = pending.popleft()
+            yield item, None if future is None else future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 class Writer:

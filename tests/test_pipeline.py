@@ -176,10 +176,47 @@ def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_thread
     monkeypatch.setattr(pipeline._Work, "store", store)
     result = pipeline.render_video(small(), clips["pan"], str(tmp_path / "o") + "/", model=model)
     assert waited == [True]  # a serial loop would compute that flow only after the dream
-    assert motion_threads == {"dreamvid-reader"} and store_threads == ["dreamvid-writer"] * 10
+    assert motion_threads and all(n.startswith("dreamvid-motion") for n in motion_threads)  # the flow pool
+    assert store_threads == ["dreamvid-writer"] * 10
     assert len(frames_of(tmp_path / "o")) == result.frames == 10
     assert {"decode", "flow", "dream", "store", "encode", "wait"} <= set(result.stages)
     assert all(v >= 0 for v in result.stages.values()) and result.stages["dream"] > 0
+
+
+def test_motion_of_several_frame_pairs_is_computed_at_once_and_taken_in_order(model, clips, tmp_path,
+                                                                            monkeypatch):
+    import threading
+
+    from dreamvid import flow as flow_mod
+
+    real_motion = flow_mod.motion
+    gate = threading.Barrier(3, timeout=60)  # passes only when 3 motions run at the same time
+    lock, calls, running, most = threading.Lock(), [], [0], [0]
+
+    def motion(prev, cur, *args):
+        with lock:
+            calls.append(len(calls))
+            first_three = len(calls) <= 3
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            if first_three:
+                gate.wait()
+            return real_motion(prev, cur, *args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(pipeline, "pool_size", lambda: 3)
+    monkeypatch.setattr(flow_mod, "motion", motion)
+    pooled = pipeline.render_video(small(), clips["cut"], str(tmp_path / "pool") + "/", model=model)
+    assert len(calls) == 6 and most[0] == 3  # pairs 1-3, 5-7 (4 is a cut); never more than 3 at once
+    monkeypatch.setattr(pipeline, "pool_size", lambda: 1)
+    monkeypatch.setattr(flow_mod, "motion", real_motion)
+    serial = pipeline.render_video(small(), clips["cut"], str(tmp_path / "one") + "/", model=model)
+    assert pooled.cuts == serial.cuts == [4]
+    a, b = frames_of(tmp_path / "pool"), frames_of(tmp_path / "one")
+    assert len(a) == len(b) == 8 and all(np.array_equal(x, y) for x, y in zip(a, b))  # same frames, in order
 
 
 # ----------------------------------------------------------------------------- resume
