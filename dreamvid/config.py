@@ -55,6 +55,13 @@ class VideoSettings:
     iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
     cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
     no_flow: bool = False  # dream every frame independently (for comparison)
+    # The dream over the clip: schedules that replace a number frame by frame, as the zoom's
+    # below (None = the number: dream.step, dream.octaves, iterations_next). The CLI routes a
+    # schedule given to --step, --octaves or --iterations-next here; a shot's first frame keeps
+    # dream.iterations.
+    step: str | None = None
+    octaves: str | None = None
+    iterations: str | None = None
 
 
 @dataclass

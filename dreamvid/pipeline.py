@@ -133,6 +133,44 @@ def _is_sequence(path: str) -> bool:
     return os.path.isdir(path) or path.lower().endswith(IMAGE_EXTENSIONS)
 
 
+# ----------------------------------------------------------------------------- schedules
+
+# The dream's numbers over frames, in videos and zooms: (name, the plain setting, the range every
+# frame's value must keep, the message). Each job's section (cfg.video, cfg.zoom) may hold a
+# schedule under the name (step, octaves, iterations) that replaces the plain setting.
+_DREAM_SCHEDULES = (
+    ("step", lambda cfg: cfg.dream.step, lambda x: 1e-4 <= x <= 100.0, "the step schedule must stay within 0.0001..100"),
+    ("octaves", lambda cfg: cfg.dream.octaves, lambda x: 1 <= round(x) <= 12, "the octaves schedule must stay within 1..12"),
+    ("iterations", lambda cfg: cfg.video.iterations_next, lambda x: 0 <= round(x) <= 1000,
+     "the iterations schedule must stay within 0..1000"),
+)
+
+
+def _dream_schedules(cfg: Config, section) -> dict:
+    """{"step", "octaves", "iterations"} -> schedule.Schedule over frames: `section`'s schedule
+    (cfg.video or cfg.zoom) where given, else the plain setting as a constant. "iterations" is
+    the steps per octave of a frame that starts from a dream (iterations_next). Interpolation:
+    zoom.interpolation, as for a layer schedule (_dreamer)."""
+    from dreamvid.schedule import Schedule
+
+    return {name: Schedule.parse(getattr(section, name) or repr(plain(cfg)), name=name,
+                                 interpolation=cfg.zoom.interpolation)
+            for name, plain, _, _ in _DREAM_SCHEDULES}
+
+
+def _check_schedules(sched: dict, rules, n: int | None) -> None:
+    """ConfigError naming the frame where a schedule leaves its range; rules: (name, ok, message).
+    Run before frame 0 is dreamed: linear and monotone-cubic ("smooth") interpolation never
+    overshoot, so the keyframes in range (all of them when the length `n` is unknown), frame 0
+    and the last frame bound every frame."""
+    for name, ok, rule in rules:
+        s = sched[name]
+        ends = {0} if n is None else {0, n - 1}
+        for f in sorted(ends | {f for f in s.frames if n is None or f < n}):
+            if not ok(s.at(f)):
+                raise ConfigError(f"{rule}, got {s.at(f):g} at frame {f}")
+
+
 # ----------------------------------------------------------------------------- video
 
 
@@ -197,9 +235,11 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     Frame 0 of each shot is dreamed in full; frame t>0 starts from the previous dream carried
     along the optical flow (flow.motion, flow.carry_over) and takes `video.iterations_next`
     steps per octave. A scene cut (flow.cut_score above `video.cut_threshold`) starts a fresh
-    shot. Decoding runs ahead in a reader thread and flow in a pool of threads beside it,
-    storing and encoding behind in a writer thread (module docstring). `model`: None loads cfg.dream.model; or a DreamModel (or
-    a model name/path) to use.
+    shot. video.step / video.octaves / video.iterations, when set, are schedules that replace
+    dream.step / dream.octaves / video.iterations_next frame by frame (a shot's first frame
+    keeps dream.iterations). Decoding runs ahead in a reader thread and flow in a pool of
+    threads beside it, storing and encoding behind in a writer thread (module docstring).
+    `model`: None loads cfg.dream.model; or a DreamModel (or a model name/path) to use.
     """
     from dreamvid.dream import amount, to_uint8
     from dreamvid.flow import carry_over
@@ -219,6 +259,10 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     reader = None
     try:
         info = source.info
+        # the dream's numbers over the frames, checked now, before frame 0 is dreamed; at every
+        # keyframe, since a video's length is an estimate until it is decoded
+        sched = _dream_schedules(cfg, v)
+        _check_schedules(sched, [(name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES], None)
         work = Work(output_path, "video", cfg, input_path, progress.info)
         dreamer, weights_at = _dreamer(cfg, model, progress)
         audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
@@ -258,9 +302,10 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                     carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
                     with clock("flow"):
                         start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
-                    iterations = v.iterations_next
+                    iterations = round(sched["iterations"].at(k))
                 with clock("dream"):
-                    dreamed = dreamer.dream(start, iterations=iterations, seed=seed, weights=weights_at(k))
+                    dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
+                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
                 out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
                 added = amount(out, frame)
                 if new_shot:
@@ -365,20 +410,12 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         n = min(n, cfg.output.max_frames)
     sched = {name: Schedule.parse(getattr(z, name), name=name, interpolation=z.interpolation)
              for name in ("zoom", "rotate", "pan_x", "pan_y", "blend")}
-    # the dream's numbers over time: a zoom schedule where given, else the plain setting
-    for name, plain in (("step", cfg.dream.step), ("octaves", cfg.dream.octaves), ("iterations", cfg.video.iterations_next)):
-        sched[name] = Schedule.parse(getattr(z, name) or repr(plain), name=name, interpolation=z.interpolation)
+    sched.update(_dream_schedules(cfg, z))  # the dream's numbers over time
     center = _parse_center(z.center)
-    # check the schedules now, before frame 0 is dreamed: linear and monotone-cubic ("smooth")
-    # interpolation never overshoot, so the keyframes in range and the ends bound every frame
-    for name, ok, rule in (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
-                           ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
-                           ("step", lambda x: 1e-4 <= x <= 100.0, "the step schedule must stay within 0.0001..100"),
-                           ("octaves", lambda x: 1 <= round(x) <= 12, "the octaves schedule must stay within 1..12"),
-                           ("iterations", lambda x: 0 <= round(x) <= 1000, "the iterations schedule must stay within 0..1000")):
-        for f in sorted({0, n - 1, *(f for f in sched[name].frames if f < n)}):
-            if not ok(sched[name].at(f)):
-                raise ConfigError(f"{rule}, got {sched[name].at(f):g} at frame {f}")
+    # check the schedules now, before frame 0 is dreamed
+    _check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
+                             ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
+                             *((name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES)), n)
     work = Work(output_path, "zoom", cfg, image_path_used, progress.info)
     start_img = _zoom_start(cfg, image_path_used, work.base_seed, progress)  # (H, W, 3) float32
     h, w = start_img.shape[:2]

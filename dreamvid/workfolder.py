@@ -110,10 +110,14 @@ def fingerprint(path: str | None) -> dict | None:
 
 def job_sections(cfg: Config, job: str) -> dict:
     """cfg as plain data with only the sections `job` ("video", "zoom", "image") reads: a video
-    no zoom settings, a zoom only iterations_next of the video's, a still neither."""
+    of the zoom's only its interpolation, and only when it has a schedule to interpolate; a zoom
+    only iterations_next of the video's; a still neither."""
     d = cfg.to_dict()
     if job != "zoom":
-        d.pop("zoom")
+        zoom = d.pop("zoom")
+        v = cfg.video
+        if job == "video" and (v.step or v.octaves or v.iterations or "(" in (cfg.dream.layers or "")):
+            d["zoom"] = {"interpolation": zoom["interpolation"]}
     if job == "zoom":
         d["video"] = {"iterations_next": d["video"]["iterations_next"]}
     elif job == "image":

@@ -23,7 +23,7 @@ import pytest
 from dreamvid import pipeline
 from dreamvid.config import Config, build_config, load_preset
 from dreamvid.dream import Dreamer, amount
-from dreamvid.errors import OutputError, ResumeError
+from dreamvid.errors import ConfigError, OutputError, ResumeError
 from dreamvid.metrics import added_amount, detail_flicker
 from dreamvid.objectives import parse
 from dreamvid.sinks import open_sink
@@ -217,6 +217,37 @@ def test_motion_of_several_frame_pairs_is_computed_at_once_and_taken_in_order(mo
     assert pooled.cuts == serial.cuts == [4]
     a, b = frames_of(tmp_path / "pool"), frames_of(tmp_path / "one")
     assert len(a) == len(b) == 8 and all(np.array_equal(x, y) for x, y in zip(a, b))  # same frames, in order
+
+
+def test_video_dream_schedules_change_the_dream_where_their_keyframes_say(model, clips, tmp_path):
+    added = {}
+    progress = pipeline.Progress(frame=lambda k, s: added.__setitem__(k, s["amount"]))
+    # blend 0: each frame starts from its own input, so a frame's amount is what its steps add;
+    # no steps on frames 1-2, then 3 a octave; the step size is 4x from frame 6 on
+    cfg = small(video__blend=0.0, video__iterations="0:(0), 2:(0), 3:(3)", video__step="0:(1.0), 5:(1.0), 6:(4.0)",
+                video__octaves="0:(2), 9:(1)")
+    out = str(tmp_path / "o") + "/"
+    pipeline.render_video(cfg, clips["pan"], out, progress, model=model)
+    assert added[0] > 1.0  # frame 0: a full dream
+    assert added[1] < 0.6 and added[2] < 0.6  # nothing but the input
+    base = max(added[3], added[4], added[5])
+    assert min(added[3], added[4], added[5]) > 1.0
+    assert all(added[k] > 1.5 * base for k in (6, 7, 8)), added  # four times the step, more added
+    assert added[5] < 0.8 * min(added[3], added[4])  # octaves 2 -> 1 over frames 0-9: one octave from frame 5 on
+    record = json.load(open(pipeline.record_path(out), encoding="utf-8"))["settings"]
+    assert record["video"]["step"] == "0:(1.0), 5:(1.0), 6:(4.0)" and record["zoom"] == {"interpolation": "linear"}
+    # resumable: an interrupted render continues to the same frames
+    part = str(tmp_path / "part") + "/"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_video(cfg, clips["pan"], part, pipeline.Progress(frame=_stop_at(4)), model=model)
+    assert pipeline.render_video(cfg, clips["pan"], part, model=model).resumed_from == 5
+    a, b = frames_of(out), frames_of(part)
+    assert len(a) == len(b) == 10 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    # checked before frame 0: nothing is dreamed or left behind
+    bad = str(tmp_path / "bad") + "/"
+    with pytest.raises(ConfigError, match="step schedule must stay within 0.0001..100, got 500 at frame 40"):
+        pipeline.render_video(small(video__step="0:(1.0), 40:(500)"), clips["pan"], bad, model=model)
+    assert not os.path.exists(bad) and not os.path.exists(pipeline.work_folder(bad))
 
 
 # ----------------------------------------------------------------------------- resume
