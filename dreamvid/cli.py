@@ -47,6 +47,8 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule)")
     _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
+    g.add_argument("--keep-colors", dest="keep_colors", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="keep the input's colours: the dream changes light and shape, not the palette")
     _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
     _add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
     _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")

@@ -42,6 +42,7 @@ class DreamSettings:
     device: str = "auto"  # "auto" uses a GPU when TensorFlow sees one
     precision: str = "float32"  # "bfloat16"/"float16" compute the network in lower precision (GPU; CPUs without AVX-512 BF16 are slower)
     xla: str = "auto"  # XLA-compile the network's gradient: "auto" = on for videos and zooms on a CPU with a VGG-sized network (dream.XLA_AUTO_MAX_DEPTH), else off
+    keep_colors: bool = False  # after each frame's dream, the input's colours back: the dream changes light and shape, not the palette (colors.keep_colors)
 
 
 @dataclass

@@ -121,6 +121,19 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     return dreamer, weights_at
 
 
+# ----------------------------------------------------------------------------- palette
+
+
+def _palette(cfg: Config, dreamed: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """The dreamed frame as it is saved, before rounding: with `original`'s colours back when
+    dream.keep_colors (colors.keep_colors: the dream's luma, the original's chroma)."""
+    if not cfg.dream.keep_colors:
+        return dreamed
+    from dreamvid.colors import keep_colors
+
+    return keep_colors(dreamed, original)
+
+
 # ----------------------------------------------------------------------------- inputs
 
 
@@ -306,7 +319,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                 with clock("dream"):
                     dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
                                             octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
-                out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
+                out = to_uint8(_palette(cfg, dreamed, frame))  # (H, W, 3) uint8: what is saved is what the chain carries
                 added = amount(out, frame)
                 if new_shot:
                     target = added  # the amount a full dream of this shot adds: the chain's set point
@@ -460,7 +473,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             with clock("dream"):
                 dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
                                         octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
-            out = to_uint8(dreamed)
+            out = to_uint8(_palette(cfg, dreamed, img))  # the palette of the frame it started from
             writer.put(k, out)
             written += 1
             if first_stats is None:
@@ -523,7 +536,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         t[0] = time.perf_counter()
 
     seed = dreamer.seed  # cfg.dream.seed, or the one the Dreamer drew: recorded either way
-    out = to_uint8(dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done))
+    out = to_uint8(_palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done), img))
     write_image(output_path, out)
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))

@@ -123,6 +123,13 @@ def test_zoom_and_video_route_dream_schedules_and_numbers_override_them():
         config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--step", "0:(1), 5:(2)"]))
 
 
+def test_keep_colors_flag_sets_the_dream_setting():
+    parser = build_parser()
+    for command in (["image", "x.png"], ["video", "x.mp4"], ["zoom", "x.png"]):
+        assert config_from_args(parser.parse_args([*command, "-o", "y.png", "--keep-colors"])).dream.keep_colors is True
+    assert config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png"])).dream.keep_colors is False
+
+
 def test_layers_and_presets_commands(capsys, tiny_keras_file):
     assert main(["layers", "--model", str(tiny_keras_file)]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -376,6 +376,41 @@ def test_image_is_dreamed_and_written_atomically(model, tmp_path):
         pipeline.render_image(small(), str(src), str(tmp_path / "nope" / "x.png"), model=model)
 
 
+# ----------------------------------------------------------------------------- keep colors
+
+
+def chroma_and_luma_change(out, original):
+    """Mean |difference| of the chroma (Cr, Cb) and of the luma (Y) between two RGB uint8 frames."""
+    a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2YCrCb).astype(np.float32) for x in (out, original))
+    d = np.abs(a - b).reshape(-1, 3).mean(axis=0)
+    return float(d[1:].mean()), float(d[0])
+
+
+def test_keep_colors_keeps_the_inputs_palette_in_stills_videos_and_zooms(model, clips, tmp_path):
+    src = tmp_path / "in.png"
+    img = texture(8, 72, 56, (1.0, 0.7, 0.5))
+    cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    changes = {}
+    for keep in (False, True):
+        cfg = small(dream__iterations=5, dream__step=3.0, dream__keep_colors=keep)
+        pipeline.render_image(cfg, str(src), str(tmp_path / f"s{keep}.png"), model=model)
+        changes["image", keep] = chroma_and_luma_change(read_image(str(tmp_path / f"s{keep}.png")), img)
+        pipeline.render_zoom(small(dream__step=3.0, dream__keep_colors=keep, zoom__frames=2), str(src),
+                             str(tmp_path / f"z{keep}") + "/", model=model)
+        changes["zoom", keep] = chroma_and_luma_change(frames_of(tmp_path / f"z{keep}")[0], img)  # frame 0's input: the image
+        pipeline.render_video(small(dream__step=3.0, dream__keep_colors=keep), clips["cut"], str(tmp_path / f"v{keep}") + "/",
+                              model=model)
+        pairs = zip(frames_of(tmp_path / f"v{keep}"), open_source(clips["cut"]))
+        per_frame = np.array([chroma_and_luma_change(out, frame) for out, frame in pairs])
+        changes["video", keep] = per_frame[:, 0].max(), per_frame[:, 1].min()  # the worst frame of each
+    for job in ("image", "zoom", "video"):
+        (chroma, light), (kept_chroma, kept_light) = changes[job, False], changes[job, True]
+        assert kept_chroma < 1.0 < chroma, job  # the palette stays within rounding (and clipping)
+        assert kept_light > 2.0, job  # while the dream still changed the light and shapes
+    record = json.load(open(tmp_path / "vTrue.json", encoding="utf-8"))
+    assert record["settings"]["dream"]["keep_colors"] is True
+
+
 # ----------------------------------------------------------------------------- records
 
 
