@@ -41,12 +41,14 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--layers", key="layers", metavar="SPEC",
          help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; default: the model's own choice")
     _add(g, "--reduce", key="reduce", choices=("square", "mean"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
-    _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (zoom: also a schedule)")
+    _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (video, zoom: also a schedule)")
     _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
     _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
-    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (zoom: also a schedule)")
+    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule)")
     _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
+    g.add_argument("--keep-colors", dest="keep_colors", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="keep the input's colours: the dream changes light and shape, not the palette")
     _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
     _add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
     _backend_options(g)
@@ -72,7 +74,8 @@ def _video_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--flow-preset", key="flow_preset", choices=("ultrafast", "fast", "medium"), help="DIS flow preset")
     _add(g, "--blend", key="blend", metavar="X", help="share of the previous dream carried into the next frame (0..1)")
     _add(g, "--carry", key="carry", choices=("detail", "dream"), help="carry the dream's added detail, or the dreamed frame")
-    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot")
+    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
+    _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="schedules: between keyframes")
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
     p.add_argument("--no-flow", dest="no_flow", action="store_const", const=True, default=argparse.SUPPRESS,
                    help="dream every frame independently (for comparison)")
@@ -192,8 +195,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for key in given:
         for section in SECTIONS:
             values.pop(f"{section}.{key}", None)
-    if args.command == "zoom":  # a schedule for a dream number goes to the zoom's schedules
-        for key, target in (("step", "zoom.step"), ("octaves", "zoom.octaves"), ("iterations_next", "zoom.iterations")):
+    if args.command in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
+        for key, name in (("step", "step"), ("octaves", "octaves"), ("iterations_next", "iterations")):
+            target = f"{args.command}.{name}"
             if key in given and "(" in str(given[key]):
                 given[target] = given.pop(key)
                 values.pop(target, None)

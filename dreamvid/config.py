@@ -43,6 +43,7 @@ class DreamSettings:
     device: str = "auto"  # "auto" uses a GPU when the backend sees one
     precision: str = "auto"  # "auto": bfloat16/float16 where the hardware runs it fast (hardware.py), else float32
     xla: str = "auto"  # TensorFlow: XLA-compile the ascent loop; "auto" = on for videos and zooms on AVX2 CPUs with a VGG-sized network (hardware.py)
+    keep_colors: bool = False  # after each frame's dream, the input's colours back: the dream changes light and shape, not the palette (colors.keep_colors)
 
 
 @dataclass
@@ -56,6 +57,13 @@ class VideoSettings:
     iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
     cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
     no_flow: bool = False  # dream every frame independently (for comparison)
+    # The dream over the clip: schedules that replace a number frame by frame, as the zoom's
+    # below (None = the number: dream.step, dream.octaves, iterations_next). The CLI routes a
+    # schedule given to --step, --octaves or --iterations-next here; a shot's first frame keeps
+    # dream.iterations.
+    step: str | None = None
+    octaves: str | None = None
+    iterations: str | None = None
 
 
 @dataclass

@@ -115,7 +115,11 @@ def compute_flow(src: np.ndarray, dst: np.ndarray, method: str = "dis", preset: 
     dst = _check_frame("dst", dst)
     if src.shape != dst.shape:
         raise InputError(f"flow frames differ in size: {src.shape} vs {dst.shape}; resize them to one size first")
-    g_src, g_dst = _gray(src), _gray(dst)
+    return _flow_of_gray(_gray(src), _gray(dst), method, preset)
+
+
+def _flow_of_gray(g_src: np.ndarray, g_dst: np.ndarray, method: str, preset: str) -> np.ndarray:
+    """compute_flow on the luma (H, W) uint8 of src and dst, already checked."""
     # OpenCV's calc(I0, I1) returns f with I0(x) ≈ I1(x + f(x)), so I0 = dst, I1 = src.
     if method == "dis":
         if preset not in DIS_PRESETS:
@@ -133,6 +137,7 @@ def compute_flow(src: np.ndarray, dst: np.ndarray, method: str = "dis", preset: 
 
 
 _grid_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+_points_cache: dict[tuple[int, int], np.ndarray] = {}
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +149,18 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
             _grid_cache.clear()
         grid = _grid_cache[(h, w)] = (xs, ys)
     return grid
+
+
+def _points(h: int, w: int) -> np.ndarray:
+    """Pixel coordinates as one (H, W, 2) float32 array of (x, y), the layout of a flow, so
+    `points + flow` is one vectorised add; cached per size like _grid."""
+    points = _points_cache.get((h, w))
+    if points is None:
+        points = np.ascontiguousarray(np.stack(_grid(h, w), axis=-1))
+        if len(_points_cache) > 8:
+            _points_cache.clear()
+        _points_cache[(h, w)] = points
+    return points
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -185,27 +202,43 @@ def occlusion_mask(flow_bw: np.ndarray, flow_fw: np.ndarray, soften: float = 2.0
     Gaussian of sigma ``soften`` so the blend has no hard seams; 0 gives the hard 0/1 mask.
     Returns (H, W) float32 in [0, 1]: 1 = carry over, 0 = occluded.
     """
-    w = _check_flow("flow_bw", flow_bw)
-    fw = _check_flow("flow_fw", flow_fw, w.shape[:2])
+    w = np.ascontiguousarray(_check_flow("flow_bw", flow_bw))
+    fw = np.ascontiguousarray(_check_flow("flow_fw", flow_fw, w.shape[:2]))
     if soften < 0:
         raise ConfigError(f"soften must be >= 0 pixels, got {soften}")
     h, wd = w.shape[:2]
-    # 1) the forward flow at the point each current pixel came from
-    w_hat = warp(fw, w)  # (H, W, 2) float32, previous -> current, sampled at x + w(x)
-    # 2) consistency test: forward and backward flow should cancel
-    diff2 = np.sum((w + w_hat) ** 2, axis=2)
-    mag2 = np.sum(w ** 2, axis=2) + np.sum(w_hat ** 2, axis=2)
-    reliable = diff2 < _CONSISTENCY_A * mag2 + _CONSISTENCY_B
-    # 3) pixels whose source lies outside the previous frame (half-pixel footprint allowed)
-    xs, ys = _grid(h, wd)
-    px, py = xs + w[..., 0], ys + w[..., 1]
-    reliable &= (px >= -0.5) & (px <= wd - 0.5) & (py >= -0.5) & (py <= h - 0.5)
-    mask = reliable.astype(np.float32)  # (H, W) 1 = carry over
-    # 4) soft edges: shrink, then blur, so occluded borders fade in
+    # Vectorised with few temporaries (this runs for every frame pair, beside the DIS flows):
+    # OpenCV's element-wise ops for the (H, W, 2) arrays, in-place NumPy for the rest, float32
+    # throughout. Each sum and product is the one of the plain formula, in the same order, so
+    # the mask is the same to the bit (tests/test_flow.py keeps the plain version to compare).
+    # 1) where each current pixel came from, x + w(x), and the forward flow there, ŵ(x)
+    src = cv2.add(w, _points(h, wd))  # (H, W, 2) float32 (x, y) in the previous frame
+    w_hat = cv2.remap(fw, src, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # 3) (before src's buffer is reused) pixels whose source lies outside the previous frame
+    #    (half-pixel footprint allowed): inRange's bounds are inclusive, as the plain test's
+    inside = cv2.inRange(src, (-0.5, -0.5), (wd - 0.5, h - 0.5))  # (H, W) uint8, 255 inside
+    # 2) consistency test: forward and backward flow should cancel, |w + ŵ|² < A (|w|² + |ŵ|²) + B
+    sq = cv2.add(w, w_hat, dst=src)  # src's buffer from here on
+    cv2.multiply(sq, sq, dst=sq)
+    diff2 = np.add(sq[..., 0], sq[..., 1])  # (H, W) |w + ŵ|²
+    cv2.multiply(w, w, dst=sq)
+    mag2 = np.add(sq[..., 0], sq[..., 1])  # |w|²
+    cv2.multiply(w_hat, w_hat, dst=w_hat)
+    np.add(w_hat[..., 0], w_hat[..., 1], out=sq[..., 0])  # |ŵ|²
+    mag2 += sq[..., 0]
+    mag2 *= np.float32(_CONSISTENCY_A)
+    mag2 += np.float32(_CONSISTENCY_B)
+    reliable = np.less(diff2, mag2).view(np.uint8)  # (H, W) 0/1
+    np.bitwise_and(reliable, inside, out=reliable)  # 1 & 255 = 1
+    # 4) soft edges: shrink, then blur, so occluded borders fade in (erosion is a minimum: the
+    #    same on 0/1 bytes as on 0/1 floats, and 4x less to read)
     if soften > 0:
-        mask = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        reliable = cv2.erode(reliable, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    mask = reliable.astype(np.float32)  # (H, W) 1 = carry over
+    if soften > 0:
         mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=float(soften), borderType=cv2.BORDER_REPLICATE)
-    return np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False)
+        np.clip(mask, 0.0, 1.0, out=mask)  # the kernel's float sum may exceed 1 by a rounding
+    return mask
 
 
 def _small_hsv(frame: np.ndarray) -> np.ndarray:
@@ -259,8 +292,9 @@ def motion(prev_frame: np.ndarray, cur_frame: np.ndarray, flow_method: str = "di
     if prev_frame.shape != cur_frame.shape:
         raise InputError(f"motion frames differ in size: {prev_frame.shape} vs {cur_frame.shape}; "
                          f"resize them to one size first")
-    flow_bw = compute_flow(prev_frame, cur_frame, flow_method, preset)  # (H, W, 2) current -> previous
-    flow_fw = compute_flow(cur_frame, prev_frame, flow_method, preset)  # (H, W, 2) previous -> current
+    g_prev, g_cur = _gray(prev_frame), _gray(cur_frame)  # once for both directions
+    flow_bw = _flow_of_gray(g_prev, g_cur, flow_method, preset)  # (H, W, 2) current -> previous
+    flow_fw = _flow_of_gray(g_cur, g_prev, flow_method, preset)  # (H, W, 2) previous -> current
     return Motion(flow=flow_bw, mask=occlusion_mask(flow_bw, flow_fw))
 
 

@@ -1,49 +1,33 @@
-"""The frame loop: sources -> temporal init -> dream -> sink, with resume and progress callbacks.
-No argument parsing and no printing: the CLI passes a `Config` and a `Progress`, and gets a
-`RenderResult` back or a `DreamvidError` whose message names the fix.
+"""The jobs: the frame loops of a video, a zoom, a still and a contact sheet. No argument parsing
+and no printing: the CLI passes a `Config` and a `Progress`, and gets a `RenderResult` back or a
+`DreamvidError` whose message names the fix.
 
-Three jobs:
 - `render_video`: each frame of a clip, flow-guided so the dream sticks to the scene (frame 0
   of a shot is dreamed in full; later frames start from the previous dream warped onto them);
 - `render_zoom`: the infinite zoom, each frame the previous dream transformed and dreamed again;
-- `render_image`: one still.
+- `render_image`: one still;
+- `render_sheet`: a contact sheet of a render's frames.
 
-Resume (videos and zooms). Beside the output lives a work folder
-`<output_dir>/.<output_name>.dreamvid/` with `state.json` (the settings that shape the frames,
-the input's fingerprint, the base seed, the frames done) and `frames/000000.png ...`, each PNG
-written under a temporary name and renamed, so a kill -9 loses at most the frame in progress.
-Running the same command again picks up where it stopped and makes exactly the frames an
-uninterrupted run would make, because
-  1) frame k is dreamed with seed `base_seed + k` (base_seed stored in the state), and
-  2) the chain carries the uint8 frame exactly as saved, never a float only the killed run had.
-The work folder is removed once the final output is complete (unless `keep_frames`); a failed
-or interrupted render keeps it and leaves no file under the final name.
+The plumbing the jobs share lives beside them: `workfolder` (resume state, lossless frames,
+output records, atomic writes) and `stages` (the reader, writer and flow threads). Resume: frame
+k is dreamed with seed `base_seed + k` and the chain carries each frame exactly as saved, so a
+resumed render makes the frames an uninterrupted one would (see workfolder).
 
-Concurrency. The dream runs in the calling thread; decoding, the scene-cut test and the optical
-flow of the next frame pair (they need the input frames only) run ahead in a reader thread, and
-the finished frames are stored and encoded in a writer thread, each behind a bounded queue. On a
-GPU the CPU stages hide behind the dream; `RenderResult.stages` says how much time each took and
-how long the dream waited for them. The writer runs at most one frame behind the dream, so a
-kill -9 loses the frame being dreamed and, during the milliseconds its PNG takes, the one before.
-
-Record. Beside every finished output lives `<output>.json` (see `record_path`): the settings it
-was made with, the network and objective actually used (after an offline fallback), the seed
-actually used, the input and the dreamvid version. `--preset <output>.json` reads it back, so
-the same command with that preset makes the same frames.
+Concurrency. The dream runs in the calling thread; decoding and the scene-cut test run ahead in a
+reader thread, and the optical flow of the next frame pairs (it needs the input frames only) in a
+pool of threads beside it, several pairs at once; the finished frames are stored and encoded in a
+writer thread. Every queue is bounded. On a GPU the CPU stages hide behind the dream;
+`RenderResult.stages` says how much time each took and how long the dream waited for them. The
+writer runs at most one frame behind the dream, so a kill -9 loses the frame being dreamed and,
+during the milliseconds its PNG takes, the one before.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import functools
 import os
-import queue
-import shutil
-import threading
 import time
-from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
@@ -52,21 +36,17 @@ import cv2
 import numpy as np
 
 from dreamvid.config import Config
-from dreamvid.errors import ConfigError, InputError, OutputError, ResumeError
+from dreamvid.errors import ConfigError, InputError
+from dreamvid.stages import Clock, Reader, Writer, pool_size, run_ahead
+from dreamvid.workfolder import (Work, check_image_output, check_output, record_path, work_folder, write_image,
+                                 write_record)
 
 __all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image", "render_sheet",
            "work_folder", "record_path", "ZOOM_DEFAULT_SIZE", "ZOOM_DEFAULT_FPS"]
 
 ZOOM_DEFAULT_SIZE = (512, 288)  # (width, height) of a zoom from noise or a colour: 16:9, fast to dream
 ZOOM_DEFAULT_FPS = Fraction(25)  # the PAL rate, and what image sequences default to as well
-STATE_VERSION = 1
-RECORD_VERSION = 1
-# Settings that do not change a single dreamed pixel, so a resume may change them freely:
-# the encoder's (crf, audio), the work folder's own switches, and where the loop runs.
-_OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio")
-_DREAM_WHERE_NOT_WHAT = ("device",)
-_FINGERPRINT_BYTES = 1 << 20  # the input's first 1 MB is hashed: catches a replaced file cheaply
-_IMAGE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
+_Work = Work  # the work folder's class under its former name here (tests patch _Work.store)
 
 
 def _noop(*_args) -> None:
@@ -101,119 +81,6 @@ class RenderResult:
     # flow, occlusion, warp), "dream", "store" (work-folder PNGs), "encode"; and "wait", the
     # time the dream's thread spent waiting for the other stages (what concurrency did not hide)
     stages: dict = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------- stages in threads
-
-_QUEUE_DEPTH = 2  # input frames decoded (and their flow computed) ahead of the dream
-
-
-class _Clock:
-    """Seconds per stage, added to from several threads: `with clock("flow"): ...`."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def __call__(self, stage: str):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.seconds[stage] += time.perf_counter() - t
-
-
-class _Reader:
-    """Runs the generator `items` in a thread, up to `depth` items ahead of the consumer.
-    Iterating yields its items in order and re-raises its exception; `close()` stops it."""
-
-    def __init__(self, items, clock: _Clock, depth: int = _QUEUE_DEPTH):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._clock = clock
-        self._thread = threading.Thread(target=self._run, args=(items,), name="dreamvid-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self, items) -> None:
-        try:
-            for item in items:
-                if not self._put(("item", item)):
-                    return
-            self._put(("end", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(("error", exc))
-
-    def _put(self, message) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(message, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def __iter__(self):
-        while True:
-            with self._clock("wait"):
-                kind, value = self._queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class _Writer:
-    """Stores (work folder) and encodes (sink) finished frames in a thread, in order, at most
-    one frame behind the caller. A failure there is raised by the next `put` or by `finish`."""
-
-    def __init__(self, work: "_Work", sink, clock: _Clock):
-        self._work, self._sink, self._clock = work, sink, clock
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="dreamvid-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if self._error is not None:
-                continue  # after a failure: drain, write nothing more
-            k, frame, store = job
-            try:
-                if store:
-                    with self._clock("store"):
-                        self._work.store(k, frame)
-                with self._clock("encode"):
-                    self._sink.write(frame)
-            except BaseException as exc:
-                self._error = exc
-
-    def put(self, k: int, frame: np.ndarray, store: bool = True) -> None:
-        """Queue frame k (RGB uint8): saved to the work folder (unless `store` is False: a frame
-        an earlier run saved), then written to the sink."""
-        self._raise()
-        with self._clock("wait"):
-            self._queue.put((k, frame, store))
-
-    def finish(self, *, check: bool = True) -> None:
-        """Wait until every queued frame is stored and written; raise a failure if `check`."""
-        self._queue.put(None)
-        self._thread.join()
-        if check:
-            self._raise()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
 
 
 # ----------------------------------------------------------------------------- model
@@ -254,31 +121,20 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     return dreamer, weights_at
 
 
-# ----------------------------------------------------------------------------- paths
+# ----------------------------------------------------------------------------- palette
 
 
-def work_folder(output_path: str) -> str:
-    """`<output_dir>/.<output_name>.dreamvid`: where an unfinished render keeps its frames."""
-    head, name = os.path.split(os.path.abspath(os.fspath(output_path).rstrip("/") or "."))
-    return os.path.join(head, f".{name}.dreamvid")
+def _palette(cfg: Config, dreamed: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """The dreamed frame as it is saved, before rounding: with `original`'s colours back when
+    dream.keep_colors (colors.keep_colors: the dream's luma, the original's chroma)."""
+    if not cfg.dream.keep_colors:
+        return dreamed
+    from dreamvid.colors import keep_colors
+
+    return keep_colors(dreamed, original)
 
 
-def record_path(output_path: str) -> str:
-    """`<output>.json` beside the output (`out.mp4.json`; `frames.json` for a folder `frames/`)."""
-    return os.path.abspath(os.fspath(output_path).rstrip("/") or ".") + ".json"
-
-
-def _check_output(output_path: str, input_path: str | None) -> None:
-    """OutputError when the output's folder is missing or read-only, or the output is the input."""
-    from dreamvid.sinks import _check_folder  # the sinks' own test, so both say the same thing
-
-    _check_folder(output_path)
-    if input_path is not None and os.path.exists(output_path) and os.path.exists(input_path):
-        if os.path.samefile(output_path, input_path):
-            raise OutputError(f"the output '{output_path}' is the input; choose another output path "
-                              f"so the input is not overwritten")
-    elif input_path is not None and os.path.abspath(output_path.rstrip("/")) == os.path.abspath(input_path.rstrip("/")):
-        raise OutputError(f"the output '{output_path}' is the input; choose another output path")
+# ----------------------------------------------------------------------------- inputs
 
 
 def _is_sequence(path: str) -> bool:
@@ -290,216 +146,42 @@ def _is_sequence(path: str) -> bool:
     return os.path.isdir(path) or path.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def fingerprint(path: str | None) -> dict | None:
-    """What identifies an input without reading it all: for a file its size, mtime_ns and the
-    SHA-256 of its first 1 MB; for a folder or glob of images a digest of every file's name,
-    size and mtime_ns. None for no input (a zoom from noise)."""
-    if path is None:
-        return None
-    if os.path.isfile(path):
-        st = os.stat(path)
-        with open(path, "rb") as f:
-            head = hashlib.sha256(f.read(_FINGERPRINT_BYTES)).hexdigest()
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_1mb": head}
-    from dreamvid.sources import _list_sequence
+# ----------------------------------------------------------------------------- schedules
 
-    files = _list_sequence(path)
-    h = hashlib.sha256()
-    for name in files:
-        st = os.stat(name)
-        h.update(f"{os.path.basename(name)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return {"files": len(files), "sha256_listing": h.hexdigest()}
+# The dream's numbers over frames, in videos and zooms: (name, the plain setting, the range every
+# frame's value must keep, the message). Each job's section (cfg.video, cfg.zoom) may hold a
+# schedule under the name (step, octaves, iterations) that replaces the plain setting.
+_DREAM_SCHEDULES = (
+    ("step", lambda cfg: cfg.dream.step, lambda x: 1e-4 <= x <= 100.0, "the step schedule must stay within 0.0001..100"),
+    ("octaves", lambda cfg: cfg.dream.octaves, lambda x: 1 <= round(x) <= 12, "the octaves schedule must stay within 1..12"),
+    ("iterations", lambda cfg: cfg.video.iterations_next, lambda x: 0 <= round(x) <= 1000,
+     "the iterations schedule must stay within 0..1000"),
+)
 
 
-def _job_sections(cfg: Config, job: str) -> dict:
-    """cfg as plain data with only the sections `job` ("video", "zoom", "image") reads: a video
-    no zoom settings, a zoom only iterations_next of the video's, a still neither."""
-    d = cfg.to_dict()
-    if job != "zoom":
-        d.pop("zoom")
-    if job == "zoom":
-        d["video"] = {"iterations_next": d["video"]["iterations_next"]}
-    elif job == "image":
-        d.pop("video")
-    return d
+def _dream_schedules(cfg: Config, section) -> dict:
+    """{"step", "octaves", "iterations"} -> schedule.Schedule over frames: `section`'s schedule
+    (cfg.video or cfg.zoom) where given, else the plain setting as a constant. "iterations" is
+    the steps per octave of a frame that starts from a dream (iterations_next). Interpolation:
+    zoom.interpolation, as for a layer schedule (_dreamer)."""
+    from dreamvid.schedule import Schedule
+
+    return {name: Schedule.parse(getattr(section, name) or repr(plain(cfg)), name=name,
+                                 interpolation=cfg.zoom.interpolation)
+            for name, plain, _, _ in _DREAM_SCHEDULES}
 
 
-def _settings(cfg: Config, job: str) -> dict:
-    """The settings that shape the frames of `job`, as JSON-comparable data."""
-    d = _job_sections(cfg, job)
-    d["output"] = {k: v for k, v in d["output"].items() if k not in _OUTPUT_ONLY}
-    d["dream"] = {k: v for k, v in d["dream"].items() if k not in _DREAM_WHERE_NOT_WHAT}
-    return json.loads(json.dumps(d))
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    """Write under a temporary name in the same folder, then rename: all or nothing."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise OutputError(f"cannot write '{path}' ({e}); check that the disk has space and the "
-                          f"folder is writable") from e
-
-
-def _check_image_output(path: str, input_path: str) -> None:
-    """OutputError unless `path` names a .png/.jpg/.jpeg that may be written (see _check_output)."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in _IMAGE_FORMATS:
-        raise OutputError(f"cannot write '{path}': unknown image format '{ext}'; use .png, .jpg or .jpeg")
-    _check_output(path, input_path)
-
-
-def _write_image(path: str, image: np.ndarray) -> None:
-    """RGB uint8 (H, W, 3) -> `path` (.png, .jpg or .jpeg by its name), atomically."""
-    _atomic_write(path, _encode(image, _IMAGE_FORMATS[os.path.splitext(path)[1].lower()], path))
-
-
-def _encode(frame: np.ndarray, ext: str, path: str) -> bytes:
-    """RGB uint8 (H, W, 3) -> PNG or JPEG bytes (JPEG at quality 95)."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == ".jpg" else []
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise OutputError(f"OpenCV could not encode '{path}'; reinstall opencv-python-headless")
-    return buf.tobytes()
-
-
-def _write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: str | None, seed: int,
-                  result: "RenderResult") -> None:
-    """Write `record_path(output_path)` atomically, after the output itself is complete.
-
-    Its "settings" sections are those of a preset file (see config.load_preset, which reads this
-    JSON too), with the model, layers and seed that were actually used, so the record reproduces
-    the output even when the requested model fell back or no seed was given. The work folder's
-    switches (restart, keep_frames) are left out: they do not shape the output.
-    """
-    from dreamvid import __version__
-
-    settings = _job_sections(cfg, job)
-    # the network that really ran: an offline fallback replaces the requested googlenet
-    used = dreamer.model.name if cfg.dream.model == "googlenet" else cfg.dream.model
-    settings["dream"].update(model=used, seed=int(seed))
-    if not (cfg.dream.layers and "(" in cfg.dream.layers):  # a layer schedule stays as written
-        settings["dream"]["layers"] = dreamer.objective.spec(dreamer.model.resolve)
-    for key in ("restart", "keep_frames"):
-        settings["output"].pop(key)
-    record = {
-        "dreamvid_record": RECORD_VERSION,
-        "dreamvid_version": __version__,
-        "job": job,
-        "output": os.path.abspath(result.path),
-        "input": None if input_path is None else os.path.abspath(input_path),
-        "input_fingerprint": fingerprint(input_path),
-        "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "frames": result.frames,
-        "fps": str(result.fps) if result.fps else None,
-        "network": {"requested": cfg.dream.model, "used": dreamer.model.name},
-        "objective": dreamer.objective.spec(dreamer.model.resolve),
-        "device": dreamer.device_label,
-        "settings": json.loads(json.dumps(settings)),
-    }
-    path = record_path(output_path)
-    _atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-# ----------------------------------------------------------------------------- work folder
-
-
-class _Work:
-    """The resume state of one render. Nothing is created on disk until the first frame is
-    stored, so a render that fails before dreaming leaves no work folder behind."""
-
-    def __init__(self, output_path: str, job: str, cfg: Config, input_path: str | None,
-                 progress: Progress):
-        self.path = work_folder(output_path)
-        self.frames_dir = os.path.join(self.path, "frames")
-        self.state_path = os.path.join(self.path, "state.json")
-        self.created = False
-        settings, finger = _settings(cfg, job), fingerprint(input_path)
-        if cfg.output.restart and os.path.exists(self.path):
-            shutil.rmtree(self.path)
-            progress.info(f"--restart: discarded the earlier render's work folder '{self.path}'")
-        if os.path.exists(self.path):
-            state = self._read_state()
-            fix = "; run again with --restart to discard it, or change the output name"
-            if state.get("job") != job:
-                raise ResumeError(f"the work folder '{self.path}' holds a {state.get('job')} render, not a {job}{fix}")
-            if state.get("input") != finger:
-                raise ResumeError(f"the work folder '{self.path}' was started with another input "
-                                  f"(or the input file changed since){fix}")
-            if state.get("settings") != settings:
-                changed = _diff(state.get("settings") or {}, settings)
-                raise ResumeError(f"the work folder '{self.path}' was started with other settings "
-                                  f"({changed}){fix}")
-            self.state = state
-            self.created = True
-            self.done = self._count_frames()
-        else:
-            seed = cfg.dream.seed if cfg.dream.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-            self.state = {"dreamvid_state": STATE_VERSION, "job": job, "settings": settings,
-                          "input": finger, "input_path": None if input_path is None else os.path.abspath(input_path),
-                          "base_seed": seed, "frames_done": 0}
-            self.done = 0
-        self.base_seed = int(self.state["base_seed"])
-
-    def _read_state(self) -> dict:
-        try:
-            with open(self.state_path, encoding="utf-8") as f:
-                state = json.load(f)
-            if not isinstance(state, dict) or state.get("dreamvid_state") != STATE_VERSION:
-                raise ValueError("unknown format")
-            return state
-        except (OSError, ValueError) as e:
-            raise ResumeError(f"the work folder '{self.path}' has no readable state.json ({e}); "
-                              f"run again with --restart to discard it, or change the output name") from None
-
-    def _count_frames(self) -> int:
-        """Frames 0..k-1 present without a gap (a frame is on disk only once complete)."""
-        k = 0
-        while os.path.isfile(self.frame_path(k)):
-            k += 1
-        return k
-
-    def frame_path(self, k: int) -> str:
-        return os.path.join(self.frames_dir, f"{k:06d}.png")
-
-    def read(self, k: int, shape: tuple[int, ...]) -> np.ndarray:
-        from dreamvid.sources import read_image
-
-        frame = read_image(self.frame_path(k))
-        if frame.shape != tuple(shape):
-            raise ResumeError(f"stored frame {self.frame_path(k)} is {frame.shape[1]}x{frame.shape[0]}, "
-                              f"not {shape[1]}x{shape[0]}; run again with --restart")
-        return frame
-
-    def store(self, k: int, frame: np.ndarray) -> None:
-        """Save frame k (RGB uint8) losslessly, then record it in the state."""
-        if not self.created:
-            os.makedirs(self.frames_dir, exist_ok=True)
-            self.created = True
-        _atomic_write(self.frame_path(k), _encode(frame, ".png", self.frame_path(k)))
-        self.state["frames_done"] = k + 1
-        _atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def _diff(old: dict, new: dict) -> str:
-    """'video.blend: 0.9 -> 0.5, ...' for the first few settings that differ."""
-    out = []
-    for section in sorted(set(old) | set(new)):
-        a, b = old.get(section) or {}, new.get(section) or {}
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                out.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
-    return ", ".join(out[:4]) + (", ..." if len(out) > 4 else "") if out else "a different version"
+def _check_schedules(sched: dict, rules, n: int | None) -> None:
+    """ConfigError naming the frame where a schedule leaves its range; rules: (name, ok, message).
+    Run before frame 0 is dreamed: linear and monotone-cubic ("smooth") interpolation never
+    overshoot, so the keyframes in range (all of them when the length `n` is unknown), frame 0
+    and the last frame bound every frame."""
+    for name, ok, rule in rules:
+        s = sched[name]
+        ends = {0} if n is None else {0, n - 1}
+        for f in sorted(ends | {f for f in s.frames if n is None or f < n}):
+            if not ok(s.at(f)):
+                raise ConfigError(f"{rule}, got {s.at(f):g} at frame {f}")
 
 
 # ----------------------------------------------------------------------------- video
@@ -523,29 +205,39 @@ def _carry_share(blend: float, target: float, previous: float) -> float:
 
 
 
-def _video_inputs(source, v, first_to_dream: int, clock: _Clock):
-    """(k, frame, cut, move) for each input frame, made in the reader thread: `cut` is True where
-    a new shot starts (flow.cut_score against frame k-1 above the threshold), `move` the
-    flow.Motion from frame k-1 to k where frame k will start from a carried dream (a frame to
-    dream, inside a shot, with flow on), else None."""
-    from dreamvid.flow import cut_score, motion
+def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int):
+    """((k, frame, cut), move) for each input frame, in order, made in the reader thread: `cut`
+    is True where a new shot starts (flow.cut_score against frame k-1 above the threshold),
+    `move` the flow.Motion from frame k-1 to k where frame k will start from a carried dream (a
+    frame to dream, inside a shot, with flow on), else None.
 
-    prev = None
-    frames = iter(source)
-    k = 0
-    while True:
-        with clock("decode"):
-            frame = next(frames, None)  # (H, W, 3) uint8 RGB
-        if frame is None:
-            return
-        cut, move = False, None
-        if prev is not None and not v.no_flow:
-            with clock("flow"):
-                cut = cut_score(prev, frame) > v.cut_threshold
+    Decoding and the cut test run in the reader thread; the motions (the costly part: two DIS
+    flows and the occlusion mask) in a pool of `workers` threads, several frame pairs at once,
+    at most `workers` frames ahead of what the reader has handed on (stages.run_ahead).
+    OpenCV's own thread count is left as it is: OpenCV runs a parallel loop started while
+    another one runs serially in its caller's thread, so the pool does not oversubscribe the
+    cores (and one pair took the same CPU time with 1 or 2 OpenCV threads)."""
+    from dreamvid import flow  # flow.motion looked up when called, so a test may replace it
+
+    def tasks():
+        prev = None
+        frames = iter(source)
+        k = 0
+        while True:
+            with clock("decode"):
+                frame = next(frames, None)  # (H, W, 3) uint8 RGB
+            if frame is None:
+                return
+            cut, call = False, None
+            if prev is not None and not v.no_flow:
+                with clock("flow"):
+                    cut = flow.cut_score(prev, frame) > v.cut_threshold
                 if not cut and k >= first_to_dream:
-                    move = motion(prev, frame, v.flow, v.flow_preset)
-        yield k, frame, cut, move
-        prev, k = frame, k + 1
+                    call = functools.partial(flow.motion, prev, frame, v.flow, v.flow_preset)
+            yield (k, frame, cut), call
+            prev, k = frame, k + 1
+
+    return run_ahead(tasks(), workers, clock, stage="flow")
 
 
 def render_video(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
@@ -556,9 +248,11 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     Frame 0 of each shot is dreamed in full; frame t>0 starts from the previous dream carried
     along the optical flow (flow.motion, flow.carry_over) and takes `video.iterations_next`
     steps per octave. A scene cut (flow.cut_score above `video.cut_threshold`) starts a fresh
-    shot. Decoding and flow run ahead in a reader thread, storing and encoding behind in a
-    writer thread (module docstring). `model`: None loads cfg.dream.model; or a DreamModel (or
-    a model name/path) to use.
+    shot. video.step / video.octaves / video.iterations, when set, are schedules that replace
+    dream.step / dream.octaves / video.iterations_next frame by frame (a shot's first frame
+    keeps dream.iterations). Decoding runs ahead in a reader thread and flow in a pool of
+    threads beside it, storing and encoding behind in a writer thread (module docstring).
+    `model`: None loads cfg.dream.model; or a DreamModel (or a model name/path) to use.
     """
     from dreamvid.dream import amount, to_uint8
     from dreamvid.flow import carry_over
@@ -568,32 +262,36 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     progress = progress or Progress()
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    _check_output(output_path, input_path)
+    check_output(output_path, input_path)
     check_output_path(output_path)  # the format too, before the network loads
     v = cfg.video
-    clock = _Clock()
+    clock = Clock()
     source = open_source(input_path, start=cfg.output.start, duration=cfg.output.duration,
                          max_frames=cfg.output.max_frames, width=cfg.output.width,
                          fps=cfg.output.fps if _is_sequence(input_path) else None)
     reader = None
     try:
         info = source.info
-        work = _Work(output_path, "video", cfg, input_path, progress)
+        # the dream's numbers over the frames, checked now, before frame 0 is dreamed; at every
+        # keyframe, since a video's length is an estimate until it is decoded
+        sched = _dream_schedules(cfg, v)
+        _check_schedules(sched, [(name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES], None)
+        work = Work(output_path, "video", cfg, input_path, progress.info)
         dreamer, weights_at = _dreamer(cfg, model, progress)
         audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
         with clock("encode"):
             sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio, crf=cfg.output.crf)
-        writer = _Writer(work, sink, clock)
+        writer = Writer(work, sink, clock)
         cuts: list[int] = []
         written = 0
         try:
             if work.done:
                 progress.info(f"resuming from frame {work.done} (frames 0-{work.done - 1} are in '{work.path}')")
             progress.start(info.n_frames, work.done)
-            reader = _Reader(_video_inputs(source, v, work.done, clock), clock)
+            reader = Reader(_video_inputs(source, v, work.done, clock, pool_size()), clock)
             prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
             target = 0.0  # amount added to the shot's first frame
-            for k, frame, cut, move in reader:  # frame: (H, W, 3) uint8 RGB
+            for (k, frame, cut), move in reader:  # frame: (H, W, 3) uint8 RGB
                 if cut:
                     cuts.append(k)
                     progress.info(f"scene cut at frame {k}")
@@ -617,10 +315,11 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                     carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
                     with clock("flow"):
                         start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
-                    iterations = v.iterations_next
+                    iterations = round(sched["iterations"].at(k))
                 with clock("dream"):
-                    dreamed = dreamer.dream(start, iterations=iterations, seed=seed, weights=weights_at(k))
-                out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
+                    dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
+                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+                out = to_uint8(_palette(cfg, dreamed, frame))  # (H, W, 3) uint8: what is saved is what the chain carries
                 added = amount(out, frame)
                 if new_shot:
                     target = added  # the amount a full dream of this shot adds: the chain's set point
@@ -644,7 +343,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
         source.close()
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=cuts, resumed_from=work.done, stages=dict(clock.seconds))
-    _write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result)
+    write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result)
     if not cfg.output.keep_frames:
         work.remove()
     return result
@@ -716,7 +415,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     image_path = None if image_path is None else os.fspath(image_path)
     z = cfg.zoom
     image_path_used = image_path if (z.init or "image").strip() == "image" else None
-    _check_output(output_path, image_path_used)
+    check_output(output_path, image_path_used)
     check_output_path(output_path)  # the format too, before the network loads
     fps = as_fps(cfg.output.fps) if cfg.output.fps else ZOOM_DEFAULT_FPS
     n = max(1, int(round(z.seconds * fps))) if z.seconds else int(z.frames)
@@ -724,28 +423,20 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         n = min(n, cfg.output.max_frames)
     sched = {name: Schedule.parse(getattr(z, name), name=name, interpolation=z.interpolation)
              for name in ("zoom", "rotate", "pan_x", "pan_y", "blend")}
-    # the dream's numbers over time: a zoom schedule where given, else the plain setting
-    for name, plain in (("step", cfg.dream.step), ("octaves", cfg.dream.octaves), ("iterations", cfg.video.iterations_next)):
-        sched[name] = Schedule.parse(getattr(z, name) or repr(plain), name=name, interpolation=z.interpolation)
+    sched.update(_dream_schedules(cfg, z))  # the dream's numbers over time
     center = _parse_center(z.center)
-    # check the schedules now, before frame 0 is dreamed: linear and monotone-cubic ("smooth")
-    # interpolation never overshoot, so the keyframes in range and the ends bound every frame
-    for name, ok, rule in (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
-                           ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
-                           ("step", lambda x: 1e-4 <= x <= 100.0, "the step schedule must stay within 0.0001..100"),
-                           ("octaves", lambda x: 1 <= round(x) <= 12, "the octaves schedule must stay within 1..12"),
-                           ("iterations", lambda x: 0 <= round(x) <= 1000, "the iterations schedule must stay within 0..1000")):
-        for f in sorted({0, n - 1, *(f for f in sched[name].frames if f < n)}):
-            if not ok(sched[name].at(f)):
-                raise ConfigError(f"{rule}, got {sched[name].at(f):g} at frame {f}")
-    work = _Work(output_path, "zoom", cfg, image_path_used, progress)
+    # check the schedules now, before frame 0 is dreamed
+    _check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
+                             ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
+                             *((name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES)), n)
+    work = Work(output_path, "zoom", cfg, image_path_used, progress.info)
     start_img = _zoom_start(cfg, image_path_used, work.base_seed, progress)  # (H, W, 3) float32
     h, w = start_img.shape[:2]
     dreamer, weights_at = _dreamer(cfg, model, progress)
-    clock = _Clock()
+    clock = Clock()
     with clock("encode"):
         sink = open_sink(output_path, fps=fps, size=(w, h), crf=cfg.output.crf)
-    writer = _Writer(work, sink, clock)
+    writer = Writer(work, sink, clock)
     written = 0
     try:
         if work.done:
@@ -782,7 +473,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             with clock("dream"):
                 dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
                                         octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
-            out = to_uint8(dreamed)
+            out = to_uint8(_palette(cfg, dreamed, img))  # the palette of the frame it started from
             writer.put(k, out)
             written += 1
             if first_stats is None:
@@ -798,7 +489,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         raise
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=fps,
                           cuts=[], resumed_from=min(work.done, n), stages=dict(clock.seconds))
-    _write_record(output_path, "zoom", cfg, dreamer, image_path_used, work.base_seed, result)
+    write_record(output_path, "zoom", cfg, dreamer, image_path_used, work.base_seed, result)
     if not cfg.output.keep_frames:
         work.remove()
     return result
@@ -825,7 +516,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     for p in (output_path, gradient_path, strip_path):
         if p:
-            _check_image_output(p, input_path)
+            check_image_output(p, input_path)
     if strip_path and strip_every < 1:
         raise ConfigError(f"--strip-every must be >= 1 step, got {strip_every}")
     img = read_image(input_path)  # (H, W, 3) uint8
@@ -845,18 +536,18 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         t[0] = time.perf_counter()
 
     seed = dreamer.seed  # cfg.dream.seed, or the one the Dreamer drew: recorded either way
-    out = to_uint8(dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done))
-    _write_image(output_path, out)
+    out = to_uint8(_palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done), img))
+    write_image(output_path, out)
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))
-        _write_image(gradient_path, g)
+        write_image(gradient_path, g)
     if strip_path:
         steps = dreamer.steps_strip(img.astype(np.float32), strip_every, 5)
         strip = np.concatenate([img] + [to_uint8(s) for s in steps], axis=1)  # (H, 6W, 3)
-        _write_image(strip_path, strip)
+        write_image(strip_path, strip)
     progress.info(f"added {amount(out, img):.1f} on average (0..255)")
     result = RenderResult(path=output_path, frames=1, seconds=time.perf_counter() - t0, fps=Fraction(0))
-    _write_record(output_path, "image", cfg, dreamer, input_path, seed, result)
+    write_record(output_path, "image", cfg, dreamer, input_path, seed, result)
     return result
 
 
@@ -871,7 +562,7 @@ def render_sheet(input_path: str, output_path: str, *, count: int = 12, columns:
 
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
-    _check_image_output(output_path, input_path)
+    check_image_output(output_path, input_path)
     sheet, shown = contact_sheet(input_path, count=count, columns=columns, width=width)
-    _write_image(output_path, sheet)
+    write_image(output_path, sheet)
     return RenderResult(path=output_path, frames=len(shown), seconds=time.perf_counter() - t0, fps=Fraction(0))

@@ -104,7 +104,7 @@ def test_flags_override_preset_and_unknown_preset_keys_are_named(tmp_path):
         config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--preset", str(bad)]))
 
 
-def test_zoom_routes_dream_schedules_and_numbers_override_them():
+def test_zoom_and_video_route_dream_schedules_and_numbers_override_them():
     parser = build_parser()
     args = ["zoom", "x.png", "-o", "z.mp4", "--preset", "zoom-classic"]
     cfg = config_from_args(parser.parse_args(args + ["--step", "0:(1.0), 50:(2.0)", "--iterations-next", "0:(3), 9:(6)",
@@ -115,8 +115,19 @@ def test_zoom_routes_dream_schedules_and_numbers_override_them():
     assert cfg.dream.step == 2.0 and cfg.zoom.step is None
     from dreamvid.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="step must be a number"):  # schedules are a zoom's only
-        config_from_args(parser.parse_args(["video", "x.mp4", "-o", "y.mp4", "--step", "0:(1), 5:(2)"]))
+    cfg = config_from_args(parser.parse_args(["video", "x.mp4", "-o", "y.mp4", "--step", "0:(1), 5:(2)",
+                                              "--iterations-next", "0:(3), 9:(6)", "--interpolation", "smooth"]))
+    assert cfg.video.step == "0:(1), 5:(2)" and cfg.video.iterations == "0:(3), 9:(6)" and cfg.zoom.step is None
+    assert cfg.dream.step == 1.5 and cfg.video.iterations_next == 5 and cfg.zoom.interpolation == "smooth"
+    with pytest.raises(ConfigError, match="step must be a number"):  # a still has no frames to schedule over
+        config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--step", "0:(1), 5:(2)"]))
+
+
+def test_keep_colors_flag_sets_the_dream_setting():
+    parser = build_parser()
+    for command in (["image", "x.png"], ["video", "x.mp4"], ["zoom", "x.png"]):
+        assert config_from_args(parser.parse_args([*command, "-o", "y.png", "--keep-colors"])).dream.keep_colors is True
+    assert config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png"])).dream.keep_colors is False
 
 
 def test_layers_and_presets_commands(capsys, tiny_keras_file):

@@ -13,6 +13,7 @@ from dreamvid.flow import (
     DEFAULT_CUT_THRESHOLD,
     compute_flow,
     cut_score,
+    motion,
     occlusion_mask,
     temporal_init,
     warp,
@@ -142,6 +143,62 @@ def test_occlusion_mask_identical_frames_keep_everything():
     f = BIG[:H, :W]
     bw = compute_flow(f, f)
     assert occlusion_mask(bw, compute_flow(f, f)).min() > 0.99
+
+
+def plain_occlusion_mask(w, fw, soften=2.0):
+    """occlusion_mask as first written (Ruder et al. eq. 6, one NumPy expression per step): the
+    reference the vectorised version must match."""
+    h, wd = w.shape[:2]
+    w_hat = warp(fw, w)
+    diff2 = np.sum((w + w_hat) ** 2, axis=2)
+    mag2 = np.sum(w ** 2, axis=2) + np.sum(w_hat ** 2, axis=2)
+    reliable = diff2 < 0.01 * mag2 + 0.5
+    ys, xs = np.mgrid[0:h, 0:wd].astype(np.float32)
+    px, py = xs + w[..., 0], ys + w[..., 1]
+    reliable &= (px >= -0.5) & (px <= wd - 0.5) & (py >= -0.5) & (py <= h - 0.5)
+    mask = reliable.astype(np.float32)
+    if soften > 0:
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=float(soften), borderType=cv2.BORDER_REPLICATE)
+    return np.clip(mask, 0.0, 1.0).astype(np.float32)
+
+
+def _object_pair(dx, seed):
+    bg, obj = texture(H, W, seed=seed), texture(40, 40, seed=seed + 1)
+    prev, cur = bg.copy(), bg.copy()
+    prev[40:80, 50:90], cur[40:80, 50 + dx:90 + dx] = obj, obj
+    return prev, cur
+
+
+@pytest.mark.parametrize("pair", ["pan", "pan_back", "object", "still", "random"])
+@pytest.mark.parametrize("soften", [2.0, 0.0, 0.7])
+def test_occlusion_mask_equals_the_plain_formula(pair, soften):
+    if pair == "random":  # large, rough flows: many pixels land outside the frame or disagree
+        rng = np.random.default_rng(3)
+        bw = cv2.GaussianBlur(rng.normal(0, 6, (H, W, 2)).astype(np.float32), (0, 0), 3) * 4
+        fw = -bw + rng.normal(0, 0.8, (H, W, 2)).astype(np.float32)
+    else:
+        prev, cur = {"pan": lambda: pan(BIG, 5, 3), "pan_back": lambda: pan(BIG, -7, 2),
+                     "object": lambda: _object_pair(8, 4), "still": lambda: pan(BIG, 0, 0)}[pair]()
+        bw, fw = compute_flow(prev, cur), compute_flow(cur, prev)
+    want = plain_occlusion_mask(bw, fw, soften)
+    assert 0.0 < want.mean() < 1.0 or pair == "still"  # a test with something to flag
+    bw0, fw0 = bw.copy(), fw.copy()
+    np.testing.assert_array_equal(occlusion_mask(bw, fw, soften), want)
+    np.testing.assert_array_equal(bw, bw0)  # the flows are left as they were
+    np.testing.assert_array_equal(fw, fw0)
+    # windows of larger arrays (not contiguous) are taken as well
+    frame = np.zeros((H + 4, W + 4, 2), np.float32)
+    frame[2:-2, 2:-2] = bw
+    np.testing.assert_array_equal(occlusion_mask(frame[2:-2, 2:-2], fw, soften), want)
+
+
+def test_motion_is_compute_flow_both_ways_and_the_mask():
+    prev, cur = _object_pair(6, 7)
+    move = motion(prev, cur)
+    bw, fw = compute_flow(prev, cur), compute_flow(cur, prev)
+    np.testing.assert_array_equal(move.flow, bw)
+    np.testing.assert_array_equal(move.mask, plain_occlusion_mask(bw, fw))
 
 
 def test_cut_score_small_within_a_pan_large_at_a_cut():

@@ -23,7 +23,7 @@ import pytest
 from dreamvid import pipeline
 from dreamvid.config import Config, build_config, load_preset
 from dreamvid.dream import Dreamer, amount
-from dreamvid.errors import OutputError, ResumeError
+from dreamvid.errors import ConfigError, OutputError, ResumeError
 from dreamvid.metrics import added_amount, detail_flicker
 from dreamvid.objectives import parse
 from dreamvid.sinks import open_sink
@@ -176,10 +176,78 @@ def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_thread
     monkeypatch.setattr(pipeline._Work, "store", store)
     result = pipeline.render_video(small(), clips["pan"], str(tmp_path / "o") + "/", model=model)
     assert waited == [True]  # a serial loop would compute that flow only after the dream
-    assert motion_threads == {"dreamvid-reader"} and store_threads == ["dreamvid-writer"] * 10
+    assert motion_threads and all(n.startswith("dreamvid-motion") for n in motion_threads)  # the flow pool
+    assert store_threads == ["dreamvid-writer"] * 10
     assert len(frames_of(tmp_path / "o")) == result.frames == 10
     assert {"decode", "flow", "dream", "store", "encode", "wait"} <= set(result.stages)
     assert all(v >= 0 for v in result.stages.values()) and result.stages["dream"] > 0
+
+
+def test_motion_of_several_frame_pairs_is_computed_at_once_and_taken_in_order(model, clips, tmp_path,
+                                                                            monkeypatch):
+    import threading
+
+    from dreamvid import flow as flow_mod
+
+    real_motion = flow_mod.motion
+    gate = threading.Barrier(3, timeout=60)  # passes only when 3 motions run at the same time
+    lock, calls, running, most = threading.Lock(), [], [0], [0]
+
+    def motion(prev, cur, *args):
+        with lock:
+            calls.append(len(calls))
+            first_three = len(calls) <= 3
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            if first_three:
+                gate.wait()
+            return real_motion(prev, cur, *args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(pipeline, "pool_size", lambda: 3)
+    monkeypatch.setattr(flow_mod, "motion", motion)
+    pooled = pipeline.render_video(small(), clips["cut"], str(tmp_path / "pool") + "/", model=model)
+    assert len(calls) == 6 and most[0] == 3  # pairs 1-3, 5-7 (4 is a cut); never more than 3 at once
+    monkeypatch.setattr(pipeline, "pool_size", lambda: 1)
+    monkeypatch.setattr(flow_mod, "motion", real_motion)
+    serial = pipeline.render_video(small(), clips["cut"], str(tmp_path / "one") + "/", model=model)
+    assert pooled.cuts == serial.cuts == [4]
+    a, b = frames_of(tmp_path / "pool"), frames_of(tmp_path / "one")
+    assert len(a) == len(b) == 8 and all(np.array_equal(x, y) for x, y in zip(a, b))  # same frames, in order
+
+
+def test_video_dream_schedules_change_the_dream_where_their_keyframes_say(model, clips, tmp_path):
+    added = {}
+    progress = pipeline.Progress(frame=lambda k, s: added.__setitem__(k, s["amount"]))
+    # blend 0: each frame starts from its own input, so a frame's amount is what its steps add;
+    # no steps on frames 1-2, then 3 a octave; the step size is 4x from frame 6 on
+    cfg = small(video__blend=0.0, video__iterations="0:(0), 2:(0), 3:(3)", video__step="0:(1.0), 5:(1.0), 6:(4.0)",
+                video__octaves="0:(2), 9:(1)")
+    out = str(tmp_path / "o") + "/"
+    pipeline.render_video(cfg, clips["pan"], out, progress, model=model)
+    assert added[0] > 1.0  # frame 0: a full dream
+    assert added[1] < 0.6 and added[2] < 0.6  # nothing but the input
+    base = max(added[3], added[4], added[5])
+    assert min(added[3], added[4], added[5]) > 1.0
+    assert all(added[k] > 1.5 * base for k in (6, 7, 8)), added  # four times the step, more added
+    assert added[5] < 0.8 * min(added[3], added[4])  # octaves 2 -> 1 over frames 0-9: one octave from frame 5 on
+    record = json.load(open(pipeline.record_path(out), encoding="utf-8"))["settings"]
+    assert record["video"]["step"] == "0:(1.0), 5:(1.0), 6:(4.0)" and record["zoom"] == {"interpolation": "linear"}
+    # resumable: an interrupted render continues to the same frames
+    part = str(tmp_path / "part") + "/"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_video(cfg, clips["pan"], part, pipeline.Progress(frame=_stop_at(4)), model=model)
+    assert pipeline.render_video(cfg, clips["pan"], part, model=model).resumed_from == 5
+    a, b = frames_of(out), frames_of(part)
+    assert len(a) == len(b) == 10 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    # checked before frame 0: nothing is dreamed or left behind
+    bad = str(tmp_path / "bad") + "/"
+    with pytest.raises(ConfigError, match="step schedule must stay within 0.0001..100, got 500 at frame 40"):
+        pipeline.render_video(small(video__step="0:(1.0), 40:(500)"), clips["pan"], bad, model=model)
+    assert not os.path.exists(bad) and not os.path.exists(pipeline.work_folder(bad))
 
 
 # ----------------------------------------------------------------------------- resume
@@ -306,6 +374,41 @@ def test_image_is_dreamed_and_written_atomically(model, tmp_path):
         pipeline.render_image(small(), str(src), str(src), model=model)
     with pytest.raises(OutputError, match="does not exist"):
         pipeline.render_image(small(), str(src), str(tmp_path / "nope" / "x.png"), model=model)
+
+
+# ----------------------------------------------------------------------------- keep colors
+
+
+def chroma_and_luma_change(out, original):
+    """Mean |difference| of the chroma (Cr, Cb) and of the luma (Y) between two RGB uint8 frames."""
+    a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2YCrCb).astype(np.float32) for x in (out, original))
+    d = np.abs(a - b).reshape(-1, 3).mean(axis=0)
+    return float(d[1:].mean()), float(d[0])
+
+
+def test_keep_colors_keeps_the_inputs_palette_in_stills_videos_and_zooms(model, clips, tmp_path):
+    src = tmp_path / "in.png"
+    img = texture(8, 72, 56, (1.0, 0.7, 0.5))
+    cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    changes = {}
+    for keep in (False, True):
+        cfg = small(dream__iterations=5, dream__step=3.0, dream__keep_colors=keep)
+        pipeline.render_image(cfg, str(src), str(tmp_path / f"s{keep}.png"), model=model)
+        changes["image", keep] = chroma_and_luma_change(read_image(str(tmp_path / f"s{keep}.png")), img)
+        pipeline.render_zoom(small(dream__step=3.0, dream__keep_colors=keep, zoom__frames=2), str(src),
+                             str(tmp_path / f"z{keep}") + "/", model=model)
+        changes["zoom", keep] = chroma_and_luma_change(frames_of(tmp_path / f"z{keep}")[0], img)  # frame 0's input: the image
+        pipeline.render_video(small(dream__step=3.0, dream__keep_colors=keep), clips["cut"], str(tmp_path / f"v{keep}") + "/",
+                              model=model)
+        pairs = zip(frames_of(tmp_path / f"v{keep}"), open_source(clips["cut"]))
+        per_frame = np.array([chroma_and_luma_change(out, frame) for out, frame in pairs])
+        changes["video", keep] = per_frame[:, 0].max(), per_frame[:, 1].min()  # the worst frame of each
+    for job in ("image", "zoom", "video"):
+        (chroma, light), (kept_chroma, kept_light) = changes[job, False], changes[job, True]
+        assert kept_chroma < 1.0 < chroma, job  # the palette stays within rounding (and clipping)
+        assert kept_light > 2.0, job  # while the dream still changed the light and shapes
+    record = json.load(open(tmp_path / "vTrue.json", encoding="utf-8"))
+    assert record["settings"]["dream"]["keep_colors"] is True
 
 
 # ----------------------------------------------------------------------------- records

@@ -1,0 +1,307 @@
+"""What a render keeps on disk beside its output: the work folder (resume state and lossless
+frames), the output's record, and the atomic writes both rely on. No dreaming, no threads.
+
+Work folder (videos and zooms). Beside the output lives `<output_dir>/.<output_name>.dreamvid/`
+(see `work_folder`) with `state.json` (the settings that shape the frames, the input's
+fingerprint, the base seed, the frames done) and `frames/000000.png ...`, each PNG written under
+a temporary name and renamed, so a kill -9 loses at most the frame in progress. Running the same
+command again picks up where it stopped and makes exactly the frames an uninterrupted run would
+make, because
+  1) frame k is dreamed with seed `base_seed + k` (base_seed stored in the state), and
+  2) the chain carries the uint8 frame exactly as saved, never a float only the killed run had.
+The jobs remove the work folder once the final output is complete (unless `keep_frames`); a
+failed or interrupted render keeps it and leaves no file under the final name.
+
+Record. Beside every finished output lives `<output>.json` (see `record_path`): the settings it
+was made with, the network and objective actually used (after an offline fallback), the seed
+actually used, the input and the dreamvid version. `--preset <output>.json` reads it back, so
+the same command with that preset makes the same frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING, Callable
+
+import cv2
+import numpy as np
+
+from dreamvid.config import Config
+from dreamvid.errors import OutputError, ResumeError
+
+if TYPE_CHECKING:
+    from dreamvid.pipeline import RenderResult
+
+__all__ = ["Work", "work_folder", "record_path", "fingerprint", "job_sections", "frame_settings",
+           "write_record", "atomic_write", "encode_image", "write_image", "check_output", "check_image_output"]
+
+STATE_VERSION = 1
+RECORD_VERSION = 1
+# Settings that do not change a single dreamed pixel, so a resume may change them freely:
+# the encoder's (crf, audio), the work folder's own switches, and where the loop runs.
+_OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio")
+_DREAM_WHERE_NOT_WHAT = ("device",)
+_FINGERPRINT_BYTES = 1 << 20  # the input's first 1 MB is hashed: catches a replaced file cheaply
+_IMAGE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def work_folder(output_path: str) -> str:
+    """`<output_dir>/.<output_name>.dreamvid`: where an unfinished render keeps its frames."""
+    head, name = os.path.split(os.path.abspath(os.fspath(output_path).rstrip("/") or "."))
+    return os.path.join(head, f".{name}.dreamvid")
+
+
+def record_path(output_path: str) -> str:
+    """`<output>.json` beside the output (`out.mp4.json`; `frames.json` for a folder `frames/`)."""
+    return os.path.abspath(os.fspath(output_path).rstrip("/") or ".") + ".json"
+
+
+def check_output(output_path: str, input_path: str | None) -> None:
+    """OutputError when the output's folder is missing or read-only, or the output is the input."""
+    from dreamvid.sinks import _check_folder  # the sinks' own test, so both say the same thing
+
+    _check_folder(output_path)
+    if input_path is not None and os.path.exists(output_path) and os.path.exists(input_path):
+        if os.path.samefile(output_path, input_path):
+            raise OutputError(f"the output '{output_path}' is the input; choose another output path "
+                              f"so the input is not overwritten")
+    elif input_path is not None and os.path.abspath(output_path.rstrip("/")) == os.path.abspath(input_path.rstrip("/")):
+        raise OutputError(f"the output '{output_path}' is the input; choose another output path")
+
+
+def check_image_output(path: str, input_path: str) -> None:
+    """OutputError unless `path` names a .png/.jpg/.jpeg that may be written (see check_output)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _IMAGE_FORMATS:
+        raise OutputError(f"cannot write '{path}': unknown image format '{ext}'; use .png, .jpg or .jpeg")
+    check_output(path, input_path)
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def fingerprint(path: str | None) -> dict | None:
+    """What identifies an input without reading it all: for a file its size, mtime_ns and the
+    SHA-256 of its first 1 MB; for a folder or glob of images a digest of every file's name,
+    size and mtime_ns. None for no input (a zoom from noise)."""
+    if path is None:
+        return None
+    if os.path.isfile(path):
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            head = hashlib.sha256(f.read(_FINGERPRINT_BYTES)).hexdigest()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_1mb": head}
+    from dreamvid.sources import _list_sequence
+
+    files = _list_sequence(path)
+    h = hashlib.sha256()
+    for name in files:
+        st = os.stat(name)
+        h.update(f"{os.path.basename(name)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"files": len(files), "sha256_listing": h.hexdigest()}
+
+
+def job_sections(cfg: Config, job: str) -> dict:
+    """cfg as plain data with only the sections `job` ("video", "zoom", "image") reads: a video
+    of the zoom's only its interpolation, and only when it has a schedule to interpolate; a zoom
+    only iterations_next of the video's; a still neither."""
+    d = cfg.to_dict()
+    if job != "zoom":
+        zoom = d.pop("zoom")
+        v = cfg.video
+        if job == "video" and (v.step or v.octaves or v.iterations or "(" in (cfg.dream.layers or "")):
+            d["zoom"] = {"interpolation": zoom["interpolation"]}
+    if job == "zoom":
+        d["video"] = {"iterations_next": d["video"]["iterations_next"]}
+    elif job == "image":
+        d.pop("video")
+    return d
+
+
+def frame_settings(cfg: Config, job: str) -> dict:
+    """The settings that shape the frames of `job`, as JSON-comparable data."""
+    d = job_sections(cfg, job)
+    d["output"] = {k: v for k, v in d["output"].items() if k not in _OUTPUT_ONLY}
+    d["dream"] = {k: v for k, v in d["dream"].items() if k not in _DREAM_WHERE_NOT_WHAT}
+    return json.loads(json.dumps(d))
+
+
+def _diff(old: dict, new: dict) -> str:
+    """'video.blend: 0.9 -> 0.5, ...' for the first few settings that differ."""
+    out = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section) or {}, new.get(section) or {}
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                out.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return ", ".join(out[:4]) + (", ..." if len(out) > 4 else "") if out else "a different version"
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write under a temporary name in the same folder, then rename: all or nothing."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"cannot write '{path}' ({e}); check that the disk has space and the "
+                          f"folder is writable") from e
+
+
+def encode_image(frame: np.ndarray, ext: str, path: str) -> bytes:
+    """RGB uint8 (H, W, 3) -> PNG or JPEG bytes (`ext` ".png" or ".jpg"; JPEG at quality 95).
+    `path` only names the file in an error."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == ".jpg" else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise OutputError(f"OpenCV could not encode '{path}'; reinstall opencv-python-headless")
+    return buf.tobytes()
+
+
+def write_image(path: str, image: np.ndarray) -> None:
+    """RGB uint8 (H, W, 3) -> `path` (.png, .jpg or .jpeg by its name), atomically."""
+    atomic_write(path, encode_image(image, _IMAGE_FORMATS[os.path.splitext(path)[1].lower()], path))
+
+
+# ----------------------------------------------------------------------------- record
+
+
+def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: str | None, seed: int,
+                 result: RenderResult) -> None:
+    """Write `record_path(output_path)` atomically, after the output itself is complete.
+
+    Its "settings" sections are those of a preset file (see config.load_preset, which reads this
+    JSON too), with the model, layers and seed that were actually used, so the record reproduces
+    the output even when the requested model fell back or no seed was given. The work folder's
+    switches (restart, keep_frames) are left out: they do not shape the output.
+    """
+    from dreamvid import __version__
+
+    settings = job_sections(cfg, job)
+    # the network that really ran: an offline fallback replaces the requested googlenet
+    used = dreamer.model.name if cfg.dream.model == "googlenet" else cfg.dream.model
+    settings["dream"].update(model=used, seed=int(seed))
+    if not (cfg.dream.layers and "(" in cfg.dream.layers):  # a layer schedule stays as written
+        settings["dream"]["layers"] = dreamer.objective.spec(dreamer.model.resolve)
+    for key in ("restart", "keep_frames"):
+        settings["output"].pop(key)
+    record = {
+        "dreamvid_record": RECORD_VERSION,
+        "dreamvid_version": __version__,
+        "job": job,
+        "output": os.path.abspath(result.path),
+        "input": None if input_path is None else os.path.abspath(input_path),
+        "input_fingerprint": fingerprint(input_path),
+        "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "frames": result.frames,
+        "fps": str(result.fps) if result.fps else None,
+        "network": {"requested": cfg.dream.model, "used": dreamer.model.name},
+        "objective": dreamer.objective.spec(dreamer.model.resolve),
+        "device": dreamer.device_label,
+        "settings": json.loads(json.dumps(settings)),
+    }
+    path = record_path(output_path)
+    atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+# ----------------------------------------------------------------------------- work folder
+
+
+class Work:
+    """The resume state of one render. Nothing is created on disk until the first frame is
+    stored, so a render that fails before dreaming leaves no work folder behind.
+
+    `done`: frames 0..done-1 an earlier run finished (0 for a fresh render); `base_seed`: the
+    seed of frame 0 (frame k uses base_seed + k). `info` receives one-line messages.
+    """
+
+    def __init__(self, output_path: str, job: str, cfg: Config, input_path: str | None,
+                 info: Callable[[str], None]):
+        self.path = work_folder(output_path)
+        self.frames_dir = os.path.join(self.path, "frames")
+        self.state_path = os.path.join(self.path, "state.json")
+        self.created = False
+        settings, finger = frame_settings(cfg, job), fingerprint(input_path)
+        if cfg.output.restart and os.path.exists(self.path):
+            shutil.rmtree(self.path)
+            info(f"--restart: discarded the earlier render's work folder '{self.path}'")
+        if os.path.exists(self.path):
+            state = self._read_state()
+            fix = "; run again with --restart to discard it, or change the output name"
+            if state.get("job") != job:
+                raise ResumeError(f"the work folder '{self.path}' holds a {state.get('job')} render, not a {job}{fix}")
+            if state.get("input") != finger:
+                raise ResumeError(f"the work folder '{self.path}' was started with another input "
+                                  f"(or the input file changed since){fix}")
+            if state.get("settings") != settings:
+                changed = _diff(state.get("settings") or {}, settings)
+                raise ResumeError(f"the work folder '{self.path}' was started with other settings "
+                                  f"({changed}){fix}")
+            self.state = state
+            self.created = True
+            self.done = self._count_frames()
+        else:
+            seed = cfg.dream.seed if cfg.dream.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+            self.state = {"dreamvid_state": STATE_VERSION, "job": job, "settings": settings,
+                          "input": finger, "input_path": None if input_path is None else os.path.abspath(input_path),
+                          "base_seed": seed, "frames_done": 0}
+            self.done = 0
+        self.base_seed = int(self.state["base_seed"])
+
+    def _read_state(self) -> dict:
+        try:
+            with open(self.state_path, encoding="utf-8") as f:
+                state = json.load(f)
+            if not isinstance(state, dict) or state.get("dreamvid_state") != STATE_VERSION:
+                raise ValueError("unknown format")
+            return state
+        except (OSError, ValueError) as e:
+            raise ResumeError(f"the work folder '{self.path}' has no readable state.json ({e}); "
+                              f"run again with --restart to discard it, or change the output name") from None
+
+    def _count_frames(self) -> int:
+        """Frames 0..k-1 present without a gap (a frame is on disk only once complete)."""
+        k = 0
+        while os.path.isfile(self.frame_path(k)):
+            k += 1
+        return k
+
+    def frame_path(self, k: int) -> str:
+        return os.path.join(self.frames_dir, f"{k:06d}.png")
+
+    def read(self, k: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Frame k as stored (RGB uint8); ResumeError unless it has `shape`."""
+        from dreamvid.sources import read_image
+
+        frame = read_image(self.frame_path(k))
+        if frame.shape != tuple(shape):
+            raise ResumeError(f"stored frame {self.frame_path(k)} is {frame.shape[1]}x{frame.shape[0]}, "
+                              f"not {shape[1]}x{shape[0]}; run again with --restart")
+        return frame
+
+    def store(self, k: int, frame: np.ndarray) -> None:
+        """Save frame k (RGB uint8) losslessly, then record it in the state."""
+        if not self.created:
+            os.makedirs(self.frames_dir, exist_ok=True)
+            self.created = True
+        atomic_write(self.frame_path(k), encode_image(frame, ".png", self.frame_path(k)))
+        self.state["frames_done"] = k + 1
+        atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
