@@ -327,12 +327,26 @@ class Dreamer:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float 0..255 -> uint8, rounded half to even and clipped. OpenCV's saturating conversion
+    (the same rounding as np.rint) for float32 images: ~10x faster than NumPy's three passes, which
+    matters on the dream's thread when a GPU dreams a 720p frame in ~35 ms."""
+    image = np.asarray(image)
+    if image.dtype == np.float32 and image.ndim == 3 and image.shape[2] in (1, 3, 4) and image.size >= 4096:
+        # (tiny arrays stay with NumPy: OpenCV's bindings read a (1, 1, 3) array as a scalar)
+        return cv2.convertScaleAbs(cv2.max(image, 0.0))  # |x| of x >= 0 (0.0 is read as (0, 0, 0, 0): every channel), saturated at 255
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 def amount(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean |a - b| per pixel channel on 0..255: how much a dream changed an image."""
-    return float(np.mean(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32))))
+    """Mean |a - b| per pixel channel on 0..255: how much a dream changed an image (OpenCV's L1
+    norm, one pass in double precision, not NumPy's four)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.dtype not in (np.uint8, np.float32):
+        a, b = a.astype(np.float32), b.astype(np.float32)
+    if a.size == 0:
+        return 0.0
+    # as single-channel columns: OpenCV reads any shape that way (it refuses some (1, 1, 3) views)
+    return float(cv2.norm(np.ascontiguousarray(a).reshape(-1, 1), np.ascontiguousarray(b).reshape(-1, 1), cv2.NORM_L1)) / a.size
 
 
 __all__ = ["Dreamer", "octave_sizes", "resize", "tile_grid", "to_uint8", "amount"]

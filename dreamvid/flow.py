@@ -315,14 +315,16 @@ def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.nda
         raise ConfigError(f"blend must be in [0, 1], got {blend}")
     if carry not in CARRY_MODES:
         raise ConfigError(f"unknown carry mode {carry!r}; use one of {', '.join(CARRY_MODES)}")
-    m = (blend * move.mask)[..., None]  # (H, W, 1)
-    cur = cur_frame.astype(np.float32)
+    # OpenCV's arithmetic where it can (one pass each, outside the GIL): this runs on the dream's
+    # thread, between two frames of a GPU render
+    m = cv2.merge([np.float32(blend) * move.mask] * 3)  # (H, W, 3) float32, 0..blend
     if carry == "detail":
-        detail = prev_dream.astype(np.float32) - prev_frame.astype(np.float32)  # (H, W, 3) signed, 0..255 scale
-        init = cur + m * warp(detail, move.flow)
+        detail = cv2.subtract(prev_dream, prev_frame, dtype=cv2.CV_32F)  # (H, W, 3) signed, 0..255 scale
+        init = cv2.add(cur_frame, cv2.multiply(m, warp(detail, move.flow)), dtype=cv2.CV_32F)
     else:
-        init = cur * (1.0 - m) + m * warp(prev_dream.astype(np.float32), move.flow)
-    return np.clip(init, 0.0, 255.0).astype(np.float32, copy=False)
+        cur = cur_frame.astype(np.float32)
+        init = cur + cv2.multiply(m, cv2.subtract(warp(prev_dream.astype(np.float32), move.flow), cur))
+    return np.clip(init, 0.0, 255.0, out=init)  # in place (cv2.min with a number would read it as (255, 0, 0, 0))
 
 
 def temporal_init(

@@ -101,7 +101,7 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     if model is None or isinstance(model, str):
         name = cfg.dream.model if model is None else model
         model = load_model(name, cfg.dream.weights, fallback=(name == "googlenet"),  # logs a fallback itself
-                           precision=cfg.dream.precision)
+                           precision=cfg.dream.precision, device=cfg.dream.device)
     spec = cfg.dream.layers or model.default_layer
     weights_at: Callable[[int], list[float] | None] = lambda k: None
     if "(" in spec:
@@ -116,8 +116,8 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     else:
         objective = parse(spec, cfg.dream.reduce)
     dreamer = Dreamer(model, objective, settings or cfg.dream)
-    extras = ([model.precision] if model.precision != "float32" else []) + (["XLA"] if dreamer.xla else [])
-    progress.info(f"dreaming {objective} of {model.name}; device: " + ", ".join([dreamer.device_label, *extras]))
+    progress.info(f"dreaming {objective} of {model.name}; backend {dreamer.device_label}, {model.precision}"
+                  + (", XLA" if dreamer.xla else ""))
     return dreamer, weights_at
 
 
@@ -508,7 +508,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
     strip_path: the input followed by the image after every `strip_every` ascent steps, 5 times
     (one octave at full size), side by side.
     """
-    from dreamvid.dream import amount, octave_sizes, to_uint8
+    from dreamvid.dream import amount, to_uint8
     from dreamvid.sources import read_image
 
     progress = progress or Progress()
@@ -527,7 +527,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
     # one still: XLA would compile each octave's gradient for a single use, so "auto" is off here
     still = dataclasses.replace(cfg.dream, xla="off") if cfg.dream.xla == "auto" else cfg.dream
     dreamer, _ = _dreamer(cfg, model, progress, still)
-    n_oct = len(octave_sizes(img.shape[0], img.shape[1], cfg.dream.octaves, cfg.dream.octave_scale))
+    n_oct = len(dreamer.octave_sizes(img.shape[0], img.shape[1]))
     progress.start(n_oct, 0)
     t = [time.perf_counter()]
 

@@ -44,7 +44,7 @@ RECORD_VERSION = 1
 # Settings that do not change a single dreamed pixel, so a resume may change them freely:
 # the encoder's (crf, audio), the work folder's own switches, and where the loop runs.
 _OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio")
-_DREAM_WHERE_NOT_WHAT = ("device",)
+_DREAM_WHERE_NOT_WHAT = ("device", "backend")
 _FINGERPRINT_BYTES = 1 << 20  # the input's first 1 MB is hashed: catches a replaced file cheaply
 _IMAGE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
 

@@ -115,8 +115,8 @@ def current():
 
 
 def describe(device_gpu: str | None) -> str:
-    """'jax, GPU (NVIDIA H200)' or 'tensorflow, CPU (16 cores)' for the start-up line."""
+    """'jax on GPU (NVIDIA H200)' or 'tensorflow on CPU (16 cores)' for the start-up line."""
     import keras
 
     where = f"GPU ({device_gpu})" if device_gpu else f"CPU ({os.cpu_count()} cores)"
-    return f"{keras.backend.backend()}, {where}"
+    return f"{keras.backend.backend()} on {where}"
