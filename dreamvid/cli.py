@@ -84,7 +84,13 @@ def _video_options(p: argparse.ArgumentParser) -> None:
 def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
     g = p.add_argument_group("output")
     _add(g, "--fps", key="fps", metavar="X", help="frame rate (video: the input's; image sequences and zooms: 25)")
-    _add(g, "--crf", key="crf", metavar="N", help="H.264 quality, lower is better")
+    _add(g, "--crf", key="crf", metavar="N", help="H.264/H.265 quality, lower is better; 0 = lossless")
+    _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"),
+         help="video codec; prores and prores4444 (for editors) write .mov or .mkv")
+    _add(g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
+    _add(g, "--bit-depth", key="bit_depth", choices=("8", "16"),
+         help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input")
+    _add(g, "--frame-format", key="frame_format", choices=("png", "tiff"), help="files in a frame folder (an output ending in '/')")
     if video:
         _add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
         _add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")
@@ -146,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("video", help="dream a video clip or image sequence",
                        description="Dream a clip: flow-guided, so the dream moves with the scene.")
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNGs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
     _dream_options(p)
     _video_options(p)
     _output_options(p, video=True)
