@@ -241,7 +241,7 @@ def render_gallery(image_path: str, output_path: str, progress=None, *, values: 
     write_image(output_path, sheet)
     result = RenderResult(path=output_path, frames=len(tiles), seconds=time.perf_counter() - t0,
                           fps=Fraction(0), resumed_from=done)
-    _write_gallery_record(output_path, base, tiles, recorded, image_path, finger, store.base_seed, result)
+    _write_gallery_record(output_path, base, tiles, recorded, image_path, finger, tiles[0].cfg.dream.seed, result)
     if not base.output.keep_frames:
         store.remove()
     return result

@@ -80,7 +80,7 @@ def test_one_tile_per_dreamable_layer_on_a_sheet_of_the_expected_size(net, photo
     assert sheet.shape == (rows * (tile_height() + strip) + 4 * (rows + 1), 2 * TILE + 3 * 4, 3)
     record = json.load(open(pipeline.record_path(str(out))))
     assert record["job"] == "gallery" and [t["label"] for t in record["tiles"]] == names
-    assert all(t["seed"] == 3 for t in record["tiles"])
+    assert all(t["seed"] == 3 for t in record["tiles"]) and record["settings"]["dream"]["seed"] == 3
     assert not os.path.exists(pipeline.work_folder(str(out)))  # removed once the sheet is written
 
 
