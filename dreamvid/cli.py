@@ -84,7 +84,13 @@ def _video_options(p: argparse.ArgumentParser) -> None:
 def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
     g = p.add_argument_group("output")
     _add(g, "--fps", key="fps", metavar="X", help="frame rate (video: the input's; image sequences and zooms: 25)")
-    _add(g, "--crf", key="crf", metavar="N", help="H.264 quality, lower is better")
+    _add(g, "--crf", key="crf", metavar="N", help="H.264/H.265 quality, lower is better; 0 = lossless")
+    _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"),
+         help="video codec; prores and prores4444 (for editors) write .mov or .mkv")
+    _add(g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
+    _add(g, "--bit-depth", key="bit_depth", choices=("8", "16"),
+         help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input")
+    _add(g, "--frame-format", key="frame_format", choices=("png", "tiff"), help="files in a frame folder (an output ending in '/')")
     if video:
         _add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
         _add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")
@@ -146,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("video", help="dream a video clip or image sequence",
                        description="Dream a clip: flow-guided, so the dream moves with the scene.")
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNGs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
     _dream_options(p)
     _video_options(p)
     _output_options(p, video=True)
@@ -174,10 +180,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=12, metavar="N", help="frames to show (default: 12)")
     p.add_argument("--columns", type=int, default=4, metavar="N", help="frames per row (default: 4)")
     p.add_argument("--sheet-width", type=int, default=1280, metavar="PX", help="width of the sheet (default: 1280)")
+
+    # "resolve": the gallery's --layers (a list, one tile each) and --width (the tile's) replace the dream options'
+    p = sub.add_parser("gallery", help="an image dreamed at each layer (or preset), on one labelled sheet",
+                       description="A gallery: the image dreamed small and fast at each dreamable layer of the network "
+                       "(or the layers, channels or presets asked for), laid out with each name under its tile.",
+                       conflict_handler="resolve")
+    p.add_argument("input", metavar="IMAGE", help="an image file")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="the sheet (.png, .jpg)")
+    _dream_options(p)
+    g = p.add_argument_group("gallery (default: one tile per dreamable layer, at the preview preset's octaves and steps)")
+    g.add_argument("--layers", dest="tile_layers", metavar="A,B,C", help="these layers (or LAYER:CHANNEL), one tile each")
+    g.add_argument("--channels", metavar="LAYER", help="one tile per channel of LAYER, --count of them spread over its channels")
+    g.add_argument("--count", type=int, default=12, metavar="N", help="channels to show with --channels (default: 12)")
+    g.add_argument("--presets", action="store_true", help="one tile per named preset, each dreamed as the preset says")
+    g.add_argument("--tile-width", "--width", dest="tile_width", type=int, default=256, metavar="PX",
+                   help="width of each tile (default: 256)")
+    g.add_argument("--columns", type=int, default=None, metavar="N", help="tiles per row (default: a near-square grid)")
+    g.add_argument("--keep-frames", dest="keep_frames", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="keep the work folder of finished tiles")
+    g.add_argument("--restart", dest="restart", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="discard the tiles of an earlier, unfinished run and dream them again")
     return parser
 
 
 _NOT_SETTINGS = {"command", "input", "output", "preset", "gradient", "strip", "strip_every"}
+_GALLERY_ARGS = {"tile_layers", "channels", "count", "presets", "tile_width", "columns"}
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -280,6 +308,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{info.name:40s} {info.channels:8d} {info.stride:6d}")
         return 0
 
+    if args.command == "gallery":
+        return _gallery(args)
     cfg = config_from_args(args)
     _start_backend(cfg.dream.backend, cfg.dream.device)
     from dreamvid import pipeline
@@ -304,6 +334,33 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gallery(args: argparse.Namespace) -> int:
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS | _GALLERY_ARGS}
+    # the backend before the network loads: the flags', over --preset's (one framework for every tile)
+    values = load_preset(args.preset)[0] if args.preset and not args.presets else {}
+    for key in given:
+        for section in SECTIONS:
+            values.pop(f"{section}.{key}", None)
+    dream = build_config({**values, **given}).dream
+    _start_backend(dream.backend, dream.device)
+    from dreamvid import gallery, pipeline
+
+    bar = _Bar("tile")
+    t0 = time.perf_counter()
+    try:
+        result = gallery.render_gallery(
+            args.input, args.output, pipeline.Progress(start=bar.start, frame=bar.frame, info=_info), values=given,
+            preset=args.preset, layers=args.tile_layers, channels=args.channels, count=args.count,
+            presets=args.presets, tile_width=args.tile_width, columns=args.columns)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    print(f"dreamvid: wrote {result.path}: {result.frames} tiles in {seconds:.1f} s "
+          f"({seconds / max(result.frames - result.resumed_from, 1):.2f} s/tile dreamed); "
+          f"each tile's objective in {os.path.basename(pipeline.record_path(result.path))}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     logging.basicConfig(format="dreamvid: %(message)s", level=logging.INFO if not DEBUG else logging.DEBUG)
@@ -319,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if args.command in ("video", "zoom"):
+        if args.command in ("video", "zoom", "gallery"):
             print("interrupted: finished frames are kept; run the same command again to resume", file=sys.stderr)
         else:
             print("interrupted", file=sys.stderr)

@@ -93,7 +93,17 @@ class ZoomSettings:
 @dataclass
 class OutputSettings:
     fps: float | None = None  # frames per second: the input's for videos; 25 for zooms and image sequences
-    crf: int = 18  # H.264 quality (lower is better; 18 is visually lossless for most footage)
+    crf: int = 18  # H.264/H.265 quality (lower is better; 18 is visually lossless for most footage; 0 = lossless)
+    # Video files for editors. codec: "h264" plays everywhere; "h265" is about half the size at
+    # the same quality; "prores" (422 HQ) and "prores4444" are what editors cut and grade
+    # without a second generation of loss (.mov/.mkv only). Which combinations this ffmpeg can
+    # write is checked against ffmpeg itself before dreaming (sinks.check_output_path).
+    codec: str = "h264"
+    pix_fmt: str | None = None  # ffmpeg's name; None = the codec's own (sinks.CODECS: yuv420p, yuv422p10le...; yuv444p at crf 0)
+    # 16 keeps the float dream past 8 bits: 16-bit PNG/TIFF frames, or 16-bit input to a
+    # pixel format of more than 8 bits (ProRes, yuv420p10le...); work-folder frames become 16-bit
+    bit_depth: int = 8
+    frame_format: str = "png"  # frame folders (an output ending in '/'): "png" or "tiff" (what some editors import)
     audio: bool = True  # mux the input's audio for the rendered range
     width: int | None = None  # resize the input keeping aspect (even sizes for video)
     start: float = 0.0  # seconds into the input
@@ -143,12 +153,15 @@ RULES: dict[str, Any] = {
     "interpolation": ("linear", "smooth"),
     "fps": (0.1, 1000.0),
     "crf": (0, 51),
+    "codec": ("h264", "h265", "prores", "prores4444"),
+    "bit_depth": frozenset({8, 16}),  # a set: these values only, not a range
+    "frame_format": ("png", "tiff"),
     "width": (16, 16384),
     "start": (0.0, None),
     "duration": (0.01, None),
     "max_frames": (1, None),
 }
-# Text settings without a rule (model, layers, schedules) are checked by their own stage.
+# Text settings without a rule (model, layers, schedules, pix_fmt) are checked by their own stage.
 
 
 def _key_owner() -> dict[str, tuple[str, dataclasses.Field]]:
@@ -193,6 +206,9 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, where: str) -> Any:
     if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
         if value not in rule:
             raise ConfigError(f"{where}{key} must be one of {', '.join(rule)}; got {value!r}")
+    elif isinstance(rule, frozenset):
+        if value not in rule:
+            raise ConfigError(f"{where}{key} must be one of {', '.join(map(str, sorted(rule)))}; got {value!r}")
     elif isinstance(rule, tuple) and not isinstance(value, str):
         lo, hi = rule
         if (lo is not None and value < lo) or (hi is not None and value > hi):

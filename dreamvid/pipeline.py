@@ -254,16 +254,17 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     threads beside it, storing and encoding behind in a writer thread (module docstring).
     `model`: None loads cfg.dream.model; or a DreamModel (or a model name/path) to use.
     """
+    from dreamvid.depth import read_frame
     from dreamvid.dream import amount, to_uint8
     from dreamvid.flow import carry_over
-    from dreamvid.sinks import AudioSpec, check_output_path, open_sink
+    from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
     from dreamvid.sources import open_source
 
     progress = progress or Progress()
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     check_output(output_path, input_path)
-    check_output_path(output_path)  # the format too, before the network loads
+    check_output_path(output_path, **sink_options(cfg.output))  # the format and codec too, before the network loads
     v = cfg.video
     clock = Clock()
     source = open_source(input_path, start=cfg.output.start, duration=cfg.output.duration,
@@ -280,7 +281,8 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
         dreamer, weights_at = _dreamer(cfg, model, progress)
         audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
         with clock("encode"):
-            sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio, crf=cfg.output.crf)
+            sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
+                             **sink_options(cfg.output))
         writer = Writer(work, sink, clock)
         cuts: list[int] = []
         written = 0
@@ -298,7 +300,8 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                 new_shot = prev_dream is None or cut or v.no_flow
                 if k < work.done:  # 0) done by an earlier run: pass the stored frame on
                     prev_dream = work.read(k, frame.shape)
-                    writer.put(k, prev_dream, store=False)
+                    writer.put(k, read_frame(work.frame_path(k)) if cfg.output.bit_depth == 16 else prev_dream,
+                               store=False)  # 16 bits: the stored frame at its full depth
                     if new_shot:
                         target = amount(prev_dream, frame)
                     prev_in, written = frame, written + 1
@@ -319,11 +322,12 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                 with clock("dream"):
                     dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
                                             octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
-                out = to_uint8(_palette(cfg, dreamed, frame))  # (H, W, 3) uint8: what is saved is what the chain carries
+                dreamed = _palette(cfg, dreamed, frame)
+                out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
                 added = amount(out, frame)
                 if new_shot:
                     target = added  # the amount a full dream of this shot adds: the chain's set point
-                writer.put(k, out)
+                writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
                 written += 1
                 progress.frame(k, {"cut": cut or k == 0, "amount": added, "carried": carried,
                                    "seconds": time.perf_counter() - t})
@@ -403,9 +407,10 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     schedules that replace dream.step / dream.octaves / video.iterations_next frame by frame.
     Length: zoom.seconds * fps when given, else zoom.frames; fps: output.fps, else 25.
     """
+    from dreamvid.depth import read_frame
     from dreamvid.dream import amount, to_uint8
     from dreamvid.schedule import Schedule
-    from dreamvid.sinks import check_output_path, open_sink
+    from dreamvid.sinks import check_output_path, open_sink, sink_options
     from dreamvid.sources import as_fps
     from dreamvid.zoom import color_stats, match_color, transform
 
@@ -416,7 +421,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     z = cfg.zoom
     image_path_used = image_path if (z.init or "image").strip() == "image" else None
     check_output(output_path, image_path_used)
-    check_output_path(output_path)  # the format too, before the network loads
+    check_output_path(output_path, **sink_options(cfg.output))  # the format and codec too, before the network loads
     fps = as_fps(cfg.output.fps) if cfg.output.fps else ZOOM_DEFAULT_FPS
     n = max(1, int(round(z.seconds * fps))) if z.seconds else int(z.frames)
     if cfg.output.max_frames:
@@ -435,7 +440,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     dreamer, weights_at = _dreamer(cfg, model, progress)
     clock = Clock()
     with clock("encode"):
-        sink = open_sink(output_path, fps=fps, size=(w, h), crf=cfg.output.crf)
+        sink = open_sink(output_path, fps=fps, size=(w, h), **sink_options(cfg.output))
     writer = Writer(work, sink, clock)
     written = 0
     try:
@@ -446,7 +451,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         for k in range(n):
             if k < work.done:  # 0) done by an earlier run
                 prev = work.read(k, start_img.shape)
-                writer.put(k, prev, store=False)
+                writer.put(k, read_frame(work.frame_path(k)) if cfg.output.bit_depth == 16 else prev,
+                           store=False)  # 16 bits: the stored frame at its full depth
                 if first_stats is None:
                     first_stats = color_stats(prev)
                 written += 1
@@ -473,8 +479,9 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             with clock("dream"):
                 dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
                                         octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
-            out = to_uint8(_palette(cfg, dreamed, img))  # the palette of the frame it started from
-            writer.put(k, out)
+            dreamed = _palette(cfg, dreamed, img)  # the palette of the frame it started from
+            out = to_uint8(dreamed)
+            writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
             written += 1
             if first_stats is None:
                 first_stats = color_stats(out)

@@ -2,6 +2,7 @@
 
     sheet, shown = contact_sheet("zoom.mp4", count=8, columns=4)   # (H, W, 3) uint8 RGB, frame indices
     python render.py sheet zoom.mp4 -o zoom-sheet.png --count 8
+    sheet = labelled_sheet(images, ["block3_conv3", ...], columns=6)  # a name under each image (the gallery's)
 
 Frames are taken evenly from the first to the last (the last frame always shows: it is where a
 long zoom washes out or a video's dream runs away, if anywhere), scaled to one cell size and
@@ -19,7 +20,7 @@ import numpy as np
 
 from dreamvid.errors import ConfigError, InputError
 
-__all__ = ["pick_frames", "contact_sheet"]
+__all__ = ["pick_frames", "contact_sheet", "labelled_sheet", "caption_height"]
 
 _GAP = 4  # pixels between cells and around the edge
 _BACKGROUND = (24, 24, 24)
@@ -86,3 +87,91 @@ def contact_sheet(path: str, *, count: int = 12, columns: int = 4, width: int = 
         y, x = _GAP + r * (cell_h + _GAP), _GAP + c * (cell_w + _GAP)
         sheet[y:y + cell_h, x:x + cell_w] = cell
     return sheet, picked
+
+
+# ----------------------------------------------------------------------------- labelled sheets
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+# Text scale per pixel of cell width: 256-px tiles get scale 0.64 (letters about 14 px tall),
+# big enough to read at a glance and small enough that most layer names fit on one line.
+_SCALE_PER_PX = 1 / 400
+# Below this scale (letters about 9 px tall) Hershey letters blur into each other: a name that
+# would need a smaller scale on one line is broken in two at an '_' or ':' instead.
+_MIN_SCALE = 0.4
+
+
+def _text_width(text: str, scale: float) -> int:
+    return cv2.getTextSize(text, _FONT, scale, _thickness(scale))[0][0]
+
+
+def _thickness(scale: float) -> int:
+    return 1 if scale < 0.9 else 2  # thicker strokes only once letters are large enough to keep their holes
+
+
+def _split(text: str) -> list[str]:
+    """`text` in two lines at the '_' or ':' nearest its middle (kept at the first line's end);
+    in the middle when it has neither."""
+    cuts = [i + 1 for i, ch in enumerate(text[:-1]) if ch in "_:"]
+    cut = min(cuts, key=lambda i: abs(i - len(text) / 2)) if cuts else len(text) // 2
+    return [text[:cut], text[cut:]]
+
+
+def _caption_layout(labels: list[str], width: int) -> tuple[float, list[list[str]], int, int]:
+    """(scale, the lines of each label, line height, strip height) for labels under cells
+    `width` pixels wide: one scale for all (so the sheet reads evenly), the largest at which
+    every line fits, at most `width * _SCALE_PER_PX`."""
+    room = max(8, width - 2 * max(2, width // 64))  # a margin each side
+    top = max(_MIN_SCALE, width * _SCALE_PER_PX)  # small cells: as large as still fits, not smaller
+
+    def fit(lines_of):
+        widest = max((_text_width(ln, 1.0) for lines in lines_of for ln in lines), default=1)
+        return min(top, room / max(widest, 1) * 0.97)  # 0.97: getTextSize is a little optimistic at small scales
+
+    lines_of = [[t] if t else [] for t in labels]
+    scale = fit(lines_of)
+    if scale < _MIN_SCALE:  # break the names that are too long on one line, then fit again
+        lines_of = [_split(t) if t and room / max(_text_width(t, 1.0), 1) < _MIN_SCALE else ls
+                    for t, ls in zip(labels, lines_of)]
+        scale = fit(lines_of)
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, _thickness(scale))
+    line_h = th + base + max(2, round(th * 0.3))
+    n = max((len(ls) for ls in lines_of), default=0)
+    strip = n * line_h + 2 * max(2, round(th * 0.4)) if n else 0
+    return scale, lines_of, line_h, strip
+
+
+def caption_height(labels: list[str], width: int) -> int:
+    """Height in pixels of the label strip `labelled_sheet` puts under cells `width` wide."""
+    return _caption_layout(labels, width)[3]
+
+
+def labelled_sheet(images: list[np.ndarray], labels: list[str], *, columns: int | None = None) -> np.ndarray:
+    """Images of one size, (h, w, 3) uint8 RGB, in a grid row by row, each with its label
+    centred in a strip below it, the text sized to the cell. columns: None for a near-square
+    grid (ceil(sqrt(n)) columns). Returns the sheet, (H, W, 3) uint8 RGB:
+    W = cols * w + (cols + 1) * gap, H = rows * (h + caption_height) + (rows + 1) * gap."""
+    if not images:
+        raise InputError("nothing to lay out: no images")
+    if len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    h, w = images[0].shape[:2]
+    if any(im.shape != images[0].shape for im in images):
+        raise ValueError("labelled_sheet needs images of one size")
+    cols = min(len(images), columns or math.ceil(math.sqrt(len(images))))
+    if cols < 1:
+        raise ConfigError(f"--columns must be >= 1, got {columns}")
+    rows = math.ceil(len(images) / cols)
+    scale, lines_of, line_h, strip = _caption_layout(labels, w)
+    thick = _thickness(scale)
+    sheet = np.empty((rows * (h + strip) + _GAP * (rows + 1), cols * w + _GAP * (cols + 1), 3), np.uint8)
+    sheet[:] = _BACKGROUND
+    for n, (image, lines) in enumerate(zip(images, lines_of)):
+        r, c = divmod(n, cols)
+        y, x = _GAP + r * (h + strip + _GAP), _GAP + c * (w + _GAP)
+        sheet[y:y + h, x:x + w] = image
+        base_y = y + h + (strip - len(lines) * line_h) // 2
+        for k, line in enumerate(lines):
+            (tw, th), _ = cv2.getTextSize(line, _FONT, scale, thick)
+            org = (x + (w - tw) // 2, base_y + k * line_h + th + (line_h - th) // 2 - 1)
+            cv2.putText(sheet, line, org, _FONT, scale, (235, 235, 235), thick, cv2.LINE_AA)
+    return sheet

@@ -1,4 +1,4 @@
-"""Outputs: H.264 video (with the input's audio), GIF, or a folder of PNG frames. No dreaming.
+"""Outputs: video files (with the input's audio), GIF, or a folder of PNG/TIFF frames. No dreaming.
 
 Every sink writes to a temporary name beside the final one (`.name.partial.mp4`, or the folder
 `.name.partial/`) and renames it onto the final path only in `close()`, so a crash or an abort
@@ -6,19 +6,32 @@ never leaves a half-written file under the final name. The encoder subprocess is
 stopped and reaped (`finally`), so no zombie ffmpeg outlives a failed render.
 
 Which sink is chosen by the path:
-- `.mp4`, `.mov`, `.mkv`: H.264 (libx264, yuv420p, CRF), exact frame rate, AAC audio muxed
-  from the `AudioSpec` range of the input when it has an audio stream, `+faststart` (mp4/mov).
-  yuv420p needs even sizes: an odd width or height loses its last column or row (one warning).
+- `.mp4`, `.mov`, `.mkv`: the `codec` (see CODECS: H.264 by default, H.265, or ProRes for
+  editors, .mov/.mkv only), exact frame rate, the input's audio muxed from the `AudioSpec` range
+  when it has an audio stream (AAC; 24-bit PCM beside ProRes, as editors expect),
+  `+faststart` (mp4/mov). Chroma-subsampled pixel formats need even sizes (4:2:0 both, 4:2:2
+  the width): an odd side loses its last column or row (one warning).
 - `.gif`: a two-pass-palette GIF through ffmpeg (palettegen + paletteuse), looping forever.
   GIF stores delays in 1/100 s, so rates like 30000/1001 are approximated by the GIF format.
 - a path ending in `/` or with no extension: a folder of `frame_000001.png`, `frame_000002.png`...
+  (`frame_format="tiff"`: `.tiff` files).
+
+Bit depth: sinks take RGB uint8 frames; opened with `bit_depth=16` they also take float frames
+on 0..255 (the dream's own precision) and write 16-bit PNG/TIFF, or feed ffmpeg 16-bit RGB for a
+pixel format of more than 8 bits (ProRes' 10-bit ones, yuv420p10le...): see `depth`.
+
+`check_output_path` refuses, in one line naming the fix, every path/codec/pixel format/bit depth
+combination this ffmpeg cannot write, before anything is dreamed: the encoders and the pixel
+formats each encoder takes are read from ffmpeg itself (`-encoders`, `-h encoder=NAME`), once.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -28,13 +41,42 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from dreamvid import depth
 from dreamvid.errors import OutputError
 
 log = logging.getLogger("dreamvid")
 
 VIDEO_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # extension -> ffmpeg muxer
 AUDIO_BITRATE = "192k"  # AAC at 192 kb/s is transparent for most stereo sources
-X264_PRESET = "medium"  # x264's default: the usual balance of speed and size
+X264_PRESET = "medium"  # x264's (and x265's) default: the usual balance of speed and size
+PCM_AUDIO = "pcm_s24le"  # beside ProRes: uncompressed, so an editor's export is the only lossy step
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One `--codec`: the ffmpeg encoder, its default pixel format, the containers it goes in."""
+
+    encoder: str
+    pix_fmt: str  # default; H.264/H.265 at crf 0 use yuv444p instead (lossless keeps the chroma)
+    containers: tuple[str, ...]  # ffmpeg muxers (VIDEO_FORMATS' values)
+    args: tuple[str, ...] = ()  # encoder options besides quality and pixel format
+    label: str = ""
+
+
+CODECS = {
+    # yuv420p: what every player and browser decodes
+    "h264": Codec("libx264", "yuv420p", ("mp4", "mov", "matroska"), ("-preset", X264_PRESET), "H.264"),
+    # hvc1: the tag Apple's players and editors need to open H.265 in .mp4/.mov (ffmpeg writes hev1)
+    "h265": Codec("libx265", "yuv420p", ("mp4", "mov", "matroska"), ("-preset", X264_PRESET), "H.265"),
+    # profile 3 = 422 HQ, the usual editing intermediate; vendor apl0 as Apple's own files say,
+    # which some editors check. MP4 has no ProRes tag (ffmpeg: "codec not currently supported")
+    "prores": Codec("prores_ks", "yuv422p10le", ("mov", "matroska"), ("-profile:v", "3", "-vendor", "apl0"),
+                    "ProRes 422 HQ"),
+    # profile 4 = 4444: full chroma; yuva444p10le adds an (opaque) alpha plane for editors that want one
+    "prores4444": Codec("prores_ks", "yuv444p10le", ("mov", "matroska"), ("-profile:v", "4", "-vendor", "apl0"),
+                        "ProRes 4444"),
+}
+FRAME_FORMATS = {"png": ".png", "tiff": ".tiff"}  # folder outputs: frame_000001.png / .tiff
 
 
 @dataclass
@@ -48,24 +90,30 @@ class AudioSpec:
 
 
 class FrameSink:
-    """Takes RGB uint8 frames of shape (height, width, 3) and writes them to one output.
+    """Takes RGB uint8 frames of shape (height, width, 3) and writes them to one output; with
+    `bit_depth` 16 also float frames on 0..255 (kept to 16 bits) and uint16 ones.
 
     Use as a context manager: leaving the block by an exception calls `abort()`; leaving it
     normally calls `close()` unless it was already called (call it yourself for the path).
     """
 
-    def __init__(self, path: str, size: tuple[int, int]):
+    def __init__(self, path: str, size: tuple[int, int], bit_depth: int = 8):
         self.path = path  # final path
         self.size = size  # (width, height)
+        self.bit_depth = bit_depth  # 8, or 16 (see the module docstring)
         self.frames_written = 0
         self._done = False
 
     def _check(self, frame: np.ndarray) -> None:
         w, h = self.size
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+        dtype = getattr(frame, "dtype", None)
+        deep_ok = self.bit_depth == 16 and dtype is not None and (
+            dtype == np.uint16 or np.issubdtype(dtype, np.floating))
+        if not isinstance(frame, np.ndarray) or (dtype != np.uint8 and not deep_ok):
             raise ValueError(f"frames must be uint8 numpy arrays, got "
                              f"{getattr(frame, 'dtype', type(frame).__name__)}; convert with "
-                             f"np.clip(x, 0, 255).astype(np.uint8)")
+                             f"np.clip(x, 0, 255).astype(np.uint8), or open the sink with bit_depth=16 "
+                             f"for float frames")
         if frame.shape != (h, w, 3):
             raise ValueError(f"frame {self.frames_written} has shape {frame.shape} but the sink "
                              f"was opened for size {w}x{h}, i.e. shape {(h, w, 3)}")
@@ -73,8 +121,13 @@ class FrameSink:
             raise ValueError(f"sink for '{self.path}' is already closed or aborted")
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 (H, W, 3) frame; its shape must match the sink's size."""
+        """Append one RGB (H, W, 3) frame (uint8; float on 0..255 too for 16 bits); its shape
+        must match the sink's size."""
         raise NotImplementedError
+
+    def _pixels(self, frame: np.ndarray) -> np.ndarray:
+        """The frame at the sink's depth: uint8, or uint16 for 16 bits."""
+        return depth.to_uint16(frame) if self.bit_depth == 16 else frame
 
     def close(self) -> str:
         """Finish the output and move it onto the final path; returns the final path."""
@@ -140,14 +193,15 @@ class _FfmpegSink(FrameSink):
     """Raw RGB frames piped into an ffmpeg subprocess that writes the temporary file."""
 
     def __init__(self, path: str, fps: Fraction, size: tuple[int, int], output_args: list[str],
-                 input_args: tuple[list[str], ...] = ()):
-        super().__init__(path, size)
+                 input_args: tuple[list[str], ...] = (), bit_depth: int = 8):
+        super().__init__(path, size, bit_depth)
         from dreamvid.sources import ffmpeg_exe  # one place knows where ffmpeg is
 
         self.tmp = _partial_path(path)
         w, h = size
+        raw = "rgb48le" if bit_depth == 16 else "rgb24"  # 16-bit RGB in, little-endian as written below
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+               "-f", "rawvideo", "-pix_fmt", raw, "-s", f"{w}x{h}",
                "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "-"]
         for extra in input_args:
             cmd += extra
@@ -182,7 +236,10 @@ class _FfmpegSink(FrameSink):
     def write(self, frame: np.ndarray) -> None:
         self._check(frame)
         try:
-            self.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+            pixels = self._pixels(frame)
+            if pixels.dtype == np.uint16:
+                pixels = pixels.astype("<u2", copy=False)  # rgb48le on any machine's byte order
+            self.proc.stdin.write(np.ascontiguousarray(pixels).tobytes())
         except (BrokenPipeError, OSError) as e:
             self._stop(kill=True)  # ffmpeg is gone or failing: reap it, then report why
             err = self._failure(e)
@@ -251,11 +308,13 @@ class _FfmpegSink(FrameSink):
                 pass
 
 
-class PngFolderSink(FrameSink):
-    """Frames as `frame_000001.png`... in a folder, built under `.name.partial/` and renamed."""
+class ImageFolderSink(FrameSink):
+    """Frames as `frame_000001.png`... (or `.tiff`, 8 or 16 bits) in a folder, built under
+    `.name.partial/` and renamed."""
 
-    def __init__(self, path: str, size: tuple[int, int]):
-        super().__init__(path.rstrip("/") or path, size)
+    def __init__(self, path: str, size: tuple[int, int], frame_format: str = "png", bit_depth: int = 8):
+        super().__init__(path.rstrip("/") or path, size, bit_depth)
+        self.ext = FRAME_FORMATS[frame_format]
         if os.path.isdir(self.path) and os.listdir(self.path):
             raise OutputError(f"cannot write frames to '{path}': the folder already holds files; "
                               f"choose a new or empty folder, or remove it first")
@@ -272,11 +331,11 @@ class PngFolderSink(FrameSink):
 
     def write(self, frame: np.ndarray) -> None:
         self._check(frame)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        ok, png = cv2.imencode(self.ext, cv2.cvtColor(self._pixels(frame), cv2.COLOR_RGB2BGR))
         if not ok:
-            raise OutputError(f"OpenCV could not encode frame {self.frames_written} as PNG; "
-                              f"reinstall opencv-python-headless")
-        name = os.path.join(self.tmp, f"frame_{self.frames_written + 1:06d}.png")
+            raise OutputError(f"OpenCV could not encode frame {self.frames_written} as "
+                              f"{self.ext[1:].upper()}; reinstall opencv-python-headless")
+        name = os.path.join(self.tmp, f"frame_{self.frames_written + 1:06d}{self.ext}")
         try:
             with open(name, "wb") as f:
                 f.write(png.tobytes())
@@ -306,33 +365,156 @@ class PngFolderSink(FrameSink):
         _remove(self.tmp)
 
 
+PngFolderSink = ImageFolderSink  # the name it had when it wrote PNGs only
+
+
+# ----------------------------------------------------------------------------- what ffmpeg writes
+
+
+@functools.lru_cache(maxsize=None)
+def ffmpeg_encoders() -> frozenset[str]:
+    """The encoders of the ffmpeg in use (`ffmpeg -encoders`), read once per process."""
+    return frozenset(re.findall(r"^ [VAS][\w.]{5} (?!=)(\S+)", _ffmpeg_text("-encoders"), re.MULTILINE))
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_pix_fmts(encoder: str) -> tuple[str, ...]:
+    """The pixel formats `encoder` takes (`ffmpeg -h encoder=NAME`), read once per encoder;
+    () when ffmpeg does not say."""
+    found = re.search(r"Supported pixel formats: ([^\n]*)", _ffmpeg_text("-h", f"encoder={encoder}"))
+    return tuple(found.group(1).split()) if found else ()
+
+
+def _ffmpeg_text(*args: str) -> str:
+    from dreamvid.sources import ffmpeg_exe
+
+    try:
+        p = subprocess.run([ffmpeg_exe(), "-hide_banner", *args], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise OutputError(f"cannot ask ffmpeg what it can write ({e}); reinstall imageio-ffmpeg "
+                          f"(pip install --force-reinstall imageio-ffmpeg)") from e
+    return p.stdout.decode("utf-8", "replace")
+
+
+def pix_fmt_bits(pix_fmt: str) -> int:
+    """Bits per component of an ffmpeg pixel format name: 'yuv422p10le' 10, 'rgb48le' 16, 'yuv420p' 8."""
+    m = re.search(r"(\d+)(le|be)$", pix_fmt)
+    if m and pix_fmt.startswith(("rgb", "bgr")) and int(m.group(1)) >= 48:  # rgb48le, rgba64le: per pixel
+        return 16
+    return int(m.group(1)) if m else 8
+
+
+def _subsampled(pix_fmt: str) -> tuple[bool, bool]:
+    """(width must be even, height must be even) for a chroma-subsampled pixel format."""
+    if "420" in pix_fmt or pix_fmt in ("nv12", "nv21", "p010le", "p016le"):
+        return True, True
+    if "422" in pix_fmt or pix_fmt in ("nv16", "nv20le"):
+        return True, False
+    return False, False
+
+
+def default_pix_fmt(codec: str, crf: int = 18) -> str:
+    """The pixel format `codec` writes unless told: its table entry; yuv444p for H.264/H.265 at
+    crf 0, since lossless with half the chroma thrown away would not be."""
+    if crf == 0 and codec in ("h264", "h265"):
+        return "yuv444p"
+    return CODECS[codec].pix_fmt
+
+
+def sink_options(output) -> dict:
+    """open_sink's / check_output_path's encoding keywords from a config.OutputSettings."""
+    return {k: getattr(output, k) for k in ("crf", "codec", "pix_fmt", "bit_depth", "frame_format")}
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
-def check_output_path(path: str) -> None:
-    """OutputError unless open_sink could write `path`: its folder exists and is writable, and
-    the extension is a known format. Cheap, so a render can call it before loading a network."""
+def _kind(path: str) -> str:
+    """'frames' (a folder), 'gif' or 'video' by the output path."""
+    ext = os.path.splitext(path.rstrip("/"))[1].lower()
+    if path.endswith("/") or ext == "":
+        return "frames"
+    return "gif" if ext == ".gif" else "video"
+
+
+def check_output_path(path: str, *, codec: str = "h264", pix_fmt: str | None = None, crf: int = 18,
+                      bit_depth: int = 8, frame_format: str = "png") -> str | None:
+    """OutputError unless open_sink could write `path` with these settings: its folder exists
+    and is writable, the extension is a known format, and this ffmpeg has the codec's encoder
+    and writes it, in that pixel format and bit depth, into that container. Each refusal is one
+    line naming the fix. Cheap (ffmpeg's lists are read once), so a render calls it before
+    loading a network. Returns the pixel format a video will have (None for GIFs and folders)."""
     path = os.fspath(path)
     _check_folder(path)
     ext = os.path.splitext(path.rstrip("/"))[1].lower()
-    if path.endswith("/") or ext == "":
-        return
-    if os.path.isdir(path):
+    kind = _kind(path)
+    if kind != "frames" and os.path.isdir(path):
         raise OutputError(f"cannot write '{path}': it is a folder; end the path with '/' to "
                           f"write PNG frames into it, or choose a file name")
-    if ext != ".gif" and ext not in VIDEO_FORMATS:
+    if kind == "video" and ext not in VIDEO_FORMATS:
         raise OutputError(f"cannot write '{path}': unknown output format '{ext}'; use .mp4, "
                           f".mov, .mkv, .gif, or a folder path ending in '/' for PNG frames")
+    if codec not in CODECS:
+        raise OutputError(f"cannot write '{path}': unknown codec '{codec}'; use --codec {'|'.join(CODECS)}")
+    if bit_depth not in (8, 16):
+        raise OutputError(f"cannot write '{path}' at {bit_depth} bits; use --bit-depth 8 or 16")
+    if frame_format not in FRAME_FORMATS:
+        raise OutputError(f"cannot write '{path}': unknown frame format '{frame_format}'; use "
+                          f"--frame-format {'|'.join(FRAME_FORMATS)}")
+    video_only = [flag for flag, given in ((f"--codec {codec}", codec != "h264"),
+                                           (f"--pix-fmt {pix_fmt}", pix_fmt is not None)) if given]
+    if kind == "frames":
+        if video_only:
+            raise OutputError(f"cannot write '{path}' with {video_only[0]}: a folder ending in '/' holds "
+                              f"PNG or TIFF frames (--frame-format); write a .mov/.mkv/.mp4 for a codec")
+        return None
+    if frame_format != "png":
+        raise OutputError(f"cannot write '{path}' with --frame-format {frame_format}: that is for frame "
+                          f"folders; end the output path with '/' (e.g. '{_stem(path)}/')")
+    if kind == "gif":
+        if video_only or bit_depth != 8:
+            flag = video_only[0] if video_only else f"--bit-depth {bit_depth}"
+            raise OutputError(f"cannot write '{path}' with {flag}: a GIF is 8-bit with its own palette; "
+                              f"write a .mov/.mp4/.mkv, or a folder ending in '/' for 16-bit frames")
+        return None
+    c = CODECS[codec]
+    if VIDEO_FORMATS[ext] not in c.containers:
+        exts = [e for e, muxer in VIDEO_FORMATS.items() if muxer in c.containers]
+        raise OutputError(f"cannot write '{path}': {c.label} does not go in {ext} files; use "
+                          f"{' or '.join(exts)} (e.g. '{_stem(path)}{exts[0]}')")
+    if c.encoder not in ffmpeg_encoders():
+        have = [name for name, k in CODECS.items() if k.encoder in ffmpeg_encoders()]
+        raise OutputError(f"cannot write '{path}' with --codec {codec}: this ffmpeg has no {c.encoder} "
+                          f"encoder; choose --codec {'|'.join(have) or '...'} or install an imageio-ffmpeg with it")
+    fmt = pix_fmt or default_pix_fmt(codec, crf)
+    takes = encoder_pix_fmts(c.encoder)
+    if takes and fmt not in takes:
+        raise OutputError(f"cannot write '{path}': {c.encoder} (--codec {codec}) has no pixel format "
+                          f"'{fmt}'; use --pix-fmt {'|'.join(takes)}")
+    if bit_depth == 16 and pix_fmt_bits(fmt) <= 8:
+        deeper = [f for f in takes if pix_fmt_bits(f) > 8 and _subsampled(f) == _subsampled(fmt)]
+        fix = f"--pix-fmt {deeper[0]}" if deeper else "--codec prores"
+        raise OutputError(f"cannot write '{path}' at 16 bits: {fmt} keeps 8; use {fix}, or write "
+                          f"16-bit PNG/TIFF frames to a folder ending in '/'")
+    return fmt
 
 
-def open_sink(path: str, *, fps: Fraction, size: tuple[int, int],
-              audio: AudioSpec | None = None, crf: int = 18) -> FrameSink:
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path.rstrip("/")))[0] or "output"
+
+
+def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSpec | None = None,
+              crf: int = 18, codec: str = "h264", pix_fmt: str | None = None, bit_depth: int = 8,
+              frame_format: str = "png") -> FrameSink:
     """Open the output at `path` for frames of size = (width, height) at `fps` frames/s.
 
     The extension picks the format (see the module docstring). `audio` is muxed into video
-    outputs when its file has an audio stream, and ignored for GIFs and PNG folders.
-    crf: x264 quality, 0 (lossless) to 51; 18 is visually near-lossless.
-    Raises OutputError when the folder is missing or not writable or the format is unknown.
+    outputs when its file has an audio stream, and ignored for GIFs and frame folders.
+    crf: H.264/H.265 quality, 0 (lossless) to 51; 18 is visually near-lossless (ProRes has
+    none). codec: a CODECS name; pix_fmt: ffmpeg's name, None for the codec's default;
+    bit_depth: 8, or 16 (float frames kept to 16 bits); frame_format: "png" or "tiff" (folders).
+    Raises OutputError for what check_output_path refuses.
     """
     path = os.fspath(path)
     from dreamvid.sources import as_fps
@@ -344,38 +526,55 @@ def open_sink(path: str, *, fps: Fraction, size: tuple[int, int],
     size = (int(w), int(h))
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be in 0..51 (x264's range; 18 is near-lossless), got {crf}")
-    check_output_path(path)
+    fmt = check_output_path(path, codec=codec, pix_fmt=pix_fmt, crf=crf, bit_depth=bit_depth,
+                            frame_format=frame_format)
     ext = os.path.splitext(path.rstrip("/"))[1].lower()
-    if path.endswith("/") or ext == "":
-        return PngFolderSink(path, size)
-    if ext == ".gif":
+    kind = _kind(path)
+    if kind == "frames":
+        return ImageFolderSink(path, size, frame_format, bit_depth)
+    if kind == "gif":
         graph = "split[a][b];[a]palettegen[p];[b][p]paletteuse=dither=sierra2_4a"  # one palette for all
         return _FfmpegSink(path, fps, size, ["-filter_complex", graph, "-loop", "0", "-f", "gif"])
-    # 1) video: H.264 needs even sizes in yuv420p; drop the odd last column/row
+    c = CODECS[codec]
+    # 1) video: subsampled chroma needs even sides; drop the odd last column/row
     if w < 2 or h < 2:  # the crop below would leave nothing
-        raise OutputError(f"cannot write '{path}': frames of {w}x{h} are too small for H.264, which "
+        raise OutputError(f"cannot write '{path}': frames of {w}x{h} are too small for {c.label}, which "
                           f"needs at least 2x2; enlarge them with --width 16, or write PNG frames "
                           f"(an output path ending in '/') or a .gif")
     args = ["-map", "0:v:0"]
-    if w % 2 or h % 2:
-        log.warning("output size %dx%d is odd; H.264 (yuv420p) needs even sizes, so '%s' "
-                    "will be %dx%d (pass an even width to avoid this)", w, h, path,
-                    w - w % 2, h - h % 2)
-        args += ["-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0"]
-    args += ["-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(crf), "-pix_fmt", "yuv420p",
+    even_w, even_h = _subsampled(fmt)
+    if (even_w and w % 2) or (even_h and h % 2):
+        cw, ch = w - (w % 2 if even_w else 0), h - (h % 2 if even_h else 0)
+        log.warning("output size %dx%d is odd; %s (%s) needs even sizes, so '%s' will be %dx%d "
+                    "(pass an even width to avoid this)", w, h, c.label, fmt, path, cw, ch)
+        args += ["-vf", f"crop={cw}:{ch}:0:0"]
+    args += ["-c:v", c.encoder, *c.args, *_quality(codec, crf, ext), "-pix_fmt", fmt,
              "-fps_mode", "passthrough"]
-    # 2) audio: the same range of the input, AAC, padded with silence so the video sets the end
+    # 2) audio: the same range of the input, padded with silence so the video sets the end
     inputs: tuple[list[str], ...] = ()
     if audio is not None and _has_audio(audio.path):
         a_in = ["-ss", f"{float(audio.start):.6f}"] if audio.start else []
         if audio.duration is not None:
             a_in += ["-t", f"{float(audio.duration):.6f}"]
         inputs = (a_in + ["-i", os.fspath(audio.path)],)
-        args += ["-map", "1:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-af", "apad", "-shortest"]
+        a_codec = ["-c:a", PCM_AUDIO] if c.encoder == "prores_ks" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
+        args += ["-map", "1:a:0", *a_codec, "-af", "apad", "-shortest"]
     # 3) container
     if VIDEO_FORMATS[ext] in ("mp4", "mov"):
         args += ["-movflags", "+faststart"]  # index first: playable while downloading
-    return _FfmpegSink(path, fps, size, args + ["-f", VIDEO_FORMATS[ext]], inputs)
+    return _FfmpegSink(path, fps, size, args + ["-f", VIDEO_FORMATS[ext]], inputs, bit_depth)
+
+
+def _quality(codec: str, crf: int, ext: str) -> list[str]:
+    """The encoder's quality options: CRF for H.264/H.265 (crf 0: lossless), none for ProRes
+    (its profile sets the rate)."""
+    if codec == "h264":
+        return ["-qp", "0"] if crf == 0 else ["-crf", str(crf)]  # qp 0 is lossless at any bit depth; crf 0 only at 8
+    if codec == "h265":
+        x265 = "log-level=error" + (":lossless=1" if crf == 0 else "")  # x265 prints its banner otherwise
+        tag = ["-tag:v", "hvc1"] if VIDEO_FORMATS[ext] in ("mp4", "mov") else []
+        return ["-crf", str(crf), "-x265-params", x265, *tag]
+    return []
 
 
 def _has_audio(path: str) -> bool:

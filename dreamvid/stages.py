@@ -197,8 +197,8 @@ class Writer:
                 self._error = exc
 
     def put(self, k: int, frame: np.ndarray, store: bool = True) -> None:
-        """Queue frame k (RGB uint8): saved to the work folder (unless `store` is False: a frame
-        an earlier run saved), then written to the sink."""
+        """Queue frame k (RGB uint8, or float on 0..255 for a 16-bit output): saved to the work
+        folder (unless `store` is False: a frame an earlier run saved), then written to the sink."""
         self._raise()
         with self._clock("wait"):
             self._queue.put((k, frame, store))

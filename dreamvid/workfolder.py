@@ -42,8 +42,10 @@ __all__ = ["Work", "work_folder", "record_path", "fingerprint", "job_sections", 
 STATE_VERSION = 1
 RECORD_VERSION = 1
 # Settings that do not change a single dreamed pixel, so a resume may change them freely:
-# the encoder's (crf, audio), the work folder's own switches, and where the loop runs.
-_OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio")
+# the encoder's (crf, audio, codec, pix_fmt, frame_format: the stored frames are encoded again),
+# the work folder's own switches, and where the loop runs. bit_depth is not among them: it sets
+# the depth of the stored frames.
+_OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio", "codec", "pix_fmt", "frame_format")
 _DREAM_WHERE_NOT_WHAT = ("device", "backend")
 _FINGERPRINT_BYTES = 1 << 20  # the input's first 1 MB is hashed: catches a replaced file cheaply
 _IMAGE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
@@ -295,7 +297,12 @@ class Work:
         return frame
 
     def store(self, k: int, frame: np.ndarray) -> None:
-        """Save frame k (RGB uint8) losslessly, then record it in the state."""
+        """Save frame k (RGB uint8) losslessly, then record it in the state. A float frame (a
+        16-bit output's dream) is saved as a 16-bit PNG, so a resume keeps its precision."""
+        if frame.dtype != np.uint8:
+            from dreamvid.depth import to_uint16
+
+            frame = to_uint16(frame)
         if not self.created:
             os.makedirs(self.frames_dir, exist_ok=True)
             self.created = True

@@ -40,8 +40,8 @@ def level(frame):
     return int(round(float(frame.mean()) / 10.0))
 
 
-def make_clip(path, n=10, fps=NTSC, size=(W, H), audio=None):
-    with open_sink(str(path), fps=fps, size=size, audio=audio, crf=0) as sink:
+def make_clip(path, n=10, fps=NTSC, size=(W, H), audio=None, crf=0):
+    with open_sink(str(path), fps=fps, size=size, audio=audio, crf=crf) as sink:
         for i in range(n):
             sink.write(gray(i, *size))
     return str(path)
@@ -176,7 +176,7 @@ def test_single_image_is_a_one_frame_source(tmp_path):
 
 def test_odd_output_size_is_cropped_to_even_for_h264(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="dreamvid"):
-        path = make_clip(tmp_path / "odd.mp4", n=3, size=(65, 49))
+        path = make_clip(tmp_path / "odd.mp4", n=3, size=(65, 49), crf=18)  # yuv420p (crf 0 is 4:4:4)
     facts = probe_video(path)
     assert (facts["width"], facts["height"]) == (64, 48) and facts["n_frames"] == 3
     assert any("odd" in r.getMessage() for r in caplog.records)
