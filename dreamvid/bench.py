@@ -500,6 +500,33 @@ def _child_4k(model_name: str) -> int:
 # ----------------------------------------------------------------------------- command line
 
 
+def _dream_only(model, layer: str, width: int, height: int, args) -> int:
+    """Frames per second of Dreamer.dream alone on one (height, width) frame with the steps of a
+    frame after the first (what a long clip costs per frame on the device), nothing around it."""
+    from dreamvid import backends
+    from dreamvid.config import DreamSettings
+    from dreamvid.dream import Dreamer
+    from dreamvid.objectives import layer as term
+
+    settings = DreamSettings(octaves=args.octaves, iterations=args.steps_next, seed=SEED, device=args.device, xla=args.xla)
+    t = time.perf_counter()
+    d = Dreamer(model, term(layer), settings)
+    frame = texture(height, width, SEED)
+    d.dream(frame)  # compiles every octave size
+    compile_s = time.perf_counter() - t
+    times = []
+    for k in range(args.dream_only):
+        t = time.perf_counter()
+        d.dream(frame, seed=k)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    median = times[len(times) // 2]
+    print(f"dream only: {model.name} ({layer}) {width}x{height}, {args.octaves} octaves of {args.steps_next} steps, "
+          f"{model.precision}, {backends.describe(d.backend.gpu_name() if d.device == 'gpu' else None)}: "
+          f"{1 / median:.2f} frames/s (median of {len(times)}; best {1 / times[0]:.2f}); first call {compile_s:.2f} s")
+    return 0
+
+
 def _load(name: str, precision: str, device: str):
     """The benchmark's network: vgg16-hed's bundled weights, or a Keras application with random
     weights (the same cost as the trained one, no download), computing in `precision`."""
@@ -544,6 +571,8 @@ def _parser() -> argparse.ArgumentParser:
                         "tutorial would (no oneDNN switch); same: in this process, with the project's settings")
     p.add_argument("--intra", type=int, default=0, help="TensorFlow intra-op threads (0: its default)")
     p.add_argument("--inter", type=int, default=0, help="TensorFlow inter-op threads (0: its default)")
+    p.add_argument("--dream-only", type=int, default=0, metavar="N",
+                   help="only time the project's dream of one frame, N times after a warm-up (no pipeline around it)")
     p.add_argument("--sheet", metavar="FILE", help="also save a contact sheet of the project's output frames")
     p.add_argument("--peak-memory", action="store_true", help="only measure peak memory dreaming one 4K frame")
     p.add_argument("--_child-4k", dest="child_4k", help=argparse.SUPPRESS)
@@ -590,6 +619,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
                                    "amounts": r.amounts, "flops": r.flops, "dream_times": r.dream_times,
                                    "done_at": [t - r.done_at[0] for t in r.done_at]}))
         return 0
+    if args.dream_only:
+        return _dream_only(model, layer, width, height, args)
     io = args.io or ("mp4" if backends.installed("imageio_ffmpeg") else "png")
     bk = backends.current()
     gpu = bk.gpu_name() if args.device != "cpu" else None

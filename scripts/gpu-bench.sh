@@ -26,7 +26,7 @@ export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 export DREAMVID_CACHE=/tmp/dreamvid-cache  # JAX's persistent compilation cache lives here
 io=png
 command -v ffmpeg >/dev/null && io=mp4
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; python3 -c \
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; KERAS_BACKEND=jax python3 -c \
   'import numpy, cv2, keras; print("numpy", numpy.__version__, "opencv", cv2.__version__, "keras", keras.__version__)'; } \
   2>&1 | tee "$out/machine.txt"
 for b in $backends; do
@@ -34,7 +34,15 @@ for b in $backends; do
   python3 -m dreamvid.bench --backend "$b" --device gpu --model vgg16 --width 1280 --height 720 \
     --frames "$frames" --io "$io" --sheet "$out/sheet-$b.jpg" 2>&1 | grep -v "^WARNING\|^I0000\|^W0000" | tee "$out/bench-$b.txt"
 done
-# JAX once more: the first frame now loads its compiled loops from the persistent cache
+# The dream alone, nothing around it, for each backend and precision; then JAX once more in a new
+# process: its first frame loads the compiled loops from the persistent cache
+for b in $backends; do
+  python3 -c "import $b" 2>/dev/null || continue
+  for p in auto float32; do
+    python3 -m dreamvid.bench --backend "$b" --device gpu --model vgg16 --width 1280 --height 720 \
+      --dream-only 20 --precision "$p" 2>&1 | grep "^dream only" | tee -a "$out/dream-only.txt"
+  done
+done
 if [[ " $backends " == *" jax "* ]]; then
   python3 -m dreamvid.bench --backend jax --device gpu --model vgg16 --width 1280 --height 720 \
     --frames 8 --io "$io" --only project 2>&1 | grep -v "^WARNING" | tee "$out/bench-jax-cached.txt"
