@@ -4,8 +4,8 @@
   items ahead of the dream, and hands its items over in order;
 - `run_ahead`: computes calls (the optical flow of upcoming frame pairs) in a bounded pool of
   threads, several at once, and hands their results over in order;
-- `Writer`: stores (work folder) and encodes (sink) finished frames in a thread, at most one
-  frame behind the dream;
+- `Writer`: stores (work folder, several frames at once) and encodes (sink, in order) finished
+  frames in threads, a few frames behind the dream;
 - `Clock`: seconds per stage, summed over the threads each stage runs in.
 
 Every queue is bounded, so memory stays bounded whatever the clip's length; an error in a thread
@@ -169,44 +169,57 @@ def run_ahead(tasks: Iterable[tuple[T, Callable[[], R] | None]], workers: int, c
 
 
 class Writer:
-    """Stores (work folder) and encodes (sink) finished frames in a thread, in order, at most
-    one frame behind the caller. A failure there is raised by the next `put` or by `finish`."""
+    """Stores (work folder) and encodes (sink) finished frames behind the dream. The lossless
+    frames are encoded in a small pool of threads, several at once (a 720p PNG takes ~45 ms on
+    one core, more than a GPU takes to dream the frame); the sink gets the frames in order in a
+    thread of its own, and each frame is marked done in the work folder's state, in order, once
+    its file is complete. At most `workers` frames wait behind the dream, so a kill -9 loses
+    those and the frame being dreamed, which a resume dreams again, identically. A failure
+    there is raised by the next `put` or by `finish`."""
 
-    def __init__(self, work: Work, sink, clock: Clock):
+    def __init__(self, work: Work, sink, clock: Clock, workers: int | None = None):
         self._work, self._sink, self._clock = work, sink, clock
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        workers = workers or max(1, min(4, (os.cpu_count() or 2) // 2))
+        self._stores = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dreamvid-store")
+        self._queue: queue.Queue = queue.Queue(maxsize=workers)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="dreamvid-writer", daemon=True)
         self._thread.start()
+
+    def _save(self, k: int, frame: np.ndarray) -> None:
+        with self._clock("store"):
+            self._work.save(k, frame)
 
     def _run(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
                 return
+            k, frame, saving = job
             if self._error is not None:
                 continue  # after a failure: drain, write nothing more
-            k, frame, store = job
             try:
-                if store:
-                    with self._clock("store"):
-                        self._work.store(k, frame)
                 with self._clock("encode"):
                     self._sink.write(frame)
+                if saving is not None:
+                    saving.result()  # raises the store's failure
+                    self._work.mark_done(k)
             except BaseException as exc:
                 self._error = exc
 
     def put(self, k: int, frame: np.ndarray, store: bool = True) -> None:
         """Queue frame k (RGB uint8, or float on 0..255 for a 16-bit output): saved to the work
-        folder (unless `store` is False: a frame an earlier run saved), then written to the sink."""
+        folder (unless `store` is False: a frame an earlier run saved), and written to the sink."""
         self._raise()
+        saving = self._stores.submit(self._save, k, frame) if store else None
         with self._clock("wait"):
-            self._queue.put((k, frame, store))
+            self._queue.put((k, frame, saving))
 
     def finish(self, *, check: bool = True) -> None:
         """Wait until every queued frame is stored and written; raise a failure if `check`."""
         self._queue.put(None)
         self._thread.join()
+        self._stores.shutdown(wait=True)  # frames already handed over are completed, for a resume
         if check:
             self._raise()
 

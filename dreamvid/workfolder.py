@@ -297,16 +297,24 @@ class Work:
         return frame
 
     def store(self, k: int, frame: np.ndarray) -> None:
-        """Save frame k (RGB uint8) losslessly, then record it in the state. A float frame (a
-        16-bit output's dream) is saved as a 16-bit PNG, so a resume keeps its precision."""
+        """Save frame k, then record it in the state: `save` and `mark_done` in one."""
+        self.save(k, frame)
+        self.mark_done(k)
+
+    def save(self, k: int, frame: np.ndarray) -> None:
+        """Save frame k (RGB uint8) losslessly, atomically; several frames may be saved at once
+        from different threads. A float frame (a 16-bit output's dream) is saved as a 16-bit PNG,
+        so a resume keeps its precision. A resume counts the frames present without a gap."""
         if frame.dtype != np.uint8:
             from dreamvid.depth import to_uint16
 
             frame = to_uint16(frame)
-        if not self.created:
-            os.makedirs(self.frames_dir, exist_ok=True)
-            self.created = True
+        os.makedirs(self.frames_dir, exist_ok=True)
+        self.created = True
         atomic_write(self.frame_path(k), encode_image(frame, ".png", self.frame_path(k)))
+
+    def mark_done(self, k: int) -> None:
+        """Record frames 0..k as finished in state.json (called in frame order)."""
         self.state["frames_done"] = k + 1
         atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
 

@@ -4,6 +4,7 @@ calls that record their threads and times: no frames, no network, a second or tw
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from dreamvid.stages import Clock, Reader, pool_size, run_ahead
@@ -126,3 +127,43 @@ def test_an_error_taking_a_task_is_raised_after_the_calls_before_it():
     assert got == [(0, "a"), (1, "b")] and pool_threads() == []
     with pytest.raises(ValueError, match="at least 1 worker"):
         next(run_ahead(tasks(), 0, Clock()))
+
+
+def test_writer_saves_several_frames_at_once_and_marks_them_done_in_order(tmp_path):
+    """The lossless frames are encoded by a pool (a 720p PNG takes longer than a GPU's dream);
+    the sink still gets every frame in order and the state counts frames in order."""
+    import threading
+
+    from dreamvid.stages import Clock, Writer
+
+    gate = threading.Barrier(2, timeout=30)  # passes only when two saves run at the same time
+    marked, written, overlapped = [], [], []
+
+    class Work:
+        def save(self, k, frame):
+            if k < 2:
+                overlapped.append(gate.wait() is not None)
+            elif k == 3:
+                raise OSError("disk full")
+
+        def mark_done(self, k):
+            marked.append(k)
+
+    class Sink:
+        def write(self, frame):
+            written.append(int(frame[0, 0, 0]))
+
+    w = Writer(Work(), Sink(), Clock(), workers=2)
+    for k in range(3):
+        w.put(k, np.full((2, 2, 3), k, np.uint8))
+    w.finish()
+    assert overlapped == [True, True] and marked == [0, 1, 2] and written == [0, 1, 2]
+    w = Writer(Work(), Sink(), Clock(), workers=2)
+    for k in range(6):
+        try:
+            w.put(k, np.full((2, 2, 3), k, np.uint8))
+        except OSError:
+            break
+    with pytest.raises(OSError, match="disk full"):
+        w.finish()
+    assert 3 not in marked[3:]  # a frame whose file failed is never marked done
