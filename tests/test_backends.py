@@ -214,3 +214,24 @@ def test_images_smaller_than_the_network_sees_are_dreamed_enlarged(tiny_model, t
     out = d.dream(img)
     assert out.shape == (3, 5, 3) and np.abs(out - img).mean() > 0.5
     assert d.octave_sizes(3, 5)[0][0] >= d.min_side
+
+
+def test_the_command_line_runs_on_the_backend_asked_for(tmp_path, tiny_keras_file, texture):
+    """`render.py image --backend jax` in a fresh process: Keras starts on JAX, the start-up line
+    says so, and TensorFlow is never imported for it."""
+    import cv2
+
+    if not backends.installed("jax"):
+        pytest.skip("needs JAX: pip install '.[jax]'")
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    cv2.imwrite(str(src), texture(40, 56).astype(np.uint8))
+    code = ("import sys; from dreamvid.cli import main; rc = main(sys.argv[1:]); "
+            "print('tensorflow imported:', 'tensorflow' in sys.modules); sys.exit(rc)")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", code, "image", str(src), "-o", str(out), "--backend", "jax",
+                           "--model", str(tiny_keras_file), "--layers", "conv2", "--octaves", "1",
+                           "--iterations", "2", "--seed", "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "backend jax on CPU" in proc.stderr and out.exists()
+    assert "tensorflow imported: False" in proc.stdout
