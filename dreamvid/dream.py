@@ -124,7 +124,7 @@ class Dreamer:
         gpu = self.backend.gpu_name() if settings.device != "cpu" else None
         if settings.device == "gpu" and gpu is None:
             raise ConfigError(f"--device gpu, but {self.backend.NAME} sees no GPU; install a GPU build "
-                              f"(JAX: pip install 'dreamvid[jax]' with jax[cuda]; PyTorch: a CUDA wheel) or use --device cpu")
+                              f"(pip install 'dreamvid[jax-cuda]', or PyTorch's CUDA wheel) or use --device cpu")
         self.device = "gpu" if gpu else "cpu"
         self.device_label = backends.describe(gpu)
         if settings.xla not in XLA_MODES:
