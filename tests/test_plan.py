@@ -123,3 +123,21 @@ def test_segment_resume_continues_and_a_changed_plan_is_refused(model, clips, tm
     assert result.resumed_from > 0
     for a, b in zip(frames_of(whole), frames_of(out), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_without_ray_nothing_imports_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dreamvid import cli, pipeline, plan; "
+            "cli.config_from_args(cli.build_parser().parse_args(['video', 'a.mp4', '-o', 'b.mp4', '--chunk-frames'])); "
+            "assert 'ray' not in sys.modules and 'dreamvid.cluster' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+def test_ray_missing_names_the_extra(monkeypatch):
+    from dreamvid import cluster
+
+    monkeypatch.setattr(cluster, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'dreamvid\[ray\]'"):
+        cluster.connect("auto", print)
