@@ -4,6 +4,9 @@ and no printing: the CLI passes a `Config` and a `Progress`, and gets a `RenderR
 
 - `render_video`: each frame of a clip, flow-guided so the dream sticks to the scene (frame 0
   of a shot is dreamed in full; later frames start from the previous dream warped onto them);
+  with video.chunk_frames or video.ray, `render_segments`: the clip as a plan of segments
+  (plan.py), each rendered by `render_segment` here or as a Ray task (cluster.py), then
+  assembled;
 - `render_zoom`: the infinite zoom, each frame the previous dream transformed and dreamed again;
 - `render_image`: one still;
 - `render_sheet`: a contact sheet of a render's frames.
