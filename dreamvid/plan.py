@@ -20,7 +20,7 @@ No dreaming, no file I/O: `cuts` takes the input frames, `make_plan` their count
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -127,7 +127,3 @@ def make_plan(n: int, cuts: Iterable[int], chunk_frames: int = 0, warmup_frames:
     return Plan(frames=n, cuts=tuple(cuts), segments=tuple(segments), chunk_frames=chunk_frames,
                 warmup_frames=warmup_frames, overlap_frames=overlap_frames)
 
-
-def segment_dict(s: Segment) -> dict:
-    """A segment as plain data (for a Ray task's arguments)."""
-    return asdict(s)
