@@ -68,6 +68,9 @@ def _backend_options(g) -> None:
     _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
 
 
+_CHUNK_FRAMES = 240  # --chunk-frames alone, and with --ray: 8 s at 30 fps (config.VideoSettings)
+
+
 def _video_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("video")
     _add(g, "--flow", key="flow", choices=("dis", "farneback"), help="optical flow method")
@@ -79,6 +82,15 @@ def _video_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
     p.add_argument("--no-flow", dest="no_flow", action="store_const", const=True, default=argparse.SUPPRESS,
                    help="dream every frame independently (for comparison)")
+    g = p.add_argument_group("segments and clusters (README: Rendering on a cluster)")
+    _add(g, "--chunk-frames", key="chunk_frames", metavar="N", nargs="?", const=_CHUNK_FRAMES,
+         help=f"render in segments: shots split at cuts, longer ones into N-frame segments (alone: {_CHUNK_FRAMES})")
+    _add(g, "--warmup-frames", key="warmup_frames", metavar="N", help="frames dreamed and thrown away before a later segment")
+    _add(g, "--overlap-frames", key="overlap_frames", metavar="N", help="frames consecutive segments share, cross-faded")
+    _add(g, "--ray", key="ray", metavar="auto|ADDRESS",
+         help="each segment a Ray task on a cluster (auto: RAY_ADDRESS, a cluster on this machine, or a new one); "
+              f"the output's folder must be on storage every node sees; implies --chunk-frames {_CHUNK_FRAMES}")
+    _add(g, "--ray-cpus", key="ray_cpus", metavar="N", help="CPUs per Ray task where the cluster has no GPU")
 
 
 def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
@@ -232,6 +244,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.command == "zoom" and "iterations_next" in given:
         given["video.iterations_next"] = given.pop("iterations_next")
     values.update(given)
+    if args.command == "video" and values.get("ray", values.get("video.ray")) \
+            and not values.get("chunk_frames", values.get("video.chunk_frames")):
+        values["chunk_frames"] = _CHUNK_FRAMES  # a cluster needs long shots split to share them out
     return build_config(values)
 
 

@@ -64,6 +64,16 @@ class VideoSettings:
     step: str | None = None
     octaves: str | None = None
     iterations: str | None = None
+    # Shots and segments (plan.py): a render in segments, one after the other here or as Ray
+    # tasks. 0 keeps a shot in one piece; 240 (what `--chunk-frames` alone gives) is 8 s at
+    # 30 fps, long enough that the warm-up and overlap cost little (16 frames in 240, 7%).
+    chunk_frames: int = 0
+    warmup_frames: int = 8  # frames dreamed before a later segment's first kept frame, then thrown away: the chain's detail settles within a few frames
+    overlap_frames: int = 8  # frames two consecutive segments share, cross-faded (a quarter second: a dissolve the eye does not catch)
+    # Where the segments run, not what they make (so a resume may change them): a Ray cluster
+    # ("auto" or an address; None renders here) and the CPUs each task takes where it has no GPU.
+    ray: str | None = None
+    ray_cpus: int = 2
 
 
 @dataclass
@@ -147,6 +157,10 @@ RULES: dict[str, Any] = {
     "carry": ("detail", "dream"),
     "iterations_next": (0, 1000),
     "cut_threshold": (0.0, 255.0),
+    "chunk_frames": (0, 1_000_000),
+    "warmup_frames": (0, 10_000),
+    "overlap_frames": (0, 10_000),
+    "ray_cpus": (1, 1024),
     "frames": (1, 1_000_000),
     "seconds": (0.01, 86_400.0),
     "color_match": (0.0, 1.0),
@@ -246,7 +260,18 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
             section, f = owner[key]
             name = key
         setattr(sections[section], name, _coerce(name, value, f, where))
+    _check_segments(cfg.video, where)
     return cfg
+
+
+def _check_segments(v: VideoSettings, where: str) -> None:
+    """The segment settings together: a segment must be longer than what it shares with its
+    neighbours, or the cross-fades would overlap each other."""
+    if v.chunk_frames and v.chunk_frames < 2 * (v.overlap_frames + 1):
+        raise ConfigError(f"{where}chunk_frames ({v.chunk_frames}) must be at least twice overlap_frames + 1 "
+                          f"({2 * (v.overlap_frames + 1)}); raise --chunk-frames or lower --overlap-frames")
+    if v.ray is not None and not str(v.ray).strip():
+        raise ConfigError(f"{where}ray must be 'auto' or a cluster address like 10.0.0.5:6379")
 
 
 def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:

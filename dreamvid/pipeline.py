@@ -4,6 +4,9 @@ and no printing: the CLI passes a `Config` and a `Progress`, and gets a `RenderR
 
 - `render_video`: each frame of a clip, flow-guided so the dream sticks to the scene (frame 0
   of a shot is dreamed in full; later frames start from the previous dream warped onto them);
+  with video.chunk_frames or video.ray, `render_segments`: the clip as a plan of segments
+  (plan.py), each rendered by `render_segment` here or as a Ray task (cluster.py), then
+  assembled;
 - `render_zoom`: the infinite zoom, each frame the previous dream transformed and dreamed again;
 - `render_image`: one still;
 - `render_sheet`: a contact sheet of a render's frames.
@@ -30,18 +33,19 @@ import os
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from types import SimpleNamespace
 from typing import Callable
 
 import cv2
 import numpy as np
 
 from dreamvid.config import Config
-from dreamvid.errors import ConfigError, InputError
+from dreamvid.errors import ConfigError, InputError, ResumeError
 from dreamvid.stages import Clock, Reader, Writer, pool_size, run_ahead
 from dreamvid.workfolder import (Work, check_image_output, check_output, record_path, work_folder, write_image,
                                  write_record)
 
-__all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image", "render_sheet",
+__all__ = ["Progress", "RenderResult", "render_video", "render_segments", "render_segment", "render_zoom", "render_image", "render_sheet",
            "work_folder", "record_path", "ZOOM_DEFAULT_SIZE", "ZOOM_DEFAULT_FPS"]
 
 ZOOM_DEFAULT_SIZE = (512, 288)  # (width, height) of a zoom from noise or a colour: 16:9, fast to dream
@@ -205,11 +209,12 @@ def _carry_share(blend: float, target: float, previous: float) -> float:
 
 
 
-def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int):
+def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int, frames: range | None = None):
     """((k, frame, cut), move) for each input frame, in order, made in the reader thread: `cut`
     is True where a new shot starts (flow.cut_score against frame k-1 above the threshold),
     `move` the flow.Motion from frame k-1 to k where frame k will start from a carried dream (a
-    frame to dream, inside a shot, with flow on), else None.
+    frame to dream, inside a shot, with flow on), else None. `frames`: only these frames (a
+    segment's); those before it are decoded and passed over, and its first has no frame before.
 
     Decoding and the cut test run in the reader thread; the motions (the costly part: two DIS
     flows and the occlusion mask) in a pool of `workers` threads, several frame pairs at once,
@@ -219,15 +224,20 @@ def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int):
     cores (and one pair took the same CPU time with 1 or 2 OpenCV threads)."""
     from dreamvid import flow  # flow.motion looked up when called, so a test may replace it
 
+    begin, stop = (0, None) if frames is None else (frames.start, frames.stop)
+
     def tasks():
         prev = None
         frames = iter(source)
         k = 0
-        while True:
+        while stop is None or k < stop:
             with clock("decode"):
                 frame = next(frames, None)  # (H, W, 3) uint8 RGB
             if frame is None:
                 return
+            if k < begin:  # before the segment: decoded only to reach it
+                k += 1
+                continue
             cut, call = False, None
             if prev is not None and not v.no_flow:
                 with clock("flow"):
@@ -238,6 +248,74 @@ def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int):
             prev, k = frame, k + 1
 
     return run_ahead(tasks(), workers, clock, stage="flow")
+
+
+def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, writer: Writer, clock: Clock,
+                progress: Progress, base_seed: int, done_until: int, cuts: list[int]) -> int:
+    """The frame loop of a clip, shared by a render in one piece and a segment: for each
+    ((k, frame, cut), move) of `inputs` (see _video_inputs), the first starting a fresh chain,
+    dream frame k with seed `base_seed + k` and hand it to `writer`. Frames before `done_until`
+    were stored by an earlier run: read back from `store` (a Work or a SegmentFrames) and
+    carried on exactly as saved. Appends the cuts met to `cuts`; returns the frames handled.
+
+    Frame 0 of a shot is dreamed in full; later frames start from the previous dream carried
+    along the optical flow (flow.carry_over) and take the `iterations` schedule's steps."""
+    from dreamvid.depth import read_frame
+    from dreamvid.dream import amount, to_uint8
+    from dreamvid.flow import carry_over
+
+    v = cfg.video
+    written = 0
+    prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
+    target = 0.0  # amount added to the shot's first frame
+    for (k, frame, cut), move in inputs:  # frame: (H, W, 3) uint8 RGB
+        if cut:
+            cuts.append(k)
+            progress.info(f"scene cut at frame {k}")
+        new_shot = prev_dream is None or cut or v.no_flow
+        if k < done_until:  # 0) done by an earlier run: pass the stored frame on
+            prev_dream = store.read(k, frame.shape)
+            writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else prev_dream,
+                       store=False)  # 16 bits: the stored frame at its full depth
+            if new_shot:
+                target = amount(prev_dream, frame)
+            prev_in, written = frame, written + 1
+            continue
+        t = time.perf_counter()
+        seed = base_seed + k  # the same frame gets the same jitter in any run
+        carried = 0.0
+        if new_shot:
+            # 1) a new shot (or independent frames): dream the input in full
+            start, iterations = frame.astype(np.float32), cfg.dream.iterations
+        else:
+            # 2) carry the previous dream along the flow, then dream on from there; carry
+            #    less once the dream has grown past the shot's first frame (see _carry_share)
+            carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
+            with clock("flow"):
+                start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
+            iterations = round(sched["iterations"].at(k))
+        with clock("dream"):
+            dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
+                                    octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+        dreamed = _palette(cfg, dreamed, frame)
+        out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
+        added = amount(out, frame)
+        if new_shot:
+            target = added  # the amount a full dream of this shot adds: the chain's set point
+        writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
+        written += 1
+        progress.frame(k, {"cut": cut or prev_in is None, "amount": added, "carried": carried,
+                           "seconds": time.perf_counter() - t})
+        prev_in, prev_dream = frame, out
+    return written
+
+
+def _open_clip(cfg: Config, input_path: str):
+    from dreamvid.sources import open_source
+
+    return open_source(input_path, start=cfg.output.start, duration=cfg.output.duration,
+                       max_frames=cfg.output.max_frames, width=cfg.output.width,
+                       fps=cfg.output.fps if _is_sequence(input_path) else None)
 
 
 def render_video(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
@@ -252,32 +330,31 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     dream.step / dream.octaves / video.iterations_next frame by frame (a shot's first frame
     keeps dream.iterations). Decoding runs ahead in a reader thread and flow in a pool of
     threads beside it, storing and encoding behind in a writer thread (module docstring).
-    `model`: None loads cfg.dream.model; or a DreamModel (or a model name/path) to use.
+    With video.chunk_frames or video.ray the clip is rendered as a plan of segments instead
+    (`render_segments`). `model`: None loads cfg.dream.model; or a DreamModel (or a model
+    name/path) to use.
     """
-    from dreamvid.depth import read_frame
-    from dreamvid.dream import amount, to_uint8
-    from dreamvid.flow import carry_over
     from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
-    from dreamvid.sources import open_source
 
+    if cfg.video.chunk_frames or cfg.video.ray:
+        return render_segments(cfg, input_path, output_path, progress, model)
     progress = progress or Progress()
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     check_output(output_path, input_path)
     check_output_path(output_path, **sink_options(cfg.output))  # the format and codec too, before the network loads
-    v = cfg.video
     clock = Clock()
-    source = open_source(input_path, start=cfg.output.start, duration=cfg.output.duration,
-                         max_frames=cfg.output.max_frames, width=cfg.output.width,
-                         fps=cfg.output.fps if _is_sequence(input_path) else None)
+    source = _open_clip(cfg, input_path)
     reader = None
     try:
         info = source.info
         # the dream's numbers over the frames, checked now, before frame 0 is dreamed; at every
         # keyframe, since a video's length is an estimate until it is decoded
-        sched = _dream_schedules(cfg, v)
-        _check_schedules(sched, [(name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES], None)
+        sched = _video_schedules(cfg)
         work = Work(output_path, "video", cfg, input_path, progress.info)
+        if work.state.get("plan") is not None:
+            raise ResumeError(f"the work folder '{work.path}' holds a render in segments; run again with the same "
+                              f"--chunk-frames, or with --restart to discard it")
         dreamer, weights_at = _dreamer(cfg, model, progress)
         audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
         with clock("encode"):
@@ -285,53 +362,13 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                              **sink_options(cfg.output))
         writer = Writer(work, sink, clock)
         cuts: list[int] = []
-        written = 0
         try:
             if work.done:
                 progress.info(f"resuming from frame {work.done} (frames 0-{work.done - 1} are in '{work.path}')")
             progress.start(info.n_frames, work.done)
-            reader = Reader(_video_inputs(source, v, work.done, clock, pool_size()), clock)
-            prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
-            target = 0.0  # amount added to the shot's first frame
-            for (k, frame, cut), move in reader:  # frame: (H, W, 3) uint8 RGB
-                if cut:
-                    cuts.append(k)
-                    progress.info(f"scene cut at frame {k}")
-                new_shot = prev_dream is None or cut or v.no_flow
-                if k < work.done:  # 0) done by an earlier run: pass the stored frame on
-                    prev_dream = work.read(k, frame.shape)
-                    writer.put(k, read_frame(work.frame_path(k)) if cfg.output.bit_depth == 16 else prev_dream,
-                               store=False)  # 16 bits: the stored frame at its full depth
-                    if new_shot:
-                        target = amount(prev_dream, frame)
-                    prev_in, written = frame, written + 1
-                    continue
-                t = time.perf_counter()
-                seed = work.base_seed + k  # the same frame gets the same jitter in any run
-                carried = 0.0
-                if new_shot:
-                    # 1) a new shot (or independent frames): dream the input in full
-                    start, iterations = frame.astype(np.float32), cfg.dream.iterations
-                else:
-                    # 2) carry the previous dream along the flow, then dream on from there; carry
-                    #    less once the dream has grown past the shot's first frame (see _carry_share)
-                    carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
-                    with clock("flow"):
-                        start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
-                    iterations = round(sched["iterations"].at(k))
-                with clock("dream"):
-                    dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
-                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
-                dreamed = _palette(cfg, dreamed, frame)
-                out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
-                added = amount(out, frame)
-                if new_shot:
-                    target = added  # the amount a full dream of this shot adds: the chain's set point
-                writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
-                written += 1
-                progress.frame(k, {"cut": cut or k == 0, "amount": added, "carried": carried,
-                                   "seconds": time.perf_counter() - t})
-                prev_in, prev_dream = frame, out
+            reader = Reader(_video_inputs(source, cfg.video, work.done, clock, pool_size()), clock)
+            written = _dream_clip(cfg, sched, dreamer, weights_at, reader, work, writer, clock, progress,
+                                  work.base_seed, work.done, cuts)
             if written == 0:
                 raise InputError(f"'{input_path}' yielded no frames in the chosen range; check --start and --duration")
             writer.finish()
@@ -348,6 +385,187 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=cuts, resumed_from=work.done, stages=dict(clock.seconds))
     write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result)
+    if not cfg.output.keep_frames:
+        work.remove()
+    return result
+
+
+def _video_schedules(cfg: Config) -> dict:
+    sched = _dream_schedules(cfg, cfg.video)
+    _check_schedules(sched, [(name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES], None)
+    return sched
+
+
+# ----------------------------------------------------------------------------- segments
+
+
+class _NoSink:
+    """A segment's frames go to the work folder only; the output is assembled afterwards."""
+
+    def write(self, frame) -> None:
+        pass
+
+
+def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int, dreamer=None,
+                   progress: Progress | None = None, model=None) -> int:
+    """Render one segment (plan.Segment) of a clip into `frames` (workfolder.SegmentFrames),
+    with the same frame loop as a render in one piece and a fresh chain at segment.start;
+    continue after the frames already present (a resumed render, a retried task). Opens the
+    input itself, so it runs wherever the input and the work folder can be read. `dreamer`:
+    (Dreamer, weights_at) from `_dreamer`, or None to build one. Returns the frames dreamed
+    now; progress.frame(k, stats) after each."""
+    progress = progress or Progress()
+    if frames.done >= segment.end - segment.start:
+        return 0
+    dreamer, weights_at = dreamer or _dreamer(cfg, model, progress)
+    sched = _video_schedules(cfg)
+    clock = Clock()
+    source = _open_clip(cfg, input_path)
+    done_until = segment.start + frames.done
+    reader = writer = None
+    try:
+        reader = Reader(_video_inputs(source, cfg.video, done_until, clock, pool_size(),
+                                      frames=range(segment.start, segment.end)), clock)
+        writer = Writer(frames, _NoSink(), clock)
+        written = _dream_clip(cfg, sched, dreamer, weights_at, reader, frames, writer, clock, progress,
+                              base_seed, done_until, [])
+        writer.finish()
+    except BaseException:
+        if writer is not None:
+            writer.finish(check=False)  # frames already finished are stored, for a retry
+        raise
+    finally:
+        if reader is not None:
+            reader.close()
+        source.close()
+    if written < segment.end - segment.start:
+        raise InputError(f"'{input_path}' ended at frame {segment.start + written}, before frame {segment.end - 1} "
+                         f"that its plan counted; check the file is complete and the same on every node")
+    return written - (done_until - segment.start)
+
+
+def _plan(cfg: Config, input_path: str, progress: Progress):
+    """The clip's chunk plan (plan.make_plan), its cuts found by decoding the input once."""
+    from dreamvid.plan import make_plan, scan_cuts
+
+    v = cfg.video
+    source = _open_clip(cfg, input_path)
+    try:
+        n, cuts = scan_cuts(iter(source), float("inf") if v.no_flow else v.cut_threshold)
+    finally:
+        source.close()
+    if n == 0:
+        raise InputError(f"'{input_path}' yielded no frames in the chosen range; check --start and --duration")
+    return make_plan(n, cuts, v.chunk_frames, v.warmup_frames, v.overlap_frames)
+
+
+def _assemble(cfg: Config, plan, work: Work, sink, clock: Clock) -> None:
+    """Write the output's frames in order from the segments' stored frames, cross-fading where
+    two segments share a frame (plan.Plan.sources gives the weights)."""
+    from dreamvid.depth import read_frame
+    from dreamvid.dream import to_uint8
+    from dreamvid.sources import read_image
+
+    deep = cfg.output.bit_depth == 16  # the stored 16-bit frames at their full depth
+    stores: dict = {}
+    for k in range(plan.frames):
+        parts = plan.sources(k)
+        with clock("store"):
+            images = []
+            for seg, w in parts:
+                store = stores.get(seg.index) or stores.setdefault(seg.index, work.segment(seg.index, seg.start))
+                path = store.frame_path(k)
+                images.append((read_frame(path) if deep else read_image(path), w))
+        if len(images) == 1:
+            frame = images[0][0]
+        else:
+            mixed = sum(np.float32(w) * img.astype(np.float32) for img, w in images)
+            frame = mixed if deep else to_uint8(mixed)
+        with clock("encode"):
+            sink.write(frame)
+
+
+class _Used:
+    """What write_record reads of a Dreamer, for segments dreamed elsewhere (`_facts`)."""
+
+    def __init__(self, facts: dict):
+        self.model = SimpleNamespace(name=facts["model"], resolve=None)
+        self.objective = SimpleNamespace(spec=lambda _resolve: facts["objective"])
+        self.device_label = facts["device"]
+
+
+def _facts(dreamer) -> dict:
+    """The network, objective and device a segment was dreamed with, as plain data."""
+    return {"model": dreamer.model.name, "objective": dreamer.objective.spec(dreamer.model.resolve),
+            "device": dreamer.device_label}
+
+
+def render_segments(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
+                    model=None) -> RenderResult:
+    """render_video as a plan of segments (plan.py): the clip's shots, long ones split with
+    warm-up and overlap. Each segment is rendered by `render_segment` into the work folder, one
+    after the other here, or as Ray tasks on a cluster with video.ray (cluster.py); then the
+    output is assembled in order, cross-faded where segments overlap, with the input's sound.
+    A resume continues each segment after its frames present; a changed plan is refused."""
+    from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
+
+    progress = progress or Progress()
+    t0 = time.perf_counter()
+    input_path, output_path = os.fspath(input_path), os.fspath(output_path)
+    check_output(output_path, input_path)
+    check_output_path(output_path, **sink_options(cfg.output))
+    _video_schedules(cfg)  # the schedules checked before anything is dreamed
+    runner = None
+    if cfg.video.ray:
+        from dreamvid import cluster  # Ray only when asked for
+
+        runner = cluster.connect(cfg.video.ray, progress.info)  # before the plan: a wrong address fails fast
+    clock = Clock()
+    with clock("decode"):
+        plan = _plan(cfg, input_path, progress)
+    work = Work(output_path, "video", cfg, input_path, progress.info)
+    work.check_plan(plan.to_dict())
+    for c in plan.cuts:
+        progress.info(f"scene cut at frame {c}")
+    progress.info(f"{plan.frames} frames in {len(plan.cuts) + 1} shot{'s' * bool(plan.cuts)}, "
+                  f"{len(plan.segments)} segment{'s' * (len(plan.segments) != 1)}")
+    stores = [work.segment(s.index, s.start) for s in plan.segments]
+    done = sum(min(st.done, s.frames) for st, s in zip(stores, plan.segments))
+    total = sum(s.frames for s in plan.segments)  # frames to dream, warm-ups included
+    if done:
+        progress.info(f"resuming: {done} of {total} segment frames are in '{work.path}'")
+    progress.start(total, done)
+    todo = [s for st, s in zip(stores, plan.segments) if st.done < s.frames]
+    if runner is not None:
+        facts = runner.run(cfg, input_path, work.path, todo, work.base_seed, progress)
+        if facts:
+            work.state["used"] = facts
+            work.check_plan(plan.to_dict())  # writes the state, with what was used, for a resume
+        facts = work.state.get("used")
+        dreamer = _Used(facts) if facts else _dreamer(cfg, model, progress)[0]
+    else:
+        dreamer, weights_at = _dreamer(cfg, model, progress)
+        for s in todo:
+            with clock("dream"):
+                render_segment(cfg, input_path, s, work.segment(s.index, s.start), work.base_seed,
+                               (dreamer, weights_at), progress)
+    source = _open_clip(cfg, input_path)  # the clip's facts (rate, size, sound) for the output
+    info = source.info
+    source.close()
+    audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
+    with clock("encode"):
+        sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
+                         **sink_options(cfg.output))
+    try:
+        _assemble(cfg, plan, work, sink, clock)
+        with clock("encode"):
+            path = sink.close()  # atomic: the final name appears only now, complete
+    except BaseException:
+        sink.abort()  # the work folder stays for a resume
+        raise
+    result = RenderResult(path=path, frames=plan.frames, seconds=time.perf_counter() - t0, fps=info.fps,
+                          cuts=list(plan.cuts), resumed_from=done, stages=dict(clock.seconds))
+    write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result, plan=plan.to_dict())
     if not cfg.output.keep_frames:
         work.remove()
     return result

@@ -47,6 +47,7 @@ RECORD_VERSION = 1
 # the depth of the stored frames.
 _OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio", "codec", "pix_fmt", "frame_format")
 _DREAM_WHERE_NOT_WHAT = ("device", "backend")
+_VIDEO_WHERE_NOT_WHAT = ("ray", "ray_cpus")  # where the segments run: the same frames anywhere
 _FINGERPRINT_BYTES = 1 << 20  # the input's first 1 MB is hashed: catches a replaced file cheaply
 _IMAGE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
 
@@ -132,6 +133,11 @@ def frame_settings(cfg: Config, job: str) -> dict:
     d = job_sections(cfg, job)
     d["output"] = {k: v for k, v in d["output"].items() if k not in _OUTPUT_ONLY}
     d["dream"] = {k: v for k, v in d["dream"].items() if k not in _DREAM_WHERE_NOT_WHAT}
+    if "video" in d:
+        d["video"] = {k: v for k, v in d["video"].items() if k not in _VIDEO_WHERE_NOT_WHAT}
+        if not d["video"].get("chunk_frames"):  # shots whole: warm-up and overlap shape nothing
+            for key in ("chunk_frames", "warmup_frames", "overlap_frames"):
+                d["video"].pop(key, None)
     return json.loads(json.dumps(d))
 
 
@@ -184,7 +190,7 @@ def write_image(path: str, image: np.ndarray) -> None:
 
 
 def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: str | None, seed: int,
-                 result: RenderResult) -> None:
+                 result: RenderResult, plan: dict | None = None) -> None:
     """Write `record_path(output_path)` atomically, after the output itself is complete.
 
     Its "settings" sections are those of a preset file (see config.load_preset, which reads this
@@ -202,6 +208,8 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
         settings["dream"]["layers"] = dreamer.objective.spec(dreamer.model.resolve)
     for key in ("restart", "keep_frames"):
         settings["output"].pop(key)
+    for key in _VIDEO_WHERE_NOT_WHAT:
+        settings.get("video", {}).pop(key, None)
     record = {
         "dreamvid_record": RECORD_VERSION,
         "dreamvid_version": __version__,
@@ -217,6 +225,8 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
         "device": dreamer.device_label,
         "settings": json.loads(json.dumps(settings)),
     }
+    if plan is not None:  # a render in segments: its shots and segments (plan.Plan.to_dict)
+        record["plan"] = plan
     path = record_path(output_path)
     atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
@@ -320,3 +330,59 @@ class Work:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def check_plan(self, plan: dict) -> None:
+        """Record a render's chunk plan (plan.Plan.to_dict) in the state and write the state
+        now, so runners elsewhere find the folder; ResumeError when an earlier run planned
+        otherwise (a changed plan is refused like a changed setting), or when the folder holds
+        a render in one piece."""
+        fix = "; run again with --restart to discard it, or change the output name"
+        old = self.state.get("plan")
+        if old is None and self.created and (self.done or self.state.get("frames_done")):
+            raise ResumeError(f"the work folder '{self.path}' holds a render in one piece, not in segments{fix}")
+        if old is not None and old != plan:
+            raise ResumeError(f"the work folder '{self.path}' was planned otherwise (shots or segments "
+                              f"differ){fix}")
+        self.state["plan"] = plan
+        os.makedirs(self.path, exist_ok=True)
+        self.created = True
+        atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
+
+    def segment(self, index: int, first: int) -> "SegmentFrames":
+        """The frames of segment `index`, whose first frame is `first` (see SegmentFrames)."""
+        return SegmentFrames(os.path.join(self.path, "segments", f"{index:05d}"), first)
+
+
+class SegmentFrames:
+    """The stored frames of one segment of a render in segments: `<work>/segments/NNNNN/`,
+    frame k (the clip's index) as `k.png`, warm-up included, written atomically. Each segment
+    has a folder of its own because two consecutive segments both render the frames they share.
+    The same interface as Work's frames (save, mark_done, read, frame_path, done), so the frame
+    loop and the Writer use either. `done`: frames first..first+done-1 present without a gap,
+    what a resumed or retried segment continues after."""
+
+    def __init__(self, path: str, first: int):
+        self.path = self.frames_dir = path
+        self.first = first
+        k = first
+        while os.path.isfile(self.frame_path(k)):
+            k += 1
+        self.done = k - first
+
+    frame_path = Work.frame_path
+    read = Work.read
+
+    def save(self, k: int, frame: np.ndarray) -> None:
+        if frame.dtype != np.uint8:
+            from dreamvid.depth import to_uint16
+
+            frame = to_uint16(frame)
+        try:
+            os.makedirs(self.frames_dir, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create '{self.frames_dir}' ({e}); the work folder must be on storage "
+                              f"every node can write (a shared file system)") from e
+        atomic_write(self.frame_path(k), encode_image(frame, ".png", self.frame_path(k)))
+
+    def mark_done(self, k: int) -> None:
+        """Nothing to record: a segment's progress is the frames present."""

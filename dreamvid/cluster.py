@@ -1,0 +1,169 @@
+"""The Ray runner: each segment of a render's plan (plan.py) as a Ray task on a cluster.
+
+Imported only for `--ray`; without it nothing here runs and Ray is never imported. The runner
+never knows how a frame is dreamed: a task calls pipeline.render_segment, the same function a
+render on one machine calls, and the segment never knows where it runs.
+
+- A task opens the input itself and writes its frames into the work folder beside the output,
+  so the input and the output's folder must be on storage every node sees at the same path
+  (NFS, a cluster file system): nothing but frame numbers travels through Ray.
+- It takes one GPU where the cluster has GPUs, else `video.ray_cpus` CPUs, and limits
+  TensorFlow's threads to those CPUs (Ray runs several tasks on one machine side by side).
+- It reports each finished frame to a small actor on the driver's node; the driver drains it
+  into the one progress bar.
+- A task that fails (its node lost, a crash) is retried up to MAX_RETRIES times and continues
+  after its last stored frame, since a segment resumes from the frames present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+try:
+    import ray
+except ImportError:  # the extra is optional: only --ray needs it
+    ray = None
+
+from dreamvid.config import Config, build_config
+from dreamvid.errors import ConfigError, OutputError
+
+__all__ = ["connect", "RayRunner", "MAX_RETRIES"]
+
+MAX_RETRIES = 3  # a lost node costs one retry; more than a few failures is a bug, not bad luck
+_POLL_S = 0.5  # how often the driver drains the progress actor
+
+
+def connect(address: str, info: Callable[[str], None]) -> "RayRunner":
+    """Join the Ray cluster at `address` ("auto": RAY_ADDRESS, else a cluster started on this
+    machine, else a new one here); a session already started (ray.init) is used as it is."""
+    if ray is None:
+        raise ConfigError("--ray needs Ray; install it with pip install 'dreamvid[ray]'")
+    if not ray.is_initialized():
+        try:
+            if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+                try:
+                    ray.init(address="auto", include_dashboard=False, log_to_driver=False)
+                except ConnectionError:  # no cluster here: start one on this machine
+                    ray.init(include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=None if address == "auto" else address, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"cannot join the Ray cluster at '{address}' ({e}); start it with "
+                              f"'ray start --head' and pass its address, e.g. --ray 10.0.0.5:6379") from None
+    resources = ray.cluster_resources()
+    info(f"Ray cluster: {int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs")
+    return RayRunner()
+
+
+class RayRunner:
+    """Runs segments as Ray tasks and streams their frames to a Progress."""
+
+    def run(self, cfg: Config, input_path: str, work_path: str, segments: list, base_seed: int,
+            progress) -> dict | None:
+        """Render `segments` (plan.Segment) into the work folder at `work_path`; progress.frame
+        for each finished frame, in the order they finish. Returns what the first segment was
+        dreamed with (pipeline._facts), None when there was nothing to do."""
+        if not segments:
+            return None
+        gpus = ray.cluster_resources().get("GPU", 0) > 0
+        options = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cfg.video.ray_cpus}
+        threads = 1 if gpus else cfg.video.ray_cpus  # a GPU's task needs a core, not a pool
+        here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)
+        reporter = _Reporter.options(num_cpus=0, scheduling_strategy=here).remote()  # on the driver's node
+        settings = json.dumps(cfg.to_dict())  # plain data: Config is rebuilt and validated in the task
+        pending = [_segment.options(max_retries=MAX_RETRIES, retry_exceptions=False, **options).remote(
+            settings, os.path.abspath(input_path), work_path, s.index, s.start, s.keep, s.end, s.fade, base_seed,
+            threads, reporter) for s in segments]
+        facts = None
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
+                self._drain(reporter, progress)
+                for ref in ready:
+                    got = ray.get(ref)  # a task's error (after its retries) is raised here
+                    facts = facts or got
+            self._drain(reporter, progress)
+        except BaseException:
+            for ref in pending:  # Ctrl-C or a failed segment: stop the rest; their frames stay
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            ray.kill(reporter)
+        return facts
+
+    @staticmethod
+    def _drain(reporter, progress) -> None:
+        for k, stats in ray.get(reporter.take.remote()):
+            progress.frame(k, stats)
+
+
+if ray is not None:
+    @ray.remote
+    class _Reporter:
+        """Frame numbers from the tasks, held until the driver takes them."""
+
+        def __init__(self):
+            self.frames: list = []
+
+        def add(self, k: int, stats: dict) -> None:
+            self.frames.append((k, stats))
+
+        def take(self) -> list:
+            out, self.frames = self.frames, []
+            return out
+
+    @ray.remote
+    def _segment(settings: str, input_path: str, work_path: str, index: int, start: int, keep: int, end: int,
+                 fade: int, base_seed: int, threads: int, reporter) -> dict:
+        """One segment on a worker: pipeline.render_segment into the shared work folder."""
+        return _render_here(settings, input_path, work_path, index, start, keep, end, fade, base_seed, threads,
+                            reporter)
+
+
+_DREAMERS: dict = {}  # one network per worker process and settings: Ray reuses its workers
+
+
+def _render_here(settings, input_path, work_path, index, start, keep, end, fade, base_seed, threads, reporter):
+    _limit_threads(threads)
+    from dreamvid import backends, pipeline
+    from dreamvid.plan import Segment
+    from dreamvid.workfolder import SegmentFrames
+
+    if not os.path.isfile(os.path.join(work_path, "state.json")):
+        raise OutputError(f"the work folder '{work_path}' is not visible on this node; put the output on "
+                          f"storage every node sees at the same path (NFS or a cluster file system)")
+    data = json.loads(settings)
+    cfg = build_config({f"{section}.{key}": value for section, values in data.items() for key, value in values.items()})
+    backends.configure(cfg.dream.backend, cfg.dream.device)  # before Keras is imported in this worker
+    key = json.dumps(data["dream"], sort_keys=True) + json.dumps(data["video"], sort_keys=True)
+    if key not in _DREAMERS:
+        _DREAMERS.clear()  # one network at a time per worker
+        _DREAMERS[key] = pipeline._dreamer(cfg, None, pipeline.Progress())
+    dreamer = _DREAMERS[key]
+    segment = Segment(index=index, shot=0, start=start, keep=keep, end=end, fade=fade)
+    frames = SegmentFrames(os.path.join(work_path, "segments", f"{index:05d}"), start)
+    progress = pipeline.Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
+    pipeline.render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
+    return pipeline._facts(dreamer[0])
+
+
+def _plain(stats: dict) -> dict:
+    return {k: (float(v) if not isinstance(v, bool) else v) for k, v in stats.items()}
+
+
+def _limit_threads(n: int) -> None:
+    """TensorFlow's pools no larger than the CPUs the task was given (several tasks share a
+    machine). The variables are read when TensorFlow starts; the calls apply if it has not
+    run yet in this worker, and fail harmlessly once it has (the worker keeps its first limit)."""
+    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, n)))
+    except (ImportError, RuntimeError):
+        pass
