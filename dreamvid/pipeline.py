@@ -121,6 +121,23 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     return dreamer, weights_at
 
 
+# ----------------------------------------------------------------------------- masks
+
+
+def _masks(cfg: Config, size: tuple[int, int], count: int | None, *, fps=None, video_range: bool = False):
+    """masks.Masks for frames of size = (w, h), or None without dream.mask. Opened before the work
+    folder and the output: a mask with another aspect ratio or frame count stops the render with
+    nothing written. video_range: a mask sequence is taken over the input's start/duration/max_frames."""
+    if not cfg.dream.mask:
+        return None
+    from dreamvid.masks import open_masks
+
+    o = cfg.output
+    kw = dict(start=o.start, duration=o.duration, max_frames=o.max_frames) if video_range else {}
+    return open_masks(cfg.dream.mask, size, count, invert=cfg.dream.mask_invert, feather=cfg.dream.mask_feather,
+                      fps=fps, **kw)
+
+
 # ----------------------------------------------------------------------------- palette
 
 
@@ -270,13 +287,14 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     source = open_source(input_path, start=cfg.output.start, duration=cfg.output.duration,
                          max_frames=cfg.output.max_frames, width=cfg.output.width,
                          fps=cfg.output.fps if _is_sequence(input_path) else None)
-    reader = None
+    reader = masks = None
     try:
         info = source.info
         # the dream's numbers over the frames, checked now, before frame 0 is dreamed; at every
         # keyframe, since a video's length is an estimate until it is decoded
         sched = _dream_schedules(cfg, v)
         _check_schedules(sched, [(name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES], None)
+        masks = _masks(cfg, (info.width, info.height), info.n_frames, fps=info.fps, video_range=True)
         work = Work(output_path, "video", cfg, input_path, progress.info)
         dreamer, weights_at = _dreamer(cfg, model, progress)
         audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
@@ -309,6 +327,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                 t = time.perf_counter()
                 seed = work.base_seed + k  # the same frame gets the same jitter in any run
                 carried = 0.0
+                mask = None if masks is None else masks.at(k)  # (H, W) float32 in [0, 1]
                 if new_shot:
                     # 1) a new shot (or independent frames): dream the input in full
                     start, iterations = frame.astype(np.float32), cfg.dream.iterations
@@ -317,11 +336,12 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                     #    less once the dream has grown past the shot's first frame (see _carry_share)
                     carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
                     with clock("flow"):
-                        start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
+                        start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry, mask=mask)
                     iterations = round(sched["iterations"].at(k))
                 with clock("dream"):
                     dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
-                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
+                                            mask=mask)
                 dreamed = _palette(cfg, dreamed, frame)
                 out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
                 added = amount(out, frame)
@@ -344,6 +364,8 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     finally:
         if reader is not None:
             reader.close()
+        if masks is not None:
+            masks.close()
         source.close()
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=cuts, resumed_from=work.done, stages=dict(clock.seconds))
@@ -434,6 +456,10 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     _check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
                              ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
                              *((name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES)), n)
+    masks = None
+    if cfg.dream.mask:  # checked before the work folder: the frame size does not depend on the seed
+        sh, sw = _zoom_start(cfg, image_path_used, 0, Progress()).shape[:2]
+        masks = _masks(cfg, (sw, sh), n)
     work = Work(output_path, "zoom", cfg, image_path_used, progress.info)
     start_img = _zoom_start(cfg, image_path_used, work.base_seed, progress)  # (H, W, 3) float32
     h, w = start_img.shape[:2]
@@ -478,7 +504,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
                 iterations = round(sched["iterations"].at(k))
             with clock("dream"):
                 dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
-                                        octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+                                        octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
+                                        mask=None if masks is None else masks.at(k))
             dreamed = _palette(cfg, dreamed, img)  # the palette of the frame it started from
             out = to_uint8(dreamed)
             writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
@@ -494,6 +521,9 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         writer.finish(check=False)  # frames already finished are stored, for a resume
         sink.abort()
         raise
+    finally:
+        if masks is not None:
+            masks.close()
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=fps,
                           cuts=[], resumed_from=min(work.done, n), stages=dict(clock.seconds))
     write_record(output_path, "zoom", cfg, dreamer, image_path_used, work.base_seed, result)
@@ -531,6 +561,10 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         w = int(cfg.output.width)
         h = max(1, round(img.shape[0] * w / img.shape[1]))
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_CUBIC)
+    masks = _masks(cfg, (img.shape[1], img.shape[0]), 1)  # one image, or a sequence of exactly one
+    mask = None if masks is None else masks.at(0)
+    if masks is not None:
+        masks.close()
     # one still: XLA would compile each octave's gradient for a single use, so "auto" is off here
     still = dataclasses.replace(cfg.dream, xla="off") if cfg.dream.xla == "auto" else cfg.dream
     dreamer, _ = _dreamer(cfg, model, progress, still)
@@ -543,7 +577,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         t[0] = time.perf_counter()
 
     seed = dreamer.seed  # cfg.dream.seed, or the one the Dreamer drew: recorded either way
-    out = to_uint8(_palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done), img))
+    out = to_uint8(_palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done, mask=mask), img))
     write_image(output_path, out)
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))
