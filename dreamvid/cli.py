@@ -70,6 +70,13 @@ def _mask_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--mask-feather", key="mask_feather", metavar="PX", help="soften the mask's edge over about PX pixels")
 
 
+def _guide_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("guide (look like an image)")
+    _add(g, "--guide", key="guide", metavar="IMAGE",
+         help="make the dream look like this image: at the objective's layers, match its features")
+    _add(g, "--guide-weight", key="guide_weight", metavar="X", help="weight of the guide's term beside the layers'")
+
+
 def _backend_options(g) -> None:
     _add(g, "--backend", key="backend", choices=("auto", "tensorflow", "jax", "torch"),
          help="framework that runs the network (auto: one that sees a GPU, JAX first, else TensorFlow; "
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output image (.png, .jpg)")
     _dream_options(p)
     _mask_options(p)
+    _guide_options(p)
     g = p.add_argument_group("views (the seed blog's)")
     g.add_argument("--gradient", metavar="FILE", help="also save the layer's normalised gradient as an image")
     g.add_argument("--strip", metavar="FILE", help="also save a strip of intermediate results")
@@ -165,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
     _dream_options(p)
     _mask_options(p)
+    _guide_options(p)
     _video_options(p)
     _output_options(p, video=True)
 
@@ -173,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4, .gif, or a folder/ of PNGs")
     _dream_options(p)
     _mask_options(p)
+    _guide_options(p)
     _zoom_options(p)
     g = p.add_argument_group("zoom dream")
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame (a number or a schedule)")

@@ -49,6 +49,10 @@ class DreamSettings:
     mask: str | None = None
     mask_invert: bool = False  # dream where the mask is black instead
     mask_feather: float = 0.0  # soften the mask's edge over about this many frame pixels (Gaussian); 0 = as drawn
+    # "Look like this image" (objectives.GuideTerm, Google's notebook): a guide term at each of the
+    # objective's layers, weighted by guide_weight and added to the layers' own terms
+    guide: str | None = None
+    guide_weight: float = 1.0  # 1: as much as each layer's own term weighs by default; 0 = the guide's term takes no part
 
 
 @dataclass
@@ -147,6 +151,7 @@ RULES: dict[str, Any] = {
     "precision": ("auto", "float32", "bfloat16", "float16"),
     "xla": ("auto", "on", "off"),
     "mask_feather": (0.0, 1000.0),
+    "guide_weight": (-100.0, 100.0),
     "flow": ("dis", "farneback"),
     "flow_preset": ("ultrafast", "fast", "medium"),
     "blend": (0.0, 1.0),

@@ -30,6 +30,10 @@ from dreamvid.objectives import Objective
 # of any scale are normalised (an untrained network's deep layers give std ~1e-11, and 1e-8
 # there would swallow the step).
 GRAD_EPS = 1e-30
+# A guide image is seen at most this many pixels on its longer side: its features are matched with
+# every frame position (a (frame positions x guide positions) product per step), and the
+# notebook's guides were 224-px crops.
+GUIDE_MAX_SIDE = 512
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
 XLA_MODES = ("auto", "on", "off")
 # A jitter table holds at least this many steps, rounded up to a power of two, so 10 steps on a
@@ -112,7 +116,9 @@ class Dreamer:
     `seed`) never recompile the loop.
     """
 
-    def __init__(self, model, objective: Objective, settings: DreamSettings):
+    def __init__(self, model, objective: Objective, settings: DreamSettings, guide: np.ndarray | None = None):
+        """guide: float32 (H, W, 3) in [0, 255], the image the objective's guide terms match
+        (needed when it has any; its features are computed here, once per layer)."""
         from dreamvid import backends, hardware
 
         objective.validate(model)
@@ -138,10 +144,14 @@ class Dreamer:
         seed = settings.seed if settings.seed is not None else np.random.SeedSequence().entropy % 2**31
         self._seed = int(seed)
         self._rng = np.random.default_rng(self._seed)
-        self._state, self._apply = self.backend.bind(model.network(objective.layers))
+        net_state, apply = self.backend.bind(model.network(objective.layers))
+        self._apply = lambda state, x: apply(state[0], x)
         self._preprocess = model.preprocess
         # smaller octaves carry no useful detail, and the network must see a non-empty layer
         self._min_side = max(MIN_OCTAVE_SIDE, model.min_side(objective.layers))
+        # the compiled calls take (network state, guide features): () without guide terms, so
+        # the loop then has no guide inputs or ops at all
+        self._state = (net_state, self._guide_features(net_state, guide))
         self._grad = self.backend.grad(self._loss, xla=self.xla)
         self._ascend = self.backend.compile(self._ascend_loop)
         self._ascend_masked = self.backend.compile(self._ascend_loop_masked)  # traced on first masked use
@@ -160,11 +170,36 @@ class Dreamer:
 
     # --- the compiled parts (keras.ops only) -----------------------------------------------------
 
-    def _loss(self, state, patch, weights):
-        """patch (h, w, 3) RGB 0..255 -> the scalar objective (summed in float32)."""
+    def _activations(self, state, patch) -> dict:
+        """patch (h, w, 3) RGB 0..255 -> {layer: (1, h', w', C)} for the objective's layers."""
         acts = self._apply(state, self._preprocess(patch[None]))
         acts = list(acts) if isinstance(acts, (list, tuple)) else [acts]  # (1, h', w', C) per layer
-        return self.objective(dict(zip(self._layers, acts)), weights)
+        return dict(zip(self._layers, acts))
+
+    def _loss(self, state, patch, weights):
+        """patch (h, w, 3) RGB 0..255 -> the scalar objective (summed in float32)."""
+        return self.objective(self._activations(state, patch), weights, state[1])
+
+    def _guide_features(self, net_state, guide) -> tuple:
+        """One (N, C) float32 tensor per guide term: the guide image's activation vectors at the
+        term's layer, computed once, on the device (the guide at most GUIDE_MAX_SIDE a side)."""
+        from keras import ops
+
+        terms = self.objective.guide_terms
+        if not terms:
+            return ()
+        if guide is None:
+            raise ConfigError("the objective has guide terms but no guide image was given; pass --guide IMAGE")
+        guide = np.asarray(guide, np.float32)
+        h, w = guide.shape[:2]
+        k = min(1.0, GUIDE_MAX_SIDE / max(h, w))
+        if k < 1.0:
+            guide = resize(guide, (max(1, round(h * k)), max(1, round(w * k))))
+        if min(guide.shape[:2]) < self._min_side:  # the network must see a non-empty layer
+            guide = resize(guide, self._enlarged(*guide.shape[:2]))
+        with self.backend.placement(self.device):
+            acts = self._activations((net_state, ()), ops.convert_to_tensor(guide))
+            return tuple(ops.reshape(ops.cast(acts[t.layer], "float32"), (-1, acts[t.layer].shape[-1])) for t in terms)
 
     def _tile_loss(self, state, image, weights, y0, x0, th, tw, h2, w2):
         """The objective of the (th, tw) tile at (y0, x0) of the image wrapped out to (h2, w2)."""

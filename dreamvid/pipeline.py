@@ -95,8 +95,9 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     """
     from dreamvid.dream import Dreamer
     from dreamvid.models import load_model
-    from dreamvid.objectives import layer, parse
+    from dreamvid.objectives import GuideTerm, guide, layer, parse
     from dreamvid.schedule import Schedule
+    from dreamvid.sources import read_image
 
     if model is None or isinstance(model, str):
         name = cfg.dream.model if model is None else model
@@ -111,13 +112,20 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
             objective = objective + layer(name, cfg.dream.reduce)
 
         def weights_at(k: int) -> list[float]:
-            w = sched.weights_at(k)
-            return [w.get(t.layer, 0.0) for t in objective.terms]  # in term order
+            w = sched.weights_at(k)  # a guide term fades with its layer
+            return [w.get(t.layer, 0.0) * (cfg.dream.guide_weight if isinstance(t, GuideTerm) else 1.0)
+                    for t in objective.terms]  # in term order
     else:
         objective = parse(spec, cfg.dream.reduce)
-    dreamer = Dreamer(model, objective, settings or cfg.dream)
-    progress.info(f"dreaming {objective} of {model.name}; backend {dreamer.device_label}, {model.precision}"
-                  + (", XLA" if dreamer.xla else ""))
+    guide_image = None
+    if cfg.dream.guide:  # read before the output is opened: an unreadable guide writes nothing
+        guide_image = read_image(cfg.dream.guide).astype(np.float32)
+        for name in objective.layers:
+            objective = objective + cfg.dream.guide_weight * guide(name)
+    dreamer = Dreamer(model, objective, settings or cfg.dream, guide=guide_image)
+    progress.info(f"dreaming {objective} of {model.name}"
+                  + (f", guided by '{cfg.dream.guide}'" if cfg.dream.guide else "")
+                  + f"; backend {dreamer.device_label}, {model.precision}" + (", XLA" if dreamer.xla else ""))
     return dreamer, weights_at
 
 
