@@ -217,3 +217,27 @@ def test_an_unreadable_mask_is_refused(capsys, tmp_path, tiny_keras_file, clip):
     junk.write_text("not an image")
     _bad(capsys, tmp_path, tiny_keras_file, clip, junk, "mask.png")
     _bad(capsys, tmp_path, tiny_keras_file, clip, tmp_path / "missing.png", "missing.png")
+
+
+def test_a_masked_render_resumes_to_the_same_frames(model, clip, tmp_path):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for k in range(4):  # a mask per frame: the resumed run must skip to frame k's own mask
+        m = np.zeros((H, W), np.float32)
+        m[:, 8 * k: 8 * k + 24] = 1.0
+        write_grey(folder / f"m{k:02d}.png", m)
+    cfg = cfg_small(mask=str(folder))
+
+    def stop_at_1(k, stats):
+        if k == 1:
+            raise KeyboardInterrupt
+
+    out = str(tmp_path / "resumed") + "/"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_video(cfg, clip, out, pipeline.Progress(frame=stop_at_1), model=model)
+    assert pipeline.render_video(cfg, clip, out, model=model).resumed_from == 2
+    whole = str(tmp_path / "whole") + "/"
+    pipeline.render_video(cfg, clip, whole, model=model)
+    a, b = sorted(glob.glob(out + "*.png")), sorted(glob.glob(whole + "*.png"))
+    assert len(a) == len(b) == 4
+    assert all(np.array_equal(read_image(x), read_image(y)) for x, y in zip(a, b))
