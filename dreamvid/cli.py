@@ -61,6 +61,22 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'render.py presets'); flags override it")
 
 
+def _mask_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("mask (where to dream)")
+    _add(g, "--mask", key="mask", metavar="FILE",
+         help="greyscale image (every frame) or folder/video of one per frame: white dreams, black stays the input")
+    g.add_argument("--mask-invert", dest="mask_invert", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="dream where the mask is black instead")
+    _add(g, "--mask-feather", key="mask_feather", metavar="PX", help="soften the mask's edge over about PX pixels")
+
+
+def _guide_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("guide (look like an image)")
+    _add(g, "--guide", key="guide", metavar="IMAGE",
+         help="make the dream look like this image: at the objective's layers, match its features")
+    _add(g, "--guide-weight", key="guide_weight", metavar="X", help="weight of the guide's term beside the layers'")
+
+
 def _backend_options(g) -> None:
     _add(g, "--backend", key="backend", choices=("auto", "tensorflow", "jax", "torch"),
          help="framework that runs the network (auto: one that sees a GPU, JAX first, else TensorFlow; "
@@ -156,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT", help="an image file")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output image (.png, .jpg)")
     _dream_options(p)
+    _mask_options(p)
+    _guide_options(p)
     g = p.add_argument_group("views (the seed blog's)")
     g.add_argument("--gradient", metavar="FILE", help="also save the layer's normalised gradient as an image")
     g.add_argument("--strip", metavar="FILE", help="also save a strip of intermediate results")
@@ -166,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
     _dream_options(p)
+    _mask_options(p)
+    _guide_options(p)
     _video_options(p)
     _output_options(p, video=True)
 
@@ -173,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IMAGE", nargs="?", help="start image (omit with --from noise or a colour)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4, .gif, or a folder/ of PNGs")
     _dream_options(p)
+    _mask_options(p)
+    _guide_options(p)
     _zoom_options(p)
     g = p.add_argument_group("zoom dream")
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame (a number or a schedule)")

@@ -44,6 +44,15 @@ class DreamSettings:
     precision: str = "auto"  # "auto": bfloat16/float16 where the hardware runs it fast (hardware.py), else float32
     xla: str = "auto"  # TensorFlow: XLA-compile the ascent loop; "auto" = on for videos and zooms on AVX2 CPUs with a VGG-sized network (hardware.py)
     keep_colors: bool = False  # after each frame's dream, the input's colours back: the dream changes light and shape, not the palette (colors.keep_colors)
+    # Where to dream (masks.py): a greyscale image for every frame, or a folder/video of one per
+    # frame; white dreams in full, black not at all. None: everywhere, with no mask ops in the loop.
+    mask: str | None = None
+    mask_invert: bool = False  # dream where the mask is black instead
+    mask_feather: float = 0.0  # soften the mask's edge over about this many frame pixels (Gaussian); 0 = as drawn
+    # "Look like this image" (objectives.GuideTerm, Google's notebook): a guide term at each of the
+    # objective's layers, weighted by guide_weight and added to the layers' own terms
+    guide: str | None = None
+    guide_weight: float = 1.0  # 1: as much as each layer's own term weighs by default; 0 = the guide's term takes no part
 
 
 @dataclass
@@ -151,6 +160,8 @@ RULES: dict[str, Any] = {
     "device": ("auto", "cpu", "gpu"),
     "precision": ("auto", "float32", "bfloat16", "float16"),
     "xla": ("auto", "on", "off"),
+    "mask_feather": (0.0, 1000.0),
+    "guide_weight": (-100.0, 100.0),
     "flow": ("dis", "farneback"),
     "flow_preset": ("ultrafast", "fast", "medium"),
     "blend": (0.0, 1.0),

@@ -30,6 +30,10 @@ from dreamvid.objectives import Objective
 # of any scale are normalised (an untrained network's deep layers give std ~1e-11, and 1e-8
 # there would swallow the step).
 GRAD_EPS = 1e-30
+# A guide image is seen at most this many pixels on its longer side: its features are matched with
+# every frame position (a (frame positions x guide positions) product per step), and the
+# notebook's guides were 224-px crops.
+GUIDE_MAX_SIDE = 512
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
 XLA_MODES = ("auto", "on", "off")
 # A jitter table holds at least this many steps, rounded up to a power of two, so 10 steps on a
@@ -112,7 +116,9 @@ class Dreamer:
     `seed`) never recompile the loop.
     """
 
-    def __init__(self, model, objective: Objective, settings: DreamSettings):
+    def __init__(self, model, objective: Objective, settings: DreamSettings, guide: np.ndarray | None = None):
+        """guide: float32 (H, W, 3) in [0, 255], the image the objective's guide terms match
+        (needed when it has any; its features are computed here, once per layer)."""
         from dreamvid import backends, hardware
 
         objective.validate(model)
@@ -138,12 +144,17 @@ class Dreamer:
         seed = settings.seed if settings.seed is not None else np.random.SeedSequence().entropy % 2**31
         self._seed = int(seed)
         self._rng = np.random.default_rng(self._seed)
-        self._state, self._apply = self.backend.bind(model.network(objective.layers))
+        net_state, apply = self.backend.bind(model.network(objective.layers))
+        self._apply = lambda state, x: apply(state[0], x)
         self._preprocess = model.preprocess
         # smaller octaves carry no useful detail, and the network must see a non-empty layer
         self._min_side = max(MIN_OCTAVE_SIDE, model.min_side(objective.layers))
+        # the compiled calls take (network state, guide features): () without guide terms, so
+        # the loop then has no guide inputs or ops at all
+        self._state = (net_state, self._guide_features(net_state, guide))
         self._grad = self.backend.grad(self._loss, xla=self.xla)
         self._ascend = self.backend.compile(self._ascend_loop)
+        self._ascend_masked = self.backend.compile(self._ascend_loop_masked)  # traced on first masked use
         self._gradient = self.backend.compile(self._image_gradient)
         self._objective = self.backend.compile(self._loss)
 
@@ -159,11 +170,36 @@ class Dreamer:
 
     # --- the compiled parts (keras.ops only) -----------------------------------------------------
 
-    def _loss(self, state, patch, weights):
-        """patch (h, w, 3) RGB 0..255 -> the scalar objective (summed in float32)."""
+    def _activations(self, state, patch) -> dict:
+        """patch (h, w, 3) RGB 0..255 -> {layer: (1, h', w', C)} for the objective's layers."""
         acts = self._apply(state, self._preprocess(patch[None]))
         acts = list(acts) if isinstance(acts, (list, tuple)) else [acts]  # (1, h', w', C) per layer
-        return self.objective(dict(zip(self._layers, acts)), weights)
+        return dict(zip(self._layers, acts))
+
+    def _loss(self, state, patch, weights):
+        """patch (h, w, 3) RGB 0..255 -> the scalar objective (summed in float32)."""
+        return self.objective(self._activations(state, patch), weights, state[1])
+
+    def _guide_features(self, net_state, guide) -> tuple:
+        """One (N, C) float32 tensor per guide term: the guide image's activation vectors at the
+        term's layer, computed once, on the device (the guide at most GUIDE_MAX_SIDE a side)."""
+        from keras import ops
+
+        terms = self.objective.guide_terms
+        if not terms:
+            return ()
+        if guide is None:
+            raise ConfigError("the objective has guide terms but no guide image was given; pass --guide IMAGE")
+        guide = np.asarray(guide, np.float32)
+        h, w = guide.shape[:2]
+        k = min(1.0, GUIDE_MAX_SIDE / max(h, w))
+        if k < 1.0:
+            guide = resize(guide, (max(1, round(h * k)), max(1, round(w * k))))
+        if min(guide.shape[:2]) < self._min_side:  # the network must see a non-empty layer
+            guide = resize(guide, self._enlarged(*guide.shape[:2]))
+        with self.backend.placement(self.device):
+            acts = self._activations((net_state, ()), ops.convert_to_tensor(guide))
+            return tuple(ops.reshape(ops.cast(acts[t.layer], "float32"), (-1, acts[t.layer].shape[-1])) for t in terms)
 
     def _tile_loss(self, state, image, weights, y0, x0, th, tw, h2, w2):
         """The objective of the (th, tw) tile at (y0, x0) of the image wrapped out to (h2, w2)."""
@@ -191,9 +227,21 @@ class Dreamer:
     def _ascend_loop(self, state, image, shifts, steps, step, weights):
         """`steps` steps of normalised gradient ascent on one octave; shifts (>= steps, 2) int32
         is the jitter table (dy, dx) of each step."""
+        return self._ascend_steps(state, image, shifts, steps, step, weights, None)
+
+    def _ascend_loop_masked(self, state, image, shifts, steps, step, weights, mask):
+        """`_ascend_loop` where mask (H, W, 1) in [0, 1] scales each step: a loop of its own,
+        compiled only when a mask is given, so the unmasked loop carries no mask ops at all."""
+        return self._ascend_steps(state, image, shifts, steps, step, weights, mask)
+
+    def _ascend_steps(self, state, image, shifts, steps, step, weights, mask):
         from keras import ops
 
         self.trace_count += 1  # a Python side effect: runs only when the loop is traced
+        if mask is not None:
+            # the share of the image's values the mask lets dream (tiny guard: an all-black mask
+            # gives 0/eps = 0, no step at all)
+            area = ops.sum(mask) * image.shape[2] + 1e-6
 
         def one_step(i, img):
             # 1) roll by the step's random shift (jitter): the network's stride grid and the
@@ -204,11 +252,23 @@ class Dreamer:
             g = _roll(self._image_gradient(state, rolled, weights), -shift[0], -shift[1])
             # 3) normalise so `step` means pixels on the 0..255 scale whatever the layer: by the
             #    max first (no squares: those of ~1e-20 underflow), then by the chosen measure
-            g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
-            if self._norm == "std":
-                g = g / (ops.std(g) + 1e-8)
-            elif self._norm == "mean":
-                g = g / (ops.mean(ops.abs(g)) + 1e-8)
+            if mask is None:  # decided when tracing: the unmasked loop is unchanged
+                g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
+                if self._norm == "std":
+                    g = g / (ops.std(g) + 1e-8)
+                elif self._norm == "mean":
+                    g = g / (ops.mean(ops.abs(g)) + 1e-8)
+            else:
+                # the same measures over the masked area only (weighted by the mask), so the
+                # dream inside is as strong as without a mask whatever the gradient outside
+                g = g * mask
+                g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
+                if self._norm == "std":
+                    mean = ops.sum(g) / area  # g is 0 where the mask is: sum(m * g) = sum(g)
+                    var = ops.sum(mask * ops.square(g - mean)) / area
+                    g = g / (ops.sqrt(var) + 1e-8)
+                elif self._norm == "mean":
+                    g = g / (ops.sum(ops.abs(g)) / area + 1e-8)
             # 4) ascend and keep values in range
             return ops.clip(img + step * g, 0.0, 255.0)
 
@@ -242,9 +302,10 @@ class Dreamer:
         with self.backend.placement(self.device):
             return self.backend.to_numpy(fn(self._state, *[ops.convert_to_tensor(a) for a in args]))
 
-    def ascend(self, image, iterations: int | None = None, step: float | None = None, weights=None):
+    def ascend(self, image, iterations: int | None = None, step: float | None = None, weights=None, mask=None):
         """Gradient ascent at the image's own size (one octave). A NumPy image in, a NumPy image
-        out; a backend tensor in (what `dream` passes), a tensor out, left on the device."""
+        out; a backend tensor in (what `dream` passes), a tensor out, left on the device.
+        mask: None, or (H, W, 1) float32 in [0, 1] (NumPy or tensor) scaling each step there."""
         from keras import ops
 
         s = self.settings
@@ -253,9 +314,14 @@ class Dreamer:
         shifts = self._shifts(image.shape[0], image.shape[1], steps)
         step_size = np.float32(s.step if step is None else step)
         with self.backend.placement(self.device):
-            out = self._ascend(self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
-                               ops.convert_to_tensor(shifts), self.backend.loop_count(steps),
-                               ops.convert_to_tensor(step_size), ops.convert_to_tensor(self._weights(weights)))
+            args = (self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
+                    ops.convert_to_tensor(shifts), self.backend.loop_count(steps),
+                    ops.convert_to_tensor(step_size), ops.convert_to_tensor(self._weights(weights)))
+            if mask is None:
+                out = self._ascend(*args)
+            else:
+                mask = np.asarray(mask, np.float32).reshape(*image.shape[:2], 1) if isinstance(mask, np.ndarray) else mask
+                out = self._ascend_masked(*args, ops.convert_to_tensor(mask))
             return self.backend.to_numpy(out) if on_host else out
 
     def _enlarged(self, h: int, w: int) -> tuple[int, int]:
@@ -271,8 +337,14 @@ class Dreamer:
 
     def dream(self, image: np.ndarray, *, iterations: int | None = None, step: float | None = None,
               octaves: int | None = None, octave_scale: float | None = None, weights=None,
-              seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+              seed: int | None = None, progress: Callable[[int, int], None] | None = None,
+              mask: np.ndarray | None = None) -> np.ndarray:
         """DeepDream over octaves. image: float32 (H, W, 3) in [0, 255] -> same.
+
+        mask: None, or float32 (H, W) or (H, W, 1) in [0, 1]: where to dream (1 in full, 0 not
+        at all). It goes to the device once, is resized per octave like the image, scales each
+        step (normalised over the masked area), and the final detail is multiplied by it too, so
+        where it is 0 the image comes back as it went in.
 
         The octaves stay on the device: the frame goes there once and comes back once (on a GPU,
         per-octave copies and NumPy resizes of a 720p frame cost as much as the dream itself).
@@ -290,20 +362,32 @@ class Dreamer:
         if min(h, w) < self._min_side:  # smaller than the network can see: dream it enlarged
             bh, bw = self._enlarged(h, w)
             big = cv2.resize(image, (bw, bh), interpolation=cv2.INTER_CUBIC)
+            big_mask = None if mask is None else cv2.resize(np.asarray(mask, np.float32).reshape(h, w), (bw, bh),
+                                                            interpolation=cv2.INTER_LINEAR)
             out = self.dream(big, iterations=iterations, step=step, octaves=octaves, octave_scale=octave_scale,
-                             weights=weights, progress=progress)
+                             weights=weights, progress=progress, mask=big_mask)
             return np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA), 0.0, 255.0)
         sizes = self.octave_sizes(h, w, octaves, octave_scale)
         with self.backend.placement(self.device):
             full = ops.convert_to_tensor(image)
+            full_mask = None
+            if mask is not None:
+                mask = np.asarray(mask, np.float32)
+                if mask.size != h * w:
+                    raise ValueError(f"mask must be (H, W) or (H, W, 1) like the image {image.shape}, got {mask.shape}")
+                full_mask = ops.convert_to_tensor(np.clip(mask.reshape(h, w, 1), 0.0, 1.0))
             detail = ops.zeros((*sizes[0], 3), "float32")
             for k, size in enumerate(sizes):
                 base = _resize(full, size)  # 1) the input at this octave's size
                 detail = _resize(detail, size)  # 2) upscale the detail the smaller octaves added
-                dreamed = self.ascend(base + detail, iterations, step, weights)  # 3) ascend
+                m = None if full_mask is None else _resize(full_mask, size)  # area average down: stays in [0, 1]
+                dreamed = self.ascend(base + detail, iterations, step, weights, m)  # 3) ascend
                 detail = dreamed - base  # 4) keep only what the dream added
                 if progress:
                     progress(k + 1, len(sizes))
+            if full_mask is not None:
+                # upscaled detail spreads a pixel or two past the mask's edge: cut it there
+                detail = detail * full_mask
             return self.backend.to_numpy(ops.clip(full + detail, 0.0, 255.0))
 
     def objective_value(self, image: np.ndarray, weights=None) -> float:

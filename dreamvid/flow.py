@@ -299,9 +299,12 @@ def motion(prev_frame: np.ndarray, cur_frame: np.ndarray, flow_method: str = "di
 
 
 def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.ndarray, move: Motion, *,
-               blend: float, carry: str = "detail") -> np.ndarray:
+               blend: float, carry: str = "detail", mask: np.ndarray | None = None) -> np.ndarray:
     """Steps 3-4 of the temporal stage: warp what the previous dream carries onto frame t along
     `move` and blend it in where the mask says; see temporal_init for the arguments and formulas.
+    mask: None, or the user's dream mask of frame t, (H, W) float32 in [0, 1] (masks.py): the
+    blend is multiplied by it, so no dream is carried where frame t may not dream (it would
+    otherwise drift outside along the flow, frame after frame).
     Returns init: (H, W, 3) float32 clipped to [0, 255]."""
     prev_dream = _check_frame("prev_dream", prev_dream)
     prev_frame = _check_frame("prev_frame", prev_frame)
@@ -317,7 +320,10 @@ def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.nda
         raise ConfigError(f"unknown carry mode {carry!r}; use one of {', '.join(CARRY_MODES)}")
     # OpenCV's arithmetic where it can (one pass each, outside the GIL): this runs on the dream's
     # thread, between two frames of a GPU render
-    m = cv2.merge([np.float32(blend) * move.mask] * 3)  # (H, W, 3) float32, 0..blend
+    share = np.float32(blend) * move.mask
+    if mask is not None:
+        share = cv2.multiply(share, np.asarray(mask, np.float32).reshape(share.shape))
+    m = cv2.merge([share] * 3)  # (H, W, 3) float32, 0..blend
     if carry == "detail":
         detail = cv2.subtract(prev_dream, prev_frame, dtype=cv2.CV_32F)  # (H, W, 3) signed, 0..255 scale
         init = cv2.add(cur_frame, cv2.multiply(m, warp(detail, move.flow)), dtype=cv2.CV_32F)

@@ -11,6 +11,12 @@ weights, never the compiled graph. No loops and no image sizes here; the terms a
 Text form (`--layers`): comma-separated terms, each `LAYER`, `LAYER:CHANNEL` (an integer) or
 `LAYER:WEIGHT` (a number with a decimal point), or `LAYER:CHANNEL:WEIGHT`.
 Examples: `mixed4c`, `mixed3b:1.0,mixed4c:0.5`, `mixed4d_3x3_bottleneck_pre_relu:139`.
+
+Guide terms (`guide(layer)`, `--guide IMAGE`): "look like the guide image" at a layer, after
+Google's DeepDream notebook: each activation vector x of the frame is matched with the guide's
+activation vector y that has the largest dot product x.y, and the term is the mean of those best
+products. The guide's features are computed once per guide and layer by the Dreamer and enter the
+compiled loop as tensors; they are not part of the `--layers` text (the `guide` settings say them).
 """
 
 from __future__ import annotations
@@ -50,14 +56,44 @@ class Term:
         return self.layer if self.channel is None else f"{self.layer}:{self.channel}"
 
 
+@dataclass(frozen=True)
+class GuideTerm:
+    """"Look like the guide" at `layer`: mean over the frame's positions of max over the guide's
+    positions of x . y / C (x, y: activation vectors of C channels). Its gradient at x is the best-matching guide
+    vector, the notebook's `y[:, (x.T @ y).argmax(1)]`."""
+
+    layer: str
+    channel: None = None  # (a whole layer always: read by Objective.validate)
+
+    def __call__(self, act, guide):
+        """act: (B, h, w, C) activations, guide: (N, C) float32 guide features -> scalar."""
+        from keras import ops
+
+        c = act.shape[-1]
+        x = ops.reshape(ops.cast(act, "float32"), (-1, c))  # (n, C) the frame's vectors
+        products = ops.matmul(x, ops.transpose(guide))  # (n, N): every frame vector . every guide vector
+        # the best match of each, averaged; / C puts it on the scale of a layer term's mean square
+        # (|x|^2 / C per position), so guide_weight 1 weighs like a layer
+        return ops.mean(ops.max(products, axis=1)) / c
+
+    def __str__(self) -> str:
+        return f"guide@{self.layer}"
+
+
 class Objective:
-    """sum_i weights[i] * terms[i](activations of terms[i].layer)."""
+    """sum_i weights[i] * terms[i](activations of terms[i].layer) (a GuideTerm also reads its
+    guide's features)."""
 
     def __init__(self, terms: list[Term], weights: list[float]):
         if len(terms) != len(weights):
             raise ValueError("one weight per term")
         self.terms = terms
         self.weights = weights
+
+    @property
+    def guide_terms(self) -> list[GuideTerm]:
+        """The guide terms, in term order: the order of the guide features `__call__` takes."""
+        return [t for t in self.terms if isinstance(t, GuideTerm)]
 
     @property
     def layers(self) -> list[str]:
@@ -83,13 +119,16 @@ class Objective:
     def __sub__(self, other: "Objective") -> "Objective":
         return self + (-other)
 
-    def __call__(self, activations: dict, weights=None):
+    def __call__(self, activations: dict, weights=None, guides=()):
         """activations: {layer name: (B, h, w, C) tensor} -> scalar; `weights` overrides self.weights
-        (a tensor of shape (len(terms),), so the caller can change it without retracing)."""
+        (a tensor of shape (len(terms),), so the caller can change it without retracing); guides:
+        one (N, C) feature tensor per guide term, in the order of `guide_terms`."""
         from keras import ops
 
         w = ops.convert_to_tensor(np.asarray(self.weights, np.float32)) if weights is None else weights
-        values = ops.stack([t(activations[t.layer]) for t in self.terms])  # (T,)
+        features = iter(guides)
+        values = ops.stack([t(activations[t.layer], next(features)) if isinstance(t, GuideTerm)
+                            else t(activations[t.layer]) for t in self.terms])  # (T,)
         return ops.sum(w * values)
 
     def validate(self, model) -> None:
@@ -103,6 +142,8 @@ class Objective:
         A weight always shows a decimal point, so "L:2.0" is not read back as channel 2."""
         parts = []
         for t, w in zip(self.terms, self.weights):
+            if isinstance(t, GuideTerm):
+                continue  # said by the guide settings, not the layers text
             name = rename(t.layer) if rename else t.layer
             text = name if t.channel is None else f"{name}:{t.channel}"
             if w != 1.0:
@@ -121,6 +162,11 @@ def layer(name: str, reduce: str = "square") -> Objective:
 
 def channel(name: str, index: int, reduce: str = "square") -> Objective:
     return Objective([Term(name, int(index), reduce)], [1.0])
+
+
+def guide(name: str) -> Objective:
+    """Look like the guide image at layer `name` (GuideTerm); the Dreamer takes the image."""
+    return Objective([GuideTerm(name)], [1.0])
 
 
 def parse(spec: str, reduce: str = "square") -> Objective:

@@ -99,8 +99,9 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
     """
     from dreamvid.dream import Dreamer
     from dreamvid.models import load_model
-    from dreamvid.objectives import layer, parse
+    from dreamvid.objectives import GuideTerm, guide, layer, parse
     from dreamvid.schedule import Schedule
+    from dreamvid.sources import read_image
 
     if model is None or isinstance(model, str):
         name = cfg.dream.model if model is None else model
@@ -115,14 +116,38 @@ def _dreamer(cfg: Config, model, progress: Progress, settings=None):
             objective = objective + layer(name, cfg.dream.reduce)
 
         def weights_at(k: int) -> list[float]:
-            w = sched.weights_at(k)
-            return [w.get(t.layer, 0.0) for t in objective.terms]  # in term order
+            w = sched.weights_at(k)  # a guide term fades with its layer
+            return [w.get(t.layer, 0.0) * (cfg.dream.guide_weight if isinstance(t, GuideTerm) else 1.0)
+                    for t in objective.terms]  # in term order
     else:
         objective = parse(spec, cfg.dream.reduce)
-    dreamer = Dreamer(model, objective, settings or cfg.dream)
-    progress.info(f"dreaming {objective} of {model.name}; backend {dreamer.device_label}, {model.precision}"
-                  + (", XLA" if dreamer.xla else ""))
+    guide_image = None
+    if cfg.dream.guide:  # read before the output is opened: an unreadable guide writes nothing
+        guide_image = read_image(cfg.dream.guide).astype(np.float32)
+        for name in objective.layers:
+            objective = objective + cfg.dream.guide_weight * guide(name)
+    dreamer = Dreamer(model, objective, settings or cfg.dream, guide=guide_image)
+    progress.info(f"dreaming {objective} of {model.name}"
+                  + (f", guided by '{cfg.dream.guide}'" if cfg.dream.guide else "")
+                  + f"; backend {dreamer.device_label}, {model.precision}" + (", XLA" if dreamer.xla else ""))
     return dreamer, weights_at
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def _masks(cfg: Config, size: tuple[int, int], count: int | None, *, fps=None, video_range: bool = False):
+    """masks.Masks for frames of size = (w, h), or None without dream.mask. Opened before the work
+    folder and the output: a mask with another aspect ratio or frame count stops the render with
+    nothing written. video_range: a mask sequence is taken over the input's start/duration/max_frames."""
+    if not cfg.dream.mask:
+        return None
+    from dreamvid.masks import open_masks
+
+    o = cfg.output
+    kw = dict(start=o.start, duration=o.duration, max_frames=o.max_frames) if video_range else {}
+    return open_masks(cfg.dream.mask, size, count, invert=cfg.dream.mask_invert, feather=cfg.dream.mask_feather,
+                      fps=fps, **kw)
 
 
 # ----------------------------------------------------------------------------- palette
@@ -251,12 +276,13 @@ def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int, fr
 
 
 def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, writer: Writer, clock: Clock,
-                progress: Progress, base_seed: int, done_until: int, cuts: list[int]) -> int:
+                progress: Progress, base_seed: int, done_until: int, cuts: list[int], masks=None) -> int:
     """The frame loop of a clip, shared by a render in one piece and a segment: for each
     ((k, frame, cut), move) of `inputs` (see _video_inputs), the first starting a fresh chain,
     dream frame k with seed `base_seed + k` and hand it to `writer`. Frames before `done_until`
     were stored by an earlier run: read back from `store` (a Work or a SegmentFrames) and
     carried on exactly as saved. Appends the cuts met to `cuts`; returns the frames handled.
+    `masks`: masks.Masks (frame k dreams where masks.at(k) says), or None.
 
     Frame 0 of a shot is dreamed in full; later frames start from the previous dream carried
     along the optical flow (flow.carry_over) and take the `iterations` schedule's steps."""
@@ -284,6 +310,7 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
         t = time.perf_counter()
         seed = base_seed + k  # the same frame gets the same jitter in any run
         carried = 0.0
+        mask = None if masks is None else masks.at(k)  # (H, W) float32 in [0, 1]
         if new_shot:
             # 1) a new shot (or independent frames): dream the input in full
             start, iterations = frame.astype(np.float32), cfg.dream.iterations
@@ -292,11 +319,12 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
             #    less once the dream has grown past the shot's first frame (see _carry_share)
             carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
             with clock("flow"):
-                start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry)
+                start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry, mask=mask)
             iterations = round(sched["iterations"].at(k))
         with clock("dream"):
             dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
-                                    octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+                                    octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
+                                    mask=mask)
         dreamed = _palette(cfg, dreamed, frame)
         out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
         added = amount(out, frame)
@@ -345,12 +373,13 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     check_output_path(output_path, **sink_options(cfg.output))  # the format and codec too, before the network loads
     clock = Clock()
     source = _open_clip(cfg, input_path)
-    reader = None
+    reader = masks = None
     try:
         info = source.info
         # the dream's numbers over the frames, checked now, before frame 0 is dreamed; at every
         # keyframe, since a video's length is an estimate until it is decoded
         sched = _video_schedules(cfg)
+        masks = _masks(cfg, (info.width, info.height), info.n_frames, fps=info.fps, video_range=True)
         work = Work(output_path, "video", cfg, input_path, progress.info)
         if work.state.get("plan") is not None:
             raise ResumeError(f"the work folder '{work.path}' holds a render in segments; run again with the same "
@@ -368,7 +397,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
             progress.start(info.n_frames, work.done)
             reader = Reader(_video_inputs(source, cfg.video, work.done, clock, pool_size()), clock)
             written = _dream_clip(cfg, sched, dreamer, weights_at, reader, work, writer, clock, progress,
-                                  work.base_seed, work.done, cuts)
+                                  work.base_seed, work.done, cuts, masks)
             if written == 0:
                 raise InputError(f"'{input_path}' yielded no frames in the chosen range; check --start and --duration")
             writer.finish()
@@ -381,6 +410,8 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     finally:
         if reader is not None:
             reader.close()
+        if masks is not None:
+            masks.close()
         source.close()
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=cuts, resumed_from=work.done, stages=dict(clock.seconds))
@@ -422,13 +453,15 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
     clock = Clock()
     source = _open_clip(cfg, input_path)
     done_until = segment.start + frames.done
-    reader = writer = None
+    reader = writer = masks = None
     try:
+        info = source.info
+        masks = _masks(cfg, (info.width, info.height), info.n_frames, fps=info.fps, video_range=True)
         reader = Reader(_video_inputs(source, cfg.video, done_until, clock, pool_size(),
                                       frames=range(segment.start, segment.end)), clock)
         writer = Writer(frames, _NoSink(), clock)
         written = _dream_clip(cfg, sched, dreamer, weights_at, reader, frames, writer, clock, progress,
-                              base_seed, done_until, [])
+                              base_seed, done_until, [], masks)
         writer.finish()
     except BaseException:
         if writer is not None:
@@ -437,6 +470,8 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
     finally:
         if reader is not None:
             reader.close()
+        if masks is not None:
+            masks.close()
         source.close()
     if written < segment.end - segment.start:
         raise InputError(f"'{input_path}' ended at frame {segment.start + written}, before frame {segment.end - 1} "
@@ -652,6 +687,10 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     _check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
                              ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
                              *((name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES)), n)
+    masks = None
+    if cfg.dream.mask:  # checked before the work folder: the frame size does not depend on the seed
+        sh, sw = _zoom_start(cfg, image_path_used, 0, Progress()).shape[:2]
+        masks = _masks(cfg, (sw, sh), n)
     work = Work(output_path, "zoom", cfg, image_path_used, progress.info)
     start_img = _zoom_start(cfg, image_path_used, work.base_seed, progress)  # (H, W, 3) float32
     h, w = start_img.shape[:2]
@@ -696,7 +735,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
                 iterations = round(sched["iterations"].at(k))
             with clock("dream"):
                 dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
-                                        octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k))
+                                        octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
+                                        mask=None if masks is None else masks.at(k))
             dreamed = _palette(cfg, dreamed, img)  # the palette of the frame it started from
             out = to_uint8(dreamed)
             writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
@@ -712,6 +752,9 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
         writer.finish(check=False)  # frames already finished are stored, for a resume
         sink.abort()
         raise
+    finally:
+        if masks is not None:
+            masks.close()
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=fps,
                           cuts=[], resumed_from=min(work.done, n), stages=dict(clock.seconds))
     write_record(output_path, "zoom", cfg, dreamer, image_path_used, work.base_seed, result)
@@ -749,6 +792,10 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         w = int(cfg.output.width)
         h = max(1, round(img.shape[0] * w / img.shape[1]))
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_CUBIC)
+    masks = _masks(cfg, (img.shape[1], img.shape[0]), 1)  # one image, or a sequence of exactly one
+    mask = None if masks is None else masks.at(0)
+    if masks is not None:
+        masks.close()
     # one still: XLA would compile each octave's gradient for a single use, so "auto" is off here
     still = dataclasses.replace(cfg.dream, xla="off") if cfg.dream.xla == "auto" else cfg.dream
     dreamer, _ = _dreamer(cfg, model, progress, still)
@@ -761,7 +808,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         t[0] = time.perf_counter()
 
     seed = dreamer.seed  # cfg.dream.seed, or the one the Dreamer drew: recorded either way
-    out = to_uint8(_palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done), img))
+    out = to_uint8(_palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done, mask=mask), img))
     write_image(output_path, out)
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))

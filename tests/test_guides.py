@@ -1,0 +1,100 @@
+"""Guide images (--guide): the guide term (Google's notebook: each frame vector matched with its
+best guide vector) rises over the dream, and pulls the dream's activations towards the guide's."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from dreamvid.cli import main
+from dreamvid.config import DreamSettings
+from dreamvid.dream import Dreamer
+from dreamvid.errors import ConfigError
+from dreamvid.objectives import GuideTerm, guide, layer
+
+from cli_asserts import one_line_error
+
+
+def settings(**kw):
+    base = dict(octaves=2, iterations=10, step=3.0, jitter=4, seed=0, tile_size=512)
+    base.update(kw)
+    return DreamSettings(**base)
+
+
+def stripes(h=64, w=64):
+    """A guide unlike the textures: red vertical stripes over blue diagonals."""
+    yy, xx = np.mgrid[:h, :w]
+    g = np.zeros((h, w, 3), np.float32)
+    g[..., 0] = 127 + 127 * np.sin(xx / 2.0)
+    g[..., 2] = 127 + 127 * np.cos((xx + yy) / 3.0)
+    return g
+
+
+def vectors(tiny_keras, tiny_model, image):
+    """(positions, C) activation vectors of conv2."""
+    return np.asarray(tiny_keras(tiny_model.preprocess(image[None].astype(np.float32))))[0].reshape(-1, 16)
+
+
+def best_cosine(a, b):
+    """Mean over a's vectors of the cosine with the best-matching vector of b: how much a looks like b."""
+    a = a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-6)
+    b = b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-6)
+    return float((a @ b.T).max(axis=1).mean())
+
+
+def test_guide_term_is_the_notebooks_best_match():
+    import keras
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((1, 3, 4, 5)).astype(np.float32), rng.random((7, 5)).astype(np.float32)
+    value = float(keras.ops.convert_to_numpy(GuideTerm("l")(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))))
+    flat = x.reshape(-1, 5)
+    expected = (flat * y[(flat @ y.T).argmax(axis=1)]).sum(axis=1).mean() / 5  # x . y[argmax_j x.y_j], per position
+    assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_guide_objective_rises_over_the_dream(tiny_model, texture):
+    d = Dreamer(tiny_model, guide("conv2"), settings(octaves=1), guide=stripes())
+    img = texture(64, 64)
+    values = [d.objective_value(img)]
+    for _ in range(3):
+        img = d.ascend(img, iterations=3)
+        values.append(d.objective_value(img))
+    assert all(b > a for a, b in zip(values, values[1:])), values
+
+
+def test_guided_dream_looks_more_like_the_guide(tiny_keras, tiny_model, texture):
+    img, g = texture(64, 64), stripes()
+    guided = Dreamer(tiny_model, layer("conv2") + guide("conv2"), settings(), guide=g).dream(img, seed=1)
+    plain = Dreamer(tiny_model, layer("conv2"), settings()).dream(img, seed=1)
+    judge = Dreamer(tiny_model, guide("conv2"), settings(), guide=g)
+    assert judge.objective_value(guided) > judge.objective_value(plain) > judge.objective_value(img)
+    gv = vectors(tiny_keras, tiny_model, g)
+    near_guided = best_cosine(vectors(tiny_keras, tiny_model, guided), gv)
+    near_plain = best_cosine(vectors(tiny_keras, tiny_model, plain), gv)
+    assert near_guided > near_plain + 0.01, (near_guided, near_plain)
+
+
+def test_no_guide_means_no_guide_inputs(tiny_model):
+    d = Dreamer(tiny_model, layer("conv2"), settings())
+    assert d._state[1] == ()  # nothing extra enters the compiled loop
+    with pytest.raises(ConfigError, match="--guide"):
+        Dreamer(tiny_model, guide("conv2"), settings())
+    assert (layer("conv2") + 0.5 * guide("conv2")).spec() == "conv2"  # the layers text leaves the guide out
+
+
+def test_cli_guide_is_recorded_and_a_bad_guide_writes_nothing(capsys, tmp_path, texture, tiny_keras_file):
+    photo, g = tmp_path / "photo.png", tmp_path / "guide.png"
+    cv2.imwrite(str(photo), texture(48, 64).astype(np.uint8))
+    cv2.imwrite(str(g), stripes().astype(np.uint8))
+    args = ["--model", str(tiny_keras_file), "--layers", "conv2", "--octaves", "1", "--iterations", "3", "--seed", "1"]
+    out = tmp_path / "out.png"
+    assert main(["image", str(photo), "-o", str(out), *args, "--guide", str(g), "--guide-weight", "2"]) == 0
+    dream = json.loads((tmp_path / "out.png.json").read_text())["settings"]["dream"]
+    assert dream["guide"] == str(g) and dream["guide_weight"] == 2.0 and dream["layers"] == "conv2"
+    capsys.readouterr()
+    bad = tmp_path / "bad.png"
+    code = main(["image", str(photo), "-o", str(bad), *args, "--guide", str(tmp_path / "nope.png")])
+    one_line_error(code, capsys.readouterr().err, "nope.png")
+    assert not bad.exists()
