@@ -159,15 +159,26 @@ _DREAM_SCHEDULES = (
 )
 
 
-def _dream_schedules(cfg: Config, section) -> dict:
+def _schedule(text, name: str, interpolation: str, fps: Fraction, frames: int | None = None):
+    """Schedule.parse, where a setting written "audio:FILE[:MIN:MAX[:MODE]]" first becomes the
+    keyframes `render.py keys` writes for that sound at the render's `fps` (audio.schedule_text;
+    `frames`: the render's length where known). The setting itself stays as written, so the
+    record repeats the render."""
+    from dreamvid import audio
+    from dreamvid.schedule import Schedule
+
+    if audio.is_audio(text):
+        text = audio.schedule_text(text, fps, name=name, frames=frames)
+    return Schedule.parse(text, name=name, interpolation=interpolation)
+
+
+def _dream_schedules(cfg: Config, section, fps: Fraction, frames: int | None = None) -> dict:
     """{"step", "octaves", "iterations"} -> schedule.Schedule over frames: `section`'s schedule
     (cfg.video or cfg.zoom) where given, else the plain setting as a constant. "iterations" is
     the steps per octave of a frame that starts from a dream (iterations_next). Interpolation:
-    zoom.interpolation, as for a layer schedule (_dreamer)."""
-    from dreamvid.schedule import Schedule
-
-    return {name: Schedule.parse(getattr(section, name) or repr(plain(cfg)), name=name,
-                                 interpolation=cfg.zoom.interpolation)
+    zoom.interpolation, as for a layer schedule (_dreamer). `fps`, `frames`: for a schedule that
+    follows a sound (_schedule)."""
+    return {name: _schedule(getattr(section, name) or repr(plain(cfg)), name, cfg.zoom.interpolation, fps, frames)
             for name, plain, _, _ in _DREAM_SCHEDULES}
 
 
@@ -275,7 +286,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
         info = source.info
         # the dream's numbers over the frames, checked now, before frame 0 is dreamed; at every
         # keyframe, since a video's length is an estimate until it is decoded
-        sched = _dream_schedules(cfg, v)
+        sched = _dream_schedules(cfg, v, info.fps)
         _check_schedules(sched, [(name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES], None)
         work = Work(output_path, "video", cfg, input_path, progress.info)
         dreamer, weights_at = _dreamer(cfg, model, progress)
@@ -409,7 +420,6 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     """
     from dreamvid.depth import read_frame
     from dreamvid.dream import amount, to_uint8
-    from dreamvid.schedule import Schedule
     from dreamvid.sinks import check_output_path, open_sink, sink_options
     from dreamvid.sources import as_fps
     from dreamvid.zoom import color_stats, match_color, transform
@@ -426,9 +436,9 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     n = max(1, int(round(z.seconds * fps))) if z.seconds else int(z.frames)
     if cfg.output.max_frames:
         n = min(n, cfg.output.max_frames)
-    sched = {name: Schedule.parse(getattr(z, name), name=name, interpolation=z.interpolation)
+    sched = {name: _schedule(getattr(z, name), name, z.interpolation, fps, n)
              for name in ("zoom", "rotate", "pan_x", "pan_y", "blend")}
-    sched.update(_dream_schedules(cfg, z))  # the dream's numbers over time
+    sched.update(_dream_schedules(cfg, z, fps, n))  # the dream's numbers over time
     center = _parse_center(z.center)
     # check the schedules now, before frame 0 is dreamed
     _check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
