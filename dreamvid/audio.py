@@ -76,6 +76,8 @@ def parse_spec(text: str, name: str = "value") -> AudioSpec:
     mode = "rms"
     if len(parts) > 1 and parts[-1].strip().lower() in MODES:
         mode = parts.pop().strip().lower()
+    elif len(parts) > 3 and _is_number(parts[-2]) and _is_number(parts[-3]) and not _is_number(parts[-1]):
+        raise ConfigError(f"{name} '{text}': mode '{parts[-1]}' is unknown; use {' or '.join(MODES)}")
     lo, hi = 0.0, 1.0
     if len(parts) > 2 and _is_number(parts[-1]) and _is_number(parts[-2]):
         hi, lo = float(parts.pop()), float(parts.pop())
