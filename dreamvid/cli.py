@@ -44,7 +44,8 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (video, zoom: also a schedule)")
     _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
     _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
-    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule)")
+    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule, "
+              "or audio:FILE:MIN:MAX[:MODE] to follow a sound)")
     _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
     g.add_argument("--keep-colors", dest="keep_colors", action="store_const", const=True, default=argparse.SUPPRESS,
@@ -104,7 +105,8 @@ def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
 
 
 def _zoom_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("zoom (numbers or Deforum schedules like \"0:(1.02), 120:(1.05)\")")
+    g = p.add_argument_group("zoom (numbers, Deforum schedules like \"0:(1.02), 120:(1.05)\", "
+                             "or a sound: \"audio:FILE:MIN:MAX[:MODE]\", see 'render.py keys')")
     _add(g, "--frames", key="frames", metavar="N", help="number of frames")
     _add(g, "--seconds", key="seconds", metavar="SEC", help="length in seconds (overrides --frames)")
     _add(g, "--zoom", key="zoom", metavar="SCHED", help="scale per frame")

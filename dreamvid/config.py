@@ -69,7 +69,8 @@ class VideoSettings:
 @dataclass
 class ZoomSettings:
     """The infinite zoom: each frame is the previous dream transformed a little and dreamed again.
-    Values are schedules in Deforum notation ("0:(1.02), 120:(1.05)") or plain numbers."""
+    Values are schedules in Deforum notation ("0:(1.02), 120:(1.05)") or plain numbers, or a
+    sound to follow, "audio:FILE[:MIN:MAX[:MODE]]" (audio.py; AUDIO_SCHEDULES below)."""
 
     frames: int = 120  # length in frames (or `seconds` * fps)
     seconds: float | None = None
