@@ -222,3 +222,33 @@ def test_a_still_cannot_follow_a_sound(capsys, tmp_path):
     one_line_error(*run(capsys, "image", picture, "-o", tmp_path / "o.png", "--step", f"audio:{sound}:1:2"),
                    "step cannot follow a sound")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_audio_step_in_a_video_follows_the_envelope_at_the_clip_rate(tmp_path, tiny_model, monkeypatch):
+    from dreamvid import pipeline
+    from dreamvid.config import build_config
+    from dreamvid.dream import Dreamer
+    from dreamvid.sinks import open_sink
+
+    clip = str(tmp_path / "clip.mp4")
+    rng = np.random.default_rng(0)
+    with open_sink(clip, fps=NTSC, size=(64, 48), crf=0) as sink:
+        for _ in range(5):
+            sink.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    # frames 0-1 silent, 2-4 loud at 29.97 fps (frame 2 starts at 0.0667 s)
+    sound = wav(tmp_path / "s.wav", np.concatenate([silence(0.07), tone(0.12)]))
+    steps = []
+    dream = Dreamer.dream
+
+    def spy(self, img, **kw):
+        if kw.get("seed") is not None:
+            steps.append(kw["step"])
+        return dream(self, img, **kw)
+
+    monkeypatch.setattr(Dreamer, "dream", spy)
+    spec = f"audio:{sound}:0.5:2.0"
+    cfg = build_config({"video.step": spec, "octaves": 1, "iterations": 1, "iterations_next": 1, "seed": 1})
+    pipeline.render_video(cfg, clip, str(tmp_path / "out") + "/", model=tiny_model)
+    want = audio.values(audio.envelope(audio.decode(sound), R, NTSC), 0.5, 2.0)
+    assert len(want) == 6 and steps == pytest.approx(list(want[:5]), abs=1e-9)  # 0.19 s: 6 frames, the clip 5
+    assert steps[0] == steps[1] == 0.5 < steps[2] < steps[3]
