@@ -24,6 +24,7 @@ SciPy or OpenCV, which are imported where the signal is computed or drawn.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
@@ -158,6 +159,23 @@ def decode(path: str, rate: int = RATE) -> np.ndarray:
     return pcm
 
 
+def _decode_once(path: str) -> np.ndarray:
+    """decode(path), kept while the file is unchanged: a render whose --step and --zoom follow
+    the same song decodes it once."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return decode(path)  # decode names the problem
+    return _decode_cached(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _decode_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    pcm = decode(path)
+    pcm.flags.writeable = False  # shared between callers
+    return pcm
+
+
 # ----------------------------------------------------------------------------- envelope
 
 
@@ -256,7 +274,7 @@ def schedule_text(text: str, fps, *, name: str = "value", frames: int | None = N
     """An "audio:FILE[:MIN:MAX[:MODE]]" setting -> the keyframes `keys` would write for it at
     `fps` (a render's rate; `frames`: the render's length where known)."""
     spec = parse_spec(text, name)
-    env = envelope(decode(spec.path), RATE, fps, mode=spec.mode, attack=attack, release=release, frames=frames)
+    env = envelope(_decode_once(spec.path), RATE, fps, mode=spec.mode, attack=attack, release=release, frames=frames)
     if env.size == 0:
         raise InputError(f"'{spec.path}' is shorter than one frame; pass a longer sound")
     return keyframes(env, spec.lo, spec.hi)

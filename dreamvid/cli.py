@@ -15,6 +15,7 @@ import time
 from dataclasses import fields
 
 from dreamvid import __version__
+from dreamvid.audio import is_audio
 from dreamvid.config import SECTIONS, Config, build_config, load_preset, preset_descriptions
 from dreamvid.errors import DreamvidError
 
@@ -243,7 +244,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.command in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
         for key, name in (("step", "step"), ("octaves", "octaves"), ("iterations_next", "iterations")):
             target = f"{args.command}.{name}"
-            if key in given and ("(" in str(given[key]) or str(given[key]).strip().lower().startswith("audio:")):
+            if key in given and ("(" in str(given[key]) or is_audio(given[key])):  # keyframes, or a sound's
                 given[target] = given.pop(key)
                 values.pop(target, None)
     if args.command == "zoom" and "iterations_next" in given:

@@ -180,8 +180,8 @@ def _check_audio(section: str, name: str, value: Any, where: str) -> None:
         return
     if f"{section}.{name}" not in AUDIO_SCHEDULES:
         raise ConfigError(
-            f"{where}{name} cannot follow a sound ('{value}'); 'audio:' works for the numbers a video or zoom "
-            f"schedules: --step, --octaves, --iterations-next, and a zoom's --zoom, --rotate, --pan-x, --pan-y, "
+            f"{where}{name} cannot follow a sound ('{value}'); 'audio:' drives only the schedules of a video or "
+            f"a zoom: --step, --octaves, --iterations-next, and a zoom's --zoom, --rotate, --pan-x, --pan-y, "
             f"--zoom-blend")
     parse_spec(value, f"{where}{name}")
 
