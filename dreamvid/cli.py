@@ -15,6 +15,7 @@ import time
 from dataclasses import fields
 
 from dreamvid import __version__
+from dreamvid.audio import is_audio
 from dreamvid.config import SECTIONS, Config, build_config, load_preset, preset_descriptions
 from dreamvid.errors import DreamvidError
 
@@ -44,7 +45,8 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (video, zoom: also a schedule)")
     _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
     _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
-    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule)")
+    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule, "
+              "or audio:FILE:MIN:MAX[:MODE] to follow a sound)")
     _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
     g.add_argument("--keep-colors", dest="keep_colors", action="store_const", const=True, default=argparse.SUPPRESS,
@@ -132,7 +134,8 @@ def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
 
 
 def _zoom_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("zoom (numbers or Deforum schedules like \"0:(1.02), 120:(1.05)\")")
+    g = p.add_argument_group("zoom (numbers, Deforum schedules like \"0:(1.02), 120:(1.05)\", "
+                             "or a sound: \"audio:FILE:MIN:MAX[:MODE]\", see 'render.py keys')")
     _add(g, "--frames", key="frames", metavar="N", help="number of frames")
     _add(g, "--seconds", key="seconds", metavar="SEC", help="length in seconds (overrides --frames)")
     _add(g, "--zoom", key="zoom", metavar="SCHED", help="scale per frame")
@@ -215,6 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", type=int, default=4, metavar="N", help="frames per row (default: 4)")
     p.add_argument("--sheet-width", type=int, default=1280, metavar="PX", help="width of the sheet (default: 1280)")
 
+    p = sub.add_parser("keys", help="a schedule that follows a sound track, one keyframe a frame",
+                       description="Keyframes from music: the loudness or the hits of a sound track, one value a "
+                       "frame, as a Deforum schedule that --step, --zoom and the other schedules read. A render takes "
+                       "the same directly as --step \"audio:FILE:MIN:MAX[:MODE]\".")
+    p.add_argument("input", metavar="AUDIO_OR_VIDEO", help="an audio file, or a video with sound")
+    p.add_argument("-o", "--output", required=True, metavar="KEYS.txt", help="the schedule text")
+    p.add_argument("--fps", required=True, metavar="X", help="the render's frame rate (29.97 or 30000/1001 for NTSC)")
+    p.add_argument("--mode", choices=("rms", "onsets"), default="rms", help="rms: loudness; onsets: percussive hits (default: rms)")
+    p.add_argument("--attack", default="0.05", metavar="SEC", help="seconds to rise towards a louder value (default: 0.05)")
+    p.add_argument("--release", default="0.3", metavar="SEC", help="seconds to fall back after it (default: 0.3)")
+    p.add_argument("--min", dest="lo", default="0", metavar="X", help="the value in silence (default: 0)")
+    p.add_argument("--max", dest="hi", default="1", metavar="X", help="the value at the loudest frame or hardest hit (default: 1)")
+    p.add_argument("--frames", type=int, default=None, metavar="N", help="this many frames (default: the sound's length)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="also draw the values against frame numbers")
+
     # "resolve": the gallery's --layers (a list, one tile each) and --width (the tile's) replace the dream options'
     p = sub.add_parser("gallery", help="an image dreamed at each layer (or preset), on one labelled sheet",
                        description="A gallery: the image dreamed small and fast at each dreamable layer of the network "
@@ -260,7 +278,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.command in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
         for key, name in (("step", "step"), ("octaves", "octaves"), ("iterations_next", "iterations")):
             target = f"{args.command}.{name}"
-            if key in given and "(" in str(given[key]):
+            if key in given and ("(" in str(given[key]) or is_audio(given[key])):  # keyframes, or a sound's
                 given[target] = given.pop(key)
                 values.pop(target, None)
     if args.command == "zoom" and "iterations_next" in given:
@@ -347,6 +365,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "gallery":
         return _gallery(args)
+    if args.command == "keys":
+        return _keys(args)
     cfg = config_from_args(args)
     _start_backend(cfg.dream.backend, cfg.dream.device)
     from dreamvid import pipeline
@@ -368,6 +388,16 @@ def _run(args: argparse.Namespace) -> int:
     per = seconds / max(result.frames, 1)
     print(f"dreamvid: wrote {result.path}: {result.frames} frame{'s' * (result.frames != 1)} in {seconds:.1f} s "
           f"({per:.2f} s/frame); settings in {os.path.basename(pipeline.record_path(result.path))}", file=sys.stderr)
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from dreamvid import audio
+
+    result = audio.write_keys(args.input, args.output, fps=args.fps, mode=args.mode, attack=args.attack,
+                              release=args.release, lo=args.lo, hi=args.hi, frames=args.frames, plot_path=args.plot)
+    print(f"dreamvid: wrote {args.output}: {result.frames} keyframes at {result.fps} fps, "
+          f"{result.lo:g}..{result.hi:g}" + (f"; plot in {args.plot}" if args.plot else ""), file=sys.stderr)
     return 0
 
 

@@ -88,7 +88,8 @@ class VideoSettings:
 @dataclass
 class ZoomSettings:
     """The infinite zoom: each frame is the previous dream transformed a little and dreamed again.
-    Values are schedules in Deforum notation ("0:(1.02), 120:(1.05)") or plain numbers."""
+    Values are schedules in Deforum notation ("0:(1.02), 120:(1.05)") or plain numbers, or a
+    sound to follow, "audio:FILE[:MIN:MAX[:MODE]]" (audio.py; AUDIO_SCHEDULES below)."""
 
     frames: int = 120  # length in frames (or `seconds` * fps)
     seconds: float | None = None
@@ -188,6 +189,27 @@ RULES: dict[str, Any] = {
 }
 # Text settings without a rule (model, layers, schedules, pix_fmt) are checked by their own stage.
 
+# The schedules that may follow a sound ("audio:FILE[:MIN:MAX[:MODE]]", audio.py): the numbers a
+# video or a zoom changes frame by frame. The spec's form is checked here; the file when the
+# render reads it (before any frame is written).
+AUDIO_SCHEDULES = frozenset({"video.step", "video.octaves", "video.iterations", "zoom.zoom", "zoom.rotate",
+                             "zoom.pan_x", "zoom.pan_y", "zoom.blend", "zoom.step", "zoom.octaves",
+                             "zoom.iterations"})
+
+
+def _check_audio(section: str, name: str, value: Any, where: str) -> None:
+    """ConfigError for a malformed "audio:" spec, or one given to a setting that cannot follow a sound."""
+    from dreamvid.audio import is_audio, parse_spec  # standard library and NumPy only at import
+
+    if not is_audio(value):
+        return
+    if f"{section}.{name}" not in AUDIO_SCHEDULES:
+        raise ConfigError(
+            f"{where}{name} cannot follow a sound ('{value}'); 'audio:' drives only the schedules of a video or "
+            f"a zoom: --step, --octaves, --iterations-next, and a zoom's --zoom, --rotate, --pan-x, --pan-y, "
+            f"--zoom-blend")
+    parse_spec(value, f"{where}{name}")
+
 
 def _key_owner() -> dict[str, tuple[str, dataclasses.Field]]:
     owner: dict[str, tuple[str, dataclasses.Field]] = {}
@@ -270,6 +292,7 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
                 raise ConfigError(f"{where}unknown setting '{raw_key}'" + (f"; did you mean {', '.join(hint)}?" if hint else "; run 'python render.py --help' for the settings"))
             section, f = owner[key]
             name = key
+        _check_audio(section, name, value, where)
         setattr(sections[section], name, _coerce(name, value, f, where))
     _check_segments(cfg.video, where)
     return cfg

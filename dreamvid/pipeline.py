@@ -188,15 +188,26 @@ _DREAM_SCHEDULES = (
 )
 
 
-def _dream_schedules(cfg: Config, section) -> dict:
+def _schedule(text, name: str, interpolation: str, fps: Fraction, frames: int | None = None):
+    """Schedule.parse, where a setting written "audio:FILE[:MIN:MAX[:MODE]]" first becomes the
+    keyframes `render.py keys` writes for that sound at the render's `fps` (audio.schedule_text;
+    `frames`: the render's length where known). The setting itself stays as written, so the
+    record repeats the render."""
+    from dreamvid import audio
+    from dreamvid.schedule import Schedule
+
+    if audio.is_audio(text):
+        text = audio.schedule_text(text, fps, name=name, frames=frames)
+    return Schedule.parse(text, name=name, interpolation=interpolation)
+
+
+def _dream_schedules(cfg: Config, section, fps: Fraction, frames: int | None = None) -> dict:
     """{"step", "octaves", "iterations"} -> schedule.Schedule over frames: `section`'s schedule
     (cfg.video or cfg.zoom) where given, else the plain setting as a constant. "iterations" is
     the steps per octave of a frame that starts from a dream (iterations_next). Interpolation:
-    zoom.interpolation, as for a layer schedule (_dreamer)."""
-    from dreamvid.schedule import Schedule
-
-    return {name: Schedule.parse(getattr(section, name) or repr(plain(cfg)), name=name,
-                                 interpolation=cfg.zoom.interpolation)
+    zoom.interpolation, as for a layer schedule (_dreamer). `fps`, `frames`: for a schedule that
+    follows a sound (_schedule)."""
+    return {name: _schedule(getattr(section, name) or repr(plain(cfg)), name, cfg.zoom.interpolation, fps, frames)
             for name, plain, _, _ in _DREAM_SCHEDULES}
 
 
@@ -378,7 +389,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
         info = source.info
         # the dream's numbers over the frames, checked now, before frame 0 is dreamed; at every
         # keyframe, since a video's length is an estimate until it is decoded
-        sched = _video_schedules(cfg)
+        sched = _video_schedules(cfg, info.fps)
         masks = _masks(cfg, (info.width, info.height), info.n_frames, fps=info.fps, video_range=True)
         work = Work(output_path, "video", cfg, input_path, progress.info)
         if work.state.get("plan") is not None:
@@ -421,8 +432,9 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
     return result
 
 
-def _video_schedules(cfg: Config) -> dict:
-    sched = _dream_schedules(cfg, cfg.video)
+def _video_schedules(cfg: Config, fps: Fraction) -> dict:
+    """The dream's numbers over a clip's frames at `fps` (audio: specs follow its sound), checked."""
+    sched = _dream_schedules(cfg, cfg.video, fps)
     _check_schedules(sched, [(name, ok, rule) for name, _, ok, rule in _DREAM_SCHEDULES], None)
     return sched
 
@@ -449,13 +461,13 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
     if frames.done >= segment.end - segment.start:
         return 0
     dreamer, weights_at = dreamer or _dreamer(cfg, model, progress)
-    sched = _video_schedules(cfg)
     clock = Clock()
     source = _open_clip(cfg, input_path)
     done_until = segment.start + frames.done
     reader = writer = masks = None
     try:
         info = source.info
+        sched = _video_schedules(cfg, info.fps)
         masks = _masks(cfg, (info.width, info.height), info.n_frames, fps=info.fps, video_range=True)
         reader = Reader(_video_inputs(source, cfg.video, done_until, clock, pool_size(),
                                       frames=range(segment.start, segment.end)), clock)
@@ -549,7 +561,8 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     check_output(output_path, input_path)
     check_output_path(output_path, **sink_options(cfg.output))
-    _video_schedules(cfg)  # the schedules checked before anything is dreamed
+    with _open_clip(cfg, input_path) as probe:  # the schedules checked before anything is dreamed
+        _video_schedules(cfg, probe.info.fps)
     runner = None
     if cfg.video.ray:
         from dreamvid import cluster  # Ray only when asked for
@@ -662,7 +675,6 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     """
     from dreamvid.depth import read_frame
     from dreamvid.dream import amount, to_uint8
-    from dreamvid.schedule import Schedule
     from dreamvid.sinks import check_output_path, open_sink, sink_options
     from dreamvid.sources import as_fps
     from dreamvid.zoom import color_stats, match_color, transform
@@ -679,9 +691,9 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     n = max(1, int(round(z.seconds * fps))) if z.seconds else int(z.frames)
     if cfg.output.max_frames:
         n = min(n, cfg.output.max_frames)
-    sched = {name: Schedule.parse(getattr(z, name), name=name, interpolation=z.interpolation)
+    sched = {name: _schedule(getattr(z, name), name, z.interpolation, fps, n)
              for name in ("zoom", "rotate", "pan_x", "pan_y", "blend")}
-    sched.update(_dream_schedules(cfg, z))  # the dream's numbers over time
+    sched.update(_dream_schedules(cfg, z, fps, n))  # the dream's numbers over time
     center = _parse_center(z.center)
     # check the schedules now, before frame 0 is dreamed
     _check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
