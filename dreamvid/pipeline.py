@@ -349,6 +349,13 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
     return written
 
 
+def _close(*parts) -> None:
+    """Close the clip's reader thread, masks and source, those that were opened."""
+    for part in parts:
+        if part is not None:
+            part.close()
+
+
 def _open_clip(cfg: Config, input_path: str):
     from dreamvid.sources import open_source
 
@@ -419,11 +426,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
             sink.abort()  # no partial file under the final name; the work folder stays for a resume
             raise
     finally:
-        if reader is not None:
-            reader.close()
-        if masks is not None:
-            masks.close()
-        source.close()
+        _close(reader, masks, source)
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=cuts, resumed_from=work.done, stages=dict(clock.seconds))
     write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result)
@@ -480,11 +483,7 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
             writer.finish(check=False)  # frames already finished are stored, for a retry
         raise
     finally:
-        if reader is not None:
-            reader.close()
-        if masks is not None:
-            masks.close()
-        source.close()
+        _close(reader, masks, source)
     if written < segment.end - segment.start:
         raise InputError(f"'{input_path}' ended at frame {segment.start + written}, before frame {segment.end - 1} "
                          f"that its plan counted; check the file is complete and the same on every node")

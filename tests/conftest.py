@@ -102,3 +102,19 @@ def tiny_pb(tmp_path_factory):
     path = tmp_path_factory.mktemp("graphs") / "tiny.pb"
     path.write_bytes(g.as_graph_def().SerializeToString())
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny3_keras_file(tmp_path_factory):
+    """A three-conv Keras network (c1, c2 at stride 2, c3) with fixed random weights, saved as a
+    .keras file: what the pipeline, gallery and cluster tests render with (any input size)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c3")(x)
+    path = tmp_path_factory.mktemp("model") / "tiny3.keras"
+    keras.Model(inp, x).save(path)
+    return str(path)

@@ -25,17 +25,8 @@ _BACKGROUND = (24, 24, 24)
 
 
 @pytest.fixture(scope="module")
-def net_file(tmp_path_factory):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c3")(x)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    keras.Model(inp, x).save(path)
-    return str(path)
+def net_file(tiny3_keras_file):
+    return tiny3_keras_file
 
 
 @pytest.fixture(scope="module")

@@ -59,19 +59,10 @@ def make_clip(path, n, cut_at=None):
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    import keras
-
+def model(tiny3_keras_file):
     from dreamvid.models import load_model
 
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c3")(x)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    keras.Model(inp, x).save(path)
-    return load_model(str(path))
+    return load_model(tiny3_keras_file)
 
 
 @pytest.fixture(scope="module")

@@ -19,17 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c3")(x)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    keras.Model(inp, x).save(path)
-    return str(path)
+def model_file(tiny3_keras_file):
+    return tiny3_keras_file
 
 
 @pytest.fixture
