@@ -1,7 +1,7 @@
 """The Ray runner: each segment of a render's plan (plan.py) as a Ray task on a cluster.
 
 Imported only for `--ray`; without it nothing here runs and Ray is never imported. The runner
-never knows how a frame is dreamed: a task calls pipeline.render_segment, the same function a
+never knows how a frame is dreamed: a task calls segments.render_segment, the same function a
 render on one machine calls, and the segment never knows where it runs.
 
 - A task opens the input itself and writes its frames into the work folder beside the output,
@@ -64,7 +64,7 @@ class RayRunner:
             progress) -> dict | None:
         """Render `segments` (plan.Segment) into the work folder at `work_path`; progress.frame
         for each finished frame, in the order they finish. Returns what the first segment was
-        dreamed with (pipeline._facts), None when there was nothing to do."""
+        dreamed with (segments._facts), None when there was nothing to do."""
         if not segments:
             return None
         gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -118,7 +118,7 @@ if ray is not None:
     @ray.remote
     def _segment(settings: str, input_path: str, work_path: str, index: int, start: int, keep: int, end: int,
                  fade: int, base_seed: int, threads: int, reporter) -> dict:
-        """One segment on a worker: pipeline.render_segment into the shared work folder."""
+        """One segment on a worker: segments.render_segment into the shared work folder."""
         return _render_here(settings, input_path, work_path, index, start, keep, end, fade, base_seed, threads,
                             reporter)
 
@@ -128,7 +128,7 @@ _DREAMERS: dict = {}  # one network per worker process and settings: Ray reuses 
 
 def _render_here(settings, input_path, work_path, index, start, keep, end, fade, base_seed, threads, reporter):
     _limit_threads(threads)
-    from dreamvid import backends, pipeline
+    from dreamvid import backends, pipeline, segments
     from dreamvid.plan import Segment
     from dreamvid.workfolder import SegmentFrames
 
@@ -146,8 +146,8 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
     segment = Segment(index=index, shot=0, start=start, keep=keep, end=end, fade=fade)
     frames = SegmentFrames(os.path.join(work_path, "segments", f"{index:05d}"), start)
     progress = pipeline.Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
-    pipeline.render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
-    return pipeline._facts(dreamer[0])
+    segments.render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
+    return segments._facts(dreamer[0])
 
 
 def _plain(stats: dict) -> dict:

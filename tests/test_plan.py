@@ -1,4 +1,4 @@
-"""The chunk plan (plan.py) and a render in segments on this machine (pipeline.render_segments).
+"""The chunk plan (plan.py) and a render in segments on this machine (segments.render_segments).
 
 Tiny as test_pipeline's: the same clips (64x48, a pan; a pan with a hard cut), the same
 three-layer network, dreams of 2 octaves of 3 steps; exact comparisons use PNG-folder outputs.
