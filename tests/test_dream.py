@@ -8,6 +8,8 @@ from dreamvid.dream import Dreamer, octave_sizes, tile_grid
 from dreamvid.errors import LayerError
 from dreamvid.objectives import channel, layer, parse
 
+from dream_asserts import assert_gradient_ascent
+
 
 def settings(**kw):
     base = dict(octaves=1, iterations=5, step=2.0, jitter=4, seed=0, tile_size=512)
@@ -18,12 +20,7 @@ def settings(**kw):
 @pytest.mark.parametrize("norm", ["std", "max", "mean"])
 def test_objective_rises_over_steps(tiny_model, texture, norm):
     d = Dreamer(tiny_model, layer("conv2"), settings(grad_norm=norm, step=4.0 if norm == "max" else 2.0))
-    img = texture(32, 32)
-    values = [d.objective_value(img)]
-    for _ in range(3):
-        img = d.ascend(img, iterations=3)
-        values.append(d.objective_value(img))
-    assert all(b > a for a, b in zip(values, values[1:])), values
+    assert_gradient_ascent(d, texture(32, 32))
 
 
 def test_channel_and_weighted_objectives_rise(tiny_model, texture):

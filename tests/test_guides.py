@@ -13,6 +13,8 @@ from dreamvid.dream import Dreamer
 from dreamvid.errors import ConfigError
 from dreamvid.objectives import GuideTerm, guide, layer
 
+from dream_asserts import assert_gradient_ascent
+
 from cli_asserts import one_line_error
 
 
@@ -56,12 +58,7 @@ def test_guide_term_is_the_notebooks_best_match():
 
 def test_guide_objective_rises_over_the_dream(tiny_model, texture):
     d = Dreamer(tiny_model, guide("conv2"), settings(octaves=1), guide=stripes())
-    img = texture(64, 64)
-    values = [d.objective_value(img)]
-    for _ in range(3):
-        img = d.ascend(img, iterations=3)
-        values.append(d.objective_value(img))
-    assert all(b > a for a, b in zip(values, values[1:])), values
+    assert_gradient_ascent(d, texture(64, 64))
 
 
 def test_guided_dream_looks_more_like_the_guide(tiny_keras, tiny_model, texture):
