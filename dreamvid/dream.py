@@ -157,6 +157,10 @@ class Dreamer:
         self._ascend_masked = self.backend.compile(self._ascend_loop_masked)  # traced on first masked use
         self._gradient = self.backend.compile(self._image_gradient)
         self._objective = self.backend.compile(self._loss)
+        self._carry = {}  # carry mode -> the compiled carry.carry_init
+        # where carry_over makes a video frame's start: on a GPU, there (the host's OpenCV work
+        # would sit between two dreams); on a CPU the host's OpenCV is as fast, and exact
+        self.carry_on_device = self.device == "gpu"
 
     @property
     def min_side(self) -> int:
@@ -324,6 +328,25 @@ class Dreamer:
                 out = self._ascend_masked(*args, ops.convert_to_tensor(mask))
             return self.backend.to_numpy(out) if on_host else out
 
+    def carry_over(self, prev_dream, prev_frame, frame, move, *, blend: float, carry: str = "detail", mask=None):
+        """flow.carry_over for a video frame dreamed next: the previous dream carried along
+        `move` onto `frame`, the image `dream` starts from. With carry_on_device (a GPU) made on
+        the device (dreamvid.carry: the uint8 frames and the flow go up, nothing comes back) and
+        returned as a backend tensor for `dream`; else on the host, a NumPy image."""
+        from keras import ops
+
+        from dreamvid import flow
+        from dreamvid.carry import carry_init
+
+        if not self.carry_on_device:
+            return flow.carry_over(prev_dream, prev_frame, frame, move, blend=blend, carry=carry, mask=mask)
+        arrays = flow.check_carry(prev_dream, prev_frame, frame, move, blend, carry)
+        fn = self._carry.get(carry)
+        if fn is None:
+            fn = self._carry[carry] = self.backend.compile(lambda a, b, c, f, s: carry_init(a, b, c, f, s, carry))
+        with self.backend.placement(self.device):
+            return fn(*[ops.convert_to_tensor(a) for a in (*arrays, move.flow, flow.carry_share(move, blend, mask))])
+
     def _enlarged(self, h: int, w: int) -> tuple[int, int]:
         k = self._min_side / min(h, w)
         return max(self._min_side, round(h * k)), max(self._min_side, round(w * k))
@@ -338,8 +361,11 @@ class Dreamer:
     def dream(self, image: np.ndarray, *, iterations: int | None = None, step: float | None = None,
               octaves: int | None = None, octave_scale: float | None = None, weights=None,
               seed: int | None = None, progress: Callable[[int, int], None] | None = None,
-              mask: np.ndarray | None = None) -> np.ndarray:
-        """DeepDream over octaves. image: float32 (H, W, 3) in [0, 255] -> same.
+              mask: np.ndarray | None = None, as_uint8: bool = False) -> np.ndarray:
+        """DeepDream over octaves. image: (H, W, 3) on [0, 255], float32 or uint8 (NumPy), or the
+        backend tensor `carry_over` made on the device -> float32 (H, W, 3) in [0, 255]; with
+        as_uint8, rounded (half to even, as to_uint8) to uint8 on the device: a quarter of the
+        bytes to bring back. A uint8 image goes to the device as it is, a quarter of the bytes too.
 
         mask: None, or float32 (H, W) or (H, W, 1) in [0, 1]: where to dream (1 in full, 0 not
         at all). It goes to the device once, is resized per octave like the image, scales each
@@ -353,23 +379,28 @@ class Dreamer:
         """
         from keras import ops
 
-        image = np.asarray(image, np.float32)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image must be (H, W, 3), got {image.shape}")
+        on_device = not isinstance(image, np.ndarray) and hasattr(image, "shape")  # a tensor from carry_over
+        if not on_device:
+            image = np.asarray(image)
+            image = image if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
+        if len(image.shape) != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be (H, W, 3), got {tuple(image.shape)}")
         if seed is not None:
             self.reseed(seed)
         h, w = image.shape[:2]
         if min(h, w) < self._min_side:  # smaller than the network can see: dream it enlarged
+            image = np.asarray(self.backend.to_numpy(image) if on_device else image, np.float32)
             bh, bw = self._enlarged(h, w)
             big = cv2.resize(image, (bw, bh), interpolation=cv2.INTER_CUBIC)
             big_mask = None if mask is None else cv2.resize(np.asarray(mask, np.float32).reshape(h, w), (bw, bh),
                                                             interpolation=cv2.INTER_LINEAR)
             out = self.dream(big, iterations=iterations, step=step, octaves=octaves, octave_scale=octave_scale,
                              weights=weights, progress=progress, mask=big_mask)
-            return np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA), 0.0, 255.0)
+            out = np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA), 0.0, 255.0)
+            return to_uint8(out) if as_uint8 else out
         sizes = self.octave_sizes(h, w, octaves, octave_scale)
         with self.backend.placement(self.device):
-            full = ops.convert_to_tensor(image)
+            full = ops.cast(image if on_device else ops.convert_to_tensor(image), "float32")
             full_mask = None
             if mask is not None:
                 mask = np.asarray(mask, np.float32)
@@ -388,7 +419,10 @@ class Dreamer:
             if full_mask is not None:
                 # upscaled detail spreads a pixel or two past the mask's edge: cut it there
                 detail = detail * full_mask
-            return self.backend.to_numpy(ops.clip(full + detail, 0.0, 255.0))
+            out = ops.clip(full + detail, 0.0, 255.0)
+            if as_uint8:  # round half to even: the same bytes as to_uint8 on the host
+                out = ops.cast(ops.round(out), "uint8")
+            return self.backend.to_numpy(out)
 
     def objective_value(self, image: np.ndarray, weights=None) -> float:
         """The objective on a whole image (untiled): what the dream raises."""
@@ -415,6 +449,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     (the same rounding as np.rint) for float32 images: ~10x faster than NumPy's three passes, which
     matters on the dream's thread when a GPU dreams a 720p frame in ~35 ms."""
     image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
     if image.dtype == np.float32 and image.ndim == 3 and image.shape[2] in (1, 3, 4) and image.size >= 4096:
         # (tiny arrays stay with NumPy: OpenCV's bindings read a (1, 1, 3) array as a scalar)
         return cv2.convertScaleAbs(cv2.max(image, 0.0))  # |x| of x >= 0 (0.0 is read as (0, 0, 0, 0): every channel), saturated at 255

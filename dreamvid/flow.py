@@ -298,14 +298,9 @@ def motion(prev_frame: np.ndarray, cur_frame: np.ndarray, flow_method: str = "di
     return Motion(flow=flow_bw, mask=occlusion_mask(flow_bw, flow_fw))
 
 
-def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.ndarray, move: Motion, *,
-               blend: float, carry: str = "detail", mask: np.ndarray | None = None) -> np.ndarray:
-    """Steps 3-4 of the temporal stage: warp what the previous dream carries onto frame t along
-    `move` and blend it in where the mask says; see temporal_init for the arguments and formulas.
-    mask: None, or the user's dream mask of frame t, (H, W) float32 in [0, 1] (masks.py): the
-    blend is multiplied by it, so no dream is carried where frame t may not dream (it would
-    otherwise drift outside along the flow, frame after frame).
-    Returns init: (H, W, 3) float32 clipped to [0, 255]."""
+def check_carry(prev_dream, prev_frame, cur_frame, move: Motion, blend: float, carry: str):
+    """carry_over's arguments checked (here and for dreamvid.carry): the three frames as arrays
+    of one size, matching the motion; a blend in [0, 1]; a known carry mode."""
     prev_dream = _check_frame("prev_dream", prev_dream)
     prev_frame = _check_frame("prev_frame", prev_frame)
     cur_frame = _check_frame("cur_frame", cur_frame)
@@ -318,11 +313,29 @@ def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.nda
         raise ConfigError(f"blend must be in [0, 1], got {blend}")
     if carry not in CARRY_MODES:
         raise ConfigError(f"unknown carry mode {carry!r}; use one of {', '.join(CARRY_MODES)}")
+    return prev_dream, prev_frame, cur_frame
+
+
+def carry_share(move: Motion, blend: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) float32: how much of the previous dream each pixel of frame t carries, the blend
+    times the occlusion mask, times the user's dream mask when there is one."""
+    if mask is None:
+        return np.float32(blend) * move.mask
+    return cv2.multiply(move.mask, np.asarray(mask, np.float32).reshape(move.mask.shape), scale=float(blend))
+
+
+def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.ndarray, move: Motion, *,
+               blend: float, carry: str = "detail", mask: np.ndarray | None = None) -> np.ndarray:
+    """Steps 3-4 of the temporal stage: warp what the previous dream carries onto frame t along
+    `move` and blend it in where the mask says; see temporal_init for the arguments and formulas.
+    mask: None, or the user's dream mask of frame t, (H, W) float32 in [0, 1] (masks.py): the
+    blend is multiplied by it, so no dream is carried where frame t may not dream (it would
+    otherwise drift outside along the flow, frame after frame).
+    Returns init: (H, W, 3) float32 clipped to [0, 255]."""
+    prev_dream, prev_frame, cur_frame = check_carry(prev_dream, prev_frame, cur_frame, move, blend, carry)
     # OpenCV's arithmetic where it can (one pass each, outside the GIL): this runs on the dream's
-    # thread, between two frames of a GPU render
-    share = np.float32(blend) * move.mask
-    if mask is not None:
-        share = cv2.multiply(share, np.asarray(mask, np.float32).reshape(share.shape))
+    # thread, between two frames (dreamvid.carry has the same on the dream's device)
+    share = carry_share(move, blend, mask)
     m = cv2.merge([share] * 3)  # (H, W, 3) float32, 0..blend
     if carry == "detail":
         detail = cv2.subtract(prev_dream, prev_frame, dtype=cv2.CV_32F)  # (H, W, 3) signed, 0..255 scale

@@ -298,11 +298,14 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
     along the optical flow (flow.carry_over) and take the `iterations` schedule's steps."""
     from dreamvid.depth import read_frame
     from dreamvid.dream import amount, to_uint8
-    from dreamvid.flow import carry_over
 
     v = cfg.video
+    # the float dream is needed on the host only to change its colours or save 16 bits; else
+    # it comes back rounded to uint8 (on a GPU, a quarter of the bytes off the device)
+    full_float = cfg.dream.keep_colors or cfg.output.bit_depth == 16
     written = 0
     prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
+    prev_added = None  # amount(prev_dream, prev_in), once known
     target = 0.0  # amount added to the shot's first frame
     for (k, frame, cut), move in inputs:  # frame: (H, W, 3) uint8 RGB
         if cut:
@@ -313,8 +316,9 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
             prev_dream = store.read(k, frame.shape)
             writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else prev_dream,
                        store=False)  # 16 bits: the stored frame at its full depth
+            prev_added = amount(prev_dream, frame) if new_shot or k + 1 == done_until else None
             if new_shot:
-                target = amount(prev_dream, frame)
+                target = prev_added
             prev_in, written = frame, written + 1
             continue
         t = time.perf_counter()
@@ -323,18 +327,18 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
         mask = None if masks is None else masks.at(k)  # (H, W) float32 in [0, 1]
         if new_shot:
             # 1) a new shot (or independent frames): dream the input in full
-            start, iterations = frame.astype(np.float32), cfg.dream.iterations
+            start, iterations = frame, cfg.dream.iterations  # uint8: goes to the device as it is
         else:
             # 2) carry the previous dream along the flow, then dream on from there; carry
             #    less once the dream has grown past the shot's first frame (see _carry_share)
-            carried = _carry_share(v.blend, target, amount(prev_dream, prev_in))
-            with clock("flow"):
-                start = carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry, mask=mask)
+            carried = _carry_share(v.blend, target, amount(prev_dream, prev_in) if prev_added is None else prev_added)
+            with clock("flow"):  # on the dream's device where it runs on a GPU (Dreamer.carry_over)
+                start = dreamer.carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry, mask=mask)
             iterations = round(sched["iterations"].at(k))
         with clock("dream"):
             dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
                                     octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
-                                    mask=mask)
+                                    mask=mask, as_uint8=not full_float)
         dreamed = _palette(cfg, dreamed, frame)
         out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
         added = amount(out, frame)
@@ -344,7 +348,7 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
         written += 1
         progress.frame(k, {"cut": cut or prev_in is None, "amount": added, "carried": carried,
                            "seconds": time.perf_counter() - t})
-        prev_in, prev_dream = frame, out
+        prev_in, prev_dream, prev_added = frame, out, added
     return written
 
 

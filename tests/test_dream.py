@@ -205,3 +205,19 @@ def test_normalised_step_does_not_depend_on_the_gradients_scale(tiny_model, text
     tiny = Dreamer(tiny_model, parse("conv2:1e-12"), settings(grad_norm=norm, seed=2)).dream(img)
     assert np.abs(unit - img).mean() > 0.5
     assert np.abs(unit - tiny).max() < 0.05
+
+
+def test_uint8_frames_go_in_and_come_out_as_the_host_would_round_them(tiny_model, texture):
+    """A video frame goes to the device as uint8 and its dream comes back rounded there: the same
+    dream as from float32, the same bytes as to_uint8 on the host."""
+    from dreamvid.dream import to_uint8
+
+    d = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.5, step=20.0))
+    frame = np.clip(np.rint(texture(40, 56)), 0, 255).astype(np.uint8)
+    as_float = d.dream(frame.astype(np.float32), seed=5)
+    assert np.abs(as_float - frame).mean() > 1.0  # it dreamed
+    np.testing.assert_allclose(d.dream(frame, seed=5), as_float, atol=1e-3)
+    rounded = d.dream(frame, seed=5, as_uint8=True)
+    assert rounded.dtype == np.uint8 and rounded.shape == frame.shape
+    assert np.mean(rounded != to_uint8(as_float)) < 1e-3  # ties aside (a 1e-6 difference can flip one)
+    assert np.abs(rounded.astype(np.int16) - to_uint8(as_float)).max() <= 1

@@ -174,6 +174,26 @@ def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_thread
     assert all(v >= 0 for v in result.stages.values()) and result.stages["dream"] > 0
 
 
+def test_a_video_carried_on_the_device_matches_the_host_carry(model, clips, tmp_path, monkeypatch):
+    """A GPU makes each frame's start on the device (Dreamer.carry_on_device): the same chain
+    as the host's OpenCV carry, frame for frame, to rounding."""
+    host = pipeline.render_video(small(), clips["pan"], str(tmp_path / "host") + "/", model=model)
+    init = Dreamer.__init__
+
+    def on_device(self, *a, **k):
+        init(self, *a, **k)
+        self.carry_on_device = True
+
+    monkeypatch.setattr(Dreamer, "__init__", on_device)
+    dev = pipeline.render_video(small(), clips["pan"], str(tmp_path / "dev") + "/", model=model)
+    a, b = frames_of(tmp_path / "host"), frames_of(tmp_path / "dev")
+    assert len(a) == len(b) == host.frames == dev.frames == 10
+    np.testing.assert_array_equal(a[0], b[0])  # frame 0 is dreamed from the input alone
+    diffs = [amount(x, y) for x, y in zip(a[1:], b[1:])]
+    assert max(diffs) < 0.5  # the same chain: what differs is the warp's rounding
+    assert amount(a[-1], frames_of(tmp_path / "host")[1]) > 1.0  # and the frames do differ from each other
+
+
 def test_motion_of_several_frame_pairs_is_computed_at_once_and_taken_in_order(model, clips, tmp_path,
                                                                             monkeypatch):
     import threading
