@@ -59,7 +59,9 @@ def loop_count(n: int) -> int:
 
 
 def to_numpy(x):
-    return x.detach().float().cpu().numpy()
+    """float32 for any floating dtype (NumPy has no bfloat16); integers as they are."""
+    x = x.detach()
+    return (x.float() if x.is_floating_point() else x).cpu().numpy()
 
 
 def setup() -> None:
