@@ -521,24 +521,22 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     frame = to_uint8(texture(height, width, SEED))  # a decoded frame, in and out as the pipeline has it
     d.dream(frame, as_uint8=True)  # compiles every octave size
     compile_s = time.perf_counter() - t
-    times = []
+    # the floor under the engine: the same octaves and steps as the plainest compiled loop,
+    # timed in turn with the engine so that other load on the machine hits both alike
+    plain = _plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
+    plain(frame)  # compiles
+    times, plain_times = [], []
     for k in range(args.dream_only):
         t = time.perf_counter()
         d.dream(frame, seed=k, as_uint8=True)
         times.append(time.perf_counter() - t)
-    median = sorted(times)[len(times) // 2]
+        t = time.perf_counter()
+        plain(frame)
+        plain_times.append(time.perf_counter() - t)
+    median, plain_median = sorted(times)[len(times) // 2], sorted(plain_times)[len(plain_times) // 2]
     print(f"dream only: {model.name} ({layer}) {width}x{height}, {args.octaves} octaves of {args.steps_next} steps, "
           f"{model.precision}, {backends.describe(d.backend.gpu_name() if d.device == 'gpu' else None)}: "
           f"{1 / median:.2f} frames/s (median of {len(times)}; best {1 / min(times):.2f}); first call {compile_s:.2f} s")
-    # the floor under the engine: the same octaves and steps as the plainest compiled loop
-    plain = _plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
-    plain(frame)  # compiles
-    times = []
-    for _ in range(args.dream_only):
-        t = time.perf_counter()
-        plain(frame)
-        times.append(time.perf_counter() - t)
-    plain_median = sorted(times)[len(times) // 2]
     print(f"dream only, the plainest compiled loop (no jitter, tiles or masks; same network, precision, octaves "
           f"and steps): {1 / plain_median:.2f} frames/s; the project at {plain_median / median:.2f}x its speed")
     return 0

@@ -32,3 +32,31 @@ def test_step_flops_counts_convolutions(tiny_model):
     # tiny model up to conv2: conv1 3x3x3->8 at 32x32, conv2 3x3x8->16 stride 2 at 16x16
     forward = 2 * 9 * 3 * 8 * 32 * 32 + 2 * 9 * 8 * 16 * 16 * 16
     assert bench.step_flops(tiny_model, "conv2", 32, 32) == bench.BACKWARD_FACTOR * forward
+
+
+def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys):
+    rc = bench.main(["--width", "48", "--height", "40", "--octaves", "2", "--steps-next", "2",
+                     "--dream-only", "2", "--xla", "off"], model=tiny_model)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    engine = _floats(r"(?m)^dream only: .*: ([\d.]+) frames/s \(median of 2", out)
+    plain = re.findall(r"(?m)^dream only, the plainest compiled loop .*: ([\d.]+) frames/s; the project at ([\d.]+)x", out)
+    assert len(engine) == 1 and engine[0] > 0, out
+    assert len(plain) == 1 and float(plain[0][0]) > 0 and float(plain[0][1]) > 0, out
+
+
+def test_the_plainest_loop_dreams(tiny_model):
+    """The control dreams for real: uint8 in and out, the image changed, the objective up."""
+    import numpy as np
+
+    from dreamvid.config import DreamSettings
+    from dreamvid.dream import Dreamer, to_uint8
+    from dreamvid.objectives import layer
+
+    frame = to_uint8(bench.texture(40, 48, 1))
+    plain = bench._plain_loop(tiny_model, "conv2", [(28, 34), (40, 48)], 4, 2.0)
+    out = plain(frame)
+    assert out.dtype == np.uint8 and out.shape == frame.shape
+    d = Dreamer(tiny_model, layer("conv2"), DreamSettings(xla="off"))
+    assert np.abs(out.astype(np.float32) - frame).mean() > 1.0
+    assert d.objective_value(out.astype(np.float32)) > d.objective_value(frame.astype(np.float32))
