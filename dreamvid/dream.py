@@ -238,6 +238,10 @@ class Dreamer:
         from keras import ops
 
         self.trace_count += 1  # a Python side effect: runs only when the loop is traced
+        if mask is not None:
+            # the share of the image's values the mask lets dream (tiny guard: an all-black mask
+            # gives 0/eps = 0, no step at all)
+            area = ops.sum(mask) * image.shape[2] + 1e-6
 
         def one_step(i, img):
             # 1) roll by the step's random shift (jitter): the network's stride grid and the
@@ -248,17 +252,23 @@ class Dreamer:
             g = _roll(self._image_gradient(state, rolled, weights), -shift[0], -shift[1])
             # 3) normalise so `step` means pixels on the 0..255 scale whatever the layer: by the
             #    max first (no squares: those of ~1e-20 underflow), then by the chosen measure
-            g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
-            if self._norm == "std":
-                g = g / (ops.std(g) + 1e-8)
-            elif self._norm == "mean":
-                g = g / (ops.mean(ops.abs(g)) + 1e-8)
-            if mask is not None:  # decided when tracing: the unmasked loop has no mask ops
-                # normalised over the whole frame, as without a mask, then masked: inside, each
-                # step is the one the unmasked dream takes there (normalising over the masked
-                # area instead made a quiet region dream as hard as a busy one: 0.87x to 1.18x the
-                # unmasked strength on the halves of real frames)
+            if mask is None:  # decided when tracing: the unmasked loop is unchanged
+                g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
+                if self._norm == "std":
+                    g = g / (ops.std(g) + 1e-8)
+                elif self._norm == "mean":
+                    g = g / (ops.mean(ops.abs(g)) + 1e-8)
+            else:
+                # the same measures over the masked area only (weighted by the mask), so the
+                # dream inside is as strong as without a mask whatever the gradient outside
                 g = g * mask
+                g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
+                if self._norm == "std":
+                    mean = ops.sum(g) / area  # g is 0 where the mask is: sum(m * g) = sum(g)
+                    var = ops.sum(mask * ops.square(g - mean)) / area
+                    g = g / (ops.sqrt(var) + 1e-8)
+                elif self._norm == "mean":
+                    g = g / (ops.sum(ops.abs(g)) / area + 1e-8)
             # 4) ascend and keep values in range
             return ops.clip(img + step * g, 0.0, 255.0)
 
@@ -333,7 +343,7 @@ class Dreamer:
 
         mask: None, or float32 (H, W) or (H, W, 1) in [0, 1]: where to dream (1 in full, 0 not
         at all). It goes to the device once, is resized per octave like the image, scales each
-        step (normalised over the whole frame, as unmasked), and the final detail is multiplied by it too, so
+        step (normalised over the masked area), and the final detail is multiplied by it too, so
         where it is 0 the image comes back as it went in.
 
         The octaves stay on the device: the frame goes there once and comes back once (on a GPU,
