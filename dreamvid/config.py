@@ -52,7 +52,7 @@ class DreamSettings:
     # "Look like this image" (objectives.GuideTerm, Google's notebook): a guide term at each of the
     # objective's layers, weighted by guide_weight and added to the layers' own terms
     guide: str | None = None
-    guide_weight: float = 1.0  # 1: as much as each layer's own term weighs by default; 0 = the guide's term takes no part
+    guide_weight: float = 1.0  # 1: the pull towards the guide as strong as the layer term's push; 0 = the guide takes no part
 
 
 @dataclass

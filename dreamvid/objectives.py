@@ -14,9 +14,13 @@ Examples: `mixed4c`, `mixed3b:1.0,mixed4c:0.5`, `mixed4d_3x3_bottleneck_pre_relu
 
 Guide terms (`guide(layer)`, `--guide IMAGE`): "look like the guide image" at a layer, after
 Google's DeepDream notebook: each activation vector x of the frame is matched with the guide's
-activation vector y that has the largest dot product x.y, and the term is the mean of those best
-products. The guide's features are computed once per guide and layer by the Dreamer and enter the
-compiled loop as tensors; they are not part of the `--layers` text (the `guide` settings say them).
+activation vector y* that it matches best, and the dream pulls x towards it. The notebook
+maximises the best dot product x.y*, whose gradient mostly lengthens x, which the layer term
+already does: a plain dream raises it nearly as much as a guided one. So the match here is of
+directions (the best cosine), and the pull only turns x towards y*, as hard at weight 1 as the
+layer term pushes x along itself (see GuideTerm). The guide's features are computed once per
+guide and layer by the Dreamer and enter the compiled loop as tensors; they are not part of the
+`--layers` text (the `guide` settings say them).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import numpy as np
 from dreamvid.errors import ConfigError
 
 REDUCTIONS = ("square", "mean")
+GUIDE_EPS = 1e-6  # guards the directions of zero vectors (a ReLU layer's dead positions)
+GUIDE_MIN_SIN = 0.05  # the guide's pull scale stops growing once x is within ~3 degrees of its match
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,13 @@ class Term:
 
 @dataclass(frozen=True)
 class GuideTerm:
-    """"Look like the guide" at `layer`: mean over the frame's positions of max over the guide's
-    positions of x . y / C (x, y: activation vectors of C channels). Its gradient at x is the best-matching guide
-    vector, the notebook's `y[:, (x.T @ y).argmax(1)]`."""
+    """"Look like the guide" at `layer`. Its value is the mean over the frame's positions of the
+    best cosine between the frame's activation vector x and the guide's vectors y (C channels):
+    how much the frame looks like the guide, in [-1, 1]. Its gradient at each x is the unit
+    vector from x's direction towards its best match y* (the notebook's argmax, by direction),
+    of length 2|x| / (n C) for n positions: the length of a square layer term's gradient 2x / (n C)
+    there. So at weight 1 the guide turns each vector as hard as the layer term lengthens it, and
+    the pull does not fade as the dream grows the activations; it stops once x points at y*."""
 
     layer: str
     channel: None = None  # (a whole layer always: read by Objective.validate)
@@ -71,10 +81,17 @@ class GuideTerm:
 
         c = act.shape[-1]
         x = ops.reshape(ops.cast(act, "float32"), (-1, c))  # (n, C) the frame's vectors
-        products = ops.matmul(x, ops.transpose(guide))  # (n, N): every frame vector . every guide vector
-        # the best match of each, averaged; / C puts it on the scale of a layer term's mean square
-        # (|x|^2 / C per position), so guide_weight 1 weighs like a layer
-        return ops.mean(ops.max(products, axis=1)) / c
+        norm = ops.sqrt(ops.sum(ops.square(x), axis=1) + GUIDE_EPS ** 2)  # (n,), never 0: a finite gradient
+        y = guide / (ops.sqrt(ops.sum(ops.square(guide), axis=1, keepdims=True)) + GUIDE_EPS)
+        cos = ops.max(ops.matmul(x / norm[:, None], ops.transpose(y)), axis=1)  # (n,) best
+        # d cos / d x = (y* - cos x^) / |x|, of length sin / |x|: scaled by 2 |x|^2 / (C sin), held
+        # constant, each position's pull has the layer term's length 2 |x| / C (sin floored where
+        # x already points at y*, so the scale stays finite)
+        sin = ops.sqrt(ops.maximum(1.0 - ops.square(cos), GUIDE_MIN_SIN ** 2))
+        scale = ops.stop_gradient(2.0 * ops.square(norm) / (c * sin))
+        pull = ops.mean(scale * cos)
+        # the value is the mean best cosine, the gradient the scaled pull's
+        return ops.stop_gradient(ops.mean(cos)) + pull - ops.stop_gradient(pull)
 
     def __str__(self) -> str:
         return f"guide@{self.layer}"
