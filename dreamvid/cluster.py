@@ -9,6 +9,10 @@ render on one machine calls, and the segment never knows where it runs.
   (NFS, a cluster file system): nothing but frame numbers travels through Ray.
 - It takes one GPU where the cluster has GPUs, else `video.ray_cpus` CPUs, and limits
   TensorFlow's threads to those CPUs (Ray runs several tasks on one machine side by side).
+- A worker process keeps its network (and the octave sizes traced) for the next segment with
+  the same settings: Ray hands the queued segments to the workers already leased, so a worker
+  loads the network once per render, not once per segment (max_calls=0 says so for GPU tasks
+  too, where Ray's default is a fresh process per task).
 - It reports each finished frame to a small actor on the driver's node; the driver drains it
   into the one progress bar.
 - A task that fails (its node lost, a crash) is retried up to MAX_RETRIES times and continues
@@ -32,7 +36,7 @@ from dreamvid.errors import ConfigError, OutputError
 __all__ = ["connect", "RayRunner", "MAX_RETRIES"]
 
 MAX_RETRIES = 3  # a lost node costs one retry; more than a few failures is a bug, not bad luck
-_POLL_S = 0.5  # how often the driver drains the progress actor
+_POLL_S = 1.0  # how often the driver drains the progress actor (the bar moves in steps of this)
 
 
 def connect(address: str, info: Callable[[str], None]) -> "RayRunner":
@@ -54,11 +58,14 @@ def connect(address: str, info: Callable[[str], None]) -> "RayRunner":
                               f"'ray start --head' and pass its address, e.g. --ray 10.0.0.5:6379") from None
     resources = ray.cluster_resources()
     info(f"Ray cluster: {int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs")
-    return RayRunner()
+    return RayRunner(info)
 
 
 class RayRunner:
     """Runs segments as Ray tasks and streams their frames to a Progress."""
+
+    def __init__(self, info: Callable[[str], None] = lambda _m: None):
+        self.info = info
 
     def run(self, cfg: Config, input_path: str, work_path: str, segments: list, base_seed: int,
             progress) -> dict | None:
@@ -77,15 +84,19 @@ class RayRunner:
         pending = [_segment.options(max_retries=MAX_RETRIES, retry_exceptions=False, **options).remote(
             settings, os.path.abspath(input_path), work_path, s.index, s.start, s.keep, s.end, s.fade, base_seed,
             threads, reporter) for s in segments]
-        facts = None
+        facts, workers, loads = None, set(), 0
         try:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
                 self._drain(reporter, progress)
                 for ref in ready:
-                    got = ray.get(ref)  # a task's error (after its retries) is raised here
+                    got, worker, loaded = ray.get(ref)  # a task's error (after its retries) is raised here
                     facts = facts or got
+                    workers.add(worker)
+                    loads += loaded
             self._drain(reporter, progress)
+            self.info(f"Ray: {len(segments)} segment{'s' * (len(segments) != 1)} on {len(workers)} worker"
+                      f"{'s' * (len(workers) != 1)}, network loads: {loads}")
         except BaseException:
             for ref in pending:  # Ctrl-C or a failed segment: stop the rest; their frames stay
                 ray.cancel(ref, force=True)
@@ -115,10 +126,11 @@ if ray is not None:
             out, self.frames = self.frames, []
             return out
 
-    @ray.remote
+    @ray.remote(max_calls=0)  # the worker process stays for the next segment, with its network
     def _segment(settings: str, input_path: str, work_path: str, index: int, start: int, keep: int, end: int,
-                 fade: int, base_seed: int, threads: int, reporter) -> dict:
-        """One segment on a worker: segments.render_segment into the shared work folder."""
+                 fade: int, base_seed: int, threads: int, reporter) -> tuple:
+        """One segment on a worker: segments.render_segment into the shared work folder.
+        Returns (what it was dreamed with, the worker process, 1 if it loaded the network now)."""
         return _render_here(settings, input_path, work_path, index, start, keep, end, fade, base_seed, threads,
                             reporter)
 
@@ -139,7 +151,8 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
     cfg = build_config({f"{section}.{key}": value for section, values in data.items() for key, value in values.items()})
     backends.configure(cfg.dream.backend, cfg.dream.device)  # before Keras is imported in this worker
     key = json.dumps(data["dream"], sort_keys=True) + json.dumps(data["video"], sort_keys=True)
-    if key not in _DREAMERS:
+    loaded = key not in _DREAMERS
+    if loaded:
         _DREAMERS.clear()  # one network at a time per worker
         _DREAMERS[key] = pipeline._dreamer(cfg, None, pipeline.Progress())
     dreamer = _DREAMERS[key]
@@ -147,7 +160,7 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
     frames = SegmentFrames(os.path.join(work_path, "segments", f"{index:05d}"), start)
     progress = pipeline.Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
     segments.render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
-    return segments._facts(dreamer[0])
+    return segments._facts(dreamer[0]), f"{ray.get_runtime_context().get_node_id()}:{os.getpid()}", int(loaded)
 
 
 def _plain(stats: dict) -> dict:

@@ -35,14 +35,27 @@ def test_ray_render_matches_the_local_chunked_render(local_ray, model_file, tmp_
     clip = make_clip(tmp_path / "clip.mp4", 14, cut_at=9)
     cfg = small(dream__model=model_file, video__chunk_frames=6, video__warmup_frames=2, video__overlap_frames=2)
     local = pipeline.render_video(cfg, clip, str(tmp_path / "local") + "/")
-    seen = []
-    cfg.video.ray, cfg.video.ray_cpus = "auto", 1  # two tasks side by side on the 2 CPUs
-    result = pipeline.render_video(cfg, clip, str(tmp_path / "ray") + "/", pipeline.Progress(frame=lambda k, s: seen.append(k)))
+    seen, said = [], []
+    cfg.video.ray, cfg.video.ray_cpus = "auto", 1  # two workers side by side on the 2 CPUs
+    result = pipeline.render_video(cfg, clip, str(tmp_path / "ray") + "/",
+                                   pipeline.Progress(frame=lambda k, s: seen.append(k), info=said.append))
     assert result.frames == local.frames == 14 and result.cuts == local.cuts == [9]
     for a, b in zip(frames_of(tmp_path / "local"), frames_of(tmp_path / "ray"), strict=True):
         assert np.array_equal(a, b)
     plan = make_plan(14, [9], 6, 2, 2)
     assert len(seen) == sum(s.frames for s in plan.segments)  # every dreamed frame reported once
+    assert len(plan.segments) == 3
+    assert "Ray: 3 segments on 2 workers, network loads: 2" in said  # the third on a worker with its network
+
+
+def test_one_worker_renders_segment_after_segment_with_one_network(local_ray, model_file, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", 12)
+    cfg = small(dream__model=model_file, video__chunk_frames=6, video__warmup_frames=2, video__overlap_frames=2)
+    said = []
+    cfg.video.ray, cfg.video.ray_cpus = "auto", 2  # the 2 CPUs run one task at a time
+    result = pipeline.render_video(cfg, clip, str(tmp_path / "ray") + "/", pipeline.Progress(info=said.append))
+    assert result.frames == 12
+    assert "Ray: 2 segments on 1 worker, network loads: 1" in said
 
 
 @pytest.mark.slow
