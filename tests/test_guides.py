@@ -94,15 +94,18 @@ def test_guide_objective_rises_over_the_dream(tiny_model, texture):
 def test_guided_dream_looks_more_like_the_guide(tiny_keras, tiny_model, texture):
     img, g = texture(64, 64), stripes()
     guided = Dreamer(tiny_model, layer("conv2") + guide("conv2"), settings(), guide=g).dream(img, seed=1)
+    harder = Dreamer(tiny_model, layer("conv2") + 2.0 * guide("conv2"), settings(), guide=g).dream(img, seed=1)
     plain = Dreamer(tiny_model, layer("conv2"), settings()).dream(img, seed=1)
     judge = Dreamer(tiny_model, guide("conv2"), settings(), guide=g)
     # the guide term's value (the mean best cosine with the guide's vectors) rises with the guide,
-    # above both the input's and the plain dream's
-    assert judge.objective_value(guided) > max(judge.objective_value(plain), judge.objective_value(img)) + 0.02
+    # above both the input's and the plain dream's, and further with a larger weight (the random
+    # tiny network differs by backend: margins 0.015-0.036 at weight 1 on TensorFlow, JAX, PyTorch)
+    assert judge.objective_value(guided) > max(judge.objective_value(plain), judge.objective_value(img)) + 0.01
+    assert judge.objective_value(harder) > judge.objective_value(guided) + 0.005
     gv = vectors(tiny_keras, tiny_model, g)
     near_guided = best_cosine(vectors(tiny_keras, tiny_model, guided), gv)
     near_plain = best_cosine(vectors(tiny_keras, tiny_model, plain), gv)
-    assert near_guided > near_plain + 0.02, (near_guided, near_plain)
+    assert near_guided > near_plain + 0.01, (near_guided, near_plain)
 
 
 def test_no_guide_means_no_guide_inputs(tiny_model):
