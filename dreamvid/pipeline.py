@@ -152,6 +152,12 @@ def _masks(cfg: Config, size: tuple[int, int], count: int | None, *, fps=None, v
 # ----------------------------------------------------------------------------- palette
 
 
+def _full_float(cfg: Config) -> bool:
+    """Whether a frame's dream is needed on the host in float: to change its colours or to save
+    it at 16 bits. Else it comes back rounded to uint8 (on a GPU, a quarter of the bytes)."""
+    return cfg.dream.keep_colors or cfg.output.bit_depth == 16
+
+
 def _palette(cfg: Config, dreamed: np.ndarray, original: np.ndarray) -> np.ndarray:
     """The dreamed frame as it is saved, before rounding: with `original`'s colours back when
     dream.keep_colors (colors.keep_colors: the dream's luma, the original's chroma)."""
@@ -300,9 +306,6 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
     from dreamvid.dream import amount, to_uint8
 
     v = cfg.video
-    # the float dream is needed on the host only to change its colours or save 16 bits; else
-    # it comes back rounded to uint8 (on a GPU, a quarter of the bytes off the device)
-    full_float = cfg.dream.keep_colors or cfg.output.bit_depth == 16
     written = 0
     prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
     prev_added = None  # amount(prev_dream, prev_in), once known
@@ -338,7 +341,7 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
         with clock("dream"):
             dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
                                     octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
-                                    mask=mask, as_uint8=not full_float)
+                                    mask=mask, as_uint8=not _full_float(cfg))
         dreamed = _palette(cfg, dreamed, frame)
         out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
         added = amount(out, frame)
@@ -576,7 +579,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             with clock("dream"):
                 dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
                                         octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
-                                        mask=None if masks is None else masks.at(k))
+                                        mask=None if masks is None else masks.at(k), as_uint8=not _full_float(cfg))
             dreamed = _palette(cfg, dreamed, img)  # the palette of the frame it started from
             out = to_uint8(dreamed)
             writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
