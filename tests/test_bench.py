@@ -60,3 +60,25 @@ def test_the_plainest_loop_dreams(tiny_model):
     d = Dreamer(tiny_model, layer("conv2"), DreamSettings(xla="off"))
     assert np.abs(out.astype(np.float32) - frame).mean() > 1.0
     assert d.objective_value(out.astype(np.float32)) > d.objective_value(frame.astype(np.float32))
+
+
+def test_bench_runs_with_the_carry_on_the_device(tiny_model, capsys, monkeypatch):
+    """The path a GPU takes (Dreamer.carry_on_device), forced here on the CPU: the warm-up
+    compiles the carry too, and every frame after the first starts from it."""
+    from dreamvid.dream import Dreamer
+
+    init, carry_over, calls = Dreamer.__init__, Dreamer.carry_over, []
+
+    def on_device(self, *a, **k):
+        init(self, *a, **k)
+        self.carry_on_device = True
+
+    monkeypatch.setattr(Dreamer, "__init__", on_device)
+    monkeypatch.setattr(Dreamer, "carry_over", lambda self, *a, **k: (calls.append(k["blend"]),
+                                                                     carry_over(self, *a, **k))[1])
+    rc = bench.main(["--width", "64", "--height", "48", "--frames", "4", "--octaves", "1", "--steps-first", "2",
+                     "--steps-next", "1", "--only", "project", "--io", "png"], model=tiny_model)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert len(calls) == 1 + 3, calls  # the warm-up, then frames 1-3
+    assert _floats(r"(?m)^project: ([\d.]+) s/frame", out)[0] > 0
