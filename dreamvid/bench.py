@@ -241,6 +241,19 @@ def _png_frames(folder: str):
             yield cv2.cvtColor(cv2.imread(os.path.join(folder, name)), cv2.COLOR_BGR2RGB)
 
 
+def _layer_loss(apply, preprocess):
+    """loss(state, img): the mean square of the layer's activations for an (H, W, 3) image on
+    0..255, in float32 (the project's default objective), for the reference and the plain loop."""
+    from keras import ops
+
+    def loss(state, img):
+        out = apply(state, preprocess(img[None]))
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        return ops.mean(ops.square(ops.cast(out, "float32")))
+
+    return loss
+
+
 def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
                   steps_next: int) -> Run:
     """The straightforward implementation (module docstring), same network and settings, on the
@@ -257,16 +270,10 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
     step, scale, jitter, blend = ds.step, ds.octave_scale, ds.jitter, vs.blend
     bk = backends.current()
     state, apply = bk.bind(model.network([layer]))
-    pre = model.preprocess
     run = Run("reference")
     clock = run.stages
 
-    def loss(state, img):
-        out = apply(state, pre(img[None]))
-        out = out[0] if isinstance(out, (list, tuple)) else out
-        return ops.mean(ops.square(ops.cast(out, "float32")))
-
-    grad = bk.grad(loss)
+    grad = bk.grad(_layer_loss(apply, model.preprocess))
 
     def normalised(state, img):
         """One step's gradient, normalised by its std: (H, W, 3) -> (H, W, 3)."""
@@ -554,12 +561,7 @@ def _plain_loop(model, layer: str, sizes: list, steps: int, step: float):
 
     bk = backends.current()
     state, apply = bk.bind(model.network([layer]))
-
-    def loss(state, img):
-        out = apply(state, model.preprocess(img[None]))
-        return ops.mean(ops.cast(out[0] if isinstance(out, (list, tuple)) else out, "float32"))
-
-    grad = bk.grad(loss)
+    grad = bk.grad(_layer_loss(apply, model.preprocess))
 
     def octave(state, img):
         def one_step(i, x):

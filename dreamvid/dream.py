@@ -95,6 +95,20 @@ def _roll(x, dy, dx):
     return ops.take(ops.take(x, iy, axis=0), ix, axis=1)
 
 
+def _spread(g, norm: str, mask=None, area=None):
+    """The size of a step's gradient g (H, W, C) that `norm` divides by: "std" its standard
+    deviation, "mean" its mean |g|; over the whole image, or with mask (H, W, 1) over the masked
+    area (`area`: the mask's sum times C), weighted by the mask (g is 0 where the mask is)."""
+    from keras import ops
+
+    if mask is None:
+        return ops.std(g) if norm == "std" else ops.mean(ops.abs(g))
+    if norm == "std":
+        mean = ops.sum(g) / area  # sum(m * g) = sum(g): g is already masked
+        return ops.sqrt(ops.sum(mask * ops.square(g - mean)) / area)
+    return ops.sum(ops.abs(g)) / area
+
+
 def _wrap_pad(x, h2: int, w2: int):
     """x (H, W, C) extended to (h2, w2) by repeating its first rows and columns (h2 >= H, w2 >= W):
     the image is rolled anyway, so equal tiles may run over the edge and wrap round."""
@@ -242,10 +256,9 @@ class Dreamer:
         from keras import ops
 
         self.trace_count += 1  # a Python side effect: runs only when the loop is traced
-        if mask is not None:
-            # the share of the image's values the mask lets dream (tiny guard: an all-black mask
-            # gives 0/eps = 0, no step at all)
-            area = ops.sum(mask) * image.shape[2] + 1e-6
+        # the share of the image's values the mask lets dream (tiny guard: an all-black mask
+        # gives 0/eps = 0, no step at all)
+        area = None if mask is None else ops.sum(mask) * image.shape[2] + 1e-6
 
         def one_step(i, img):
             # 1) roll by the step's random shift (jitter): the network's stride grid and the
@@ -256,23 +269,13 @@ class Dreamer:
             g = _roll(self._image_gradient(state, rolled, weights), -shift[0], -shift[1])
             # 3) normalise so `step` means pixels on the 0..255 scale whatever the layer: by the
             #    max first (no squares: those of ~1e-20 underflow), then by the chosen measure
-            if mask is None:  # decided when tracing: the unmasked loop is unchanged
-                g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
-                if self._norm == "std":
-                    g = g / (ops.std(g) + 1e-8)
-                elif self._norm == "mean":
-                    g = g / (ops.mean(ops.abs(g)) + 1e-8)
-            else:
-                # the same measures over the masked area only (weighted by the mask), so the
-                # dream inside is as strong as without a mask whatever the gradient outside
+            #    (with a mask, over the masked area only: the dream inside is as strong as
+            #    without a mask whatever the gradient outside)
+            if mask is not None:  # decided when tracing: the unmasked loop has no mask ops
                 g = g * mask
-                g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
-                if self._norm == "std":
-                    mean = ops.sum(g) / area  # g is 0 where the mask is: sum(m * g) = sum(g)
-                    var = ops.sum(mask * ops.square(g - mean)) / area
-                    g = g / (ops.sqrt(var) + 1e-8)
-                elif self._norm == "mean":
-                    g = g / (ops.sum(ops.abs(g)) / area + 1e-8)
+            g = g / (ops.max(ops.abs(g)) + GRAD_EPS)
+            if self._norm != "max":
+                g = g / (_spread(g, self._norm, mask, area) + 1e-8)
             # 4) ascend and keep values in range
             return ops.clip(img + step * g, 0.0, 255.0)
 

@@ -319,10 +319,9 @@ def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wr
             prev_dream = store.read(k, frame.shape)
             writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else prev_dream,
                        store=False)  # 16 bits: the stored frame at its full depth
-            prev_added = amount(prev_dream, frame) if new_shot or k + 1 == done_until else None
             if new_shot:
-                target = prev_added
-            prev_in, written = frame, written + 1
+                target = amount(prev_dream, frame)
+            prev_in, prev_added, written = frame, None, written + 1  # (its amount: when a next frame needs it)
             continue
         t = time.perf_counter()
         seed = base_seed + k  # the same frame gets the same jitter in any run
