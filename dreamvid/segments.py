@@ -140,8 +140,9 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     check_output(output_path, input_path)
     check_output_path(output_path, **sink_options(cfg.output))
-    with _open_clip(cfg, input_path) as probe:  # the schedules checked before anything is dreamed
-        _video_schedules(cfg, probe.info.fps)
+    with _open_clip(cfg, input_path) as probe:  # the clip's facts (rate, size, sound) for the output
+        info = probe.info
+    _video_schedules(cfg, info.fps)  # the schedules checked before anything is dreamed
     runner = None
     if cfg.video.ray:
         from dreamvid import cluster  # Ray only when asked for
@@ -176,9 +177,6 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
             with clock("dream"):
                 render_segment(cfg, input_path, s, work.segment(s.index, s.start), work.base_seed,
                                (dreamer, weights_at), progress)
-    source = _open_clip(cfg, input_path)  # the clip's facts (rate, size, sound) for the output
-    info = source.info
-    source.close()
     audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
     with clock("encode"):
         sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
