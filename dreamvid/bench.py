@@ -119,6 +119,9 @@ class Run:
     done_at: list = field(default_factory=list)  # perf_counter seconds when each frame was finished
     flops: float = 0.0  # conv FLOPs of all the ascent steps taken
     dream_times: list = field(default_factory=list)  # seconds in Dreamer.dream, per frame
+    # the dream ran behind the rest on the device (a chain kept on the GPU: Dreamer.dream only
+    # queues it), so it has no time of its own here: `--dream-only` measures it
+    overlapped: bool = False
 
     @property
     def per_frame(self) -> float:
@@ -143,14 +146,15 @@ class Run:
 
 
 @contextmanager
-def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int]):
-    """Watch the project's Dreamer from outside: log the size and steps of every ascent (for the
-    FLOPs) and the time of every frame's dream, and warm up each new Dreamer inside its
-    constructor (its loop compiled for every octave size of a (h, w) frame: one step, so
+def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain: bool = True, fuse: bool = True):
+    """Watch the project's Dreamer from outside: log the octave sizes and steps of every frame's
+    dream (for the FLOPs) and its time, and warm up each new Dreamer inside its constructor (the
+    frame's compiled loops, the carry on the device where it runs there: one step, so
     TensorFlow's XLA gradient compiles too; frames reseed the jitter), that time going to
-    `run.trace`. Stage times, frame ends and the amount each frame
-    added come from the pipeline itself (RenderResult.stages, Progress.frame). Everything
-    patched is restored on exit."""
+    `run.trace`. `chain` / `fuse` False turn the GPU's device chain / one call per frame off
+    (Dreamer.chain_on_device, fuse_octaves), to measure what each gains. Stage times, frame ends
+    and the amount each frame added come from the pipeline itself (RenderResult.stages,
+    Progress.frame). Everything patched is restored on exit."""
     import dreamvid.dream as dream_mod
 
     saved = []
@@ -160,33 +164,39 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int]):
         setattr(obj, name, new)
 
     Dreamer = dream_mod.Dreamer
-    init, ascend, dream = Dreamer.__init__, Dreamer.ascend, Dreamer.dream
+    init, dream = Dreamer.__init__, Dreamer.dream
 
     def init_warm(self, *a, **k):
         init(self, *a, **k)
+        self.chain_on_device = self.chain_on_device and chain
+        self.fuse_octaves = self.fuse_octaves and fuse
+        run.overlapped = self.chain_on_device
         t = time.perf_counter()
-        zeros = np.zeros((*frame_shape, 3), np.float32)
+        zeros = np.zeros((*frame_shape, 3), np.uint8)  # a decoded frame
+        start = zeros
         if self.carry_on_device:  # a video frame's start is made on the device: compile that too
             from dreamvid.flow import Motion
 
             still = Motion(flow=np.zeros((*frame_shape, 2), np.float32), mask=np.ones(frame_shape, np.float32))
-            zeros = self.carry_over(zeros, zeros, zeros, still, blend=1.0)
-        dream(self, zeros, iterations=1)
+            start = self.carry_over(zeros, zeros, zeros, still, blend=1.0)
+        dream(self, start, iterations=1, as_uint8=True)
+        if self.chain_on_device:  # and the chain's amounts and shares
+            from dreamvid.chain import _DeviceChain
+
+            ch = _DeviceChain(self)
+            ch.share(1.0, ch.amount(zeros, zeros), ch.amount(zeros, zeros))
         run.trace += time.perf_counter() - t
 
-    def ascend_logged(self, image, iterations=None, *a, **k):
-        n = self.settings.iterations if iterations is None else int(iterations)
-        dream_sizes.append((image.shape[0], image.shape[1], n))
-        return ascend(self, image, iterations, *a, **k)
-
-    def dream_timed(self, *a, **k):
+    def dream_timed(self, image, *a, **k):
+        h, w = image.shape[:2]
+        n = self.settings.iterations if k.get("iterations") is None else int(k["iterations"])
+        dream_sizes.extend((hh, ww, n) for hh, ww in self.octave_sizes(h, w, k.get("octaves"), k.get("octave_scale")))
         t = time.perf_counter()
-        out = dream(self, *a, **k)
+        out = dream(self, image, *a, **k)
         run.dream_times.append(time.perf_counter() - t)
         return out
 
     patch(Dreamer, "__init__", init_warm)
-    patch(Dreamer, "ascend", ascend_logged)
     patch(Dreamer, "dream", dream_timed)
     try:
         yield
@@ -199,7 +209,7 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int]):
 
 
 def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
-                steps_next: int, xla: str = "auto", device: str = "auto") -> Run:
+                steps_next: int, xla: str = "auto", device: str = "auto", chain: bool = True, fuse: bool = True) -> Run:
     """pipeline.render_video on the clip, instrumented from outside (see _instrument)."""
     from dreamvid.config import build_config
     from dreamvid.pipeline import Progress, render_video
@@ -218,7 +228,7 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
         run.amounts.append(stats["amount"])  # dream.amount(out, input frame), as the reference's
 
     out = os.path.join(workdir, "project/" if clip.endswith("/") else "project.mp4")
-    with _instrument(run, sizes, shape):
+    with _instrument(run, sizes, shape, chain, fuse):
         t = time.perf_counter()
         result = render_video(cfg, clip, out, Progress(frame=frame_done), model=model)
         wall = time.perf_counter() - t
@@ -528,24 +538,33 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     frame = to_uint8(texture(height, width, SEED))  # a decoded frame, in and out as the pipeline has it
     d.dream(frame, as_uint8=True)  # compiles every octave size
     compile_s = time.perf_counter() - t
-    # the floor under the engine: the same octaves and steps as the plainest compiled loop,
-    # timed in turn with the engine so that other load on the machine hits both alike
+    # the floor under the engine: the same octaves and steps as the plainest compiled loop; and,
+    # where the engine dreams a frame in one compiled call (a GPU), the engine with one call per
+    # octave; all timed in turn so that other load on the machine hits each alike
     plain = _plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
     plain(frame)  # compiles
-    times, plain_times = [], []
+    variants = {"engine": lambda k: d.dream(frame, seed=k, as_uint8=True), "plain": lambda k: plain(frame)}
+    if d.fuse_octaves:
+        per_octave = Dreamer(model, term(layer), settings)
+        per_octave.fuse_octaves = False
+        per_octave.dream(frame, as_uint8=True)  # compiles
+        variants["per octave"] = lambda k: per_octave.dream(frame, seed=k, as_uint8=True)
+    times = {name: [] for name in variants}
     for k in range(args.dream_only):
-        t = time.perf_counter()
-        d.dream(frame, seed=k, as_uint8=True)
-        times.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        plain(frame)
-        plain_times.append(time.perf_counter() - t)
-    median, plain_median = sorted(times)[len(times) // 2], sorted(plain_times)[len(plain_times) // 2]
+        for name, fn in variants.items():
+            t = time.perf_counter()
+            fn(k)
+            times[name].append(time.perf_counter() - t)
+    median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
     print(f"dream only: {model.name} ({layer}) {width}x{height}, {args.octaves} octaves of {args.steps_next} steps, "
           f"{model.precision}, {backends.describe(d.backend.gpu_name() if d.device == 'gpu' else None)}: "
-          f"{1 / median:.2f} frames/s (median of {len(times)}; best {1 / min(times):.2f}); first call {compile_s:.2f} s")
+          f"{1 / median['engine']:.2f} frames/s (median of {args.dream_only}; best {1 / min(times['engine']):.2f}); "
+          f"first call {compile_s:.2f} s")
+    if "per octave" in median:
+        print(f"dream only, one compiled call per octave instead of one per frame: {1 / median['per octave']:.2f} "
+              f"frames/s; the one call at {median['per octave'] / median['engine']:.2f}x its speed")
     print(f"dream only, the plainest compiled loop (no jitter, tiles or masks; same network, precision, octaves "
-          f"and steps): {1 / plain_median:.2f} frames/s; the project at {plain_median / median:.2f}x its speed")
+          f"and steps): {1 / median['plain']:.2f} frames/s; the project at {median['plain'] / median['engine']:.2f}x its speed")
     return 0
 
 
@@ -628,6 +647,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--inter", type=int, default=0, help="TensorFlow inter-op threads (0: its default)")
     p.add_argument("--dream-only", type=int, default=0, metavar="N",
                    help="only time the project's dream of one frame, N times after a warm-up (no pipeline around it)")
+    p.add_argument("--no-chain", action="store_true",
+                   help="on a GPU, fetch each frame's dream before the next is queued (the chain on the host): "
+                        "what keeping it on the device gains")
+    p.add_argument("--octave-calls", action="store_true",
+                   help="on a GPU, one compiled call per octave instead of one per frame: what the one call gains")
     p.add_argument("--sheet", metavar="FILE", help="also save a contact sheet of the project's output frames")
     p.add_argument("--peak-memory", action="store_true", help="only measure peak memory dreaming one 4K frame")
     p.add_argument("--_child-4k", dest="child_4k", help=argparse.SUPPRESS)
@@ -701,7 +725,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         clip = os.path.join(tmp, "clip.mp4" if io == "mp4" else "clip/")
         make_clip(clip, width, height, frames)
         common = (model, layer, clip, tmp, args.octaves, args.steps_first, args.steps_next)
-        project = lambda *a: run_project(*a, xla=args.xla, device=args.device)  # noqa: E731
+        project = lambda *a: run_project(*a, xla=args.xla, device=args.device, chain=not args.no_chain,  # noqa: E731
+                                         fuse=not args.octave_calls)
         # a network handed in (tests) exists only in this process: its reference runs here too,
         # in float32 (a second copy of the network when the project's is not)
         ref_model = model if model.precision == "float32" or given_model else _load(args.model, "float32", args.device)
@@ -727,21 +752,26 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
                           if r.stages.get(s, 0) > 0 or s in ("decode", "flow", "dream", "encode"))
         gflops = r.flops / 1e9 / r.stages["dream"] if r.stages["dream"] > 0 else float("nan")
         beyond = r.total - r.stages["dream"]
+        alone = f"{r.dream_fps:.2f}"
+        if r.overlapped:  # the dream's own time is not seen from the host: say so rather than print queue times
+            alone = "(not seen: the device runs it behind the rest; see --dream-only)"
         print(f"{r.name}: {r.per_frame:.3f} s/frame ({r.total:.2f} s for {r.frames} frames; trace {r.trace:.2f} s not counted); "
               f"after the first frame {r.steady:.3f} s/frame")
         print(f"  {r.name} stages (s): {split}")
-        print(f"  {r.name} time beyond the dream: {beyond:.2f} s = {100 * beyond / max(r.stages['dream'], 1e-9):.1f}% "
-              f"of the dream time")
+        if not r.overlapped:
+            print(f"  {r.name} time beyond the dream: {beyond:.2f} s = {100 * beyond / max(r.stages['dream'], 1e-9):.1f}% "
+                  f"of the dream time")
         print(f"  {r.name} frames/s after the first frame: whole pipeline {1 / r.steady:.2f}, "
-              f"dream alone {r.dream_fps:.2f}; compile/trace before the first frame {r.trace:.2f} s")
+              f"dream alone {alone}; compile/trace before the first frame {r.trace:.2f} s")
         print(f"  {r.name} dream strength: {r.strength:.2f} (mean |out - in|, 0..255)")
-        print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
-              f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed peak" if peak > 0 else ""))
+        if not r.overlapped:
+            print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
+                  f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed peak" if peak > 0 else ""))
     if len(runs) == 2:
         proj, ref = runs
         print(f"ratio (reference / project): {ref.per_frame / proj.per_frame:.3f}; "
-              f"after the first frame (a long clip): {ref.steady / proj.steady:.3f}; "
-              f"the dream alone after the first frame: {proj.dream_fps / ref.dream_fps:.3f}")
+              f"after the first frame (a long clip): {ref.steady / proj.steady:.3f}"
+              + ("" if proj.overlapped else f"; the dream alone after the first frame: {proj.dream_fps / ref.dream_fps:.3f}"))
         diff = abs(ref.strength - proj.strength) / max(proj.strength, 1e-9)
         print(f"dream strength difference: {100 * diff:.1f}% ({'within' if diff <= 0.10 else 'NOT within'} 10%)")
     return 0

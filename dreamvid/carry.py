@@ -65,4 +65,14 @@ def carry_init(prev_dream, prev_frame, frame, flow, share, carry: str = "detail"
     return ops.clip(init, 0.0, 255.0)
 
 
-__all__ = ["warp", "carry_init"]
+def carry_share_scale(blend, target, previous):
+    """chain.carry_share on scalar tensors (keras.ops, traceable): `blend`, lowered to
+    blend * target / previous when the previous frame's amount exceeds the shot's first's."""
+    from keras import ops
+
+    blend, target, previous = (ops.cast(x, "float32") for x in (blend, target, previous))
+    lower = ops.logical_and(previous > target, previous > 0.0)
+    return ops.where(lower, blend * target / ops.maximum(previous, 1e-30), blend)
+
+
+__all__ = ["warp", "carry_init", "carry_share_scale"]

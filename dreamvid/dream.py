@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from dreamvid.config import DreamSettings
-from dreamvid.errors import ConfigError
+from dreamvid.errors import ConfigError, InputError
 from dreamvid.objectives import Objective
 
 # Added to the gradient's max |g| before dividing by it: only guards 0/0. Tiny, so that gradients
@@ -122,6 +122,34 @@ def _wrap_pad(x, h2: int, w2: int):
     return x
 
 
+def _is_tensor(x) -> bool:
+    """A backend tensor (on the dream's device), not a NumPy array or a Python number."""
+    return not isinstance(x, (np.ndarray, np.generic, int, float)) and hasattr(x, "shape")
+
+
+def _over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None):
+    """The octave loop (keras.ops, traceable): image (H, W, 3) uint8 or float32 on [0, 255], mask
+    None or (H, W, 1); for each size in `sizes` (smallest first) the input at that size plus the
+    detail the smaller octaves added goes through ascend(k, image, mask at that size), and only
+    what the ascent added is kept. Returns the input plus the detail (cut by the mask), clipped to
+    [0, 255], rounded to uint8 (half to even, as to_uint8 on the host) with `as_uint8`."""
+    from keras import ops
+
+    full = ops.cast(image, "float32")
+    detail = ops.zeros((*sizes[0], 3), "float32")
+    for k, size in enumerate(sizes):
+        base = _resize(full, size)  # 1) the input at this octave's size
+        detail = _resize(detail, size)  # 2) upscale the detail the smaller octaves added
+        m = None if mask is None else _resize(mask, size)  # area average down: stays in [0, 1]
+        detail = ascend(k, base + detail, m) - base  # 3) ascend, 4) keep only what it added
+        if progress:
+            progress(k + 1, len(sizes))
+    if mask is not None:
+        detail = detail * mask  # upscaled detail spreads a pixel or two past the mask's edge: cut it there
+    out = ops.clip(full + detail, 0.0, 255.0)
+    return ops.cast(ops.round(out), "uint8") if as_uint8 else out
+
+
 class Dreamer:
     """Gradient ascent of `objective` on images, over octaves.
 
@@ -172,9 +200,18 @@ class Dreamer:
         self._gradient = self.backend.compile(self._image_gradient)
         self._objective = self.backend.compile(self._loss)
         self._carry = {}  # carry mode -> the compiled carry.carry_init
+        self._amount = None  # the compiled amount_on_device
         # where carry_over makes a video frame's start: on a GPU, there (the host's OpenCV work
         # would sit between two dreams); on a CPU the host's OpenCV is as fast, and exact
         self.carry_on_device = self.device == "gpu"
+        # all octaves of a frame in one compiled call (per frame size): on a GPU the resizes
+        # between octaves are then no eager ops each waiting on the host; elsewhere octave by
+        # octave, so a long first frame reports progress after each
+        self.fuse_octaves = self.device == "gpu"
+        # a video's chain of frames kept on the device (chain.dream_clip): the next frame queued
+        # before the last one comes back, so the device never waits for the host's part
+        self.chain_on_device = self.carry_on_device
+        self._frames = {}  # (octave sizes, masked, uint8 out) -> the compiled _frame_loop
 
     @property
     def min_side(self) -> int:
@@ -331,11 +368,13 @@ class Dreamer:
                 out = self._ascend_masked(*args, ops.convert_to_tensor(mask))
             return self.backend.to_numpy(out) if on_host else out
 
-    def carry_over(self, prev_dream, prev_frame, frame, move, *, blend: float, carry: str = "detail", mask=None):
+    def carry_over(self, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None):
         """flow.carry_over for a video frame dreamed next: the previous dream carried along
         `move` onto `frame`, the image `dream` starts from. With carry_on_device (a GPU) made on
         the device (dreamvid.carry: the uint8 frames and the flow go up, nothing comes back) and
-        returned as a backend tensor for `dream`; else on the host, a NumPy image."""
+        returned as a backend tensor for `dream`; there `prev_dream` may be the tensor `dream`
+        left on the device, and `blend` a device scalar (carry.carry_share_scale), so the chain
+        of frames never waits for the host. Else on the host, a NumPy image."""
         from keras import ops
 
         from dreamvid import flow
@@ -343,12 +382,33 @@ class Dreamer:
 
         if not self.carry_on_device:
             return flow.carry_over(prev_dream, prev_frame, frame, move, blend=blend, carry=carry, mask=mask)
-        arrays = flow.check_carry(prev_dream, prev_frame, frame, move, blend, carry)
+        on_device = _is_tensor(prev_dream)
+        if on_device and tuple(prev_dream.shape) != tuple(np.shape(prev_frame)):
+            raise InputError(f"temporal_init frames differ in size: dream {tuple(prev_dream.shape)}, "
+                             f"previous {np.shape(prev_frame)}; render the dream at the input frame size")
+        # (a device scalar blend is checked where it is made: no value comes back to check it here)
+        arrays = flow.check_carry(prev_frame if on_device else prev_dream, prev_frame, frame, move,
+                                  1.0 if _is_tensor(blend) else blend, carry)
         fn = self._carry.get(carry)
         if fn is None:
-            fn = self._carry[carry] = self.backend.compile(lambda a, b, c, f, s: carry_init(a, b, c, f, s, carry))
+            fn = self._carry[carry] = self.backend.compile(
+                lambda a, b, c, f, s, k: carry_init(a, b, c, f, s * ops.cast(k, "float32"), carry))
         with self.backend.placement(self.device):
-            return fn(*[ops.convert_to_tensor(a) for a in (*arrays, move.flow, flow.carry_share(move, blend, mask))])
+            share = flow.carry_share(move, 1.0, mask)  # the blend multiplies it on the device
+            inputs = (prev_dream if on_device else arrays[0], *arrays[1:], move.flow, share,
+                      blend if _is_tensor(blend) else np.float32(blend))
+            return fn(*[ops.convert_to_tensor(a) for a in inputs])
+
+    def amount_on_device(self, a, b):
+        """dream.amount (mean |a - b| on 0..255) as a scalar tensor on the dream's device, for
+        uint8 images or tensors (NumPy arrays go up): what carry.carry_share_scale reads."""
+        from keras import ops
+
+        if self._amount is None:
+            self._amount = self.backend.compile(
+                lambda x, y: ops.mean(ops.abs(ops.cast(x, "float32") - ops.cast(y, "float32"))))
+        with self.backend.placement(self.device):
+            return self._amount(ops.convert_to_tensor(a), ops.convert_to_tensor(b))
 
     def _enlarged(self, h: int, w: int) -> tuple[int, int]:
         k = self._min_side / min(h, w)
@@ -364,11 +424,12 @@ class Dreamer:
     def dream(self, image: np.ndarray, *, iterations: int | None = None, step: float | None = None,
               octaves: int | None = None, octave_scale: float | None = None, weights=None,
               seed: int | None = None, progress: Callable[[int, int], None] | None = None,
-              mask: np.ndarray | None = None, as_uint8: bool = False) -> np.ndarray:
+              mask: np.ndarray | None = None, as_uint8: bool = False, to_host: bool = True) -> np.ndarray:
         """DeepDream over octaves. image: (H, W, 3) on [0, 255], float32 or uint8 (NumPy), or the
         backend tensor `carry_over` made on the device -> float32 (H, W, 3) in [0, 255]; with
         as_uint8, rounded (half to even, as to_uint8) to uint8 on the device: a quarter of the
         bytes to bring back. A uint8 image goes to the device as it is, a quarter of the bytes too.
+        With to_host False the result stays a backend tensor on the device (nothing waits for it).
 
         mask: None, or float32 (H, W) or (H, W, 1) in [0, 1]: where to dream (1 in full, 0 not
         at all). It goes to the device once, is resized per octave like the image, scales each
@@ -377,12 +438,13 @@ class Dreamer:
 
         The octaves stay on the device: the frame goes there once and comes back once (on a GPU,
         per-octave copies and NumPy resizes of a 720p frame cost as much as the dream itself).
-        `progress(done, total)` is called after each octave. An image smaller than the network
+        `progress(done, total)` is called after each octave (once, at the end, where
+        `fuse_octaves` puts the frame's octaves in one compiled call). An image smaller than the network
         can see (Dreamer.min_side) is dreamed enlarged to that size, then brought back.
         """
         from keras import ops
 
-        on_device = not isinstance(image, np.ndarray) and hasattr(image, "shape")  # a tensor from carry_over
+        on_device = _is_tensor(image)  # a tensor from carry_over
         if not on_device:
             image = np.asarray(image)
             image = image if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
@@ -400,32 +462,46 @@ class Dreamer:
             out = self.dream(big, iterations=iterations, step=step, octaves=octaves, octave_scale=octave_scale,
                              weights=weights, progress=progress, mask=big_mask)
             out = np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA), 0.0, 255.0)
-            return to_uint8(out) if as_uint8 else out
-        sizes = self.octave_sizes(h, w, octaves, octave_scale)
+            out = to_uint8(out) if as_uint8 else out
+            return out if to_host else ops.convert_to_tensor(out)
+        sizes = tuple(self.octave_sizes(h, w, octaves, octave_scale))
         with self.backend.placement(self.device):
-            full = ops.cast(image if on_device else ops.convert_to_tensor(image), "float32")
+            full = image if on_device else ops.convert_to_tensor(image)
             full_mask = None
             if mask is not None:
                 mask = np.asarray(mask, np.float32)
                 if mask.size != h * w:
                     raise ValueError(f"mask must be (H, W) or (H, W, 1) like the image {image.shape}, got {mask.shape}")
                 full_mask = ops.convert_to_tensor(np.clip(mask.reshape(h, w, 1), 0.0, 1.0))
-            detail = ops.zeros((*sizes[0], 3), "float32")
-            for k, size in enumerate(sizes):
-                base = _resize(full, size)  # 1) the input at this octave's size
-                detail = _resize(detail, size)  # 2) upscale the detail the smaller octaves added
-                m = None if full_mask is None else _resize(full_mask, size)  # area average down: stays in [0, 1]
-                dreamed = self.ascend(base + detail, iterations, step, weights, m)  # 3) ascend
-                detail = dreamed - base  # 4) keep only what the dream added
+            if self.fuse_octaves:  # the whole frame in one compiled call
+                steps = self.settings.iterations if iterations is None else int(iterations)
+                shifts = np.stack([self._shifts(*size, steps) for size in sizes])  # as ascend would draw them
+                key = (sizes, full_mask is not None, as_uint8)
+                fn = self._frames.get(key)
+                if fn is None:
+                    fn = self._frames[key] = self.backend.compile(
+                        lambda state, *args: self._frame_loop(state, *args, sizes=sizes, as_uint8=as_uint8))
+                args = [ops.convert_to_tensor(a) for a in (shifts, np.float32(self.settings.step if step is None else step),
+                                                            self._weights(weights))]
+                # (cast first: a uint8 frame and a float32 start from carry_over share one compile)
+                out = fn(self._state, ops.cast(full, "float32"), args[0], self.backend.loop_count(steps), *args[1:],
+                         *([] if full_mask is None else [full_mask]))
                 if progress:
-                    progress(k + 1, len(sizes))
-            if full_mask is not None:
-                # upscaled detail spreads a pixel or two past the mask's edge: cut it there
-                detail = detail * full_mask
-            out = ops.clip(full + detail, 0.0, 255.0)
-            if as_uint8:  # round half to even: the same bytes as to_uint8 on the host
-                out = ops.cast(ops.round(out), "uint8")
-            return self.backend.to_numpy(out)
+                    progress(len(sizes), len(sizes))
+            else:  # octave by octave: a compiled call each, progress after each
+                def ascend(k, image, m):
+                    return self.ascend(image, iterations, step, weights, m)
+                out = _over_octaves(full, full_mask, sizes, ascend, as_uint8, progress)
+            return self.backend.to_numpy(out) if to_host else out
+
+    def _frame_loop(self, state, image, shifts, steps, step, weights, mask=None, *, sizes, as_uint8):
+        """`dream` of one frame in one compiled call: every octave's ascent (shifts: one jitter
+        table per octave, stacked), the resizes between them and the final rounding."""
+        from keras import ops
+
+        def ascend(k, img, m):
+            return self._ascend_steps(state, img, ops.take(shifts, k, axis=0), steps, step, weights, m)
+        return _over_octaves(image, mask, sizes, ascend, as_uint8)
 
     def objective_value(self, image: np.ndarray, weights=None) -> float:
         """The objective on a whole image (untiled): what the dream raises."""

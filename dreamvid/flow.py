@@ -320,7 +320,7 @@ def carry_share(move: Motion, blend: float, mask: np.ndarray | None = None) -> n
     """(H, W) float32: how much of the previous dream each pixel of frame t carries, the blend
     times the occlusion mask, times the user's dream mask when there is one."""
     if mask is None:
-        return np.float32(blend) * move.mask
+        return move.mask if blend == 1.0 else np.float32(blend) * move.mask
     return cv2.multiply(move.mask, np.asarray(mask, np.float32).reshape(move.mask.shape), scale=float(blend))
 
 

@@ -249,8 +249,9 @@ def render_gallery(image_path: str, output_path: str, progress=None, *, values: 
 
 def _dream_tiles(tiles, paths, network, img, store, progress, quiet, images, recorded, done) -> None:
     """Dream each tile not kept yet (appending every tile's image and record in order)."""
+    from dreamvid.chain import palette
     from dreamvid.dream import amount, to_uint8
-    from dreamvid.pipeline import _dreamer, _palette
+    from dreamvid.pipeline import _dreamer
     from dreamvid.sources import read_image
 
     h, w = img.shape[:2]
@@ -272,7 +273,7 @@ def _dream_tiles(tiles, paths, network, img, store, progress, quiet, images, rec
         if not told:
             progress.info(f"dreaming {len(tiles) - done} tiles of {w}x{h} with {net.name}; device: {dreamer.device_label}")
             told = True
-        out = to_uint8(_palette(tile.cfg, dreamer.dream(img.astype(np.float32), seed=tile.cfg.dream.seed), img))
+        out = to_uint8(palette(tile.cfg, dreamer.dream(img.astype(np.float32), seed=tile.cfg.dream.seed), img))
         store.store(path, out)
         images.append(out)
         recorded.append(_tile_record(tile, net, dreamer))

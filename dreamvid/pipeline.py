@@ -11,8 +11,9 @@ and no printing: the CLI passes a `Config` and a `Progress`, and gets a `RenderR
 - `render_image`: one still;
 - `render_sheet`: a contact sheet of a render's frames.
 
-The plumbing the jobs share lives beside them: `workfolder` (resume state, lossless frames,
-output records, atomic writes) and `stages` (the reader, writer and flow threads). Resume: frame
+The plumbing the jobs share lives beside them: `chain` (a clip's chain of frames, each started
+from the previous dream, on the host or kept on the GPU), `workfolder` (resume state, lossless
+frames, output records, atomic writes) and `stages` (the reader, writer and flow threads). Resume: frame
 k is dreamed with seed `base_seed + k` and the chain carries each frame exactly as saved, so a
 resumed render makes the frames an uninterrupted one would (see workfolder).
 
@@ -21,8 +22,9 @@ reader thread, and the optical flow of the next frame pairs (it needs the input 
 pool of threads beside it, several pairs at once; the finished frames are stored and encoded in a
 writer thread. Every queue is bounded. On a GPU the CPU stages hide behind the dream;
 `RenderResult.stages` says how much time each took and how long the dream waited for them. The
-writer runs at most one frame behind the dream, so a kill -9 loses the frame being dreamed and,
-during the milliseconds its PNG takes, the one before.
+writer runs at most one frame behind the dream (on a GPU, the frame queued before the one being
+dreamed), so a kill -9 loses the frame being dreamed and, during the milliseconds its PNG takes,
+the one before.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from dreamvid.chain import dream_clip, full_float, palette
 from dreamvid.config import Config
 from dreamvid.errors import ConfigError, InputError, ResumeError
 from dreamvid.stages import Clock, Reader, Writer, pool_size, run_ahead
@@ -149,25 +152,6 @@ def _masks(cfg: Config, size: tuple[int, int], count: int | None, *, fps=None, v
                       fps=fps, **kw)
 
 
-# ----------------------------------------------------------------------------- palette
-
-
-def _full_float(cfg: Config) -> bool:
-    """Whether a frame's dream is needed on the host in float: to change its colours or to save
-    it at 16 bits. Else it comes back rounded to uint8 (on a GPU, a quarter of the bytes)."""
-    return cfg.dream.keep_colors or cfg.output.bit_depth == 16
-
-
-def _palette(cfg: Config, dreamed: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """The dreamed frame as it is saved, before rounding: with `original`'s colours back when
-    dream.keep_colors (colors.keep_colors: the dream's luma, the original's chroma)."""
-    if not cfg.dream.keep_colors:
-        return dreamed
-    from dreamvid.colors import keep_colors
-
-    return keep_colors(dreamed, original)
-
-
 # ----------------------------------------------------------------------------- inputs
 
 
@@ -232,24 +216,6 @@ def _check_schedules(sched: dict, rules, n: int | None) -> None:
 # ----------------------------------------------------------------------------- video
 
 
-def _carry_share(blend: float, target: float, previous: float) -> float:
-    """The blend passed to temporal_init: `blend`, lowered in proportion when the previous
-    frame's added amount exceeds the shot's first frame's (`target`).
-
-    Why: each later frame keeps `blend` of the carried detail and the dream adds to it again,
-    so the amount A obeys A' = blend * A + a, with a what `iterations_next` steps add. With the
-    defaults (blend 0.9, a about half a full dream) A settles near 5x the first frame's: the
-    dream runs away along the clip (measured: 12 -> 34 on 0..255 over 20 frames). Scaling the
-    carry by target / A caps the fixed point at blend * target + a, about 1.4x (measured:
-    12 -> 16). Only the previous frame (as saved) and the shot's first are read, so a resumed
-    render computes the same share.
-    """
-    if previous <= target or previous <= 0.0:
-        return blend
-    return blend * target / previous
-
-
-
 def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int, frames: range | None = None):
     """((k, frame, cut), move) for each input frame, in order, made in the reader thread: `cut`
     is True where a new shot starts (flow.cut_score against frame k-1 above the threshold),
@@ -289,69 +255,6 @@ def _video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int, fr
             prev, k = frame, k + 1
 
     return run_ahead(tasks(), workers, clock, stage="flow")
-
-
-def _dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, writer: Writer, clock: Clock,
-                progress: Progress, base_seed: int, done_until: int, cuts: list[int], masks=None) -> int:
-    """The frame loop of a clip, shared by a render in one piece and a segment: for each
-    ((k, frame, cut), move) of `inputs` (see _video_inputs), the first starting a fresh chain,
-    dream frame k with seed `base_seed + k` and hand it to `writer`. Frames before `done_until`
-    were stored by an earlier run: read back from `store` (a Work or a SegmentFrames) and
-    carried on exactly as saved. Appends the cuts met to `cuts`; returns the frames handled.
-    `masks`: masks.Masks (frame k dreams where masks.at(k) says), or None.
-
-    Frame 0 of a shot is dreamed in full; later frames start from the previous dream carried
-    along the optical flow (flow.carry_over) and take the `iterations` schedule's steps."""
-    from dreamvid.depth import read_frame
-    from dreamvid.dream import amount, to_uint8
-
-    v = cfg.video
-    written = 0
-    prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved (uint8)
-    prev_added = None  # amount(prev_dream, prev_in), once known
-    target = 0.0  # amount added to the shot's first frame
-    for (k, frame, cut), move in inputs:  # frame: (H, W, 3) uint8 RGB
-        if cut:
-            cuts.append(k)
-            progress.info(f"scene cut at frame {k}")
-        new_shot = prev_dream is None or cut or v.no_flow
-        if k < done_until:  # 0) done by an earlier run: pass the stored frame on
-            prev_dream = store.read(k, frame.shape)
-            writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else prev_dream,
-                       store=False)  # 16 bits: the stored frame at its full depth
-            if new_shot:
-                target = amount(prev_dream, frame)
-            prev_in, prev_added, written = frame, None, written + 1  # (its amount: when a next frame needs it)
-            continue
-        t = time.perf_counter()
-        seed = base_seed + k  # the same frame gets the same jitter in any run
-        carried = 0.0
-        mask = None if masks is None else masks.at(k)  # (H, W) float32 in [0, 1]
-        if new_shot:
-            # 1) a new shot (or independent frames): dream the input in full
-            start, iterations = frame, cfg.dream.iterations  # uint8: goes to the device as it is
-        else:
-            # 2) carry the previous dream along the flow, then dream on from there; carry
-            #    less once the dream has grown past the shot's first frame (see _carry_share)
-            carried = _carry_share(v.blend, target, amount(prev_dream, prev_in) if prev_added is None else prev_added)
-            with clock("flow"):  # on the dream's device where it runs on a GPU (Dreamer.carry_over)
-                start = dreamer.carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry, mask=mask)
-            iterations = round(sched["iterations"].at(k))
-        with clock("dream"):
-            dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
-                                    octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
-                                    mask=mask, as_uint8=not _full_float(cfg))
-        dreamed = _palette(cfg, dreamed, frame)
-        out = to_uint8(dreamed)  # (H, W, 3) uint8: what is saved is what the chain carries
-        added = amount(out, frame)
-        if new_shot:
-            target = added  # the amount a full dream of this shot adds: the chain's set point
-        writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
-        written += 1
-        progress.frame(k, {"cut": cut or prev_in is None, "amount": added, "carried": carried,
-                           "seconds": time.perf_counter() - t})
-        prev_in, prev_dream, prev_added = frame, out, added
-    return written
 
 
 def _close(*parts) -> None:
@@ -421,7 +324,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                 progress.info(f"resuming from frame {work.done} (frames 0-{work.done - 1} are in '{work.path}')")
             progress.start(info.n_frames, work.done)
             reader = Reader(_video_inputs(source, cfg.video, work.done, clock, pool_size()), clock)
-            written = _dream_clip(cfg, sched, dreamer, weights_at, reader, work, writer, clock, progress,
+            written = dream_clip(cfg, sched, dreamer, weights_at, reader, work, writer, clock, progress,
                                   work.base_seed, work.done, cuts, masks)
             if written == 0:
                 raise InputError(f"'{input_path}' yielded no frames in the chosen range; check --start and --duration")
@@ -578,8 +481,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             with clock("dream"):
                 dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
                                         octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
-                                        mask=None if masks is None else masks.at(k), as_uint8=not _full_float(cfg))
-            dreamed = _palette(cfg, dreamed, img)  # the palette of the frame it started from
+                                        mask=None if masks is None else masks.at(k), as_uint8=not full_float(cfg))
+            dreamed = palette(cfg, dreamed, img)  # the palette of the frame it started from
             out = to_uint8(dreamed)
             writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
             written += 1
@@ -650,7 +553,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         t[0] = time.perf_counter()
 
     seed = dreamer.seed  # cfg.dream.seed, or the one the Dreamer drew: recorded either way
-    out = to_uint8(_palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done, mask=mask), img))
+    out = to_uint8(palette(cfg, dreamer.dream(img.astype(np.float32), seed=seed, progress=octave_done, mask=mask), img))
     write_image(output_path, out)
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))

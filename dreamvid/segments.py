@@ -1,5 +1,5 @@
 """A clip as a plan of segments (`--chunk-frames`, `--ray`): each segment rendered by the same
-frame loop as a render in one piece (`pipeline._dream_clip`) into the work folder, here one after
+frame loop as a render in one piece (`chain.dream_clip`) into the work folder, here one after
 another or as Ray tasks (cluster.py), then the output assembled in order with the cross-fades
 (plan.Plan.sources) and the input's sound.
 
@@ -15,9 +15,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from dreamvid.chain import dream_clip
 from dreamvid.config import Config
 from dreamvid.errors import InputError
-from dreamvid.pipeline import (Progress, RenderResult, _close, _dream_clip, _dreamer, _masks, _open_clip,
+from dreamvid.pipeline import (Progress, RenderResult, _close, _dreamer, _masks, _open_clip,
                                _video_inputs, _video_schedules)
 from dreamvid.stages import Clock, Reader, Writer, pool_size
 from dreamvid.workfolder import Work, check_output, write_record
@@ -55,7 +56,7 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
         reader = Reader(_video_inputs(source, cfg.video, done_until, clock, pool_size(),
                                       frames=range(segment.start, segment.end)), clock)
         writer = Writer(frames, _NoSink(), clock)
-        written = _dream_clip(cfg, sched, dreamer, weights_at, reader, frames, writer, clock, progress,
+        written = dream_clip(cfg, sched, dreamer, weights_at, reader, frames, writer, clock, progress,
                               base_seed, done_until, [], masks)
         writer.finish()
     except BaseException:

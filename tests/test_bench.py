@@ -3,6 +3,8 @@ and a ratio, and dream about as strongly. No timing is asserted (machines differ
 
 import re
 
+import pytest
+
 from dreamvid import bench
 
 
@@ -34,15 +36,29 @@ def test_step_flops_counts_convolutions(tiny_model):
     assert bench.step_flops(tiny_model, "conv2", 32, 32) == bench.BACKWARD_FACTOR * forward
 
 
-def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys):
+@pytest.mark.parametrize("fused", [False, True], ids=["cpu", "gpu-path"])
+def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys, monkeypatch, fused):
+    """Frames per second of the engine and of the plainest loop; where the engine dreams a
+    frame in one compiled call (a GPU's path, forced here), of its per-octave calls too."""
+    from dreamvid.dream import Dreamer
+
+    init = Dreamer.__init__
+
+    def gpu_path(self, *a, **k):
+        init(self, *a, **k)
+        self.fuse_octaves = fused
+
+    monkeypatch.setattr(Dreamer, "__init__", gpu_path)
     rc = bench.main(["--width", "48", "--height", "40", "--octaves", "2", "--steps-next", "2",
                      "--dream-only", "2", "--xla", "off"], model=tiny_model)
     out = capsys.readouterr().out
     assert rc == 0, out
     engine = _floats(r"(?m)^dream only: .*: ([\d.]+) frames/s \(median of 2", out)
     plain = re.findall(r"(?m)^dream only, the plainest compiled loop .*: ([\d.]+) frames/s; the project at ([\d.]+)x", out)
+    per_octave = re.findall(r"(?m)^dream only, one compiled call per octave .*: ([\d.]+) frames/s; the one call at ([\d.]+)x", out)
     assert len(engine) == 1 and engine[0] > 0, out
     assert len(plain) == 1 and float(plain[0][0]) > 0 and float(plain[0][1]) > 0, out
+    assert len(per_octave) == fused and all(float(a) > 0 and float(b) > 0 for a, b in per_octave), out
 
 
 def test_the_plainest_loop_dreams(tiny_model):
@@ -62,23 +78,32 @@ def test_the_plainest_loop_dreams(tiny_model):
     assert d.objective_value(out.astype(np.float32)) > d.objective_value(frame.astype(np.float32))
 
 
-def test_bench_runs_with_the_carry_on_the_device(tiny_model, capsys, monkeypatch):
-    """The path a GPU takes (Dreamer.carry_on_device), forced here on the CPU: the warm-up
-    compiles the carry too, and every frame after the first starts from it."""
+@pytest.mark.parametrize("flags", [[], ["--no-chain", "--octave-calls"]], ids=["gpu-path", "switched-off"])
+def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
+    """The path a GPU takes, forced here on the CPU: each frame's start made on the device
+    (carry_on_device), its octaves in one compiled call (fuse_octaves) and the chain of frames
+    kept there (chain_on_device); the warm-up compiles all of it, every frame after the first
+    starts from the device carry, and the report says the dream ran behind the rest. The
+    bench's switches turn the chain and the one call off, to measure what each gains."""
     from dreamvid.dream import Dreamer
 
     init, carry_over, calls = Dreamer.__init__, Dreamer.carry_over, []
 
     def on_device(self, *a, **k):
         init(self, *a, **k)
-        self.carry_on_device = True
+        self.carry_on_device = self.chain_on_device = self.fuse_octaves = True
 
     monkeypatch.setattr(Dreamer, "__init__", on_device)
-    monkeypatch.setattr(Dreamer, "carry_over", lambda self, *a, **k: (calls.append(k["blend"]),
-                                                                     carry_over(self, *a, **k))[1])
-    rc = bench.main(["--width", "64", "--height", "48", "--frames", "4", "--octaves", "1", "--steps-first", "2",
-                     "--steps-next", "1", "--only", "project", "--io", "png"], model=tiny_model)
+    monkeypatch.setattr(Dreamer, "carry_over", lambda self, *a, **k: (
+        calls.append((self.chain_on_device, self.fuse_octaves)), carry_over(self, *a, **k))[1])
+    rc = bench.main(["--width", "64", "--height", "48", "--frames", "4", "--octaves", "2", "--steps-first", "2",
+                     "--steps-next", "1", "--only", "project", "--io", "png", *flags], model=tiny_model)
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert len(calls) == 1 + 3, calls  # the warm-up, then frames 1-3
+    assert calls == [(not flags, not flags)] * (1 + 3), calls  # the warm-up, then frames 1-3
     assert _floats(r"(?m)^project: ([\d.]+) s/frame", out)[0] > 0
+    assert _floats(r"whole pipeline ([\d.]+)", out)[0] > 0
+    if flags:  # the host waits for each dream: its time and arithmetic are seen
+        assert _floats(r"dream alone ([\d.]+)", out)[0] > 0 and "TFLOP" in out
+    else:
+        assert "dream alone (not seen: the device runs it behind the rest" in out and "TFLOP" not in out

@@ -221,3 +221,31 @@ def test_uint8_frames_go_in_and_come_out_as_the_host_would_round_them(tiny_model
     assert rounded.dtype == np.uint8 and rounded.shape == frame.shape
     assert np.mean(rounded != to_uint8(as_float)) < 1e-3  # ties aside (a 1e-6 difference can flip one)
     assert np.abs(rounded.astype(np.int16) - to_uint8(as_float)).max() <= 1
+
+
+def test_a_frame_in_one_compiled_call_is_the_octave_by_octave_dream(tiny_model, texture):
+    """fuse_octaves (a GPU's default) dreams all octaves of a frame in one compiled call: the
+    same jitter tables in the same order, so the same dream as one call per octave, masked or
+    not; it compiles once per frame size, a uint8 frame and a float32 start sharing one
+    compile; progress is told once, at the end."""
+    d = Dreamer(tiny_model, layer("conv2"), settings(octaves=3, octave_scale=1.4, step=20.0, tile_size=32))
+    frame = np.clip(np.rint(texture(48, 64)), 0, 255).astype(np.uint8)
+    mask = np.zeros((48, 64), np.float32)
+    mask[:, :30] = 1.0
+    octave_by_octave = [d.dream(frame, seed=3, as_uint8=True), d.dream(frame, seed=3, mask=mask)]
+    d.fuse_octaves = True
+    told = []
+    fused = d.dream(frame, seed=3, as_uint8=True, progress=lambda done, total: told.append((done, total)))
+    traces = d.trace_count
+    assert np.abs(fused.astype(np.float32) - frame).mean() > 1.0  # it dreamed
+    n = len(d.octave_sizes(48, 64))
+    assert n >= 2 and told == [(n, n)]
+    assert np.abs(fused.astype(np.int16) - octave_by_octave[0]).max() <= 1  # (ties in rounding aside)
+    assert np.mean(fused != octave_by_octave[0]) < 1e-3
+    masked = d.dream(frame, seed=3, mask=mask)
+    np.testing.assert_allclose(masked, octave_by_octave[1], atol=1e-3)
+    np.testing.assert_array_equal(masked[:, 34:], frame[:, 34:])  # nothing outside the mask
+    traces = d.trace_count
+    for k in range(3):  # more frames, float32 starts, other step counts: no new compile
+        d.dream(frame.astype(np.float32) + k, seed=k, iterations=2 + k, as_uint8=True)
+    assert d.trace_count == traces or d.backend.NAME == "torch"  # (PyTorch runs eagerly: nothing compiles)

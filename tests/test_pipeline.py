@@ -174,24 +174,58 @@ def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_thread
     assert all(v >= 0 for v in result.stages.values()) and result.stages["dream"] > 0
 
 
-def test_a_video_carried_on_the_device_matches_the_host_carry(model, clips, tmp_path, monkeypatch):
-    """A GPU makes each frame's start on the device (Dreamer.carry_on_device): the same chain
-    as the host's OpenCV carry, frame for frame, to rounding."""
-    host = pipeline.render_video(small(), clips["pan"], str(tmp_path / "host") + "/", model=model)
+def _on_device(monkeypatch, chain: bool) -> None:
+    """Make every Dreamer work as on a GPU: each frame's start made on the device
+    (carry_on_device) and, with `chain`, the chain of frames kept there (chain_on_device)."""
     init = Dreamer.__init__
 
     def on_device(self, *a, **k):
         init(self, *a, **k)
-        self.carry_on_device = True
+        self.carry_on_device, self.chain_on_device = True, chain
 
     monkeypatch.setattr(Dreamer, "__init__", on_device)
-    dev = pipeline.render_video(small(), clips["pan"], str(tmp_path / "dev") + "/", model=model)
+
+
+@pytest.mark.parametrize("chain", [False, True], ids=["carry", "chain"])
+def test_a_video_carried_on_the_device_matches_the_host_carry(model, clips, tmp_path, monkeypatch, chain):
+    """A GPU makes each frame's start on the device (Dreamer.carry_on_device) and keeps the
+    chain of frames there (chain_on_device: amounts and shares as device values, each frame
+    fetched once the next is queued): the same frames as the host's chain, to rounding."""
+    host = pipeline.render_video(small(), clips["pan"], str(tmp_path / "host") + "/", model=model)
+    _on_device(monkeypatch, chain)
+    seen = []
+    dev = pipeline.render_video(small(), clips["pan"], str(tmp_path / "dev") + "/",
+                                pipeline.Progress(frame=lambda k, stats: seen.append((k, stats))), model=model)
     a, b = frames_of(tmp_path / "host"), frames_of(tmp_path / "dev")
     assert len(a) == len(b) == host.frames == dev.frames == 10
     np.testing.assert_array_equal(a[0], b[0])  # frame 0 is dreamed from the input alone
     diffs = [amount(x, y) for x, y in zip(a[1:], b[1:])]
     assert max(diffs) < 0.5  # the same chain: what differs is the warp's rounding
     assert amount(a[-1], frames_of(tmp_path / "host")[1]) > 1.0  # and the frames do differ from each other
+    # every frame reported once, in order, with the amount it added and the share it carried as numbers
+    assert [k for k, _ in seen] == list(range(10))
+    for (k, stats), frame in zip(seen, b):
+        assert isinstance(stats["amount"], float) and isinstance(stats["carried"], float)
+        assert stats["amount"] > 1.0 and (stats["carried"] == 0.0) == (k == 0)
+        assert 0.0 < stats["carried"] <= small().video.blend or k == 0
+
+
+def test_a_chain_kept_on_the_device_resumes_to_the_same_frames(model, clips, tmp_path, monkeypatch):
+    """Stopped while frame 4 is dreamed behind frame 3 (the device chain hands frame k on once
+    k + 1 is queued): frames 0-3 are kept, and the resumed render's frames equal an
+    uninterrupted one's, byte for byte (the amounts of stored frames are measured on the
+    device, as those of frames just dreamed)."""
+    _on_device(monkeypatch, chain=True)
+    out, whole = str(tmp_path / "resumed") + "/", str(tmp_path / "whole") + "/"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.render_video(small(), clips["pan"], out, pipeline.Progress(frame=_stop_at(3)), model=model)
+    assert len(glob.glob(os.path.join(pipeline.work_folder(out), "frames", "*.png"))) == 4
+    result = pipeline.render_video(small(), clips["pan"], out, model=model)
+    assert result.resumed_from == 4 and result.frames == 10
+    pipeline.render_video(small(), clips["pan"], whole, model=model)
+    resumed, uninterrupted = frames_of(out), frames_of(whole)
+    assert len(resumed) == len(uninterrupted) == 10
+    assert all(np.array_equal(x, y) for x, y in zip(resumed, uninterrupted))
 
 
 def test_motion_of_several_frame_pairs_is_computed_at_once_and_taken_in_order(model, clips, tmp_path,
