@@ -40,6 +40,7 @@ This module is a command-line tool: it prints, and `main()` returns an exit code
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -146,11 +147,13 @@ class Run:
 
 
 @contextmanager
-def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain: bool = True, fuse: bool = True):
+def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain: bool = True, fuse: bool = True,
+                steps: tuple[int, ...] = (1,)):
     """Watch the project's Dreamer from outside: log the octave sizes and steps of every frame's
     dream (for the FLOPs) and its time, and warm up each new Dreamer inside its constructor (the
     frame's compiled loops, the carry on the device where it runs there: one step, so
-    TensorFlow's XLA gradient compiles too; frames reseed the jitter), that time going to
+    TensorFlow's XLA gradient compiles too, or each of `steps` where the count is compiled in
+    (Dreamer.static_steps); frames reseed the jitter), that time going to
     `run.trace`. `chain` / `fuse` False turn the GPU's device chain / one call per frame off
     (Dreamer.chain_on_device, fuse_octaves), to measure what each gains. Stage times, frame ends
     and the amount each frame added come from the pipeline itself (RenderResult.stages,
@@ -179,7 +182,8 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
 
             still = Motion(flow=np.zeros((*frame_shape, 2), np.float32), mask=np.ones(frame_shape, np.float32))
             start = self.carry_over(zeros, zeros, zeros, still, blend=1.0)
-        dream(self, start, iterations=1, as_uint8=True)
+        for n in (steps if self.static_steps else (1,)):
+            dream(self, start, iterations=n, as_uint8=True)
         if self.chain_on_device:  # and the chain's amounts and shares
             from dreamvid.chain import _DeviceChain
 
@@ -228,7 +232,7 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
         run.amounts.append(stats["amount"])  # dream.amount(out, input frame), as the reference's
 
     out = os.path.join(workdir, "project/" if clip.endswith("/") else "project.mp4")
-    with _instrument(run, sizes, shape, chain, fuse):
+    with _instrument(run, sizes, shape, chain, fuse, (steps_first, steps_next)):
         t = time.perf_counter()
         result = render_video(cfg, clip, out, Progress(frame=frame_done), model=model)
         wall = time.perf_counter() - t
@@ -544,11 +548,13 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     plain = _plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
     plain(frame)  # compiles
     variants = {"engine": lambda k: d.dream(frame, seed=k, as_uint8=True), "plain": lambda k: plain(frame)}
-    if d.fuse_octaves:
-        per_octave = Dreamer(model, term(layer), settings)
-        per_octave.fuse_octaves = False
-        per_octave.dream(frame, as_uint8=True)  # compiles
-        variants["per octave"] = lambda k: per_octave.dream(frame, seed=k, as_uint8=True)
+    # (and the same for a step count compiled in, where it is: the count passed in instead)
+    for name, attr in (("per octave", "fuse_octaves"), ("count passed in", "static_steps")):
+        if getattr(d, attr):
+            other = Dreamer(model, term(layer), settings)
+            setattr(other, attr, False)
+            other.dream(frame, as_uint8=True)  # compiles
+            variants[name] = functools.partial(lambda dreamer, k: dreamer.dream(frame, seed=k, as_uint8=True), other)
     times = {name: [] for name in variants}
     for k in range(args.dream_only):
         for name, fn in variants.items():
@@ -563,6 +569,10 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     if "per octave" in median:
         print(f"dream only, one compiled call per octave instead of one per frame: {1 / median['per octave']:.2f} "
               f"frames/s; the one call at {median['per octave'] / median['engine']:.2f}x its speed")
+    if "count passed in" in median:
+        print(f"dream only, the step count passed in (a loop of unknown length) instead of compiled in: "
+              f"{1 / median['count passed in']:.2f} frames/s; compiled in at "
+              f"{median['count passed in'] / median['engine']:.2f}x its speed")
     print(f"dream only, the plainest compiled loop (no jitter, tiles or masks; same network, precision, octaves "
           f"and steps): {1 / median['plain']:.2f} frames/s; the project at {median['plain'] / median['engine']:.2f}x its speed")
     return 0

@@ -195,8 +195,7 @@ class Dreamer:
         # the loop then has no guide inputs or ops at all
         self._state = (net_state, self._guide_features(net_state, guide))
         self._grad = self.backend.grad(self._loss, xla=self.xla)
-        self._ascend = self.backend.compile(self._ascend_loop)
-        self._ascend_masked = self.backend.compile(self._ascend_loop_masked)  # traced on first masked use
+        self._loops = {}  # see _loop: the compiled ascent of an octave or a frame, per kind
         self._gradient = self.backend.compile(self._image_gradient)
         self._objective = self.backend.compile(self._loss)
         self._carry = {}  # carry mode -> the compiled carry.carry_init
@@ -211,7 +210,12 @@ class Dreamer:
         # a video's chain of frames kept on the device (chain.dream_clip): the next frame queued
         # before the last one comes back, so the device never waits for the host's part
         self.chain_on_device = self.carry_on_device
-        self._frames = {}  # (octave sizes, masked, uint8 out) -> the compiled _frame_loop
+        # the number of steps compiled into the loop (one compile per count, typically two: a
+        # shot's first frame and the rest) rather than passed in: XLA runs a GPU while loop of
+        # unknown length by reading its condition back to the host after every step, so the
+        # device idles while the host launches the next step, and the call cannot return before
+        # the loop ends; on a CPU the loop runs on the host anyway, and one compile serves all
+        self.static_steps = self.device == "gpu"
 
     @property
     def min_side(self) -> int:
@@ -279,17 +283,29 @@ class Dreamer:
 
         return ops.fori_loop(0, ny * nx, add_tile, ops.zeros_like(image))
 
-    def _ascend_loop(self, state, image, shifts, steps, step, weights):
-        """`steps` steps of normalised gradient ascent on one octave; shifts (>= steps, 2) int32
-        is the jitter table (dy, dx) of each step."""
-        return self._ascend_steps(state, image, shifts, steps, step, weights, None)
-
-    def _ascend_loop_masked(self, state, image, shifts, steps, step, weights, mask):
-        """`_ascend_loop` where mask (H, W, 1) in [0, 1] scales each step: a loop of its own,
-        compiled only when a mask is given, so the unmasked loop carries no mask ops at all."""
-        return self._ascend_steps(state, image, shifts, steps, step, weights, mask)
+    def _loop(self, steps: int, masked: bool, sizes: tuple | None = None, as_uint8: bool = False):
+        """(the compiled call, its loop-bound arguments) of `steps` ascent steps on one octave
+        (sizes None: ascend) or on a whole frame's octaves (`_frame_loop`), masked or not (a loop
+        of its own, so the unmasked loop carries no mask ops at all). The call takes (state,
+        image, shifts, *bound, step, weights[, mask]): `bound` is [] where static_steps compiles
+        the count in, else [the count as a traced scalar], so another count never recompiles."""
+        fixed = steps if self.static_steps else None
+        key = (sizes, masked, as_uint8, fixed)
+        fn = self._loops.get(key)
+        if fn is None:
+            def run(state, image, shifts, *rest):
+                n, step, weights, *mask = (fixed, *rest) if fixed is not None else rest
+                mask = mask[0] if mask else None
+                if sizes is None:
+                    return self._ascend_steps(state, image, shifts, n, step, weights, mask)
+                return self._frame_loop(state, image, shifts, n, step, weights, mask, sizes=sizes, as_uint8=as_uint8)
+            fn = self._loops[key] = self.backend.compile(run)
+        return fn, ([] if fixed is not None else [self.backend.loop_count(steps)])
 
     def _ascend_steps(self, state, image, shifts, steps, step, weights, mask):
+        """`steps` steps of normalised gradient ascent on one octave; shifts (>= steps, 2) int32
+        is the jitter table (dy, dx) of each step; mask None or (H, W, 1) in [0, 1] scales each
+        step. `steps` a Python int (compiled in) or a traced scalar."""
         from keras import ops
 
         self.trace_count += 1  # a Python side effect: runs only when the loop is traced
@@ -358,14 +374,14 @@ class Dreamer:
         shifts = self._shifts(image.shape[0], image.shape[1], steps)
         step_size = np.float32(s.step if step is None else step)
         with self.backend.placement(self.device):
-            args = (self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
-                    ops.convert_to_tensor(shifts), self.backend.loop_count(steps),
-                    ops.convert_to_tensor(step_size), ops.convert_to_tensor(self._weights(weights)))
-            if mask is None:
-                out = self._ascend(*args)
-            else:
+            fn, bound = self._loop(steps, mask is not None)
+            masks = []
+            if mask is not None:
                 mask = np.asarray(mask, np.float32).reshape(*image.shape[:2], 1) if isinstance(mask, np.ndarray) else mask
-                out = self._ascend_masked(*args, ops.convert_to_tensor(mask))
+                masks = [ops.convert_to_tensor(mask)]
+            out = fn(self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
+                     ops.convert_to_tensor(shifts), *bound, ops.convert_to_tensor(step_size),
+                     ops.convert_to_tensor(self._weights(weights)), *masks)
             return self.backend.to_numpy(out) if on_host else out
 
     def carry_over(self, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None):
@@ -476,15 +492,11 @@ class Dreamer:
             if self.fuse_octaves:  # the whole frame in one compiled call
                 steps = self.settings.iterations if iterations is None else int(iterations)
                 shifts = np.stack([self._shifts(*size, steps) for size in sizes])  # as ascend would draw them
-                key = (sizes, full_mask is not None, as_uint8)
-                fn = self._frames.get(key)
-                if fn is None:
-                    fn = self._frames[key] = self.backend.compile(
-                        lambda state, *args: self._frame_loop(state, *args, sizes=sizes, as_uint8=as_uint8))
+                fn, bound = self._loop(steps, full_mask is not None, sizes, as_uint8)
                 args = [ops.convert_to_tensor(a) for a in (shifts, np.float32(self.settings.step if step is None else step),
                                                             self._weights(weights))]
                 # (cast first: a uint8 frame and a float32 start from carry_over share one compile)
-                out = fn(self._state, ops.cast(full, "float32"), args[0], self.backend.loop_count(steps), *args[1:],
+                out = fn(self._state, ops.cast(full, "float32"), args[0], *bound, *args[1:],
                          *([] if full_mask is None else [full_mask]))
                 if progress:
                     progress(len(sizes), len(sizes))

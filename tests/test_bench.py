@@ -39,14 +39,15 @@ def test_step_flops_counts_convolutions(tiny_model):
 @pytest.mark.parametrize("fused", [False, True], ids=["cpu", "gpu-path"])
 def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys, monkeypatch, fused):
     """Frames per second of the engine and of the plainest loop; where the engine dreams a
-    frame in one compiled call (a GPU's path, forced here), of its per-octave calls too."""
+    frame in one compiled call with its step count compiled in (a GPU's path, forced here), of
+    its per-octave calls and of the count passed in too."""
     from dreamvid.dream import Dreamer
 
     init = Dreamer.__init__
 
     def gpu_path(self, *a, **k):
         init(self, *a, **k)
-        self.fuse_octaves = fused
+        self.fuse_octaves = self.static_steps = fused
 
     monkeypatch.setattr(Dreamer, "__init__", gpu_path)
     rc = bench.main(["--width", "48", "--height", "40", "--octaves", "2", "--steps-next", "2",
@@ -58,7 +59,9 @@ def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys
     per_octave = re.findall(r"(?m)^dream only, one compiled call per octave .*: ([\d.]+) frames/s; the one call at ([\d.]+)x", out)
     assert len(engine) == 1 and engine[0] > 0, out
     assert len(plain) == 1 and float(plain[0][0]) > 0 and float(plain[0][1]) > 0, out
+    passed_in = re.findall(r"(?m)^dream only, the step count passed in .*: ([\d.]+) frames/s; compiled in at ([\d.]+)x", out)
     assert len(per_octave) == fused and all(float(a) > 0 and float(b) > 0 for a, b in per_octave), out
+    assert len(passed_in) == fused and all(float(a) > 0 and float(b) > 0 for a, b in passed_in), out
 
 
 def test_the_plainest_loop_dreams(tiny_model):
@@ -81,7 +84,8 @@ def test_the_plainest_loop_dreams(tiny_model):
 @pytest.mark.parametrize("flags", [[], ["--no-chain", "--octave-calls"]], ids=["gpu-path", "switched-off"])
 def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
     """The path a GPU takes, forced here on the CPU: each frame's start made on the device
-    (carry_on_device), its octaves in one compiled call (fuse_octaves) and the chain of frames
+    (carry_on_device), its octaves in one compiled call (fuse_octaves) with the step counts
+    compiled in (static_steps, both warmed up) and the chain of frames
     kept there (chain_on_device); the warm-up compiles all of it, every frame after the first
     starts from the device carry, and the report says the dream ran behind the rest. The
     bench's switches turn the chain and the one call off, to measure what each gains."""
@@ -91,9 +95,18 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
 
     def on_device(self, *a, **k):
         init(self, *a, **k)
-        self.carry_on_device = self.chain_on_device = self.fuse_octaves = True
+        self.carry_on_device = self.chain_on_device = self.fuse_octaves = self.static_steps = True
+
+    dream, traces = Dreamer.dream, []
+
+    def dream_counted(self, *a, **k):  # the traces before and after each dream, warm-up included
+        before = self.trace_count
+        out = dream(self, *a, **k)
+        traces.append((before, self.trace_count))
+        return out
 
     monkeypatch.setattr(Dreamer, "__init__", on_device)
+    monkeypatch.setattr(Dreamer, "dream", dream_counted)
     monkeypatch.setattr(Dreamer, "carry_over", lambda self, *a, **k: (
         calls.append((self.chain_on_device, self.fuse_octaves)), carry_over(self, *a, **k))[1])
     rc = bench.main(["--width", "64", "--height", "48", "--frames", "4", "--octaves", "2", "--steps-first", "2",
@@ -101,6 +114,8 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert calls == [(not flags, not flags)] * (1 + 3), calls  # the warm-up, then frames 1-3
+    # the warm-up compiled both step counts (first frame 2, the rest 1): the 4 frames trace nothing
+    assert len(traces) == 2 + 4 and all(a == b for a, b in traces[2:]), traces
     assert _floats(r"(?m)^project: ([\d.]+) s/frame", out)[0] > 0
     assert _floats(r"whole pipeline ([\d.]+)", out)[0] > 0
     if flags:  # the host waits for each dream: its time and arithmetic are seen

@@ -249,3 +249,25 @@ def test_a_frame_in_one_compiled_call_is_the_octave_by_octave_dream(tiny_model, 
     for k in range(3):  # more frames, float32 starts, other step counts: no new compile
         d.dream(frame.astype(np.float32) + k, seed=k, iterations=2 + k, as_uint8=True)
     assert d.trace_count == traces or d.backend.NAME == "torch"  # (PyTorch runs eagerly: nothing compiles)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["per-octave", "one-call"])
+def test_a_step_count_compiled_in_dreams_the_same_and_compiles_once_per_count(tiny_model, texture, fused):
+    """static_steps (a GPU's default: XLA's GPU while loop of unknown length waits on the host
+    after every step): the count is compiled into the loop instead of passed in. The same dream;
+    one compile per count, none again for a count already seen."""
+    d = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.5, step=20.0))
+    d.fuse_octaves = fused
+    frame = np.clip(np.rint(texture(40, 56)), 0, 255).astype(np.uint8)
+    passed_in = [d.dream(frame, seed=4, iterations=n, as_uint8=True) for n in (3, 2)]
+    d.static_steps = True
+    before = d.trace_count
+    compiled_in = [d.dream(frame, seed=4, iterations=n, as_uint8=True) for n in (3, 2)]
+    for a, b in zip(passed_in, compiled_in):
+        assert np.abs(a.astype(np.int16) - b).max() <= 1 and np.mean(a != b) < 1e-3  # (ties in rounding aside)
+    assert np.abs(compiled_in[0].astype(np.float32) - frame).mean() > 1.0  # it dreamed
+    traced = d.trace_count - before
+    for k, n in enumerate((3, 2, 3, 2)):  # counts already compiled: nothing traced again
+        d.dream(frame, seed=k, iterations=n, as_uint8=True)
+    if d.backend.NAME != "torch":  # (PyTorch runs eagerly: nothing compiles, every call "traces")
+        assert traced > 0 and d.trace_count - before == traced
