@@ -530,7 +530,9 @@ def _child_4k(model_name: str) -> int:
 def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     """Frames per second of Dreamer.dream alone on one (height, width) uint8 frame with the steps
     of a frame after the first (what a long clip costs per frame on the device), nothing around
-    it but the frame's trips to the device and back, as uint8 like the pipeline's."""
+    it but the frame's trips to the device and back, as uint8 like the pipeline's: per call
+    (each frame back before the next goes), and where the chain stays on the device (a GPU) in
+    the steady state of a render too, frames queued one behind another."""
     from dreamvid import backends
     from dreamvid.config import DreamSettings
     from dreamvid.dream import Dreamer, to_uint8
@@ -562,10 +564,25 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
             fn(k)
             times[name].append(time.perf_counter() - t)
     median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    queued = None
+    if d.chain_on_device:
+        # the steady state of a render's chain: each frame queued behind the last, fetched once
+        # the next is queued, so the device never waits for a frame's trip to the host
+        t, last = time.perf_counter(), None
+        for k in range(args.dream_only):
+            out = d.dream(frame, seed=k, as_uint8=True, to_host=False)
+            if last is not None:
+                d.backend.to_numpy(last)
+            last = out
+        d.backend.to_numpy(last)
+        queued = (time.perf_counter() - t) / args.dream_only
     print(f"dream only: {model.name} ({layer}) {width}x{height}, {args.octaves} octaves of {args.steps_next} steps, "
           f"{model.precision}, {backends.describe(d.backend.gpu_name() if d.device == 'gpu' else None)}: "
           f"{1 / median['engine']:.2f} frames/s (median of {args.dream_only}; best {1 / min(times['engine']):.2f}); "
           f"first call {compile_s:.2f} s")
+    if queued is not None:
+        print(f"dream only, frames queued one behind another (each fetched once the next is queued, as a "
+              f"video's chain on a GPU): {1 / queued:.2f} frames/s ({args.dream_only} frames)")
     if "per octave" in median:
         print(f"dream only, one compiled call per octave instead of one per frame: {1 / median['per octave']:.2f} "
               f"frames/s; the one call at {median['per octave'] / median['engine']:.2f}x its speed")

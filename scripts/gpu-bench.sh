@@ -10,12 +10,14 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
 #   mkdir -p .whl/imageio_ffmpeg/binaries && cp "$(python3 -c 'import imageio_ffmpeg,os;print(os.path.dirname(imageio_ffmpeg.__file__))')"/{*.py,binaries/__init__.py} ...
 # Then run `bash scripts/gpu-bench.sh [FRAMES] [BACKENDS]` on the GPU machine from the repository
-# root; reports go to $OUT (or /tmp/dreamvid-gpu).
+# root; reports go to $OUT (or /tmp/dreamvid-gpu). PARTS="dream" runs the dream alone only
+# (default "pipeline dream").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 frames=${1:-48}
 backends=${2:-"jax torch tensorflow"}
 out=${OUT:-/tmp/dreamvid-gpu}
+parts=${PARTS:-"pipeline dream"}
 mkdir -p "$out"
 site=/tmp/dreamvid-site
 if [ -d .whl ]; then
@@ -31,6 +33,7 @@ command -v ffmpeg >/dev/null && io=mp4
   2>&1 | tee "$out/machine.txt"
 # 1) the whole pipeline, project and reference, for each backend (PyTorch on fewer frames: slower)
 for b in $backends; do
+  [[ " $parts " == *" pipeline "* ]] || break
   python3 -c "import $b" 2>/dev/null || { echo "$b: not installed, skipped" | tee -a "$out/machine.txt"; continue; }
   n=$frames; [ "$b" = torch ] && n=$(( frames / 2 ))
   timeout 240 python3 -m dreamvid.bench --backend "$b" --device gpu --model vgg16 --width 1280 --height 720 \
@@ -43,9 +46,15 @@ for b in $backends; do
       --frames "$n" --io "$io" --only project --no-chain 2>&1 | grep -v "^WARNING" | tee "$out/bench-jax-no-chain.txt"
   fi
 done
-# 2) the dream alone, nothing around it: the engine, its per-octave calls, the plainest loop
+# 2) the dream alone, nothing around it: the engine per call and queued as a render's chain
+#    queues it, beside its per-octave calls, its step count passed in and the plainest loop;
+#    then in float32 (JAX)
 for b in $backends; do
+  [[ " $parts " == *" dream "* ]] || break
   python3 -c "import $b" 2>/dev/null || continue
-  timeout 240 python3 -m dreamvid.bench --backend "$b" --device gpu --model vgg16 --width 1280 --height 720 \
-    --dream-only 20 2>&1 | grep "^dream only" | tee -a "$out/dream-only.txt"
+  for p in auto float32; do
+    [ "$p" = float32 ] && [ "$b" != jax ] && continue
+    timeout 240 python3 -m dreamvid.bench --backend "$b" --device gpu --model vgg16 --width 1280 --height 720 \
+      --dream-only 20 --precision "$p" 2>&1 | grep "^dream only" | tee -a "$out/dream-only.txt"
+  done
 done

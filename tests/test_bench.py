@@ -39,15 +39,16 @@ def test_step_flops_counts_convolutions(tiny_model):
 @pytest.mark.parametrize("fused", [False, True], ids=["cpu", "gpu-path"])
 def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys, monkeypatch, fused):
     """Frames per second of the engine and of the plainest loop; where the engine dreams a
-    frame in one compiled call with its step count compiled in (a GPU's path, forced here), of
-    its per-octave calls and of the count passed in too."""
+    frame in one compiled call with its step count compiled in and the chain on the device (a
+    GPU's path, forced here), of frames queued back to back, its per-octave calls and of the
+    count passed in too."""
     from dreamvid.dream import Dreamer
 
     init = Dreamer.__init__
 
     def gpu_path(self, *a, **k):
         init(self, *a, **k)
-        self.fuse_octaves = self.static_steps = fused
+        self.fuse_octaves = self.static_steps = self.chain_on_device = fused
 
     monkeypatch.setattr(Dreamer, "__init__", gpu_path)
     rc = bench.main(["--width", "48", "--height", "40", "--octaves", "2", "--steps-next", "2",
@@ -60,6 +61,8 @@ def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys
     assert len(engine) == 1 and engine[0] > 0, out
     assert len(plain) == 1 and float(plain[0][0]) > 0 and float(plain[0][1]) > 0, out
     passed_in = re.findall(r"(?m)^dream only, the step count passed in .*: ([\d.]+) frames/s; compiled in at ([\d.]+)x", out)
+    queued = _floats(r"(?m)^dream only, frames queued one behind another .*: ([\d.]+) frames/s \(2 frames\)", out)
+    assert len(queued) == fused and all(q > 0 for q in queued), out
     assert len(per_octave) == fused and all(float(a) > 0 and float(b) > 0 for a, b in per_octave), out
     assert len(passed_in) == fused and all(float(a) > 0 and float(b) > 0 for a, b in passed_in), out
 
