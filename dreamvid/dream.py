@@ -39,6 +39,9 @@ XLA_MODES = ("auto", "on", "off")
 # A jitter table holds at least this many steps, rounded up to a power of two, so 10 steps on a
 # shot's first frame and 5 on the next share one compiled loop (its length is a loop argument).
 MIN_STEPS_TABLE = 16
+# With static_steps, the step counts compiled into the loop per kind of loop at most: a shot's first
+# frame and the rest; an iterations schedule's further counts share one loop with the count passed in
+STATIC_STEP_COUNTS = 2
 DEFAULT_TILE = {"cpu": 512, "gpu": 1280}  # tile_size None: bounded memory on a CPU; 720p in one piece on a GPU
 
 
@@ -288,9 +291,14 @@ class Dreamer:
         (sizes None: ascend) or on a whole frame's octaves (`_frame_loop`), masked or not (a loop
         of its own, so the unmasked loop carries no mask ops at all). The call takes (state,
         image, shifts, *bound, step, weights[, mask]): `bound` is [] where static_steps compiles
-        the count in, else [the count as a traced scalar], so another count never recompiles."""
+        the count in (the first STATIC_STEP_COUNTS counts of each kind), else [the count as a
+        traced scalar], so another count never recompiles."""
+        kind = (sizes, masked, as_uint8)
         fixed = steps if self.static_steps else None
-        key = (sizes, masked, as_uint8, fixed)
+        if fixed is not None and (*kind, fixed) not in self._loops and \
+                sum(k[:3] == kind and k[3] is not None for k in self._loops) >= STATIC_STEP_COUNTS:
+            fixed = None  # a schedule's further counts: one loop with the count passed in serves them all
+        key = (*kind, fixed)
         fn = self._loops.get(key)
         if fn is None:
             def run(state, image, shifts, *rest):

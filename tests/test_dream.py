@@ -255,7 +255,8 @@ def test_a_frame_in_one_compiled_call_is_the_octave_by_octave_dream(tiny_model, 
 def test_a_step_count_compiled_in_dreams_the_same_and_compiles_once_per_count(tiny_model, texture, fused):
     """static_steps (a GPU's default: XLA's GPU while loop of unknown length waits on the host
     after every step): the count is compiled into the loop instead of passed in. The same dream;
-    one compile per count, none again for a count already seen."""
+    one compile per count, none again for a count already seen; past two counts (a shot's first
+    frame and the rest), one more loop with the count passed in serves every other count."""
     d = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.5, step=20.0))
     d.fuse_octaves = fused
     frame = np.clip(np.rint(texture(40, 56)), 0, 255).astype(np.uint8)
@@ -271,3 +272,12 @@ def test_a_step_count_compiled_in_dreams_the_same_and_compiles_once_per_count(ti
         d.dream(frame, seed=k, iterations=n, as_uint8=True)
     if d.backend.NAME != "torch":  # (PyTorch runs eagerly: nothing compiles, every call "traces")
         assert traced > 0 and d.trace_count - before == traced
+        # past two counts, a schedule's further counts (4, 5, 6) share one loop with the count passed in
+        fresh = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.5, step=20.0))
+        fresh.fuse_octaves, fresh.static_steps = fused, True
+        for n in (3, 2):
+            fresh.dream(frame, seed=4, iterations=n, as_uint8=True)
+        two = fresh.trace_count
+        for n in (4, 5, 6, 3):
+            fresh.dream(frame, seed=4, iterations=n, as_uint8=True)
+        assert two > 0 and fresh.trace_count - two == two // 2
