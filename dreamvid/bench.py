@@ -1,10 +1,10 @@
 """Performance, measured against a reference in the same run: `python -m dreamvid.bench`.
 
 One synthetic clip, one network object, one set of settings, two implementations:
-- the project: `pipeline.render_video` (the compiled per-octave ascent loop, flow-guided frames,
-  the resumable work folder, the ffmpeg sink);
-- the reference kept here: the loop a tutorial would write. A Python loop calls a compiled
-  one-step gradient function (tape, gradient, normalise) once per step with a NumPy round trip
+- the project: `pipeline.render_video` (the compiled ascent loop, flow-guided frames, the
+  resumable work folder, the ffmpeg sink);
+- the reference (`dreamvid/reference.py`): the loop a tutorial would write. A Python loop calls
+  a compiled one-step gradient function (tape, gradient, normalise) once per step with a NumPy round trip
   (np -> tensor -> np), octaves built as in the original DeepDream notebook (Laplacian-style
   detail split), flow between frames computed serially with OpenCV DIS, warp and blend, frames
   encoded with `imageio_ffmpeg.write_frames`.
@@ -49,30 +49,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
+
+from dreamvid.reference import SEED, STAGES, Run, plain_loop, run_reference, step_flops
 
 DEFAULT_SIZE = (320, 180, 6)  # (width, height, frames): ~3-5 minutes on 2 CPU cores with vgg16-hed
 FULL_SIZE = (640, 360, 12)  # the issue's setting
 OCTAVES = 3  # fixed by the issue
 STEPS_FIRST = 10  # ascent steps per octave on the first frame
 STEPS_NEXT = 5  # ... and on the frames that start from the previous dream
-SEED = 1234  # jitter of both implementations and the clip's texture
 PAN = 4  # pixels per frame the texture moves (right and a little down)
 FPS = 25
-# Dreaming takes the gradient with respect to the image only: per convolution the forward pass
-# and the input gradient (~2x the forward FLOPs); the weight gradient (the third 1x that training
-# pays, the usual "x3") is never computed, so counting it would overstate the throughput by 1.5x.
-BACKWARD_FACTOR = 2
 FLOP_PER_CYCLE = 32  # fp32 per core per cycle with AVX2: 2 FMA units x 8 lanes x 2 (mul + add)
 MODELS = ("vgg16-hed", "vgg16", "inception_v3")  # Keras applications get random weights
-# Stage times: the reference runs them one after another in one thread ("other": the rest of its
-# loop); the project runs decode and flow ahead in a reader thread and store and encode behind in
-# a writer thread, so its stages overlap and "wait" is the time its dream waited for them.
-STAGES = ("decode", "flow", "dream", "store", "encode", "wait", "other")
 
 
 # ----------------------------------------------------------------------------- the clip
@@ -105,45 +96,6 @@ def make_clip(path: str, width: int, height: int, frames: int, seed: int = SEED)
 
 
 # ----------------------------------------------------------------------------- measuring
-
-
-@dataclass
-class Run:
-    """What one implementation did: seconds by stage, trace time, strength, dream steps."""
-
-    name: str
-    frames: int = 0
-    stages: dict = field(default_factory=lambda: defaultdict(float))
-    total: float = 0.0  # seconds, without tracing
-    trace: float = 0.0  # seconds spent tracing/compiling before the timed region
-    amounts: list = field(default_factory=list)  # mean |out - in| per frame, 0..255
-    done_at: list = field(default_factory=list)  # perf_counter seconds when each frame was finished
-    flops: float = 0.0  # conv FLOPs of all the ascent steps taken
-    dream_times: list = field(default_factory=list)  # seconds in Dreamer.dream, per frame
-    # the dream ran behind the rest on the device (a chain kept on the GPU: Dreamer.dream only
-    # queues it), so it has no time of its own here: `--dream-only` measures it
-    overlapped: bool = False
-
-    @property
-    def per_frame(self) -> float:
-        return self.total / max(1, self.frames)
-
-    @property
-    def steady(self) -> float:
-        """Seconds per frame after the first (which takes more steps, and where XLA compiles):
-        what a long clip costs per frame. NaN with fewer than two frames."""
-        t = self.done_at
-        return (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else float("nan")
-
-    @property
-    def dream_fps(self) -> float:
-        """Frames per second of the dream alone after the first frame; NaN with one frame."""
-        t = self.dream_times[1:]
-        return len(t) / sum(t) if t and sum(t) > 0 else float("nan")
-
-    @property
-    def strength(self) -> float:
-        return float(np.mean(self.amounts)) if self.amounts else float("nan")
 
 
 @contextmanager
@@ -246,180 +198,6 @@ def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_
 # ----------------------------------------------------------------------------- the reference
 
 
-def _png_frames(folder: str):
-    """The frames of a PNG folder as RGB uint8, in name order (the reference's --io png reader)."""
-    import cv2
-
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".png"):
-            yield cv2.cvtColor(cv2.imread(os.path.join(folder, name)), cv2.COLOR_BGR2RGB)
-
-
-def _layer_loss(apply, preprocess):
-    """loss(state, img): the mean square of the layer's activations for an (H, W, 3) image on
-    0..255, in float32 (the project's default objective), for the reference and the plain loop."""
-    from keras import ops
-
-    def loss(state, img):
-        out = apply(state, preprocess(img[None]))
-        out = out[0] if isinstance(out, (list, tuple)) else out
-        return ops.mean(ops.square(ops.cast(out, "float32")))
-
-    return loss
-
-
-def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
-                  steps_next: int) -> Run:
-    """The straightforward implementation (module docstring), same network and settings, on the
-    backend Keras runs on: a compiled one-step gradient (tf.function, jax.jit, or PyTorch as is)
-    called from a Python loop with a NumPy round trip per step."""
-    import cv2
-    from keras import ops
-
-    from dreamvid import backends
-    from dreamvid.config import DreamSettings, VideoSettings
-    from dreamvid.dream import amount
-
-    ds, vs = DreamSettings(), VideoSettings()
-    step, scale, jitter, blend = ds.step, ds.octave_scale, ds.jitter, vs.blend
-    bk = backends.current()
-    state, apply = bk.bind(model.network([layer]))
-    run = Run("reference")
-    clock = run.stages
-
-    grad = bk.grad(_layer_loss(apply, model.preprocess))
-
-    def normalised(state, img):
-        """One step's gradient, normalised by its std: (H, W, 3) -> (H, W, 3)."""
-        g = grad(state, img)
-        g = g / (ops.max(ops.abs(g)) + 1e-30)  # scale-free first, as the project does
-        return g / (ops.std(g) + 1e-8)
-
-    gradient = bk.compile(normalised)
-    png = clip.endswith("/")
-    if png:
-        h, w = next(_png_frames(clip)).shape[:2]
-    else:
-        import imageio_ffmpeg
-
-        w, h = imageio_ffmpeg.read_frames(clip).__next__()["size"]
-    t = time.perf_counter()
-    for _ in range(octaves):  # warm-up: trace (and on JAX compile) for each octave size, untimed
-        bk.to_numpy(gradient(state, ops.zeros((h, w, 3))))
-        h, w = int(h / scale), int(w / scale)
-        if min(h, w) < 32:
-            break
-    run.trace = time.perf_counter() - t
-    rng = np.random.default_rng(SEED)
-    sizes: list = []
-
-    def ascend(img, n):
-        sizes.append((img.shape[0], img.shape[1], n))
-        for _ in range(n):
-            ox, oy = rng.integers(-jitter, jitter + 1, 2)
-            rolled = np.roll(np.roll(img, ox, 1), oy, 0)
-            g = bk.to_numpy(gradient(state, ops.convert_to_tensor(rolled)))  # the NumPy round trip of every step
-            img = np.clip(img + step * np.roll(np.roll(g, -ox, 1), -oy, 0), 0.0, 255.0)
-        return img
-
-    def deepdream(img, n):
-        # the notebook's octaves: split into a small base and the detail lost at each scale...
-        details = []
-        for _ in range(octaves - 1):
-            h, w = img.shape[:2]
-            lo_size = (int(w / scale), int(h / scale))
-            if min(lo_size) < 32:
-                break
-            lo = cv2.resize(img, lo_size, interpolation=cv2.INTER_AREA)
-            details.append(img - cv2.resize(lo, (w, h), interpolation=cv2.INTER_LINEAR))
-            img = lo
-        # ... then ascend from the smallest, adding each detail back on the way up
-        for k in range(len(details) + 1):
-            if k > 0:
-                hi = details[-k]
-                img = cv2.resize(img, (hi.shape[1], hi.shape[0]), interpolation=cv2.INTER_LINEAR) + hi
-            img = ascend(img, n)
-        return img
-
-    dis = cv2.DISOpticalFlow_create(cv2.DISOpticalFlow_PRESET_MEDIUM)
-    out_path = os.path.join(workdir, "reference/" if png else "reference.mp4")
-    t_all = time.perf_counter()
-    t = time.perf_counter()
-    if png:
-        reader = _png_frames(clip)
-        os.makedirs(out_path, exist_ok=True)
-        writer = None
-    else:
-        reader = imageio_ffmpeg.read_frames(clip)
-        meta = next(reader)
-        w, h = meta["size"]
-        writer = imageio_ffmpeg.write_frames(out_path, (w, h), fps=meta["fps"], codec="libx264", quality=None,
-                                             pix_fmt_out="yuv420p", macro_block_size=1,
-                                             output_params=["-crf", "18", "-preset", "medium"])
-        writer.send(None)  # starts ffmpeg
-    clock["decode"] += time.perf_counter() - t
-    prev_in = prev_out = None
-    target = 0.0
-    try:
-        while True:
-            t = time.perf_counter()
-            try:
-                raw = next(reader)
-            except StopIteration:
-                clock["decode"] += time.perf_counter() - t
-                break
-            frame = raw if png else np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-            h, w = frame.shape[:2]
-            clock["decode"] += time.perf_counter() - t
-            if prev_in is None:
-                init, n = frame.astype(np.float32), steps_first
-            else:
-                t = time.perf_counter()
-                ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-                g0 = cv2.cvtColor(prev_in, cv2.COLOR_RGB2GRAY)
-                g1 = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-                bw = dis.calc(g1, g0, None)  # (H, W, 2) px, current -> previous
-                fw = dis.calc(g0, g1, None)  # (H, W, 2) px, previous -> current
-                mx, my = xs + bw[..., 0], ys + bw[..., 1]
-                fw_at = cv2.remap(fw, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                bad = np.sum((bw + fw_at) ** 2, 2) >= 0.01 * (np.sum(bw ** 2, 2) + np.sum(fw_at ** 2, 2)) + 0.5
-                bad |= (mx < -0.5) | (mx > w - 0.5) | (my < -0.5) | (my > h - 0.5)
-                mask = cv2.GaussianBlur(cv2.erode((~bad).astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 2.0)
-                prev_amount = amount(prev_out, prev_in)
-                share = blend * min(1.0, target / prev_amount) if prev_amount > 0 else blend
-                detail = prev_out.astype(np.float32) - prev_in.astype(np.float32)
-                warped = cv2.remap(detail, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                init = np.clip(frame + share * mask[..., None] * warped, 0, 255).astype(np.float32)
-                n = steps_next
-                clock["flow"] += time.perf_counter() - t
-            t = time.perf_counter()
-            out = np.clip(np.rint(deepdream(init, n)), 0, 255).astype(np.uint8)
-            clock["dream"] += time.perf_counter() - t
-            run.dream_times.append(time.perf_counter() - t)
-            run.amounts.append(amount(out, frame))
-            if prev_in is None:
-                target = run.amounts[-1]
-            t = time.perf_counter()
-            if png:
-                cv2.imwrite(os.path.join(out_path, f"{run.frames:06d}.png"), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-            else:
-                writer.send(out)
-            clock["encode"] += time.perf_counter() - t
-            prev_in, prev_out = frame, out
-            run.frames += 1
-            run.done_at.append(time.perf_counter())
-    finally:
-        t = time.perf_counter()
-        if writer is not None:
-            writer.close()  # always: a crash never leaves an encoder running
-            reader.close()
-        clock["encode"] += time.perf_counter() - t
-    run.total = time.perf_counter() - t_all
-    run.flops = sum(n * step_flops(model, layer, hh, ww) for hh, ww, n in sizes)
-    run.stages["other"] = max(0.0, run.total - sum(run.stages[s] for s in STAGES if s != "other"))
-    return run
-
-
 def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
                         steps_next: int) -> Run:
     """run_reference in a fresh Python on the same backend and device, in float32; with TensorFlow,
@@ -445,33 +223,6 @@ def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octave
 
 
 # ----------------------------------------------------------------------------- arithmetic
-
-
-_flops_cache: dict = {}
-
-
-def step_flops(model, layer: str, h: int, w: int) -> float:
-    """FLOPs of one ascent step on an (h, w) image: BACKWARD_FACTOR x the forward convolutions
-    up to `layer`, counted as 2*kh*kw*Cin*Cout*Hout*Wout (depthwise: no Cin) from the output
-    shapes Keras infers symbolically for that input size (nothing is computed)."""
-    key = (id(model), layer, h, w)
-    if key not in _flops_cache:
-        import keras
-
-        net = model.network([layer])
-        kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
-        layers = [lyr for lyr in net.layers if isinstance(lyr, kinds)]
-        probe = keras.Model(net.inputs[0], [lyr.output for lyr in layers])
-        shapes = probe.compute_output_spec(keras.KerasTensor((1, h, w, 3)))
-        shapes = shapes if isinstance(shapes, (list, tuple)) else [shapes]
-        total = 0.0
-        for lyr, out in zip(layers, shapes):
-            kernel = tuple(lyr.kernel.shape)  # (kh, kw, Cin, Cout or multiplier) or (Cin, Cout)
-            per_out = 2.0 * (kernel[0] * kernel[1] * (1 if isinstance(lyr, keras.layers.DepthwiseConv2D) else kernel[2])
-                             if len(kernel) == 4 else kernel[0])
-            total += per_out * float(np.prod(out.shape[1:]))
-        _flops_cache[key] = BACKWARD_FACTOR * total
-    return _flops_cache[key]
 
 
 def cpu_peak() -> tuple[str, int, float, float]:
@@ -547,7 +298,7 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     # the floor under the engine: the same octaves and steps as the plainest compiled loop; and,
     # where the engine dreams a frame in one compiled call (a GPU), the engine with one call per
     # octave; all timed in turn so that other load on the machine hits each alike
-    plain = _plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
+    plain = plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
     plain(frame)  # compiles
     variants = {"engine": lambda k: d.dream(frame, seed=k, as_uint8=True), "plain": lambda k: plain(frame)}
     # (and the same for a step count compiled in, where it is: the count passed in instead)
@@ -593,39 +344,6 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     print(f"dream only, the plainest compiled loop (no jitter, tiles or masks; same network, precision, octaves "
           f"and steps): {1 / median['plain']:.2f} frames/s; the project at {median['plain'] / median['engine']:.2f}x its speed")
     return 0
-
-
-def _plain_loop(model, layer: str, sizes: list, steps: int, step: float):
-    """The dream loop with nothing but the algorithm: per octave one compiled call of `steps`
-    std-normalised ascent steps on the whole image (no jitter, tiles, masks or guides), octaves
-    resized on the device, a uint8 frame in and out. What the engine's extras cost is the gap
-    between its speed and this one's."""
-    from keras import ops
-
-    from dreamvid import backends
-    from dreamvid.dream import _resize
-
-    bk = backends.current()
-    state, apply = bk.bind(model.network([layer]))
-    grad = bk.grad(_layer_loss(apply, model.preprocess))
-
-    def octave(state, img):
-        def one_step(i, x):
-            g = grad(state, x)
-            return ops.clip(x + step * g / (ops.std(g) + 1e-8), 0.0, 255.0)
-        return ops.fori_loop(0, steps, one_step, img)
-
-    octave = bk.compile(octave)
-
-    def dream(frame):
-        full = ops.cast(ops.convert_to_tensor(frame), "float32")
-        detail = ops.zeros((*sizes[0], 3), "float32")
-        for size in sizes:
-            base = _resize(full, size)
-            detail = octave(state, base + _resize(detail, size)) - base
-        return bk.to_numpy(ops.cast(ops.round(ops.clip(full + detail, 0.0, 255.0)), "uint8"))
-
-    return dream
 
 
 def _load(name: str, precision: str, device: str):

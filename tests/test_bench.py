@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from dreamvid import bench
+from dreamvid import bench, reference
 
 
 def _floats(pattern, text):
@@ -33,7 +33,7 @@ def test_bench_reports_both_timings_ratio_and_similar_strength(tiny_model, capsy
 def test_step_flops_counts_convolutions(tiny_model):
     # tiny model up to conv2: conv1 3x3x3->8 at 32x32, conv2 3x3x8->16 stride 2 at 16x16
     forward = 2 * 9 * 3 * 8 * 32 * 32 + 2 * 9 * 8 * 16 * 16 * 16
-    assert bench.step_flops(tiny_model, "conv2", 32, 32) == bench.BACKWARD_FACTOR * forward
+    assert bench.step_flops(tiny_model, "conv2", 32, 32) == reference.BACKWARD_FACTOR * forward
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["cpu", "gpu-path"])
@@ -76,7 +76,7 @@ def test_the_plainest_loop_dreams(tiny_model):
     from dreamvid.objectives import layer
 
     frame = to_uint8(bench.texture(40, 48, 1))
-    plain = bench._plain_loop(tiny_model, "conv2", [(28, 34), (40, 48)], 4, 2.0)
+    plain = reference.plain_loop(tiny_model, "conv2", [(28, 34), (40, 48)], 4, 2.0)
     out = plain(frame)
     assert out.dtype == np.uint8 and out.shape == frame.shape
     d = Dreamer(tiny_model, layer("conv2"), DreamSettings(xla="off"))
@@ -92,6 +92,8 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
     kept there (chain_on_device); the warm-up compiles all of it, every frame after the first
     starts from the device carry, and the report says the dream ran behind the rest. The
     bench's switches turn the chain and the one call off, to measure what each gains."""
+    import keras
+
     from dreamvid.dream import Dreamer
 
     init, carry_over, calls = Dreamer.__init__, Dreamer.carry_over, []
@@ -118,7 +120,9 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
     assert rc == 0, out
     assert calls == [(not flags, not flags)] * (1 + 3), calls  # the warm-up, then frames 1-3
     # the warm-up compiled both step counts (first frame 2, the rest 1): the 4 frames trace nothing
-    assert len(traces) == 2 + 4 and all(a == b for a, b in traces[2:]), traces
+    assert len(traces) == 2 + 4, traces
+    if keras.backend.backend() != "torch":  # (PyTorch runs eagerly: nothing compiles, every call "traces")
+        assert all(a == b for a, b in traces[2:]), traces
     assert _floats(r"(?m)^project: ([\d.]+) s/frame", out)[0] > 0
     assert _floats(r"whole pipeline ([\d.]+)", out)[0] > 0
     if flags:  # the host waits for each dream: its time and arithmetic are seen
