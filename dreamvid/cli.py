@@ -430,7 +430,10 @@ def _gallery(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    logging.basicConfig(format="dreamvid: %(message)s", level=logging.INFO if not DEBUG else logging.DEBUG)
+    # dreamvid's own notices at INFO; other libraries' only from WARNING (JAX, say, logs at INFO
+    # that it found no TPU while it looks for a GPU)
+    logging.basicConfig(format="dreamvid: %(message)s", level=logging.WARNING if not DEBUG else logging.DEBUG)
+    log.setLevel(logging.INFO if not DEBUG else logging.DEBUG)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error (2, one line already printed)

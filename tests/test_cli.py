@@ -139,3 +139,20 @@ def test_layers_and_presets_commands(capsys, tiny_keras_file):
     assert main(["presets"]) == 0
     names = [l.split()[0] for l in capsys.readouterr().out.splitlines()]
     assert {"classic", "gentle", "deep", "offline", "zoom-classic", "preview"} <= set(names)
+
+
+def test_other_libraries_info_notices_stay_out_of_the_output():
+    """The CLI prints dreamvid's own notices ("dreamvid: ...") but not other libraries' INFO
+    records (JAX logs that it found no TPU while it looks for a GPU); their warnings still show.
+    In a fresh process: logging is configured once per process."""
+    import subprocess
+    import sys
+
+    code = ("import logging, sys; from dreamvid import cli; rc = cli.main(['presets']); "
+            "logging.getLogger('jax._src.xla_bridge').info('Unable to initialize backend tpu'); "
+            "logging.getLogger('dreamvid.stages').info('own notice'); "
+            "logging.getLogger('some.library').warning('a warning of theirs'); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "dreamvid: own notice" in proc.stderr and "a warning of theirs" in proc.stderr
+    assert "tpu" not in proc.stderr
