@@ -291,11 +291,21 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 class _Bar:
-    """tqdm progress bar for frames (frames/s and ETA), closed on any exit."""
+    """tqdm progress bar for frames (frames/s and ETA), closed on any exit; keeps the time each
+    frame was done, for the rate after the first (`steady`)."""
 
     def __init__(self, unit: str = "frame"):
         self.unit = unit
         self.bar = None
+        self.done_at: list[float] = []
+
+    def steady(self) -> str:
+        """", N frames/s after the first" once three frames are done (the first frame loads and
+        compiles, so the overall s/frame says little of a long clip's pace), else ""."""
+        t = self.done_at
+        if len(t) < 3 or t[-1] <= t[0]:
+            return ""
+        return f"; {(len(t) - 1) / (t[-1] - t[0]):.1f} {self.unit}s/s after the first"
 
     def start(self, total, done):
         from tqdm import tqdm
@@ -304,6 +314,7 @@ class _Bar:
                         disable=None)  # disable=None: no bar when stderr is not a terminal
 
     def frame(self, index, stats):
+        self.done_at.append(time.perf_counter())
         if self.bar is not None:
             self.bar.update(1)
 
@@ -387,7 +398,8 @@ def _run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     per = seconds / max(result.frames, 1)
     print(f"dreamvid: wrote {result.path}: {result.frames} frame{'s' * (result.frames != 1)} in {seconds:.1f} s "
-          f"({per:.2f} s/frame); settings in {os.path.basename(pipeline.record_path(result.path))}", file=sys.stderr)
+          f"({per:.2f} s/frame{bar.steady() if args.command != 'image' else ''}); "
+          f"settings in {os.path.basename(pipeline.record_path(result.path))}", file=sys.stderr)
     return 0
 
 

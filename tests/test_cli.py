@@ -156,3 +156,20 @@ def test_other_libraries_info_notices_stay_out_of_the_output():
     assert proc.returncode == 0, proc.stderr
     assert "dreamvid: own notice" in proc.stderr and "a warning of theirs" in proc.stderr
     assert "tpu" not in proc.stderr
+
+
+def test_a_video_reports_its_pace_after_the_first_frame(capsys, tmp_path, tiny_keras_file):
+    """The summary line gives the overall seconds per frame and, the first frame (loading,
+    compiling) left out, the frames per second a long clip runs at."""
+    frames = tmp_path / "in"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (40, 72, 3), dtype=np.uint8)
+    for k in range(4):
+        cv2.imwrite(str(frames / f"{k:03d}.png"), np.roll(base, 2 * k, axis=1))
+    code, err = run(capsys, "video", f"{frames}/", "-o", f"{tmp_path / 'out'}/", "--fps", 10, *tiny_args(tiny_keras_file))
+    assert code == 0, err
+    m = re.search(r"wrote .*: 4 frames in ([\d.]+) s \(([\d.]+) s/frame; ([\d.]+) frames/s after the first\)", err)
+    assert m, err
+    seconds, per, pace = map(float, m.groups())
+    assert per == pytest.approx(seconds / 4, abs=0.01) and pace > 0
