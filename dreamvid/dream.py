@@ -37,7 +37,7 @@ GUIDE_MAX_SIDE = 512
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this carry no useful detail and upset deep layers
 XLA_MODES = ("auto", "on", "off")
 # A jitter table holds at least this many steps, rounded up to a power of two, so 10 steps on a
-# shot's first frame and 5 on the next share one compiled loop (its length is a loop argument).
+# shot's first frame and 5 on the next share one compiled loop where the count is passed in.
 MIN_STEPS_TABLE = 16
 # With static_steps, the step counts compiled into the loop per kind of loop at most: a shot's first
 # frame and the rest; an iterations schedule's further counts share one loop with the count passed in
@@ -376,11 +376,9 @@ class Dreamer:
         mask: None, or (H, W, 1) float32 in [0, 1] (NumPy or tensor) scaling each step there."""
         from keras import ops
 
-        s = self.settings
         on_host = isinstance(image, np.ndarray)
-        steps = s.iterations if iterations is None else int(iterations)
+        steps = self._steps(iterations)
         shifts = self._shifts(image.shape[0], image.shape[1], steps)
-        step_size = np.float32(s.step if step is None else step)
         with self.backend.placement(self.device):
             fn, bound = self._loop(steps, mask is not None)
             masks = []
@@ -388,9 +386,20 @@ class Dreamer:
                 mask = np.asarray(mask, np.float32).reshape(*image.shape[:2], 1) if isinstance(mask, np.ndarray) else mask
                 masks = [ops.convert_to_tensor(mask)]
             out = fn(self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
-                     ops.convert_to_tensor(shifts), *bound, ops.convert_to_tensor(step_size),
-                     ops.convert_to_tensor(self._weights(weights)), *masks)
+                     *self._loop_args(shifts, bound, step, weights), *masks)
             return self.backend.to_numpy(out) if on_host else out
+
+    def _steps(self, iterations: int | None) -> int:
+        return self.settings.iterations if iterations is None else int(iterations)
+
+    def _loop_args(self, shifts, bound, step, weights) -> list:
+        """The arguments of a `_loop` call after the image: jitter table(s), loop bound, step size
+        (settings.step if None) and objective weights, as tensors."""
+        from keras import ops
+
+        step = np.float32(self.settings.step if step is None else step)
+        return [ops.convert_to_tensor(shifts), *bound, ops.convert_to_tensor(step),
+                ops.convert_to_tensor(self._weights(weights))]
 
     def carry_over(self, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None):
         """flow.carry_over for a video frame dreamed next: the previous dream carried along
@@ -498,13 +507,11 @@ class Dreamer:
                     raise ValueError(f"mask must be (H, W) or (H, W, 1) like the image {image.shape}, got {mask.shape}")
                 full_mask = ops.convert_to_tensor(np.clip(mask.reshape(h, w, 1), 0.0, 1.0))
             if self.fuse_octaves:  # the whole frame in one compiled call
-                steps = self.settings.iterations if iterations is None else int(iterations)
+                steps = self._steps(iterations)
                 shifts = np.stack([self._shifts(*size, steps) for size in sizes])  # as ascend would draw them
                 fn, bound = self._loop(steps, full_mask is not None, sizes, as_uint8)
-                args = [ops.convert_to_tensor(a) for a in (shifts, np.float32(self.settings.step if step is None else step),
-                                                            self._weights(weights))]
                 # (cast first: a uint8 frame and a float32 start from carry_over share one compile)
-                out = fn(self._state, ops.cast(full, "float32"), args[0], *bound, *args[1:],
+                out = fn(self._state, ops.cast(full, "float32"), *self._loop_args(shifts, bound, step, weights),
                          *([] if full_mask is None else [full_mask]))
                 if progress:
                     progress(len(sizes), len(sizes))
