@@ -130,12 +130,15 @@ class DreamModel:
         return self._networks[key]
 
     def extractor(self, names: Sequence[str]) -> Callable:
-        """images (B, H, W, 3) RGB 0..255 -> [activations (B, h, w, C) per name], eagerly."""
+        """images (B, H, W, 3) RGB 0..255 -> [activations (B, h, w, C) per name, NumPy], eagerly."""
+        from keras import ops
+
         net, pre = self.network(names), self.preprocess
 
         def run(images):
             out = net(pre(images))
-            return list(out) if isinstance(out, (list, tuple)) else [out]
+            # (NumPy on every backend: PyTorch's tensors of trainable layers carry a gradient)
+            return [ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
         return run
 
     def depth(self, names: Sequence[str]) -> int:
