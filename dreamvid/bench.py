@@ -40,7 +40,6 @@ This module is a command-line tool: it prints, and `main()` returns an exit code
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import re
@@ -137,10 +136,7 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
         for n in (steps if self.static_steps else (1,)):
             dream(self, start, iterations=n, as_uint8=True)
         if self.chain_on_device:  # and the chain's amounts and shares
-            from dreamvid.chain import _DeviceChain
-
-            ch = _DeviceChain(self)
-            ch.share(1.0, ch.amount(zeros, zeros), ch.amount(zeros, zeros))
+            self.share_on_device(1.0, self.amount_on_device(zeros, zeros), self.amount_on_device(zeros, zeros))
         run.trace += time.perf_counter() - t
 
     def dream_timed(self, image, *a, **k):
@@ -296,18 +292,20 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     d.dream(frame, as_uint8=True)  # compiles every octave size
     compile_s = time.perf_counter() - t
     # the floor under the engine: the same octaves and steps as the plainest compiled loop; and,
-    # where the engine dreams a frame in one compiled call (a GPU), the engine with one call per
-    # octave; all timed in turn so that other load on the machine hits each alike
+    # where the engine dreams a frame in one compiled call or with its step count compiled in (a
+    # GPU), the engine without each; all timed in turn so that other load hits each alike
+    def dreaming(dreamer):
+        return lambda k: dreamer.dream(frame, seed=k, as_uint8=True)
+
     plain = plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
     plain(frame)  # compiles
-    variants = {"engine": lambda k: d.dream(frame, seed=k, as_uint8=True), "plain": lambda k: plain(frame)}
-    # (and the same for a step count compiled in, where it is: the count passed in instead)
+    variants = {"engine": dreaming(d), "plain": lambda k: plain(frame)}
     for name, attr in (("per octave", "fuse_octaves"), ("count passed in", "static_steps")):
         if getattr(d, attr):
             other = Dreamer(model, term(layer), settings)
             setattr(other, attr, False)
             other.dream(frame, as_uint8=True)  # compiles
-            variants[name] = functools.partial(lambda dreamer, k: dreamer.dream(frame, seed=k, as_uint8=True), other)
+            variants[name] = dreaming(other)
     times = {name: [] for name in variants}
     for k in range(args.dream_only):
         for name, fn in variants.items():

@@ -66,6 +66,8 @@ def carry_share(blend: float, target: float, previous: float) -> float:
 class _HostChain:
     """The chain's values on the host: NumPy frames, amounts and shares as floats."""
 
+    on_device = False  # each frame handed on as soon as it is dreamed
+
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
@@ -94,19 +96,16 @@ class _DeviceChain:
     """The chain's values on the dream's device (module docstring): frames as backend tensors,
     amounts and shares as scalar tensors, read back only in `fetch`."""
 
+    on_device = True  # each frame handed on once the next is queued
+
     def __init__(self, dreamer):
         self.dreamer = dreamer
-        self._share = None
 
     def amount(self, a, b):
         return self.dreamer.amount_on_device(a, b)
 
     def share(self, blend: float, target, previous):
-        from dreamvid.carry import carry_share_scale
-
-        if self._share is None:
-            self._share = self.dreamer.backend.compile(carry_share_scale)
-        return self._share(np.float32(blend), target, previous)
+        return self.dreamer.share_on_device(blend, target, previous)
 
     def kept(self, dreamed, frame):
         return dreamed, dreamed, self.amount(dreamed, frame)
@@ -139,8 +138,11 @@ def dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wri
     target = 0.0  # amount added to the shot's first frame
     pending = None  # the frame dreamed last, handed on once the next one is queued (or at once on the host)
 
-    def hand_on(k, frame, dreamed, kept, added, carried, first, t):
-        nonlocal written
+    def hand_on():  # the pending frame to the writer and the progress, on the host
+        nonlocal written, pending
+        if pending is None:
+            return
+        (k, dreamed, kept, added, carried, first, t), pending = pending, None
         out, added, carried = chain.fetch(dreamed, kept, added, carried)
         writer.put(k, out)
         written += 1
@@ -178,27 +180,21 @@ def dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wri
                 dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
                                         octaves=round(sched["octaves"].at(k)), seed=base_seed + k,
                                         weights=weights_at(k), mask=mask, as_uint8=as_uint8,
-                                        to_host=isinstance(chain, _HostChain))
+                                        to_host=not chain.on_device)
             dreamed, kept, added = chain.kept(dreamed, frame)  # as saved, what the chain carries on, what it added
             if new_shot:
                 target = added  # the amount a full dream of this shot adds: the chain's set point
-            if pending is not None:  # the previous frame, now that this one is queued behind it
-                job, pending = pending, None
-                hand_on(*job)
-            pending = (k, frame, dreamed, kept, added, carried, cut or prev_in is None, t)
-            if isinstance(chain, _HostChain):
-                job, pending = pending, None
-                hand_on(*job)
+            hand_on()  # the previous frame, now that this one is queued behind it
+            pending = (k, dreamed, kept, added, carried, cut or prev_in is None, t)
+            if not chain.on_device:
+                hand_on()
             prev_in, prev_dream, prev_added = frame, kept, added
-        if pending is not None:
-            job, pending = pending, None
-            hand_on(*job)
+        hand_on()
     except BaseException:
-        if pending is not None:  # a frame already dreamed is stored, for a resume
-            try:
-                hand_on(*pending)
-            except Exception:
-                pass  # the failure being raised says more
+        try:
+            hand_on()  # a frame already dreamed is stored, for a resume
+        except Exception:
+            pass  # the failure being raised says more
         raise
     return written
 

@@ -201,8 +201,7 @@ class Dreamer:
         self._loops = {}  # see _loop: the compiled ascent of an octave or a frame, per kind
         self._gradient = self.backend.compile(self._image_gradient)
         self._objective = self.backend.compile(self._loss)
-        self._carry = {}  # carry mode -> the compiled carry.carry_init
-        self._amount = None  # the compiled amount_on_device
+        self._helpers = {}  # see _compiled: the chain's small device functions, compiled once each
         # where carry_over makes a video frame's start: on a GPU, there (the host's OpenCV work
         # would sit between two dreams); on a CPU the host's OpenCV is as fast, and exact
         self.carry_on_device = self.device == "gpu"
@@ -422,10 +421,7 @@ class Dreamer:
         # (a device scalar blend is checked where it is made: no value comes back to check it here)
         arrays = flow.check_carry(prev_frame if on_device else prev_dream, prev_frame, frame, move,
                                   1.0 if _is_tensor(blend) else blend, carry)
-        fn = self._carry.get(carry)
-        if fn is None:
-            fn = self._carry[carry] = self.backend.compile(
-                lambda a, b, c, f, s, k: carry_init(a, b, c, f, s * ops.cast(k, "float32"), carry))
+        fn = self._compiled(("carry", carry), lambda a, b, c, f, s, k: carry_init(a, b, c, f, s * ops.cast(k, "float32"), carry))
         with self.backend.placement(self.device):
             share = flow.carry_share(move, 1.0, mask)  # the blend multiplies it on the device
             inputs = (prev_dream if on_device else arrays[0], *arrays[1:], move.flow, share,
@@ -437,11 +433,25 @@ class Dreamer:
         uint8 images or tensors (NumPy arrays go up): what carry.carry_share_scale reads."""
         from keras import ops
 
-        if self._amount is None:
-            self._amount = self.backend.compile(
-                lambda x, y: ops.mean(ops.abs(ops.cast(x, "float32") - ops.cast(y, "float32"))))
+        fn = self._compiled("amount", lambda x, y: ops.mean(ops.abs(ops.cast(x, "float32") - ops.cast(y, "float32"))))
         with self.backend.placement(self.device):
-            return self._amount(ops.convert_to_tensor(a), ops.convert_to_tensor(b))
+            return fn(ops.convert_to_tensor(a), ops.convert_to_tensor(b))
+
+    def share_on_device(self, blend: float, target, previous):
+        """chain.carry_share on the dream's device (carry.carry_share_scale): the blend
+        `carry_over` takes, from the amounts `amount_on_device` made, as a scalar tensor."""
+        from dreamvid.carry import carry_share_scale
+
+        fn = self._compiled("share", carry_share_scale)
+        with self.backend.placement(self.device):
+            return fn(np.float32(blend), target, previous)
+
+    def _compiled(self, key, fn):
+        """fn compiled for this Dreamer's backend, once per key (the Dreamer lives as long as the
+        render, its segments and the bench's warm-up included, so each compiles once)."""
+        if key not in self._helpers:
+            self._helpers[key] = self.backend.compile(fn)
+        return self._helpers[key]
 
     def _enlarged(self, h: int, w: int) -> tuple[int, int]:
         k = self._min_side / min(h, w)

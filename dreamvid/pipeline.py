@@ -13,9 +13,9 @@ and no printing: the CLI passes a `Config` and a `Progress`, and gets a `RenderR
 
 The plumbing the jobs share lives beside them: `chain` (a clip's chain of frames, each started
 from the previous dream, on the host or kept on the GPU), `workfolder` (resume state, lossless
-frames, output records, atomic writes) and `stages` (the reader, writer and flow threads). Resume: frame
-k is dreamed with seed `base_seed + k` and the chain carries each frame exactly as saved, so a
-resumed render makes the frames an uninterrupted one would (see workfolder).
+frames, output records, atomic writes) and `stages` (the reader, writer and flow threads).
+Resume: frame k is dreamed with seed `base_seed + k` and the chain carries each frame exactly as
+saved, so a resumed render makes the frames an uninterrupted one would (see workfolder).
 
 Concurrency. The dream runs in the calling thread; decoding and the scene-cut test run ahead in a
 reader thread, and the optical flow of the next frame pairs (it needs the input frames only) in a

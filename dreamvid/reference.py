@@ -253,7 +253,7 @@ def plain_loop(model, layer: str, sizes: list, steps: int, step: float):
     from keras import ops
 
     from dreamvid import backends
-    from dreamvid.dream import _resize
+    from dreamvid.dream import _over_octaves
 
     bk = backends.current()
     state, apply = bk.bind(model.network([layer]))
@@ -267,13 +267,9 @@ def plain_loop(model, layer: str, sizes: list, steps: int, step: float):
 
     octave = bk.compile(octave)
 
-    def dream(frame):
-        full = ops.cast(ops.convert_to_tensor(frame), "float32")
-        detail = ops.zeros((*sizes[0], 3), "float32")
-        for size in sizes:
-            base = _resize(full, size)
-            detail = octave(state, base + _resize(detail, size)) - base
-        return bk.to_numpy(ops.cast(ops.round(ops.clip(full + detail, 0.0, 255.0)), "uint8"))
+    def dream(frame):  # the engine's octave loop around it: one compiled call per octave
+        out = _over_octaves(ops.convert_to_tensor(frame), None, sizes, lambda k, img, m: octave(state, img), True)
+        return bk.to_numpy(out)
 
     return dream
 

@@ -66,10 +66,11 @@ def test_dream_starts_from_the_device_carry_and_it_compiles_once(dreamer, textur
     host = dreamer.dream(dreamer.backend.to_numpy(start), seed=1)
     assert isinstance(out, np.ndarray) and out.shape == cur.shape
     np.testing.assert_allclose(out, host, atol=1e-3)  # the same dream from the tensor as from NumPy
-    fn = dreamer._carry["detail"]
+    fn = dreamer._helpers[("carry", "detail")]
     for blend in (0.2, 0.9):  # new frames and blends: the compiled carry is reused
         dreamer.carry_over(dream, prev, cur, move, blend=blend)
-    assert dreamer._carry["detail"] is fn and list(dreamer._carry) == ["detail"]
+    carries = [key for key in dreamer._helpers if key[0] == "carry"]
+    assert dreamer._helpers[("carry", "detail")] is fn and carries == [("carry", "detail")]
 
 
 def test_device_carry_checks_its_arguments_like_the_host(dreamer, texture):
