@@ -18,8 +18,8 @@ Modes:
   each frame takes the largest flux inside it, so a hit is not averaged away.
 Both are divided by their largest value (0..1; silence stays 0), then smoothed by `follow`.
 
-Only the standard library and NumPy at import: config.py reads specs (parse_spec) without
-SciPy or OpenCV, which are imported where the signal is computed or drawn.
+The spec of an audio: setting (AudioSpec, parse_spec) is read by schedule.py, beside the other
+schedules' notation; SciPy and OpenCV are imported where the signal is computed or drawn.
 """
 
 from __future__ import annotations
@@ -34,97 +34,18 @@ from fractions import Fraction
 import numpy as np
 
 from dreamvid.errors import ConfigError, InputError
+from dreamvid.ffmpeg import complaint, ffmpeg_exe
+from dreamvid.files import atomic_write, check_output
+from dreamvid.schedule import ATTACK, MODES, RELEASE, AudioSpec, check_follower, check_range, is_audio, parse_spec
+from dreamvid.sources import as_fps
 
 __all__ = ["RATE", "MODES", "ATTACK", "RELEASE", "AudioSpec", "is_audio", "parse_spec", "check_follower",
            "decode", "envelope", "follow", "keyframes", "schedule_text", "write_keys", "plot"]
 
 RATE = 22050  # Hz: half of CD rate keeps everything up to 11 kHz, plenty for loudness and hits
-MODES = ("rms", "onsets")
-ATTACK = 0.05  # seconds: a beat is followed within about a frame and a half at 30 fps
-RELEASE = 0.3  # seconds: and fades over about 9 frames, so the dream swells and settles, not flickers
-_MAX_SECONDS = 60.0  # a follower slower than a minute follows nothing; a likely typo
-_PREFIX = "audio:"
-_EXAMPLE = '"audio:song.mp3:1.0:3.0" (audio:FILE[:MIN:MAX[:MODE]], MODE rms or onsets)'
 # the STFT for onsets: 512 samples (23 ms) resolve a hit, a hop of 128 (5.8 ms) places it well
 # inside a frame at any usual frame rate
 _NPERSEG, _HOP = 512, 128
-
-
-# ----------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True)
-class AudioSpec:
-    """A schedule setting that follows a sound: values run from `lo` (silence) to `hi` (the
-    loudest frame or hardest hit)."""
-
-    path: str
-    lo: float = 0.0
-    hi: float = 1.0
-    mode: str = "rms"
-
-
-def is_audio(text) -> bool:
-    """True for a setting written as "audio:..."."""
-    return isinstance(text, str) and text.strip().lower().startswith(_PREFIX)
-
-
-def parse_spec(text: str, name: str = "value") -> AudioSpec:
-    """"audio:FILE[:MIN:MAX[:MODE]]" -> AudioSpec; ConfigError naming the fix. Read from the
-    right, so a file name may hold colons ("audio:C:/music/song.mp3:1:3"). No file access."""
-    body = text.strip()[len(_PREFIX):]
-    parts = body.split(":")
-    mode = "rms"
-    if len(parts) > 1 and parts[-1].strip().lower() in MODES:
-        mode = parts.pop().strip().lower()
-    elif len(parts) > 3 and _is_number(parts[-2]) and _is_number(parts[-3]) and not _is_number(parts[-1]):
-        raise ConfigError(f"{name} '{text}': mode '{parts[-1]}' is unknown; use {' or '.join(MODES)}")
-    lo, hi = 0.0, 1.0
-    if len(parts) > 2 and _is_number(parts[-1]) and _is_number(parts[-2]):
-        hi, lo = float(parts.pop()), float(parts.pop())
-    elif len(parts) > 1 and _is_number(parts[-1]):
-        raise ConfigError(f"{name} '{text}': give both MIN and MAX after the file, like {_EXAMPLE}")
-    path = ":".join(parts).strip()
-    if not path:
-        raise ConfigError(f"{name} '{text}' names no sound file; write it like {_EXAMPLE}")
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ConfigError(f"{name} '{text}': MIN and MAX must be ordinary numbers, like {_EXAMPLE}")
-    if lo > hi:
-        raise ConfigError(f"{name} '{text}': MIN {lo:g} is above MAX {hi:g}; write the smaller value first")
-    return AudioSpec(path, lo, hi, mode)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def check_follower(attack, release) -> tuple[float, float]:
-    """(attack, release) as floats in 0..60 seconds, or ConfigError naming the fix."""
-    out = []
-    for label, value in (("attack", attack), ("release", release)):
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            x = math.nan
-        if not (0.0 <= x <= _MAX_SECONDS):
-            raise ConfigError(f"{label} must be a number of seconds within 0..{_MAX_SECONDS:g} "
-                              f"(e.g. --attack {ATTACK} --release {RELEASE}), got {value!r}")
-        out.append(x)
-    return out[0], out[1]
-
-
-def check_range(lo, hi) -> tuple[float, float]:
-    """(lo, hi) as finite floats with lo <= hi, or ConfigError naming the fix."""
-    lo, hi = float(lo), float(hi)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ConfigError(f"--min and --max must be ordinary numbers, got {lo} and {hi}")
-    if lo > hi:
-        raise ConfigError(f"--min {lo:g} is above --max {hi:g}; give the smaller value to --min")
-    return lo, hi
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -134,8 +55,6 @@ def decode(path: str, rate: int = RATE) -> np.ndarray:
     """The first sound track of any audio or video file, mixed to mono: float32 samples at
     `rate` Hz. InputError naming the fix for a missing file, one ffmpeg cannot read, or one
     without sound."""
-    from dreamvid.sources import _ffmpeg_complaint, ffmpeg_exe
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"cannot read the sound '{path}': no such file; check the path")
@@ -151,7 +70,7 @@ def decode(path: str, rate: int = RATE) -> np.ndarray:
     if p.returncode != 0:
         if "matches no streams" in err:
             raise InputError(f"'{path}' has no sound track; pass an audio file or a video with sound")
-        raise InputError(f"cannot read the sound '{path}' (ffmpeg said: {_ffmpeg_complaint(err)}); "
+        raise InputError(f"cannot read the sound '{path}' (ffmpeg said: {complaint(err)}); "
                          f"check the file or convert it to WAV")
     pcm = np.frombuffer(p.stdout, dtype="<f4").astype(np.float32)
     if pcm.size == 0:
@@ -296,8 +215,6 @@ def write_keys(input_path: str, output_path: str, *, fps, mode: str = "rms", att
     """`render.py keys`: the schedule text for a sound at `fps` into `output_path` (and its plot
     into `plot_path`). Every setting and path is checked, and the sound decoded, before anything
     is written; each file is written all or nothing."""
-    from dreamvid.workfolder import atomic_write, check_output
-
     rate = _fps(fps)
     attack, release = check_follower(attack, release)
     try:
@@ -328,8 +245,6 @@ def write_keys(input_path: str, output_path: str, *, fps, mode: str = "rms", att
 
 def _fps(value) -> Fraction:
     """--fps as an exact rate: "29.97" -> 30000/1001 (sources.as_fps), "30000/1001" as written."""
-    from dreamvid.sources import as_fps
-
     try:
         fps = as_fps(float(value)) if "/" not in str(value) else as_fps(str(value).strip())
     except (TypeError, ValueError, ZeroDivisionError):
@@ -350,8 +265,6 @@ def plot(env: np.ndarray, lo: float, hi: float, path: str, *, title: str = "", s
     """Draw the mapped envelope against frame numbers (axes, ticks, the curve) into a PNG,
     written all or nothing, so a person sees what a long render will do before starting it."""
     import cv2
-
-    from dreamvid.workfolder import atomic_write
 
     w, h = size
     left, right, top, bottom = 70, 20, 34, 44

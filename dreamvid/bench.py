@@ -52,7 +52,19 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from dreamvid import backends
+from dreamvid import dreamer as dream_mod
+from dreamvid.chain import DeviceValues, carry_over
+from dreamvid.config import DreamSettings, build_config
+from dreamvid.dreamer import Dreamer
+from dreamvid.flow import Motion
+from dreamvid.models import OFFLINE_MODEL, load_model
+from dreamvid.frames import to_uint8
+from dreamvid.objectives import layer as term
+from dreamvid.pipeline import Progress, render_sheet, render_video
 from dreamvid.reference import SEED, STAGES, Run, plain_loop, run_reference, step_flops
+from dreamvid.sinks import open_sink
+from dreamvid.sources import open_source
 
 DEFAULT_SIZE = (320, 180, 6)  # (width, height, frames): ~3-5 minutes on 2 CPU cores with vgg16-hed
 FULL_SIZE = (640, 360, 12)  # the issue's setting
@@ -84,8 +96,6 @@ def texture(h: int, w: int, seed: int) -> np.ndarray:
 def make_clip(path: str, width: int, height: int, frames: int, seed: int = SEED) -> None:
     """Write a textured pan to `path` (.mp4, or a folder/ of PNGs): a fixed texture, moving PAN px
     right and PAN/2 px down per frame, encoded near-losslessly (crf 10) with the project's sink."""
-    from dreamvid.sinks import open_sink
-
     tex = texture(height + PAN * frames, width + PAN * frames, seed)
     with open_sink(path, fps=FPS, size=(width, height), crf=10) as sink:
         for k in range(frames):
@@ -109,8 +119,6 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
     (Dreamer.chain_on_device, fuse_octaves), to measure what each gains. Stage times, frame ends
     and the amount each frame added come from the pipeline itself (RenderResult.stages,
     Progress.frame). Everything patched is restored on exit."""
-    import dreamvid.dream as dream_mod
-
     saved = []
 
     def patch(obj, name, new):
@@ -129,14 +137,13 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
         zeros = np.zeros((*frame_shape, 3), np.uint8)  # a decoded frame
         start = zeros
         if self.carry_on_device:  # a video frame's start is made on the device: compile that too
-            from dreamvid.flow import Motion
-
             still = Motion(flow=np.zeros((*frame_shape, 2), np.float32), mask=np.ones(frame_shape, np.float32))
-            start = self.carry_over(zeros, zeros, zeros, still, blend=1.0)
+            start = carry_over(self, zeros, zeros, zeros, still, blend=1.0)
         for n in (steps if self.static_steps else (1,)):
             dream(self, start, iterations=n, as_uint8=True)
         if self.chain_on_device:  # and the chain's amounts and shares
-            self.share_on_device(1.0, self.amount_on_device(zeros, zeros), self.amount_on_device(zeros, zeros))
+            values = DeviceValues(self)
+            values.share(1.0, values.amount(zeros, zeros), values.amount(zeros, zeros))
         run.trace += time.perf_counter() - t
 
     def dream_timed(self, image, *a, **k):
@@ -163,10 +170,6 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
 def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
                 steps_next: int, xla: str = "auto", device: str = "auto", chain: bool = True, fuse: bool = True) -> Run:
     """pipeline.render_video on the clip, instrumented from outside (see _instrument)."""
-    from dreamvid.config import build_config
-    from dreamvid.pipeline import Progress, render_video
-    from dreamvid.sources import open_source
-
     cfg = build_config({"model": model.name, "layers": layer, "octaves": octaves, "iterations": steps_first,
                         "iterations_next": steps_next, "seed": SEED, "device": device, "audio": False, "xla": xla,
                         "precision": model.precision, **({"fps": FPS} if clip.endswith("/") else {})})
@@ -256,13 +259,8 @@ def peak_memory_4k(model_name: str = "vgg16-hed") -> float:
 
 
 def _child_4k(model_name: str) -> int:
-    from dreamvid.config import DreamSettings
-    from dreamvid.dream import Dreamer
-    from dreamvid.models import load_model
-    from dreamvid.objectives import layer
-
     model = load_model(model_name, weights="random" if model_name != "vgg16-hed" else None)
-    d = Dreamer(model, layer(model.default_layer), DreamSettings(octaves=1, iterations=1, tile_size=512,
+    d = Dreamer(model, term(model.default_layer), DreamSettings(octaves=1, iterations=1, tile_size=512,
                                                                  seed=SEED, device="cpu"))
     t = time.perf_counter()
     d.dream(texture(2160, 3840, SEED))
@@ -280,11 +278,6 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     it but the frame's trips to the device and back, as uint8 like the pipeline's: per call
     (each frame back before the next goes), and where the chain stays on the device (a GPU) in
     the steady state of a render too, frames queued one behind another."""
-    from dreamvid import backends
-    from dreamvid.config import DreamSettings
-    from dreamvid.dream import Dreamer, to_uint8
-    from dreamvid.objectives import layer as term
-
     settings = DreamSettings(octaves=args.octaves, iterations=args.steps_next, seed=SEED, device=args.device, xla=args.xla)
     t = time.perf_counter()
     d = Dreamer(model, term(layer), settings)
@@ -348,8 +341,6 @@ def _load(name: str, precision: str, device: str):
     """The benchmark's network: vgg16-hed's bundled weights, or a Keras application with random
     weights (the same cost as the trained one, no download), computing in `precision`."""
     import keras
-
-    from dreamvid.models import OFFLINE_MODEL, load_model
 
     if name != OFFLINE_MODEL:
         keras.utils.set_random_seed(SEED)  # the same random weights here and in the reference's process
@@ -416,7 +407,6 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
     width, height, frames = FULL_SIZE if args.full else (args.width, args.height, args.frames)
     if width < 32 or height < 32 or frames < 1:
         raise SystemExit(f"--width and --height must be >= 32 and --frames >= 1, got {width}x{height}x{frames}")
-    from dreamvid import backends
 
     backend = backends.configure(args.backend, args.device)
     import keras
@@ -482,8 +472,6 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
                     if name not in best or r.total < best[name].total:
                         best[name] = r
         if args.sheet and "project" in best:
-            from dreamvid.pipeline import render_sheet
-
             render_sheet(os.path.join(tmp, "project/" if io == "png" else "project.mp4"), args.sheet, count=8)
     runs = list(best.values())
     load = max(load, os.getloadavg()[0])

@@ -4,7 +4,7 @@
 dreams, on the one path every frame must wait for (frame t starts from frame t-1's dream), and
 costs a third as much as dreaming a 720p frame. Here the same formulas run as `keras.ops` on the
 device that dreams, inside one compiled call per frame size, so the frame's start never comes
-back to the host: `Dreamer.carry_over` uploads the inputs (uint8 frames, the flow, the mask) and
+back to the host: `chain.carry_over` uploads the inputs (uint8 frames, the flow, the mask) and
 hands the result to `Dreamer.dream` as a device tensor.
 
 Contract (as flow.carry_over, see flow.temporal_init for the formulas):

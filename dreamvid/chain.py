@@ -1,15 +1,16 @@
 """The chain of a clip's frames: frame 0 of a shot dreamed in full, each later frame started from
 the previous frame's dream carried along the optical flow, dreamed on, and handed to the writer.
-`render_video` and a segment of a render in segments (segments.py) run the same loop,
-`dream_clip`; `pipeline` feeds it the decoded frames and their motion, the writer stores and
-encodes behind it.
+`Chain` takes one frame at a time (the API's VideoDreamer and a live source use it alone);
+`dream_clip` is its loop over a clip, run by `render_video` and by a segment of a render in
+segments (segments.py) alike; `prepare.video_inputs` feeds it the decoded frames and their
+motion, the writer stores and encodes behind it.
 
 Where the chain lives. On a CPU each dream comes back to the host, is rounded and measured there,
 and the next frame's start is made from it with OpenCV (flow.carry_over). On a GPU
 (`Dreamer.chain_on_device`) the chain stays on the device: the previous dream, the amount it
 added and the share of it to carry (carry.carry_share_scale) are device values, the next frame's
-start is made there (Dreamer.carry_over), and frame k comes back to the host only once frame k+1
-is queued behind it. So the device never idles while the host fetches, stores and reports a
+start is made there (`carry_over` here, with dreamvid.carry's formulas), and frame k comes back
+to the host only once frame k+1 is queued behind it. So the device never idles while the host fetches, stores and reports a
 frame and uploads the next frame and its flow (what is left of a frame's host work once the
 warp runs on the device), and no device value is read back before it is due. What leaves the
 device is what the CPU path saves: the dream rounded to uint8 (a dream wanted in float, for
@@ -27,7 +28,15 @@ import time
 
 import numpy as np
 
+from dreamvid import flow
+from dreamvid.carry import carry_init, carry_share_scale
+from dreamvid.colors import keep_colors
 from dreamvid.config import Config
+from dreamvid.depth import read_frame
+from dreamvid.dreamer import Dreamer, is_tensor
+from dreamvid.errors import InputError
+from dreamvid.frames import amount, to_uint8
+from dreamvid.stages import Clock
 
 
 def full_float(cfg: Config) -> bool:
@@ -41,8 +50,6 @@ def palette(cfg: Config, dreamed: np.ndarray, original: np.ndarray) -> np.ndarra
     dream.keep_colors (colors.keep_colors: the dream's luma, the original's chroma)."""
     if not cfg.dream.keep_colors:
         return dreamed
-    from dreamvid.colors import keep_colors
-
     return keep_colors(dreamed, original)
 
 
@@ -63,7 +70,33 @@ def carry_share(blend: float, target: float, previous: float) -> float:
     return blend * target / previous
 
 
-class _HostChain:
+def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None):
+    """flow.carry_over for a video frame `dreamer` dreams next: the previous dream carried along
+    `move` onto `frame`, the image `dream` starts from. With carry_on_device (a GPU) made on
+    the device (dreamvid.carry: the uint8 frames and the flow go up, nothing comes back) and
+    returned as a backend tensor for `dream`; there `prev_dream` may be the tensor `dream`
+    left on the device, and `blend` a device scalar (DeviceValues.share), so the chain
+    of frames never waits for the host. Else on the host, a NumPy image."""
+    from keras import ops  # Keras only once its backend is chosen
+
+    if not dreamer.carry_on_device:
+        return flow.carry_over(prev_dream, prev_frame, frame, move, blend=blend, carry=carry, mask=mask)
+    on_device = is_tensor(prev_dream)
+    if on_device and tuple(prev_dream.shape) != tuple(np.shape(prev_frame)):
+        raise InputError(f"temporal_init frames differ in size: dream {tuple(prev_dream.shape)}, "
+                         f"previous {np.shape(prev_frame)}; render the dream at the input frame size")
+    # (a device scalar blend is checked where it is made: no value comes back to check it here)
+    arrays = flow.check_carry(prev_frame if on_device else prev_dream, prev_frame, frame, move,
+                              1.0 if is_tensor(blend) else blend, carry)
+    fn = dreamer.compiled(("carry", carry), lambda a, b, c, f, s, k: carry_init(a, b, c, f, s * ops.cast(k, "float32"), carry))
+    with dreamer.backend.placement(dreamer.device):
+        share = flow.carry_share(move, 1.0, mask)  # the blend multiplies it on the device
+        inputs = (prev_dream if on_device else arrays[0], *arrays[1:], move.flow, share,
+                  blend if is_tensor(blend) else np.float32(blend))
+        return fn(*[ops.convert_to_tensor(a) for a in inputs])
+
+
+class HostValues:
     """The chain's values on the host: NumPy frames, amounts and shares as floats."""
 
     on_device = False  # each frame handed on as soon as it is dreamed
@@ -72,8 +105,6 @@ class _HostChain:
         self.cfg = cfg
 
     def amount(self, a, b) -> float:
-        from dreamvid.dream import amount
-
         return amount(a, b)
 
     def share(self, blend: float, target: float, previous: float) -> float:
@@ -81,8 +112,6 @@ class _HostChain:
 
     def kept(self, dreamed, frame):
         """(the dream as saved, the frame the chain carries on (uint8), the amount it added)"""
-        from dreamvid.dream import to_uint8
-
         dreamed = palette(self.cfg, dreamed, frame)
         out = to_uint8(dreamed)
         return dreamed, out, self.amount(out, frame)
@@ -92,20 +121,33 @@ class _HostChain:
         return (dreamed if self.cfg.output.bit_depth == 16 else kept), added, carried
 
 
-class _DeviceChain:
+class DeviceValues:
     """The chain's values on the dream's device (module docstring): frames as backend tensors,
-    amounts and shares as scalar tensors, read back only in `fetch`."""
+    amounts and shares as scalar tensors, read back only in `fetch`. Its small device functions
+    are compiled once per Dreamer (Dreamer.compiled)."""
 
     on_device = True  # each frame handed on once the next is queued
 
-    def __init__(self, dreamer):
+    def __init__(self, dreamer: Dreamer):
         self.dreamer = dreamer
 
     def amount(self, a, b):
-        return self.dreamer.amount_on_device(a, b)
+        """frames.amount (mean |a - b| on 0..255) as a scalar tensor on the dream's device, for
+        uint8 images or tensors (NumPy arrays go up): what `share` reads."""
+        from keras import ops  # Keras only once its backend is chosen
+
+        d = self.dreamer
+        fn = d.compiled("amount", lambda x, y: ops.mean(ops.abs(ops.cast(x, "float32") - ops.cast(y, "float32"))))
+        with d.backend.placement(d.device):
+            return fn(ops.convert_to_tensor(a), ops.convert_to_tensor(b))
 
     def share(self, blend: float, target, previous):
-        return self.dreamer.share_on_device(blend, target, previous)
+        """carry_share on the dream's device (carry.carry_share_scale): the blend `carry_over`
+        takes, from the amounts `amount` made, as a scalar tensor."""
+        d = self.dreamer
+        fn = d.compiled("share", carry_share_scale)
+        with d.backend.placement(d.device):
+            return fn(np.float32(blend), target, previous)
 
     def kept(self, dreamed, frame):
         return dreamed, dreamed, self.amount(dreamed, frame)
@@ -115,10 +157,87 @@ class _DeviceChain:
         return to_numpy(kept), float(to_numpy(added)), float(carried if isinstance(carried, float) else to_numpy(carried))
 
 
-def dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, writer, clock, progress,
+class Chain:
+    """A clip's chain of frames, one frame at a time: `dream(k, frame, move, new_shot=...)`
+    dreams frame k (RGB uint8 (H, W, 3)) from the previous dream carried along `move`
+    (flow.Motion from the previous input frame to this one), or in full where `new_shot`.
+    Returns the frames finished now as (k, out, stats): on the host the frame just dreamed; with
+    the chain on the device the one before it, fetched once this one is queued (`flush` hands
+    on the last). out: what the writer gets (uint8 (H, W, 3), or float32 for a 16-bit output);
+    stats: "cut" (a shot starts here), "amount" (mean |dream - input| on 0..255), "carried"
+    (the share of the previous dream carried) and "seconds".
+
+    Frame k is dreamed with seed `base_seed + k`; `keep` passes on a frame stored by an earlier
+    run exactly as saved, so a resumed chain makes the frames an uninterrupted one would."""
+
+    def __init__(self, cfg: Config, sched: dict, dreamer: Dreamer, weights_at, base_seed: int):
+        self.cfg, self.sched, self.dreamer, self.weights_at, self.base_seed = cfg, sched, dreamer, weights_at, base_seed
+        self.as_uint8 = not full_float(cfg)
+        self.values = DeviceValues(dreamer) if dreamer.chain_on_device and self.as_uint8 else HostValues(cfg)
+        self.prev_in = self.prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved
+        self.prev_added = None  # the amount prev_dream added to prev_in, once known
+        self.target = 0.0  # amount added to the shot's first frame
+        self.pending = None  # the frame dreamed last, handed on once the next one is queued (or at once on the host)
+
+    @property
+    def started(self) -> bool:
+        """Whether a frame went through: the next frame may start from its dream."""
+        return self.prev_dream is not None
+
+    def keep(self, frame: np.ndarray, stored: np.ndarray, new_shot: bool) -> None:
+        """Frame `frame`'s dream `stored` (uint8, as an earlier run saved it) carried on as if just dreamed."""
+        self.prev_dream = stored
+        if new_shot:
+            self.target = self.values.amount(stored, frame)
+        self.prev_in, self.prev_added = frame, None  # (its amount: when a next frame needs it)
+
+    def dream(self, k: int, frame: np.ndarray, move, *, new_shot: bool, cut: bool = False, mask=None,
+              clock: Clock | None = None) -> list:
+        """Dream frame k (see the class docstring); `mask`: (H, W) float32 in [0, 1] or None."""
+        clock = clock or Clock()
+        cfg, sched, values = self.cfg, self.sched, self.values
+        t = time.perf_counter()
+        carried = 0.0
+        if new_shot:
+            # 1) a new shot (or independent frames): dream the input in full
+            start, iterations = frame, cfg.dream.iterations  # uint8: goes to the device as it is
+        else:
+            # 2) carry the previous dream along the flow, then dream on from there; carry
+            #    less once the dream has grown past the shot's first frame (carry_share)
+            previous = values.amount(self.prev_dream, self.prev_in) if self.prev_added is None else self.prev_added
+            carried = values.share(cfg.video.blend, self.target, previous)
+            with clock("flow"):  # on the dream's device where it runs on a GPU
+                start = carry_over(self.dreamer, self.prev_dream, self.prev_in, frame, move, blend=carried,
+                                   carry=cfg.video.carry, mask=mask)
+            iterations = round(sched["iterations"].at(k))
+        with clock("dream"):  # on a device chain: the time to queue it
+            dreamed = self.dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
+                                         octaves=round(sched["octaves"].at(k)), seed=self.base_seed + k,
+                                         weights=self.weights_at(k), mask=mask, as_uint8=self.as_uint8,
+                                         to_host=not values.on_device)
+        dreamed, kept, added = values.kept(dreamed, frame)  # as saved, what the chain carries on, what it added
+        if new_shot:
+            self.target = added  # the amount a full dream of this shot adds: the chain's set point
+        done = self.flush()  # the previous frame, now that this one is queued behind it
+        self.pending = (k, dreamed, kept, added, carried, cut or self.prev_in is None, t)
+        if not values.on_device:
+            done += self.flush()
+        self.prev_in, self.prev_dream, self.prev_added = frame, kept, added
+        return done
+
+    def flush(self) -> list:
+        """The frame still pending (on a device chain), fetched: [] or [(k, out, stats)]."""
+        if self.pending is None:
+            return []
+        (k, dreamed, kept, added, carried, first, t), self.pending = self.pending, None
+        out, added, carried = self.values.fetch(dreamed, kept, added, carried)
+        return [(k, out, {"cut": first, "amount": added, "carried": carried, "seconds": time.perf_counter() - t})]
+
+
+def dream_clip(cfg: Config, sched: dict, dreamer: Dreamer, weights_at, inputs, store, writer, clock, progress,
                base_seed: int, done_until: int, cuts: list[int], masks=None) -> int:
     """The frame loop of a clip, shared by a render in one piece and a segment: for each
-    ((k, frame, cut), move) of `inputs` (pipeline._video_inputs), the first starting a fresh
+    ((k, frame, cut), move) of `inputs` (prepare.video_inputs), the first starting a fresh
     chain, dream frame k with seed `base_seed + k` and hand it to `writer` (stages.Writer).
     Frames before `done_until` were stored by an earlier run: read back from `store` (a Work or
     a SegmentFrames) and carried on exactly as saved. Appends the cuts met to `cuts`; returns
@@ -126,77 +245,40 @@ def dream_clip(cfg: Config, sched: dict, dreamer, weights_at, inputs, store, wri
     dreams where masks.at(k) says), or None.
 
     Frame 0 of a shot is dreamed in full; later frames start from the previous dream carried
-    along the optical flow (Dreamer.carry_over) and take the `iterations` schedule's steps."""
-    from dreamvid.depth import read_frame
-
-    v = cfg.video
-    as_uint8 = not full_float(cfg)
-    chain = _DeviceChain(dreamer) if dreamer.chain_on_device and as_uint8 else _HostChain(cfg)
+    along the optical flow (`carry_over`) and take the `iterations` schedule's steps."""
+    chain = Chain(cfg, sched, dreamer, weights_at, base_seed)
     written = 0
-    prev_in = prev_dream = None  # input frame t-1 (uint8) and its dream exactly as saved
-    prev_added = None  # the amount prev_dream added to prev_in, once known
-    target = 0.0  # amount added to the shot's first frame
-    pending = None  # the frame dreamed last, handed on once the next one is queued (or at once on the host)
 
-    def hand_on():  # the pending frame to the writer and the progress, on the host
-        nonlocal written, pending
-        if pending is None:
-            return
-        (k, dreamed, kept, added, carried, first, t), pending = pending, None
-        out, added, carried = chain.fetch(dreamed, kept, added, carried)
-        writer.put(k, out)
-        written += 1
-        progress.frame(k, {"cut": first, "amount": added, "carried": carried, "seconds": time.perf_counter() - t})
+    def hand_on(done):  # finished frames to the writer and the progress, on the host
+        nonlocal written
+        for k, out, stats in done:
+            writer.put(k, out)
+            written += 1
+            progress.frame(k, stats)
 
     try:
         for (k, frame, cut), move in inputs:  # frame: (H, W, 3) uint8 RGB
             if cut:
                 cuts.append(k)
                 progress.info(f"scene cut at frame {k}")
-            new_shot = prev_dream is None or cut or v.no_flow
+            new_shot = not chain.started or cut or cfg.video.no_flow
             if k < done_until:  # 0) done by an earlier run: pass the stored frame on
-                prev_dream = store.read(k, frame.shape)
-                writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else prev_dream,
+                stored = store.read(k, frame.shape)
+                writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else stored,
                            store=False)  # 16 bits: the stored frame at its full depth
-                if new_shot:
-                    target = chain.amount(prev_dream, frame)
-                prev_in, prev_added, written = frame, None, written + 1  # (its amount: when a next frame needs it)
+                chain.keep(frame, stored, new_shot)
+                written += 1
                 continue
-            t = time.perf_counter()
-            carried = 0.0
             mask = None if masks is None else masks.at(k)  # (H, W) float32 in [0, 1]
-            if new_shot:
-                # 1) a new shot (or independent frames): dream the input in full
-                start, iterations = frame, cfg.dream.iterations  # uint8: goes to the device as it is
-            else:
-                # 2) carry the previous dream along the flow, then dream on from there; carry
-                #    less once the dream has grown past the shot's first frame (carry_share)
-                previous = chain.amount(prev_dream, prev_in) if prev_added is None else prev_added
-                carried = chain.share(v.blend, target, previous)
-                with clock("flow"):  # on the dream's device where it runs on a GPU (Dreamer.carry_over)
-                    start = dreamer.carry_over(prev_dream, prev_in, frame, move, blend=carried, carry=v.carry, mask=mask)
-                iterations = round(sched["iterations"].at(k))
-            with clock("dream"):  # on a device chain: the time to queue it
-                dreamed = dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
-                                        octaves=round(sched["octaves"].at(k)), seed=base_seed + k,
-                                        weights=weights_at(k), mask=mask, as_uint8=as_uint8,
-                                        to_host=not chain.on_device)
-            dreamed, kept, added = chain.kept(dreamed, frame)  # as saved, what the chain carries on, what it added
-            if new_shot:
-                target = added  # the amount a full dream of this shot adds: the chain's set point
-            hand_on()  # the previous frame, now that this one is queued behind it
-            pending = (k, dreamed, kept, added, carried, cut or prev_in is None, t)
-            if not chain.on_device:
-                hand_on()
-            prev_in, prev_dream, prev_added = frame, kept, added
-        hand_on()
+            hand_on(chain.dream(k, frame, move, new_shot=new_shot, cut=cut, mask=mask, clock=clock))
+        hand_on(chain.flush())
     except BaseException:
         try:
-            hand_on()  # a frame already dreamed is stored, for a resume
+            hand_on(chain.flush())  # a frame already dreamed is stored, for a resume
         except Exception:
             pass  # the failure being raised says more
         raise
     return written
 
 
-__all__ = ["dream_clip", "carry_share", "full_float", "palette"]
+__all__ = ["Chain", "dream_clip", "carry_over", "carry_share", "full_float", "palette", "HostValues", "DeviceValues"]

@@ -14,10 +14,11 @@ import sys
 import time
 from dataclasses import fields
 
-from dreamvid import __version__
-from dreamvid.audio import is_audio
-from dreamvid.config import SECTIONS, Config, build_config, load_preset, preset_descriptions
+from dreamvid import api, audio, backends
+from dreamvid.config import RAY_CHUNK_FRAMES, SECTIONS, Config, build_config, job_config, load_preset, preset_descriptions
 from dreamvid.errors import DreamvidError
+from dreamvid.version import VERSION
+from dreamvid.workfolder import record_path
 
 log = logging.getLogger("dreamvid")
 DEBUG = os.environ.get("DREAMVID_DEBUG", "") not in ("", "0")
@@ -86,7 +87,7 @@ def _backend_options(g) -> None:
     _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
 
 
-_CHUNK_FRAMES = 240  # --chunk-frames alone, and with --ray: 8 s at 30 fps (config.VideoSettings)
+_CHUNK_FRAMES = RAY_CHUNK_FRAMES  # --chunk-frames alone, and with --ray: 8 s at 30 fps
 
 
 def _video_options(p: argparse.ArgumentParser) -> None:
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dreamvid", description="DeepDream images, flicker-free dream videos and infinite zooms.",
         epilog="Errors exit with code 2 and one line; set DREAMVID_DEBUG=1 for a traceback.")
-    parser.add_argument("--version", action="version", version=f"dreamvid {__version__}")
+    parser.add_argument("--version", action="version", version=f"dreamvid {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("image", help="dream a still image", description="Dream a still image.")
@@ -260,34 +261,14 @@ _NOT_SETTINGS = {"command", "input", "output", "preset", "gradient", "strip", "s
 _GALLERY_ARGS = {"tile_layers", "channels", "count", "presets", "tile_width", "columns"}
 
 
+def settings_given(args: argparse.Namespace) -> dict:
+    """The settings the user gave on the command line (argparse keeps no defaults), by name."""
+    return {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Preset values, overridden by the flags the user gave (argparse keeps no defaults)."""
-    values: dict = {}
-    if args.preset:
-        values.update(load_preset(args.preset)[0])
-    given = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
-    if "pan" in given:
-        pan = str(given.pop("pan")).split(",")
-        if len(pan) != 2:
-            raise DreamvidError(f"--pan must be X,Y in pixels per frame, e.g. --pan 2,0; got {','.join(pan)}")
-        given["pan_x"], given["pan_y"] = pan[0].strip(), pan[1].strip()
-    # a plain flag overrides the preset's qualified key for the same setting
-    for key in given:
-        for section in SECTIONS:
-            values.pop(f"{section}.{key}", None)
-    if args.command in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
-        for key, name in (("step", "step"), ("octaves", "octaves"), ("iterations_next", "iterations")):
-            target = f"{args.command}.{name}"
-            if key in given and ("(" in str(given[key]) or is_audio(given[key])):  # keyframes, or a sound's
-                given[target] = given.pop(key)
-                values.pop(target, None)
-    if args.command == "zoom" and "iterations_next" in given:
-        given["video.iterations_next"] = given.pop("iterations_next")
-    values.update(given)
-    if args.command == "video" and values.get("ray", values.get("video.ray")) \
-            and not values.get("chunk_frames", values.get("video.chunk_frames")):
-        values["chunk_frames"] = _CHUNK_FRAMES  # a cluster needs long shots split to share them out
-    return build_config(values)
+    """Preset values, overridden by the flags the user gave: config.job_config, as the API does."""
+    return job_config(args.command, settings_given(args), args.preset)
 
 
 class _Bar:
@@ -318,6 +299,15 @@ class _Bar:
         if self.bar is not None:
             self.bar.update(1)
 
+    def update(self, u: api.Update) -> None:
+        """The API's progress callback: the bar for the start and each frame, notices printed."""
+        if u.kind == "start":
+            self.start(u.total, u.done)
+        elif u.kind == "frame":
+            self.frame(u.index, u.stats)
+        else:
+            _info(u.message)
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
@@ -327,8 +317,6 @@ def _start_backend(backend: str, device: str) -> str:
     """Choose the Keras backend before anything imports Keras (backends.configure), and import it
     with file descriptor 2 pointed at /dev/null: the frameworks' C++ start-up lines (CUDA stubs,
     absl notices) bypass Python logging. DREAMVID_DEBUG=1 shows them."""
-    from dreamvid import backends
-
     name = backends.configure(backend, device)
     if DEBUG:
         return name
@@ -357,17 +345,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{name:14s} {description}")
         return 0
     if args.command == "sheet":
-        from dreamvid import pipeline
-
-        result = pipeline.render_sheet(args.input, args.output, count=args.count, columns=args.columns,
+        result = api.render_sheet(args.input, args.output, count=args.count, columns=args.columns,
                                        width=args.sheet_width)
         print(f"dreamvid: wrote {result.path}: {result.frames} frames", file=sys.stderr)
         return 0
     if args.command == "layers":
         _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"))
-        from dreamvid.models import load_model
-
-        model = load_model(args.model, args.weights, fallback=args.model == "googlenet")
+        model = api.load_model(args.model, weights=args.weights)
         print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})")
         print(f"{'layer':40s} {'channels':>8s} {'stride':>6s}")
         for info in model.layers():
@@ -378,34 +362,30 @@ def _run(args: argparse.Namespace) -> int:
         return _gallery(args)
     if args.command == "keys":
         return _keys(args)
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # checked before the framework starts
     _start_backend(cfg.dream.backend, cfg.dream.device)
-    from dreamvid import pipeline
-
     bar = _Bar("octave" if args.command == "image" else "frame")
-    progress = pipeline.Progress(start=bar.start, frame=bar.frame, info=_info)
+    given = dict(settings_given(args), preset=args.preset, progress=bar.update)
     t0 = time.perf_counter()
     try:
         if args.command == "image":
-            result = pipeline.render_image(cfg, args.input, args.output, progress,
-                                           gradient_path=args.gradient, strip_path=args.strip, strip_every=args.strip_every)
+            result = api.render_image(args.input, args.output, gradient=args.gradient, strip=args.strip,
+                                      strip_every=args.strip_every, **given)
         elif args.command == "video":
-            result = pipeline.render_video(cfg, args.input, args.output, progress)
+            result = api.render_video(args.input, args.output, **given)
         else:
-            result = pipeline.render_zoom(cfg, args.input, args.output, progress)
+            result = api.render_zoom(args.input, args.output, **given)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
     per = seconds / max(result.frames, 1)
     print(f"dreamvid: wrote {result.path}: {result.frames} frame{'s' * (result.frames != 1)} in {seconds:.1f} s "
           f"({per:.2f} s/frame{bar.steady() if args.command != 'image' else ''}); "
-          f"settings in {os.path.basename(pipeline.record_path(result.path))}", file=sys.stderr)
+          f"settings in {os.path.basename(result.record)}", file=sys.stderr)
     return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from dreamvid import audio
-
     result = audio.write_keys(args.input, args.output, fps=args.fps, mode=args.mode, attack=args.attack,
                               release=args.release, lo=args.lo, hi=args.hi, frames=args.frames, plot_path=args.plot)
     print(f"dreamvid: wrote {args.output}: {result.frames} keyframes at {result.fps} fps, "
@@ -422,21 +402,19 @@ def _gallery(args: argparse.Namespace) -> int:
             values.pop(f"{section}.{key}", None)
     dream = build_config({**values, **given}).dream
     _start_backend(dream.backend, dream.device)
-    from dreamvid import gallery, pipeline
-
     bar = _Bar("tile")
     t0 = time.perf_counter()
     try:
-        result = gallery.render_gallery(
-            args.input, args.output, pipeline.Progress(start=bar.start, frame=bar.frame, info=_info), values=given,
-            preset=args.preset, layers=args.tile_layers, channels=args.channels, count=args.count,
-            presets=args.presets, tile_width=args.tile_width, columns=args.columns)
+        result = api.render_gallery(
+            args.input, args.output, progress=bar.update, preset=args.preset, layers=args.tile_layers,
+            channels=args.channels, count=args.count, presets=args.presets, tile_width=args.tile_width,
+            columns=args.columns, **given)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
     print(f"dreamvid: wrote {result.path}: {result.frames} tiles in {seconds:.1f} s "
           f"({seconds / max(result.frames - result.resumed_from, 1):.2f} s/tile dreamed); "
-          f"each tile's objective in {os.path.basename(pipeline.record_path(result.path))}", file=sys.stderr)
+          f"each tile's objective in {os.path.basename(record_path(result.path))}", file=sys.stderr)
     return 0
 
 

@@ -30,8 +30,14 @@ try:
 except ImportError:  # the extra is optional: only --ray needs it
     ray = None
 
+from dreamvid import backends
 from dreamvid.config import Config, build_config
 from dreamvid.errors import ConfigError, OutputError
+from dreamvid.plan import Segment
+from dreamvid.prepare import make_dreamer
+from dreamvid.progress import Progress
+from dreamvid.segments import dreamed_with, render_segment
+from dreamvid.workfolder import SegmentFrames
 
 __all__ = ["connect", "RayRunner", "MAX_RETRIES"]
 
@@ -71,7 +77,7 @@ class RayRunner:
             progress) -> dict | None:
         """Render `segments` (plan.Segment) into the work folder at `work_path`; progress.frame
         for each finished frame, in the order they finish. Returns what the first segment was
-        dreamed with (segments._facts), None when there was nothing to do."""
+        dreamed with (segments.dreamed_with), None when there was nothing to do."""
         if not segments:
             return None
         gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -140,10 +146,6 @@ _DREAMERS: dict = {}  # one network per worker process and settings: Ray reuses 
 
 def _render_here(settings, input_path, work_path, index, start, keep, end, fade, base_seed, threads, reporter):
     _limit_threads(threads)
-    from dreamvid import backends, pipeline, segments
-    from dreamvid.plan import Segment
-    from dreamvid.workfolder import SegmentFrames
-
     if not os.path.isfile(os.path.join(work_path, "state.json")):
         raise OutputError(f"the work folder '{work_path}' is not visible on this node; put the output on "
                           f"storage every node sees at the same path (NFS or a cluster file system)")
@@ -154,13 +156,13 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
     loaded = key not in _DREAMERS
     if loaded:
         _DREAMERS.clear()  # one network at a time per worker
-        _DREAMERS[key] = pipeline._dreamer(cfg, None, pipeline.Progress())
+        _DREAMERS[key] = make_dreamer(cfg, None, Progress())
     dreamer = _DREAMERS[key]
     segment = Segment(index=index, shot=0, start=start, keep=keep, end=end, fade=fade)
     frames = SegmentFrames(os.path.join(work_path, "segments", f"{index:05d}"), start)
-    progress = pipeline.Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
-    segments.render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
-    return segments._facts(dreamer[0]), f"{ray.get_runtime_context().get_node_id()}:{os.getpid()}", int(loaded)
+    progress = Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
+    render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
+    return dreamed_with(dreamer[0]), f"{ray.get_runtime_context().get_node_id()}:{os.getpid()}", int(loaded)
 
 
 def _plain(stats: dict) -> dict:

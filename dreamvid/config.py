@@ -15,12 +15,24 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from dreamvid.errors import ConfigError
+from dreamvid.schedule import is_audio, parse_spec
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+def _preset_dir():
+    """The named presets: the installed package's data (dreamvid/presets in the wheel, built from
+    the top-level presets/ folder), read through importlib.resources; in a checkout run without
+    installing, that folder itself."""
+    inside = resources.files("dreamvid") / "presets"
+    return inside if inside.is_dir() else Path(__file__).resolve().parent.parent / "presets"
+
+
+PRESET_DIR = _preset_dir()
 
 
 @dataclass
@@ -189,7 +201,7 @@ RULES: dict[str, Any] = {
 }
 # Text settings without a rule (model, layers, schedules, pix_fmt) are checked by their own stage.
 
-# The schedules that may follow a sound ("audio:FILE[:MIN:MAX[:MODE]]", audio.py): the numbers a
+# The schedules that may follow a sound ("audio:FILE[:MIN:MAX[:MODE]]", schedule.parse_spec): the numbers a
 # video or a zoom changes frame by frame. The spec's form is checked here; the file when the
 # render reads it (before any frame is written).
 AUDIO_SCHEDULES = frozenset({"video.step", "video.octaves", "video.iterations", "zoom.zoom", "zoom.rotate",
@@ -199,8 +211,6 @@ AUDIO_SCHEDULES = frozenset({"video.step", "video.octaves", "video.iterations", 
 
 def _check_audio(section: str, name: str, value: Any, where: str) -> None:
     """ConfigError for a malformed "audio:" spec, or one given to a setting that cannot follow a sound."""
-    from dreamvid.audio import is_audio, parse_spec  # standard library and NumPy only at import
-
     if not is_audio(value):
         return
     if f"{section}.{name}" not in AUDIO_SCHEDULES:
@@ -298,6 +308,53 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
     return cfg
 
 
+# --ray alone: the segment length a cluster shares out (8 s at 30 fps), as --chunk-frames alone
+RAY_CHUNK_FRAMES = 240
+JOBS = ("image", "video", "zoom", "gallery")
+# long options whose setting has another name: --zoom-blend, --from, --no-audio (a flag: False)
+ALIASES = {"zoom_blend": "zoom.blend", "from_": "init", "from": "init"}
+
+
+def job_config(job: str, given: dict[str, Any], preset: str | None = None) -> Config:
+    """The settings of one job ("image", "video", "zoom", "gallery"): the preset's values (a
+    name, a .toml path or an output's .json record), overridden by `given`, the options named as
+    the command line's long options are (`iterations_next`, `layers`, `pan="2,0"`, `zoom_blend`,
+    `no_audio=True`), validated here. The command line and the Python API both come here, so
+    both say the same one-line ConfigError.
+
+    Where the job changes a dream number frame by frame (video, zoom), a schedule or an audio:
+    spec given to --step, --octaves or --iterations-next goes to that job's schedules; --ray
+    implies segments of RAY_CHUNK_FRAMES."""
+    if job not in JOBS:
+        raise ConfigError(f"job must be one of {', '.join(JOBS)}, got {job!r}")
+    values: dict[str, Any] = dict(load_preset(preset)[0]) if preset else {}
+    given = {ALIASES.get(k, k): v for k, v in given.items() if v is not None}  # None: not given
+    if given.pop("no_audio", False):
+        given["audio"] = False
+    if "pan" in given:
+        pan = str(given.pop("pan")).split(",")
+        if len(pan) != 2:
+            raise ConfigError(f"--pan must be X,Y in pixels per frame, e.g. --pan 2,0; got {','.join(pan)}")
+        given["pan_x"], given["pan_y"] = pan[0].strip(), pan[1].strip()
+    # a plain option overrides the preset's qualified key for the same setting
+    for key in given:
+        for section in SECTIONS:
+            values.pop(f"{section}.{key}", None)
+    if job in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
+        for key, name in (("step", "step"), ("octaves", "octaves"), ("iterations_next", "iterations")):
+            target = f"{job}.{name}"
+            if key in given and ("(" in str(given[key]) or is_audio(given[key])):  # keyframes, or a sound's
+                given[target] = given.pop(key)
+                values.pop(target, None)
+    if job == "zoom" and "iterations_next" in given:
+        given["video.iterations_next"] = given.pop("iterations_next")
+    values.update(given)
+    if job == "video" and values.get("ray", values.get("video.ray")) \
+            and not values.get("chunk_frames", values.get("video.chunk_frames")):
+        values["chunk_frames"] = RAY_CHUNK_FRAMES  # a cluster needs long shots split to share them out
+    return build_config(values)
+
+
 def _check_segments(v: VideoSettings, where: str) -> None:
     """The segment settings together: a segment must be longer than what it shares with its
     neighbours, or the cross-fades would overlap each other."""
@@ -368,7 +425,7 @@ def _flatten(data: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def list_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return sorted(p.name[: -len(".toml")] for p in PRESET_DIR.iterdir() if p.name.endswith(".toml"))
 
 
 def preset_descriptions() -> list[tuple[str, str]]:

@@ -28,3 +28,8 @@ class LayerError(ModelError):
 
 class ResumeError(DreamvidError):
     """A work folder holds a render made with other settings or another input."""
+
+
+class Cancelled(DreamvidError):
+    """A render was stopped on request (the API's cancel event, or its progress callback returning
+    False) at a frame's end: the finished frames are kept, and the same call again resumes."""

@@ -36,10 +36,19 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from dreamvid.chain import palette
 from dreamvid.config import SECTIONS, Config, build_config, list_presets, load_preset
 from dreamvid.errors import ConfigError, ResumeError
-from dreamvid.workfolder import (RECORD_VERSION, atomic_write, check_image_output, encode_image, fingerprint,
-                                 frame_settings, job_sections, record_path, work_folder, write_image)
+from dreamvid.files import atomic_write, check_image_output, encode_image, write_image
+from dreamvid.frames import amount, to_uint8
+from dreamvid.models import load_model
+from dreamvid.objectives import parse
+from dreamvid.prepare import make_dreamer
+from dreamvid.preview import labelled_sheet, pick_frames
+from dreamvid.progress import Progress, RenderResult
+from dreamvid.sources import read_image
+from dreamvid.version import VERSION
+from dreamvid.workfolder import RECORD_VERSION, fingerprint, frame_settings, job_sections, record_path, work_folder
 
 __all__ = ["Tile", "plan_tiles", "render_gallery", "PREVIEW_KEYS", "DEFAULT_TILE_WIDTH"]
 
@@ -90,9 +99,6 @@ def plan_tiles(model, *, values: dict | None = None, preset: str | None = None, 
     a --layers spec of one term); channels: a layer, `count` tiles of its channels spread evenly
     from the first to the last; presets: one tile per named preset (values still override).
     """
-    from dreamvid.objectives import parse
-    from dreamvid.preview import pick_frames
-
     given = dict(values or {})
     chosen = [flag for flag, on in (("--layers", layers), ("--channels", channels), ("--presets", presets)) if on]
     if len(chosen) > 1:
@@ -182,11 +188,6 @@ def render_gallery(image_path: str, output_path: str, progress=None, *, values: 
     model: a DreamModel (or a name/path) for every tile instead of loading each tile's
     cfg.dream.model. Returns a pipeline.RenderResult whose `frames` counts the tiles.
     """
-    from dreamvid.models import load_model
-    from dreamvid.pipeline import Progress, RenderResult
-    from dreamvid.preview import labelled_sheet
-    from dreamvid.sources import read_image
-
     progress = progress or Progress()
     quiet = dataclasses.replace(progress, info=lambda _msg: None)  # one device line for the gallery, not one a tile
     t0 = time.perf_counter()
@@ -249,11 +250,6 @@ def render_gallery(image_path: str, output_path: str, progress=None, *, values: 
 
 def _dream_tiles(tiles, paths, network, img, store, progress, quiet, images, recorded, done) -> None:
     """Dream each tile not kept yet (appending every tile's image and record in order)."""
-    from dreamvid.chain import palette
-    from dreamvid.dream import amount, to_uint8
-    from dreamvid.pipeline import _dreamer
-    from dreamvid.sources import read_image
-
     h, w = img.shape[:2]
     told = False
     for i, (tile, path) in enumerate(zip(tiles, paths)):
@@ -269,7 +265,7 @@ def _dream_tiles(tiles, paths, network, img, store, progress, quiet, images, rec
         t = time.perf_counter()
         # one still per tile: XLA would compile for a single use, so "auto" is off (as for stills)
         still = dataclasses.replace(tile.cfg.dream, xla="off") if tile.cfg.dream.xla == "auto" else tile.cfg.dream
-        dreamer, _ = _dreamer(tile.cfg, net, quiet, still)
+        dreamer, _ = make_dreamer(tile.cfg, net, quiet, still)
         if not told:
             progress.info(f"dreaming {len(tiles) - done} tiles of {w}x{h} with {net.name}; device: {dreamer.device_label}")
             told = True
@@ -282,8 +278,6 @@ def _dream_tiles(tiles, paths, network, img, store, progress, quiet, images, rec
 
 def _tile_record(tile: Tile, net, dreamer) -> dict:
     """What reproduces one tile: its label, preset, network and objective (as --layers text)."""
-    from dreamvid.objectives import parse
-
     objective = dreamer.objective if dreamer is not None else parse(tile.cfg.dream.layers or net.default_layer,
                                                                      tile.cfg.dream.reduce)
     return {"label": tile.label, "preset": tile.preset, "network": net.name,
@@ -295,7 +289,6 @@ def _write_gallery_record(output_path: str, base: Config, tiles: list[Tile], rec
     """`<sheet>.json`, the pipeline's record with the tiles added: "settings" are the base
     settings (a layer gallery's look; readable back with --preset), "tiles" what each tile
     maximised, with which network."""
-    from dreamvid import __version__
     settings = job_sections(base, "image")
     settings["dream"]["seed"] = int(seed)
     settings["dream"]["layers"] = ""  # each tile has its own (see "tiles")
@@ -304,7 +297,7 @@ def _write_gallery_record(output_path: str, base: Config, tiles: list[Tile], rec
     record = {
         "dreamvid_record": RECORD_VERSION,
         "job": "gallery",
-        "dreamvid_version": __version__,
+        "dreamvid_version": VERSION,
         "output": os.path.abspath(result.path),
         "input": os.path.abspath(image_path),
         "input_fingerprint": finger,

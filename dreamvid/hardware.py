@@ -22,6 +22,8 @@ import platform
 import time
 from typing import Callable
 
+from dreamvid.files import cache_dir
+
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # "auto" compiles networks up to this many layers deep to the dreamed layer: vgg16-hed to
 # block4_conv3 (14 layers) compiles in ~1-2 s per octave size and steps ~1.2-1.3x faster on an
@@ -101,8 +103,6 @@ def use_xla(mode: str, backend_name: str, device: str, precision: str, depth: Ca
 
 
 def _cache_file():
-    from dreamvid.models import cache_dir
-
     return cache_dir() / "machine.json"
 
 
@@ -164,6 +164,6 @@ def _probe_bfloat16(backend) -> bool:
 
 
 def _probe_xla() -> bool:
-    from dreamvid.backends import tensorflow as tf_backend
+    from dreamvid.backends import tensorflow as tf_backend  # imports TensorFlow: only where it is the backend
 
     return _time_gradient(tf_backend, "float32", xla=True) < 0.9 * _time_gradient(tf_backend, "float32")

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from dreamvid.errors import InputError
+from dreamvid.sources import IMAGE_EXTENSIONS, open_source, read_image
 
 __all__ = ["Masks", "open_masks", "prepare", "ASPECT_TOLERANCE"]
 
@@ -98,8 +99,6 @@ def open_masks(path: str, size: tuple[int, int], count: int | None, *, invert: b
     read). InputError, naming the fix, when the mask cannot be read, has another aspect ratio or
     another number of frames: all before anything is dreamed.
     """
-    from dreamvid.sources import IMAGE_EXTENSIONS, open_source, read_image
-
     path = os.fspath(path)
     w, h = size
     if path.lower().endswith(IMAGE_EXTENSIONS) and not any(c in path for c in "*?["):

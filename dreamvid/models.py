@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from dreamvid import backends, hardware
 from dreamvid.errors import LayerError, ModelError
+from dreamvid.files import cache_dir
 
 log = logging.getLogger("dreamvid")
 
@@ -85,11 +87,6 @@ class LayerInfo:
     name: str
     channels: int
     stride: int  # input pixels per activation pixel
-
-
-def cache_dir() -> Path:
-    """`$DREAMVID_CACHE`, else ~/.cache/dreamvid."""
-    return Path(os.environ.get("DREAMVID_CACHE") or Path.home() / ".cache" / "dreamvid")
 
 
 class DreamModel:
@@ -352,7 +349,7 @@ def _keras_file(path: Path, precision: str = "float32") -> DreamModel:
 def _graph_model(name: str, pb_path: Path, default_layer: str, precision: str = "float32") -> DreamModel:
     """A frozen graph rebuilt as a Keras model (`dreamvid.graphdef`), up to all of its top-level
     conv/relu/concat/pool/LRN nodes the converter can translate; the others say why not."""
-    from dreamvid import graphdef
+    from dreamvid import graphdef  # imports Keras: only once its backend is chosen
 
     graph = graphdef.read_graph(pb_path)
     tops = [n.name for n in graph.nodes.values() if "/" not in n.name and n.op in _GRAPH_DREAMABLE]
@@ -449,8 +446,6 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
     """
     _quiet_tensorflow()
     if precision == "auto":
-        from dreamvid import backends, hardware
-
         bk = backends.current()
         precision = hardware.resolve_precision("auto", bk, "gpu" if device != "cpu" and bk.gpu_name() else "cpu")
     if precision not in PRECISIONS:

@@ -25,6 +25,8 @@ from typing import Iterable
 
 import numpy as np
 
+from dreamvid.flow import cut_score
+
 __all__ = ["Segment", "Plan", "make_plan", "scan_cuts", "weights", "PLAN_VERSION"]
 
 PLAN_VERSION = 1
@@ -94,8 +96,6 @@ def weights(n: int) -> np.ndarray:
 def scan_cuts(frames: Iterable[np.ndarray], threshold: float) -> tuple[int, list[int]]:
     """(frame count, cut indices) of a clip's input frames: the same test as the frame loop's
     (flow.cut_score of each frame against the one before, above `threshold`)."""
-    from dreamvid.flow import cut_score
-
     prev, n, cuts = None, 0, []
     for frame in frames:
         if prev is not None and cut_score(prev, frame) > threshold:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from dreamvid.errors import ConfigError, InputError
+from dreamvid.sources import open_source
 
 __all__ = ["pick_frames", "contact_sheet", "labelled_sheet", "caption_height"]
 
@@ -53,8 +54,6 @@ def contact_sheet(path: str, *, count: int = 12, columns: int = 4, width: int = 
                   labels: bool = True) -> tuple[np.ndarray, list[int]]:
     """(sheet, shown): the contact sheet of `path` as (H, W, 3) uint8 RGB, `width` pixels wide
     (give or take the rounding of the cells), and the 0-based indices of the frames on it."""
-    from dreamvid.sources import open_source
-
     if columns < 1:
         raise ConfigError(f"--columns must be >= 1, got {columns}")
     if width < 16 * columns:

@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dreamvid import backends
+from dreamvid.config import DreamSettings, VideoSettings
+from dreamvid.dreamer import over_octaves
+from dreamvid.frames import amount
+
 SEED = 1234  # jitter of the reference (the bench's clip and project use the same)
 # Dreaming takes the gradient with respect to the image only: per convolution the forward pass
 # and the input gradient (~2x the forward FLOPs); the weight gradient (the third 1x that training
@@ -100,10 +105,6 @@ def run_reference(model, layer: str, clip: str, workdir: str, octaves: int, step
     called from a Python loop with a NumPy round trip per step."""
     import cv2
     from keras import ops
-
-    from dreamvid import backends
-    from dreamvid.config import DreamSettings, VideoSettings
-    from dreamvid.dream import amount
 
     ds, vs = DreamSettings(), VideoSettings()
     step, scale, jitter, blend = ds.step, ds.octave_scale, ds.jitter, vs.blend
@@ -252,9 +253,6 @@ def plain_loop(model, layer: str, sizes: list, steps: int, step: float):
     between its speed and this one's."""
     from keras import ops
 
-    from dreamvid import backends
-    from dreamvid.dream import _over_octaves
-
     bk = backends.current()
     state, apply = bk.bind(model.network([layer]))
     grad = bk.grad(layer_loss(apply, model.preprocess))
@@ -268,7 +266,7 @@ def plain_loop(model, layer: str, sizes: list, steps: int, step: float):
     octave = bk.compile(octave)
 
     def dream(frame):  # the engine's octave loop around it: one compiled call per octave
-        out = _over_octaves(ops.convert_to_tensor(frame), None, sizes, lambda k, img, m: octave(state, img), True)
+        out = over_octaves(ops.convert_to_tensor(frame), None, sizes, lambda k, img, m: octave(state, img), True)
         return bk.to_numpy(out)
 
     return dream

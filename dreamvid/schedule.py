@@ -26,6 +26,9 @@ default, which mirrors linear interpolation of numbers); before that the old nam
 weight 1. The fade is linear for "linear" and smoothstep (3t^2 - 2t^3, zero slope at both ends)
 for "smooth". Weights always sum to 1; a name that appears in both neighbours gets the sum.
 
+A setting may also follow a sound, "audio:FILE[:MIN:MAX[:MODE]]" (AudioSpec, parse_spec here;
+audio.py turns the sound into keyframes).
+
 Values of name schedules are opaque strings: "0:(mixed4c:1.0;mixed3b:0.5)" is kept as the name
 "mixed4c:1.0;mixed3b:0.5" for a later stage to read.
 """
@@ -35,10 +38,94 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from dataclasses import dataclass
 
 from dreamvid.errors import ConfigError
 
-__all__ = ["Schedule"]
+__all__ = ["Schedule", "AudioSpec", "is_audio", "parse_spec", "check_follower", "check_range", "MODES",
+           "ATTACK", "RELEASE"]
+
+MODES = ("rms", "onsets")  # what an audio: spec follows (audio.py): loudness, or percussive hits
+ATTACK = 0.05  # seconds: a beat is followed within about a frame and a half at 30 fps
+RELEASE = 0.3  # seconds: and fades over about 9 frames, so the dream swells and settles, not flickers
+_MAX_SECONDS = 60.0  # a follower slower than a minute follows nothing; a likely typo
+_PREFIX = "audio:"
+_EXAMPLE = '"audio:song.mp3:1.0:3.0" (audio:FILE[:MIN:MAX[:MODE]], MODE rms or onsets)'
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    """A schedule setting that follows a sound: values run from `lo` (silence) to `hi` (the
+    loudest frame or hardest hit)."""
+
+    path: str
+    lo: float = 0.0
+    hi: float = 1.0
+    mode: str = "rms"
+
+
+def is_audio(text) -> bool:
+    """True for a setting written as "audio:..."."""
+    return isinstance(text, str) and text.strip().lower().startswith(_PREFIX)
+
+
+def parse_spec(text: str, name: str = "value") -> AudioSpec:
+    """"audio:FILE[:MIN:MAX[:MODE]]" -> AudioSpec; ConfigError naming the fix. Read from the
+    right, so a file name may hold colons ("audio:C:/music/song.mp3:1:3"). No file access."""
+    body = text.strip()[len(_PREFIX):]
+    parts = body.split(":")
+    mode = "rms"
+    if len(parts) > 1 and parts[-1].strip().lower() in MODES:
+        mode = parts.pop().strip().lower()
+    elif len(parts) > 3 and _is_number(parts[-2]) and _is_number(parts[-3]) and not _is_number(parts[-1]):
+        raise ConfigError(f"{name} '{text}': mode '{parts[-1]}' is unknown; use {' or '.join(MODES)}")
+    lo, hi = 0.0, 1.0
+    if len(parts) > 2 and _is_number(parts[-1]) and _is_number(parts[-2]):
+        hi, lo = float(parts.pop()), float(parts.pop())
+    elif len(parts) > 1 and _is_number(parts[-1]):
+        raise ConfigError(f"{name} '{text}': give both MIN and MAX after the file, like {_EXAMPLE}")
+    path = ":".join(parts).strip()
+    if not path:
+        raise ConfigError(f"{name} '{text}' names no sound file; write it like {_EXAMPLE}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ConfigError(f"{name} '{text}': MIN and MAX must be ordinary numbers, like {_EXAMPLE}")
+    if lo > hi:
+        raise ConfigError(f"{name} '{text}': MIN {lo:g} is above MAX {hi:g}; write the smaller value first")
+    return AudioSpec(path, lo, hi, mode)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def check_follower(attack, release) -> tuple[float, float]:
+    """(attack, release) as floats in 0..60 seconds, or ConfigError naming the fix."""
+    out = []
+    for label, value in (("attack", attack), ("release", release)):
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            x = math.nan
+        if not (0.0 <= x <= _MAX_SECONDS):
+            raise ConfigError(f"{label} must be a number of seconds within 0..{_MAX_SECONDS:g} "
+                              f"(e.g. --attack {ATTACK} --release {RELEASE}), got {value!r}")
+        out.append(x)
+    return out[0], out[1]
+
+
+def check_range(lo, hi) -> tuple[float, float]:
+    """(lo, hi) as finite floats with lo <= hi, or ConfigError naming the fix."""
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ConfigError(f"--min and --max must be ordinary numbers, got {lo} and {hi}")
+    if lo > hi:
+        raise ConfigError(f"--min {lo:g} is above --max {hi:g}; give the smaller value to --min")
+    return lo, hi
+
 
 _INTERPOLATIONS = ("linear", "smooth")
 _KEYFRAME = re.compile(r"^(?P<frame>[^:()]*?)\s*:\s*\((?P<value>.*)\)$", re.DOTALL)

@@ -17,13 +17,19 @@ import numpy as np
 
 from dreamvid.chain import dream_clip
 from dreamvid.config import Config
+from dreamvid.depth import read_frame
 from dreamvid.errors import InputError
-from dreamvid.pipeline import (Progress, RenderResult, _close, _dreamer, _masks, _open_clip,
-                               _video_inputs, _video_schedules)
+from dreamvid.files import check_output
+from dreamvid.frames import to_uint8
+from dreamvid.plan import make_plan, scan_cuts
+from dreamvid.prepare import close_all, make_dreamer, open_clip, open_masks_for, video_inputs, video_schedules
+from dreamvid.progress import Progress, RenderResult
+from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
+from dreamvid.sources import read_image
 from dreamvid.stages import Clock, Reader, Writer, pool_size
-from dreamvid.workfolder import Work, check_output, write_record
+from dreamvid.workfolder import Work, write_record
 
-__all__ = ["render_segment", "render_segments"]
+__all__ = ["render_segment", "render_segments", "dreamed_with"]
 
 
 class _NoSink:
@@ -39,21 +45,21 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
     with the same frame loop as a render in one piece and a fresh chain at segment.start;
     continue after the frames already present (a resumed render, a retried task). Opens the
     input itself, so it runs wherever the input and the work folder can be read. `dreamer`:
-    (Dreamer, weights_at) from `_dreamer`, or None to build one. Returns the frames dreamed
+    (Dreamer, weights_at) from `prepare.make_dreamer`, or None to build one. Returns the frames dreamed
     now; progress.frame(k, stats) after each."""
     progress = progress or Progress()
     if frames.done >= segment.end - segment.start:
         return 0
-    dreamer, weights_at = dreamer or _dreamer(cfg, model, progress)
+    dreamer, weights_at = dreamer or make_dreamer(cfg, model, progress)
     clock = Clock()
-    source = _open_clip(cfg, input_path)
+    source = open_clip(cfg, input_path)
     done_until = segment.start + frames.done
     reader = writer = masks = None
     try:
         info = source.info
-        sched = _video_schedules(cfg, info.fps)
-        masks = _masks(cfg, (info.width, info.height), info.n_frames, fps=info.fps, video_range=True)
-        reader = Reader(_video_inputs(source, cfg.video, done_until, clock, pool_size(),
+        sched = video_schedules(cfg, info.fps)
+        masks = open_masks_for(cfg, (info.width, info.height), info.n_frames, fps=info.fps, video_range=True)
+        reader = Reader(video_inputs(source, cfg.video, done_until, clock, pool_size(),
                                       frames=range(segment.start, segment.end)), clock)
         writer = Writer(frames, _NoSink(), clock)
         written = dream_clip(cfg, sched, dreamer, weights_at, reader, frames, writer, clock, progress,
@@ -64,7 +70,7 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
             writer.finish(check=False)  # frames already finished are stored, for a retry
         raise
     finally:
-        _close(reader, masks, source)
+        close_all(reader, masks, source)
     if written < segment.end - segment.start:
         raise InputError(f"'{input_path}' ended at frame {segment.start + written}, before frame {segment.end - 1} "
                          f"that its plan counted; check the file is complete and the same on every node")
@@ -73,10 +79,8 @@ def render_segment(cfg: Config, input_path: str, segment, frames, base_seed: int
 
 def _plan(cfg: Config, input_path: str, progress: Progress):
     """The clip's chunk plan (plan.make_plan), its cuts found by decoding the input once."""
-    from dreamvid.plan import make_plan, scan_cuts
-
     v = cfg.video
-    source = _open_clip(cfg, input_path)
+    source = open_clip(cfg, input_path)
     try:
         n, cuts = scan_cuts(iter(source), float("inf") if v.no_flow else v.cut_threshold)
     finally:
@@ -89,10 +93,6 @@ def _plan(cfg: Config, input_path: str, progress: Progress):
 def _assemble(cfg: Config, plan, work: Work, sink, clock: Clock) -> None:
     """Write the output's frames in order from the segments' stored frames, cross-fading where
     two segments share a frame (plan.Plan.sources gives the weights)."""
-    from dreamvid.depth import read_frame
-    from dreamvid.dream import to_uint8
-    from dreamvid.sources import read_image
-
     deep = cfg.output.bit_depth == 16  # the stored 16-bit frames at their full depth
     stores: dict = {}
     for k in range(plan.frames):
@@ -113,7 +113,7 @@ def _assemble(cfg: Config, plan, work: Work, sink, clock: Clock) -> None:
 
 
 class _Used:
-    """What write_record reads of a Dreamer, for segments dreamed elsewhere (`_facts`)."""
+    """What write_record reads of a Dreamer, for segments dreamed elsewhere (`dreamed_with`)."""
 
     def __init__(self, facts: dict):
         self.model = SimpleNamespace(name=facts["model"], resolve=None)
@@ -121,34 +121,33 @@ class _Used:
         self.device_label = facts["device"]
 
 
-def _facts(dreamer) -> dict:
+def dreamed_with(dreamer) -> dict:
     """The network, objective and device a segment was dreamed with, as plain data."""
     return {"model": dreamer.model.name, "objective": dreamer.objective.spec(dreamer.model.resolve),
             "device": dreamer.device_label}
 
 
 def render_segments(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
-                    model=None) -> RenderResult:
+                    model=None, connect=None) -> RenderResult:
     """render_video as a plan of segments (plan.py): the clip's shots, long ones split with
     warm-up and overlap. Each segment is rendered by `render_segment` into the work folder, one
     after the other here, or as Ray tasks on a cluster with video.ray (cluster.py); then the
     output is assembled in order, cross-faded where segments overlap, with the input's sound.
-    A resume continues each segment after its frames present; a changed plan is refused."""
-    from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
-
+    A resume continues each segment after its frames present; a changed plan is refused.
+    `connect(address, info) -> runner`: where the segments run when video.ray is set (the job
+    passes cluster.connect); the runner's run(cfg, input_path, work_path, segments, base_seed,
+    progress) renders them and returns what they were dreamed with (`dreamed_with`)."""
     progress = progress or Progress()
     t0 = time.perf_counter()
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
     check_output(output_path, input_path)
     check_output_path(output_path, **sink_options(cfg.output))
-    with _open_clip(cfg, input_path) as probe:  # the clip's facts (rate, size, sound) for the output
+    with open_clip(cfg, input_path) as probe:  # the clip's facts (rate, size, sound) for the output
         info = probe.info
-    _video_schedules(cfg, info.fps)  # the schedules checked before anything is dreamed
+    video_schedules(cfg, info.fps)  # the schedules checked before anything is dreamed
     runner = None
     if cfg.video.ray:
-        from dreamvid import cluster  # Ray only when asked for
-
-        runner = cluster.connect(cfg.video.ray, progress.info)  # before the plan: a wrong address fails fast
+        runner = connect(cfg.video.ray, progress.info)  # before the plan: a wrong address fails fast
     clock = Clock()
     with clock("decode"):
         plan = _plan(cfg, input_path, progress)
@@ -171,9 +170,9 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
             work.state["used"] = facts
             work.check_plan(plan.to_dict())  # writes the state, with what was used, for a resume
         facts = work.state.get("used")
-        dreamer = _Used(facts) if facts else _dreamer(cfg, model, progress)[0]
+        dreamer = _Used(facts) if facts else make_dreamer(cfg, model, progress)[0]
     else:
-        dreamer, weights_at = _dreamer(cfg, model, progress)
+        dreamer, weights_at = make_dreamer(cfg, model, progress)
         for s in todo:
             with clock("dream"):
                 render_segment(cfg, input_path, s, work.segment(s.index, s.start), work.base_seed,
@@ -191,7 +190,7 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
         raise
     result = RenderResult(path=path, frames=plan.frames, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=list(plan.cuts), resumed_from=done, stages=dict(clock.seconds))
-    write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result, plan=plan.to_dict())
+    result.record = write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result, plan=plan.to_dict())
     if not cfg.output.keep_frames:
         work.remove()
     return result

@@ -43,6 +43,9 @@ import numpy as np
 
 from dreamvid import depth
 from dreamvid.errors import OutputError
+from dreamvid.ffmpeg import ffmpeg_exe, run_probe
+from dreamvid.files import check_folder
+from dreamvid.sources import as_fps
 
 log = logging.getLogger("dreamvid")
 
@@ -161,19 +164,6 @@ def _partial_path(path: str, folder: bool = False) -> str:
     return os.path.join(head, f".{stem}.partial{ext}")
 
 
-def _check_folder(path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path.rstrip("/") or "."))
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise OutputError(f"cannot write '{path}': '{folder}' is a file, not a folder; "
-                          f"choose an output path inside a folder")
-    if not os.path.isdir(folder):
-        raise OutputError(f"cannot write '{path}': the folder '{folder}' does not exist; "
-                          f"create it (mkdir -p '{folder}') or choose another output path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write '{path}': the folder '{folder}' is not writable; "
-                          f"choose another output path or fix its permissions")
-
-
 def _disk_full_error(path: str) -> OutputError:
     return OutputError(f"cannot write '{path}': the disk is full; free some space or "
                        f"write the output to another disk")
@@ -195,8 +185,6 @@ class _FfmpegSink(FrameSink):
     def __init__(self, path: str, fps: Fraction, size: tuple[int, int], output_args: list[str],
                  input_args: tuple[list[str], ...] = (), bit_depth: int = 8):
         super().__init__(path, size, bit_depth)
-        from dreamvid.sources import ffmpeg_exe  # one place knows where ffmpeg is
-
         self.tmp = _partial_path(path)
         w, h = size
         raw = "rgb48le" if bit_depth == 16 else "rgb24"  # 16-bit RGB in, little-endian as written below
@@ -417,8 +405,6 @@ def encoder_pix_fmts(encoder: str) -> tuple[str, ...]:
 
 
 def _ffmpeg_text(*args: str) -> str:
-    from dreamvid.sources import ffmpeg_exe
-
     try:
         p = subprocess.run([ffmpeg_exe(), "-hide_banner", *args], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=60)
@@ -477,7 +463,7 @@ def check_output_path(path: str, *, codec: str = "h264", pix_fmt: str | None = N
     line naming the fix. Cheap (ffmpeg's lists are read once), so a render calls it before
     loading a network. Returns the pixel format a video will have (None for GIFs and folders)."""
     path = os.fspath(path)
-    _check_folder(path)
+    check_folder(path)
     ext = os.path.splitext(path.rstrip("/"))[1].lower()
     kind = _kind(path)
     if kind != "frames" and os.path.isdir(path):
@@ -548,7 +534,6 @@ def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSp
     Raises OutputError for what check_output_path refuses.
     """
     path = os.fspath(path)
-    from dreamvid.sources import as_fps
 
     fps = as_fps(fps)  # exact; a float 29.97 means 30000/1001
     w, h = size
@@ -609,10 +594,8 @@ def _quality(codec: str, crf: int, ext: str) -> list[str]:
 
 
 def _has_audio(path: str) -> bool:
-    from dreamvid.sources import _run_ffmpeg_probe
-
     if not os.path.isfile(path):
         log.warning("audio source '%s' does not exist; writing video without sound", path)
         return False
-    _, text = _run_ffmpeg_probe(os.fspath(path), [], decode_one=False)
+    _, text = run_probe(os.fspath(path), [], decode_one=False)
     return " Audio: " in text

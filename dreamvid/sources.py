@@ -33,25 +33,20 @@ import cv2
 import numpy as np
 
 from dreamvid.errors import InputError
+from dreamvid.ffmpeg import complaint, ffmpeg_exe, run_probe
+from dreamvid.frames import output_size, resize
 
 log = logging.getLogger("dreamvid")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SEQUENCE_DEFAULT_FPS = Fraction(25)  # ffmpeg's image2 default, so timings agree with ffmpeg
-_GLOB_CHARS = re.compile(r"[*?\[]")
+GLOB_CHARS = re.compile(r"[*?\[]")
 # stderr lines from ffmpeg that mean the stream broke off, rather than ended
 _DECODE_TROUBLE = re.compile(
     r"partial file|invalid nal|error while decoding|corrupt|truncat|invalid data|"
     r"end of file|missing picture|concealing",
     re.IGNORECASE,
 )
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled with imageio-ffmpeg."""
-    import imageio_ffmpeg  # imported here so that image sequences work without it
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 @dataclass
@@ -96,19 +91,6 @@ def natural_key(path: str) -> list:
     """Sort key that orders `frame_2.png` before `frame_10.png` (case-insensitive)."""
     parts = re.split(r"(\d+)", os.path.basename(path).lower())
     return [int(p) if p.isdigit() else p for p in parts] + [path]
-
-
-def even(x: float) -> int:
-    """Nearest even integer >= 2: H.264 in yuv420p needs even widths and heights."""
-    return max(2, 2 * int(math.floor(x / 2.0 + 0.5)))  # halves round up, not to even
-
-
-def _output_size(src_w: int, src_h: int, width: int | None) -> tuple[int, int]:
-    """(width, height) after resizing to `width` keeping aspect, both rounded to even."""
-    if width is None:
-        return src_w, src_h
-    out_w = even(width)
-    return out_w, even(src_h * out_w / src_w)  # height from the final width: truest aspect
 
 
 def _check_range(start: float, duration: float | None, max_frames: int | None,
@@ -220,15 +202,6 @@ def read_image(path: str) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(_to_uint8(img[:, :, :3]), cv2.COLOR_BGR2RGB))
 
 
-def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an (H, W, 3) frame to size = (width, height); area filter when shrinking."""
-    w, h = size
-    if frame.shape[1] == w and frame.shape[0] == h:
-        return frame
-    shrinking = w * h < frame.shape[0] * frame.shape[1]
-    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-
-
 class ImageSequenceSource(FrameSource):
     """Frames from a list of image files, in the given order. See the module docstring."""
 
@@ -250,7 +223,8 @@ class ImageSequenceSource(FrameSource):
         self.files = files
         # 2) the first image fixes the size of every frame
         first_img = read_image(files[0])
-        self.size = _output_size(first_img.shape[1], first_img.shape[0], width)
+        h, w = output_size(first_img.shape[0], first_img.shape[1], width)
+        self.size = (w, h)
         self.info = SourceInfo(
             path=path, fps=self.fps, width=self.size[0], height=self.size[1],
             n_frames=len(files), start=float(first / self.fps),
@@ -271,10 +245,18 @@ class ImageSequenceSource(FrameSource):
                         self.info.width, self.info.height,
                     )
                     warned = True
-            yield _resize(img, self.size)
+            yield resize(img, (self.size[1], self.size[0]))
 
 
-def _list_sequence(path: str) -> list[str]:
+def is_sequence(path: str) -> bool:
+    """True when open_source reads `path` as images (a folder, a glob or one image file)."""
+    if GLOB_CHARS.search(path) and not os.path.exists(path):
+        return True
+    return os.path.isdir(path) or path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_sequence(path: str) -> list[str]:
+    """The image files of a folder or a glob, in natural order; InputError when there are none."""
     if os.path.isdir(path):
         names = [os.path.join(path, n) for n in os.listdir(path) if not n.startswith(".")]
         what = f"folder '{path}'"
@@ -307,29 +289,6 @@ class _VideoHeader:
     decoded_frames: int | None  # frames decoded by the probe (it decodes at most one)
 
 
-def _run_ffmpeg_probe(path: str, extra_input: list[str], decode_one: bool) -> tuple[int, str]:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", *extra_input, "-i", path]
-    if decode_one:
-        cmd += ["-map", "0:v:0", "-frames:v", "1", "-stats", "-f", "null", "-"]
-    try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, timeout=120)
-    except subprocess.TimeoutExpired:
-        raise InputError(f"cannot read '{path}': ffmpeg did not answer within 120 s; "
-                         f"check that the file is a local, complete video") from None
-    return p.returncode, p.stderr.decode("utf-8", errors="replace").replace("\r", "\n")
-
-
-def _ffmpeg_complaint(text: str) -> str:
-    """The last meaningful line of ffmpeg's stderr, for error messages."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    skip = ("At least one output file", "Press [q]", "frame=", "Stream mapping", "  Stream")
-    for ln in reversed(lines):
-        if not ln.startswith(skip) and not ln.startswith(("Input #", "Duration", "Metadata")):
-            return ln[:200]
-    return lines[-1][:200] if lines else "no message"
-
-
 def _parse_header(path: str, text: str) -> _VideoHeader:
     video = re.search(r"Stream #\d+:\d+[^\n]*?: Video: ([^\n]*)", text)
     if video is None and re.search(r"^Input #\d+", text, re.MULTILINE):
@@ -338,7 +297,7 @@ def _parse_header(path: str, text: str) -> _VideoHeader:
     if video is None:
         raise InputError(
             f"cannot read '{path}': not a video ffmpeg can decode "
-            f"(ffmpeg said: {_ffmpeg_complaint(text)}); check the file or convert it"
+            f"(ffmpeg said: {complaint(text)}); check the file or convert it"
         )
     line = video.group(1)
     size = re.search(r"(?<![\w])(\d{1,5})x(\d{1,5})(?![\w])", line)
@@ -366,7 +325,7 @@ def _parse_header(path: str, text: str) -> _VideoHeader:
 
 def _probe(path: str, start: float = 0.0, decode_one: bool = True) -> _VideoHeader:
     extra = ["-ss", f"{start:.6f}"] if start > 0 else []
-    rc, text = _run_ffmpeg_probe(path, extra, decode_one)
+    rc, text = run_probe(path, extra, decode_one)
     header = _parse_header(path, text)
     if decode_one and not header.decoded_frames:
         if start > 0 and header.duration is not None and start >= header.duration:
@@ -374,7 +333,7 @@ def _probe(path: str, start: float = 0.0, decode_one: bool = True) -> _VideoHead
                              f"{header.duration:.3f} s long; choose a smaller start")
         raise InputError(
             f"cannot read '{path}': its video stream has no decodable frames "
-            f"(ffmpeg said: {_ffmpeg_complaint(text)}); check the file or re-encode it"
+            f"(ffmpeg said: {complaint(text)}); check the file or re-encode it"
         )
     return header
 
@@ -392,7 +351,8 @@ class VideoSource(FrameSource):
         self.start = float(start)
         self.max_frames = max_frames
         self.header = h = _probe(path, self.start)
-        self.size = _output_size(h.width, h.height, width)
+        oh, ow = output_size(h.height, h.width, width)
+        self.size = (ow, oh)
         self.resample = as_fps(fps) if fps is not None else None
         out_fps = self.resample or h.fps
         if out_fps is None:
@@ -466,7 +426,7 @@ class VideoSource(FrameSource):
         if count == 0:
             raise InputError(
                 f"cannot read '{self.path}': no frame decoded from {self.start} s "
-                f"(ffmpeg said: {_ffmpeg_complaint(err)}); check the file or re-encode it"
+                f"(ffmpeg said: {complaint(err)}); check the file or re-encode it"
             )
         expected = self.info.n_frames
         short = expected is not None and count < 0.9 * expected - 1
@@ -514,12 +474,12 @@ def open_source(path: str, *, start: float = 0.0, duration: float | None = None,
     path = os.fspath(path)
     _check_range(start, duration, max_frames, width, fps)
     kw = dict(start=start, duration=duration, max_frames=max_frames, width=width, fps=fps)
-    if _GLOB_CHARS.search(path) and not os.path.exists(path):
-        return ImageSequenceSource(path, _list_sequence(path), **kw)
+    if GLOB_CHARS.search(path) and not os.path.exists(path):
+        return ImageSequenceSource(path, list_sequence(path), **kw)
     if not os.path.exists(path):
         raise InputError(f"cannot read '{path}': no such file or folder; check the path")
     if os.path.isdir(path):
-        return ImageSequenceSource(path, _list_sequence(path), **kw)
+        return ImageSequenceSource(path, list_sequence(path), **kw)
     if path.lower().endswith(IMAGE_EXTENSIONS):
         return ImageSequenceSource(path, [path], **kw)
     if os.path.getsize(path) == 0:
@@ -536,7 +496,7 @@ def probe_video(path: str) -> dict:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"cannot read '{path}': no such file; check the path")
-    rc, text = _run_ffmpeg_probe(path, [], decode_one=False)
+    rc, text = run_probe(path, [], decode_one=False)
     header = _parse_header(path, text)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path, "-map", "0:v:0",
            "-fps_mode", "passthrough", "-stats", "-f", "null", "-"]

@@ -22,12 +22,11 @@ import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from dreamvid.workfolder import Work
+from dreamvid.workfolder import Work
 
 __all__ = ["Clock", "Reader", "Writer", "run_ahead", "pool_size", "QUEUE_DEPTH"]
 

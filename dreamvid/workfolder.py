@@ -25,19 +25,21 @@ import json
 import os
 import shutil
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-import cv2
 import numpy as np
 
 from dreamvid.config import Config
+from dreamvid.depth import to_uint16
 from dreamvid.errors import OutputError, ResumeError
+from dreamvid.files import atomic_write, encode_image
+from dreamvid.progress import RenderResult
+from dreamvid.sources import list_sequence, read_image
+from dreamvid.version import VERSION
 
-if TYPE_CHECKING:
-    from dreamvid.pipeline import RenderResult
 
 __all__ = ["Work", "work_folder", "record_path", "fingerprint", "job_sections", "frame_settings",
-           "write_record", "atomic_write", "encode_image", "write_image", "check_output", "check_image_output"]
+           "write_record"]
 
 STATE_VERSION = 1
 RECORD_VERSION = 1
@@ -49,7 +51,6 @@ _OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio", "codec", "pix_fmt", "f
 _DREAM_WHERE_NOT_WHAT = ("device", "backend")
 _VIDEO_WHERE_NOT_WHAT = ("ray", "ray_cpus")  # where the segments run: the same frames anywhere
 _FINGERPRINT_BYTES = 1 << 20  # the input's first 1 MB is hashed: catches a replaced file cheaply
-_IMAGE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
 
 
 # ----------------------------------------------------------------------------- paths
@@ -66,27 +67,6 @@ def record_path(output_path: str) -> str:
     return os.path.abspath(os.fspath(output_path).rstrip("/") or ".") + ".json"
 
 
-def check_output(output_path: str, input_path: str | None) -> None:
-    """OutputError when the output's folder is missing or read-only, or the output is the input."""
-    from dreamvid.sinks import _check_folder  # the sinks' own test, so both say the same thing
-
-    _check_folder(output_path)
-    if input_path is not None and os.path.exists(output_path) and os.path.exists(input_path):
-        if os.path.samefile(output_path, input_path):
-            raise OutputError(f"the output '{output_path}' is the input; choose another output path "
-                              f"so the input is not overwritten")
-    elif input_path is not None and os.path.abspath(output_path.rstrip("/")) == os.path.abspath(input_path.rstrip("/")):
-        raise OutputError(f"the output '{output_path}' is the input; choose another output path")
-
-
-def check_image_output(path: str, input_path: str) -> None:
-    """OutputError unless `path` names a .png/.jpg/.jpeg that may be written (see check_output)."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in _IMAGE_FORMATS:
-        raise OutputError(f"cannot write '{path}': unknown image format '{ext}'; use .png, .jpg or .jpeg")
-    check_output(path, input_path)
-
-
 # ----------------------------------------------------------------------------- settings
 
 
@@ -101,9 +81,7 @@ def fingerprint(path: str | None) -> dict | None:
         with open(path, "rb") as f:
             head = hashlib.sha256(f.read(_FINGERPRINT_BYTES)).hexdigest()
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_1mb": head}
-    from dreamvid.sources import _list_sequence
-
-    files = _list_sequence(path)
+    files = list_sequence(path)
     h = hashlib.sha256()
     for name in files:
         st = os.stat(name)
@@ -152,54 +130,18 @@ def _diff(old: dict, new: dict) -> str:
     return ", ".join(out[:4]) + (", ..." if len(out) > 4 else "") if out else "a different version"
 
 
-# ----------------------------------------------------------------------------- files
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write under a temporary name in the same folder, then rename: all or nothing."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise OutputError(f"cannot write '{path}' ({e}); check that the disk has space and the "
-                          f"folder is writable") from e
-
-
-def encode_image(frame: np.ndarray, ext: str, path: str) -> bytes:
-    """RGB uint8 (H, W, 3) -> PNG or JPEG bytes (`ext` ".png" or ".jpg"; JPEG at quality 95).
-    `path` only names the file in an error."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == ".jpg" else []
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise OutputError(f"OpenCV could not encode '{path}'; reinstall opencv-python-headless")
-    return buf.tobytes()
-
-
-def write_image(path: str, image: np.ndarray) -> None:
-    """RGB uint8 (H, W, 3) -> `path` (.png, .jpg or .jpeg by its name), atomically."""
-    atomic_write(path, encode_image(image, _IMAGE_FORMATS[os.path.splitext(path)[1].lower()], path))
-
-
 # ----------------------------------------------------------------------------- record
 
 
 def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: str | None, seed: int,
-                 result: RenderResult, plan: dict | None = None) -> None:
-    """Write `record_path(output_path)` atomically, after the output itself is complete.
+                 result: RenderResult, plan: dict | None = None) -> str:
+    """Write `record_path(output_path)` atomically, after the output itself is complete; returns its path.
 
     Its "settings" sections are those of a preset file (see config.load_preset, which reads this
     JSON too), with the model, layers and seed that were actually used, so the record reproduces
     the output even when the requested model fell back or no seed was given. The work folder's
     switches (restart, keep_frames) are left out: they do not shape the output.
     """
-    from dreamvid import __version__
-
     settings = job_sections(cfg, job)
     # the network that really ran: an offline fallback replaces the requested googlenet
     used = dreamer.model.name if cfg.dream.model == "googlenet" else cfg.dream.model
@@ -212,7 +154,7 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
         settings.get("video", {}).pop(key, None)
     record = {
         "dreamvid_record": RECORD_VERSION,
-        "dreamvid_version": __version__,
+        "dreamvid_version": VERSION,
         "job": job,
         "output": os.path.abspath(result.path),
         "input": None if input_path is None else os.path.abspath(input_path),
@@ -229,6 +171,7 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
         record["plan"] = plan
     path = record_path(output_path)
     atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    return path
 
 
 # ----------------------------------------------------------------------------- work folder
@@ -298,8 +241,6 @@ class Work:
 
     def read(self, k: int, shape: tuple[int, ...]) -> np.ndarray:
         """Frame k as stored (RGB uint8); ResumeError unless it has `shape`."""
-        from dreamvid.sources import read_image
-
         frame = read_image(self.frame_path(k))
         if frame.shape != tuple(shape):
             raise ResumeError(f"stored frame {self.frame_path(k)} is {frame.shape[1]}x{frame.shape[0]}, "
@@ -316,8 +257,6 @@ class Work:
         from different threads. A float frame (a 16-bit output's dream) is saved as a 16-bit PNG,
         so a resume keeps its precision. A resume counts the frames present without a gap."""
         if frame.dtype != np.uint8:
-            from dreamvid.depth import to_uint16
-
             frame = to_uint16(frame)
         os.makedirs(self.frames_dir, exist_ok=True)
         self.created = True
@@ -374,8 +313,6 @@ class SegmentFrames:
 
     def save(self, k: int, frame: np.ndarray) -> None:
         if frame.dtype != np.uint8:
-            from dreamvid.depth import to_uint16
-
             frame = to_uint16(frame)
         try:
             os.makedirs(self.frames_dir, exist_ok=True)

@@ -1,7 +1,19 @@
-"""Shared fixtures: tiny networks built here (no downloads), and test images."""
+"""Shared fixtures: tiny networks built here (no downloads), and test images.
+
+The suite tests the installed package, what a user's `pip install` gives, never the checkout's
+source next to it: the checkout's folder is taken off the import path here (`python -m pytest`
+puts the folder it runs in there), and PYTHONSAFEPATH=1 keeps it off in the Python processes the
+tests start. To test a checkout without installing it, name it in PYTHONPATH, or install it
+editable (pip install -e .); test_packaging then says the suite ran against the source.
+"""
 
 import os
+import sys
 
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ASKED = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != CHECKOUT or os.path.abspath(p) in _ASKED]
+os.environ["PYTHONSAFEPATH"] = "1"  # (Python 3.11+) no script folder or current folder on a child's path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np

@@ -172,7 +172,7 @@ def tiny_zoom(tiny_keras_file, out, *extra):
 
 
 def test_an_audio_step_follows_the_envelope_frame_by_frame(capsys, tmp_path, tiny_keras_file, monkeypatch):
-    from dreamvid.dream import Dreamer
+    from dreamvid.dreamer import Dreamer
 
     # silence, a loud 0.2 s (frames 2-3 at 10 fps), silence again
     sound = wav(tmp_path / "burst.wav", np.concatenate([silence(0.2), tone(0.2), silence(0.2)]))
@@ -227,7 +227,7 @@ def test_a_still_cannot_follow_a_sound(capsys, tmp_path):
 def test_an_audio_step_in_a_video_follows_the_envelope_at_the_clip_rate(tmp_path, tiny_model, monkeypatch):
     from dreamvid import pipeline
     from dreamvid.config import build_config
-    from dreamvid.dream import Dreamer
+    from dreamvid.dreamer import Dreamer
     from dreamvid.sinks import open_sink
 
     clip = str(tmp_path / "clip.mp4")

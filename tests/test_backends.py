@@ -141,7 +141,7 @@ import sys, numpy as np
 from dreamvid import backends
 backends.configure(sys.argv[1], "cpu")
 from dreamvid.config import DreamSettings
-from dreamvid.dream import Dreamer
+from dreamvid.dreamer import Dreamer
 from dreamvid.models import load_model
 from dreamvid.objectives import layer
 img = np.load(sys.argv[2])
@@ -206,7 +206,7 @@ def test_vgg16_hed_weights_are_hed_tensors_own(monkeypatch):
 
 def test_images_smaller_than_the_network_sees_are_dreamed_enlarged(tiny_model, texture):
     from dreamvid.config import DreamSettings
-    from dreamvid.dream import Dreamer
+    from dreamvid.dreamer import Dreamer
     from dreamvid.objectives import layer
 
     d = Dreamer(tiny_model, layer("conv2"), DreamSettings(octaves=3, iterations=3, step=4.0, seed=0))

@@ -42,7 +42,7 @@ def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys
     frame in one compiled call with its step count compiled in and the chain on the device (a
     GPU's path, forced here), of frames queued back to back, its per-octave calls and of the
     count passed in too."""
-    from dreamvid.dream import Dreamer
+    from dreamvid.dreamer import Dreamer
 
     init = Dreamer.__init__
 
@@ -72,7 +72,8 @@ def test_the_plainest_loop_dreams(tiny_model):
     import numpy as np
 
     from dreamvid.config import DreamSettings
-    from dreamvid.dream import Dreamer, to_uint8
+    from dreamvid.dreamer import Dreamer
+    from dreamvid.frames import to_uint8
     from dreamvid.objectives import layer
 
     frame = to_uint8(bench.texture(40, 48, 1))
@@ -94,9 +95,11 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
     bench's switches turn the chain and the one call off, to measure what each gains."""
     import keras
 
-    from dreamvid.dream import Dreamer
+    from dreamvid.dreamer import Dreamer
 
-    init, carry_over, calls = Dreamer.__init__, Dreamer.carry_over, []
+    from dreamvid import chain
+
+    init, carry_over, calls = Dreamer.__init__, chain.carry_over, []
 
     def on_device(self, *a, **k):
         init(self, *a, **k)
@@ -112,8 +115,12 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
 
     monkeypatch.setattr(Dreamer, "__init__", on_device)
     monkeypatch.setattr(Dreamer, "dream", dream_counted)
-    monkeypatch.setattr(Dreamer, "carry_over", lambda self, *a, **k: (
-        calls.append((self.chain_on_device, self.fuse_octaves)), carry_over(self, *a, **k))[1])
+    def carry_counted(dreamer, *a, **k):
+        calls.append((dreamer.chain_on_device, dreamer.fuse_octaves))
+        return carry_over(dreamer, *a, **k)
+
+    monkeypatch.setattr(chain, "carry_over", carry_counted)  # the chain's frames
+    monkeypatch.setattr(bench, "carry_over", carry_counted)  # the bench's warm-up
     rc = bench.main(["--width", "64", "--height", "48", "--frames", "4", "--octaves", "2", "--steps-first", "2",
                      "--steps-next", "1", "--only", "project", "--io", "png", *flags], model=tiny_model)
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The temporal stage's carry on the dream's device (dreamvid.carry, Dreamer.carry_over): the
+"""The temporal stage's carry on the dream's device (dreamvid.carry, chain.carry_over): the
 same start image as the host's OpenCV version, compiled once per frame size (a video rendered
 with it: tests/test_pipeline.py)."""
 
@@ -7,8 +7,9 @@ import pytest
 
 from dreamvid import flow
 from dreamvid.carry import warp
+from dreamvid.chain import carry_over
 from dreamvid.config import DreamSettings
-from dreamvid.dream import Dreamer
+from dreamvid.dreamer import Dreamer
 from dreamvid.errors import ConfigError, InputError
 from dreamvid.objectives import layer
 
@@ -51,7 +52,7 @@ def test_device_carry_makes_the_hosts_start_image(dreamer, texture, carry):
     user_mask = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
     for blend, mask in ((1.0, None), (0.6, user_mask)):
         host = flow.carry_over(dream, prev, cur, move, blend=blend, carry=carry, mask=mask)
-        device = dreamer.backend.to_numpy(dreamer.carry_over(dream, prev, cur, move, blend=blend, carry=carry, mask=mask))
+        device = dreamer.backend.to_numpy(carry_over(dreamer, dream, prev, cur, move, blend=blend, carry=carry, mask=mask))
         assert device.shape == host.shape and device.dtype == np.float32
         assert np.abs(device - host).max() < 1.0 and np.abs(device - host).mean() < 0.05
         assert np.abs(host - cur).mean() > 2.0  # something was carried: the comparison means something
@@ -60,7 +61,7 @@ def test_device_carry_makes_the_hosts_start_image(dreamer, texture, carry):
 def test_dream_starts_from_the_device_carry_and_it_compiles_once(dreamer, texture):
     dream, prev, cur = scene(texture)
     move = flow.motion(prev, cur)
-    start = dreamer.carry_over(dream, prev, cur, move, blend=1.0)
+    start = carry_over(dreamer, dream, prev, cur, move, blend=1.0)
     assert not isinstance(start, np.ndarray)  # stays on the device
     out = dreamer.dream(start, seed=1)
     host = dreamer.dream(dreamer.backend.to_numpy(start), seed=1)
@@ -68,7 +69,7 @@ def test_dream_starts_from_the_device_carry_and_it_compiles_once(dreamer, textur
     np.testing.assert_allclose(out, host, atol=1e-3)  # the same dream from the tensor as from NumPy
     fn = dreamer._helpers[("carry", "detail")]
     for blend in (0.2, 0.9):  # new frames and blends: the compiled carry is reused
-        dreamer.carry_over(dream, prev, cur, move, blend=blend)
+        carry_over(dreamer, dream, prev, cur, move, blend=blend)
     carries = [key for key in dreamer._helpers if key[0] == "carry"]
     assert dreamer._helpers[("carry", "detail")] is fn and carries == [("carry", "detail")]
 
@@ -77,9 +78,9 @@ def test_device_carry_checks_its_arguments_like_the_host(dreamer, texture):
     dream, prev, cur = scene(texture)
     move = flow.motion(prev, cur)
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
-        dreamer.carry_over(dream, prev, cur, move, blend=1.5)
+        carry_over(dreamer, dream, prev, cur, move, blend=1.5)
     with pytest.raises(ConfigError, match="detail"):
-        dreamer.carry_over(dream, prev, cur, move, blend=0.5, carry="style")
+        carry_over(dreamer, dream, prev, cur, move, blend=0.5, carry="style")
     with pytest.raises(InputError, match="size"):
-        dreamer.carry_over(dream[:-2], prev, cur, move, blend=0.5)
+        carry_over(dreamer, dream[:-2], prev, cur, move, blend=0.5)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dreamvid.config import DreamSettings
-from dreamvid.dream import Dreamer, octave_sizes, tile_grid
+from dreamvid.dreamer import Dreamer, octave_sizes, tile_grid
 from dreamvid.errors import LayerError
 from dreamvid.objectives import channel, layer, parse
 
@@ -210,7 +210,7 @@ def test_normalised_step_does_not_depend_on_the_gradients_scale(tiny_model, text
 def test_uint8_frames_go_in_and_come_out_as_the_host_would_round_them(tiny_model, texture):
     """A video frame goes to the device as uint8 and its dream comes back rounded there: the same
     dream as from float32, the same bytes as to_uint8 on the host."""
-    from dreamvid.dream import to_uint8
+    from dreamvid.frames import to_uint8
 
     d = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.5, step=20.0))
     frame = np.clip(np.rint(texture(40, 56)), 0, 255).astype(np.uint8)

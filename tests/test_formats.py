@@ -20,11 +20,12 @@ import pytest
 from dreamvid import pipeline, sinks
 from dreamvid.config import Config
 from dreamvid.depth import to_uint16
-from dreamvid.dream import to_uint8
+from dreamvid.frames import to_uint8
 from dreamvid.errors import OutputError
 from dreamvid.sinks import AudioSpec, check_output_path, open_sink
-from dreamvid.sources import _run_ffmpeg_probe, ffmpeg_exe, probe_video, read_image
-from tests.cli_asserts import one_line_error
+from dreamvid.ffmpeg import ffmpeg_exe, run_probe
+from dreamvid.sources import probe_video, read_image
+from cli_asserts import one_line_error
 
 NTSC = Fraction(30000, 1001)
 W, H = 64, 48
@@ -41,7 +42,7 @@ def video_facts(path):
     """(codec, profile, pix_fmt, audio codec or None) of a file's first video and audio streams,
     e.g. ("prores", "HQ", "yuv422p10le", "pcm_s24le"). The pixel format is the decoder's: ProRes
     4444 decodes to 12 bits (yuv444p12le) whatever its 10-bit source."""
-    _, text = _run_ffmpeg_probe(str(path), [], decode_one=False)
+    _, text = run_probe(str(path), [], decode_one=False)
     video = re.search(r"Video: (\w+)(?: \(([^)]*)\))?[^,]*, ([a-z0-9]+)", text)
     audio = re.search(r"Audio: (\w+)", text)
     return video.group(1), video.group(2), video.group(3), audio.group(1) if audio else None
@@ -210,7 +211,7 @@ def test_refusals_are_one_line_exit_2_and_nothing_is_dreamed_or_written(tmp_path
     def never(*_a, **_k):
         raise AssertionError("the network was loaded before the output was checked")
 
-    monkeypatch.setattr(pipeline, "_dreamer", never)
+    monkeypatch.setattr(pipeline, "make_dreamer", never)
     out = tmp_path / "out.mp4"
     code = main(["video", clip, "-o", str(out), "--model", str(tiny_keras_file), *flags])
     one_line_error(code, capsys.readouterr().err, *words)

@@ -13,11 +13,11 @@ import pytest
 
 from dreamvid import gallery, pipeline
 from dreamvid.config import list_presets, load_preset
-from dreamvid.dream import Dreamer
+from dreamvid.dreamer import Dreamer
 from dreamvid.errors import ConfigError, LayerError
 from dreamvid.preview import caption_height
 from dreamvid.sources import read_image
-from tests.cli_asserts import one_line_error
+from cli_asserts import one_line_error
 
 TILE = 48
 FAST = {"octaves": 1, "iterations": 2, "seed": 3}

@@ -9,7 +9,7 @@ import pytest
 
 from dreamvid.cli import main
 from dreamvid.config import DreamSettings
-from dreamvid.dream import Dreamer
+from dreamvid.dreamer import Dreamer
 from dreamvid.errors import ConfigError
 from dreamvid.objectives import GuideTerm, Term, guide, layer
 

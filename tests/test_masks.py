@@ -13,7 +13,7 @@ import pytest
 from dreamvid import pipeline
 from dreamvid.cli import main
 from dreamvid.config import Config, DreamSettings
-from dreamvid.dream import Dreamer
+from dreamvid.dreamer import Dreamer
 from dreamvid.flow import carry_over, motion
 from dreamvid.masks import prepare
 from dreamvid.objectives import layer

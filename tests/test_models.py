@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dreamvid import models
+from dreamvid import files, models
 from dreamvid.models import load_model
 from dreamvid.errors import LayerError, ModelError
 
@@ -168,7 +168,7 @@ def test_frozen_graph_computes_in_lower_precision(tiny_pb, texture):
 @pytest.mark.slow
 def test_real_googlenet_matches_tensorflow(texture):
     # only where inception5h has been downloaded into the cache (no download here)
-    pb = models.cache_dir() / "inception5h" / models.GOOGLENET_PB
+    pb = files.cache_dir() / "inception5h" / models.GOOGLENET_PB
     if not pb.is_file():
         pytest.skip(f"inception5h is not in the cache ({pb}); run 'python render.py layers --model googlenet' online once")
     names = ["mixed4c", "mixed4d_3x3_bottleneck_pre_relu"]
@@ -268,7 +268,7 @@ def test_lower_precision_computes_in_that_type_and_still_dreams(tiny_keras_file,
     from keras import ops
 
     from dreamvid.config import DreamSettings
-    from dreamvid.dream import Dreamer
+    from dreamvid.dreamer import Dreamer
     from dreamvid.objectives import parse
 
     full = load_model(str(tiny_keras_file))

@@ -22,12 +22,14 @@ import pytest
 
 from dreamvid import pipeline
 from dreamvid.config import Config, build_config, load_preset
-from dreamvid.dream import Dreamer, amount
+from dreamvid.dreamer import Dreamer
 from dreamvid.errors import ConfigError, OutputError, ResumeError
+from dreamvid.frames import amount
 from dreamvid.metrics import added_amount, detail_flicker
 from dreamvid.objectives import parse
 from dreamvid.sinks import open_sink
 from dreamvid.sources import open_source, probe_video, read_image
+from dreamvid.workfolder import Work
 from dreamvid.zoom import estimate_zoom
 
 NTSC = Fraction(30000, 1001)
@@ -146,7 +148,7 @@ def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_thread
 
     flow_ready = threading.Event()
     motion_threads, store_threads, waited = set(), [], []
-    real_motion, real_dream, real_save = flow_mod.motion, Dreamer.dream, pipeline._Work.save
+    real_motion, real_dream, real_save = flow_mod.motion, Dreamer.dream, Work.save
 
     def motion(*args, **kwargs):
         motion_threads.add(threading.current_thread().name)
@@ -164,7 +166,7 @@ def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_thread
 
     monkeypatch.setattr(flow_mod, "motion", motion)
     monkeypatch.setattr(Dreamer, "dream", dream)
-    monkeypatch.setattr(pipeline._Work, "save", save)
+    monkeypatch.setattr(Work, "save", save)
     result = pipeline.render_video(small(), clips["pan"], str(tmp_path / "o") + "/", model=model)
     assert waited == [True]  # a serial loop would compute that flow only after the dream
     assert motion_threads and all(n.startswith("dreamvid-motion") for n in motion_threads)  # the flow pool
@@ -211,17 +213,18 @@ def test_a_video_carried_on_the_device_matches_the_host_carry(model, clips, tmp_
 
 
 def test_a_chain_kept_on_the_device_resumes_to_the_same_frames(model, clips, tmp_path, monkeypatch):
-    """Stopped while frame 4 is dreamed behind frame 3 (the device chain hands frame k on once
-    k + 1 is queued): frames 0-3 are kept, and the resumed render's frames equal an
+    """Stopped while frame 3 is handed on, frame 4 queued behind it (the device chain hands frame
+    k on once k + 1 is queued): frames 0-3 are kept and frame 4, already queued, is fetched and
+    kept too (chain.Chain.flush on the way out), and the resumed render's frames equal an
     uninterrupted one's, byte for byte (the amounts of stored frames are measured on the
     device, as those of frames just dreamed)."""
     _on_device(monkeypatch, chain=True)
     out, whole = str(tmp_path / "resumed") + "/", str(tmp_path / "whole") + "/"
     with pytest.raises(KeyboardInterrupt):
         pipeline.render_video(small(), clips["pan"], out, pipeline.Progress(frame=_stop_at(3)), model=model)
-    assert len(glob.glob(os.path.join(pipeline.work_folder(out), "frames", "*.png"))) == 4
+    assert len(glob.glob(os.path.join(pipeline.work_folder(out), "frames", "*.png"))) == 5
     result = pipeline.render_video(small(), clips["pan"], out, model=model)
-    assert result.resumed_from == 4 and result.frames == 10
+    assert result.resumed_from == 5 and result.frames == 10
     pipeline.render_video(small(), clips["pan"], whole, model=model)
     resumed, uninterrupted = frames_of(out), frames_of(whole)
     assert len(resumed) == len(uninterrupted) == 10

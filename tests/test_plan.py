@@ -132,7 +132,7 @@ def test_without_ray_nothing_imports_it():
     code = ("import sys; from dreamvid import cli, pipeline, plan; "
             "cli.config_from_args(cli.build_parser().parse_args(['video', 'a.mp4', '-o', 'b.mp4', '--chunk-frames'])); "
             "assert 'ray' not in sys.modules and 'dreamvid.cluster' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_ray_missing_names_the_extra(monkeypatch):

@@ -11,7 +11,7 @@ from dreamvid.errors import ConfigError
 from dreamvid.preview import contact_sheet, pick_frames
 from dreamvid.sinks import open_sink
 from dreamvid.sources import read_image
-from tests.cli_asserts import one_line_error
+from cli_asserts import one_line_error
 
 W, H, N = 64, 48, 10
 

@@ -3,11 +3,11 @@
 import numpy as np
 
 from dreamvid.config import DreamSettings
-from dreamvid.dream import Dreamer
+from dreamvid.dreamer import Dreamer
 from dreamvid.models import load_model
 from dreamvid.objectives import parse
 from dreamvid.sources import read_image
-from dreamvid.dream import resize
+from dreamvid.frames import resize
 
 
 def test_vgg16_hed_dreams_a_photo():

@@ -8,7 +8,7 @@ network of conftest.py (`tiny_keras_file`), one octave of 2 steps (1 after a sho
 frame), and media of 64x48 made here:
 - `clip.mp4`: 8 frames panning 2 px a frame over smooth coloured noise, 25 fps, lossless (crf 0);
 - `photo.png`: the first frame of that pan as a still.
-The SIGKILL test runs `render.py` in subprocesses (TensorFlow starts in each: about 7 s).
+The SIGKILL test runs the installed command (`python -m dreamvid.cli`) in subprocesses (TensorFlow starts in each: about 7 s).
 """
 
 import errno
@@ -36,7 +36,7 @@ from dreamvid.sources import ffmpeg_exe, probe_video, read_image
 from cli_asserts import one_line_error
 
 W, H = 64, 48
-REPO = Path(dreamvid.__file__).resolve().parent.parent
+REPO = Path(dreamvid.__file__).resolve().parent.parent  # the folder holding the dreamvid under test
 
 
 def pan_frames(n, seed=0):
@@ -428,7 +428,7 @@ def test_keyboard_interrupt_exits_130_and_resumes(capsys, tmp_path, media, tiny_
 
 
 def _render_cmd(model, clip, out):
-    return [sys.executable, str(REPO / "render.py"), "video", str(clip), "-o", str(out),
+    return [sys.executable, "-m", "dreamvid.cli", "video", str(clip), "-o", str(out),
             *tiny(model, seed=7), "--iterations", "3", "--iterations-next", "2"]
 
 

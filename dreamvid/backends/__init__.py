@@ -1,6 +1,6 @@
 """Which framework runs the networks: TensorFlow, JAX or PyTorch, through Keras 3.
 
-The dream loop (dreamvid.dream) is written once on `keras.ops`; what Keras leaves to each
+The dream loop (dreamvid.dreamer) is written once on `keras.ops`; what Keras leaves to each
 framework lives in one short module per backend, all with the same interface (`Backend`):
 
     grad(fn, xla)        fn(state, x, *args) -> scalar  ==>  (state, x, *args) -> d fn / d x

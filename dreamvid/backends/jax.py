@@ -9,6 +9,8 @@ from contextlib import nullcontext
 
 import jax
 
+from dreamvid.files import cache_dir
+
 NAME = "jax"
 
 
@@ -76,8 +78,6 @@ def setup() -> None:
     folder, unless the user pointed JAX elsewhere; DREAMVID_JAX_CACHE=0 turns it off."""
     if os.environ.get("DREAMVID_JAX_CACHE", "1") == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
-    from dreamvid.models import cache_dir
-
     path = cache_dir() / "jax"
     try:
         path.mkdir(parents=True, exist_ok=True)

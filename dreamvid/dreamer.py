@@ -22,8 +22,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from dreamvid import backends, hardware
 from dreamvid.config import DreamSettings
-from dreamvid.errors import ConfigError, InputError
+from dreamvid.errors import ConfigError
+from dreamvid.frames import resize, to_uint8
 from dreamvid.objectives import Objective
 
 # Added to the gradient's max |g| before dividing by it: only guards 0/0. Tiny, so that gradients
@@ -55,15 +57,6 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float,
         if k == 0 or min(h, w) >= min_side:
             sizes.append((h, w))
     return sizes
-
-
-def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize float32 (H, W, 3) to size (H', W'): area averaging down, bicubic up."""
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return image
-    down = h * w < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if down else cv2.INTER_CUBIC)
 
 
 def _resize(x, size: tuple[int, int]):
@@ -125,12 +118,12 @@ def _wrap_pad(x, h2: int, w2: int):
     return x
 
 
-def _is_tensor(x) -> bool:
+def is_tensor(x) -> bool:
     """A backend tensor (on the dream's device), not a NumPy array or a Python number."""
     return not isinstance(x, (np.ndarray, np.generic, int, float)) and hasattr(x, "shape")
 
 
-def _over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None):
+def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None):
     """The octave loop (keras.ops, traceable): image (H, W, 3) uint8 or float32 on [0, 255], mask
     None or (H, W, 1); for each size in `sizes` (smallest first) the input at that size plus the
     detail the smaller octaves added goes through ascend(k, image, mask at that size), and only
@@ -164,8 +157,6 @@ class Dreamer:
     def __init__(self, model, objective: Objective, settings: DreamSettings, guide: np.ndarray | None = None):
         """guide: float32 (H, W, 3) in [0, 255], the image the objective's guide terms match
         (needed when it has any; its features are computed here, once per layer)."""
-        from dreamvid import backends, hardware
-
         objective.validate(model)
         self.model = model
         self.objective = objective
@@ -201,7 +192,7 @@ class Dreamer:
         self._loops = {}  # see _loop: the compiled ascent of an octave or a frame, per kind
         self._gradient = self.backend.compile(self._image_gradient)
         self._objective = self.backend.compile(self._loss)
-        self._helpers = {}  # see _compiled: the chain's small device functions, compiled once each
+        self._helpers = {}  # see compiled: the chain's small device functions, compiled once each
         # where carry_over makes a video frame's start: on a GPU, there (the host's OpenCV work
         # would sit between two dreams); on a CPU the host's OpenCV is as fast, and exact
         self.carry_on_device = self.device == "gpu"
@@ -400,53 +391,7 @@ class Dreamer:
         return [ops.convert_to_tensor(shifts), *bound, ops.convert_to_tensor(step),
                 ops.convert_to_tensor(self._weights(weights))]
 
-    def carry_over(self, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None):
-        """flow.carry_over for a video frame dreamed next: the previous dream carried along
-        `move` onto `frame`, the image `dream` starts from. With carry_on_device (a GPU) made on
-        the device (dreamvid.carry: the uint8 frames and the flow go up, nothing comes back) and
-        returned as a backend tensor for `dream`; there `prev_dream` may be the tensor `dream`
-        left on the device, and `blend` a device scalar (carry.carry_share_scale), so the chain
-        of frames never waits for the host. Else on the host, a NumPy image."""
-        from keras import ops
-
-        from dreamvid import flow
-        from dreamvid.carry import carry_init
-
-        if not self.carry_on_device:
-            return flow.carry_over(prev_dream, prev_frame, frame, move, blend=blend, carry=carry, mask=mask)
-        on_device = _is_tensor(prev_dream)
-        if on_device and tuple(prev_dream.shape) != tuple(np.shape(prev_frame)):
-            raise InputError(f"temporal_init frames differ in size: dream {tuple(prev_dream.shape)}, "
-                             f"previous {np.shape(prev_frame)}; render the dream at the input frame size")
-        # (a device scalar blend is checked where it is made: no value comes back to check it here)
-        arrays = flow.check_carry(prev_frame if on_device else prev_dream, prev_frame, frame, move,
-                                  1.0 if _is_tensor(blend) else blend, carry)
-        fn = self._compiled(("carry", carry), lambda a, b, c, f, s, k: carry_init(a, b, c, f, s * ops.cast(k, "float32"), carry))
-        with self.backend.placement(self.device):
-            share = flow.carry_share(move, 1.0, mask)  # the blend multiplies it on the device
-            inputs = (prev_dream if on_device else arrays[0], *arrays[1:], move.flow, share,
-                      blend if _is_tensor(blend) else np.float32(blend))
-            return fn(*[ops.convert_to_tensor(a) for a in inputs])
-
-    def amount_on_device(self, a, b):
-        """dream.amount (mean |a - b| on 0..255) as a scalar tensor on the dream's device, for
-        uint8 images or tensors (NumPy arrays go up): what carry.carry_share_scale reads."""
-        from keras import ops
-
-        fn = self._compiled("amount", lambda x, y: ops.mean(ops.abs(ops.cast(x, "float32") - ops.cast(y, "float32"))))
-        with self.backend.placement(self.device):
-            return fn(ops.convert_to_tensor(a), ops.convert_to_tensor(b))
-
-    def share_on_device(self, blend: float, target, previous):
-        """chain.carry_share on the dream's device (carry.carry_share_scale): the blend
-        `carry_over` takes, from the amounts `amount_on_device` made, as a scalar tensor."""
-        from dreamvid.carry import carry_share_scale
-
-        fn = self._compiled("share", carry_share_scale)
-        with self.backend.placement(self.device):
-            return fn(np.float32(blend), target, previous)
-
-    def _compiled(self, key, fn):
+    def compiled(self, key, fn):
         """fn compiled for this Dreamer's backend, once per key (the Dreamer lives as long as the
         render, its segments and the bench's warm-up included, so each compiles once)."""
         if key not in self._helpers:
@@ -487,7 +432,7 @@ class Dreamer:
         """
         from keras import ops
 
-        on_device = _is_tensor(image)  # a tensor from carry_over
+        on_device = is_tensor(image)  # a tensor from carry_over
         if not on_device:
             image = np.asarray(image)
             image = image if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
@@ -528,7 +473,7 @@ class Dreamer:
             else:  # octave by octave: a compiled call each, progress after each
                 def ascend(k, image, m):
                     return self.ascend(image, iterations, step, weights, m)
-                out = _over_octaves(full, full_mask, sizes, ascend, as_uint8, progress)
+                out = over_octaves(full, full_mask, sizes, ascend, as_uint8, progress)
             return self.backend.to_numpy(out) if to_host else out
 
     def _frame_loop(self, state, image, shifts, steps, step, weights, mask=None, *, sizes, as_uint8):
@@ -538,7 +483,7 @@ class Dreamer:
 
         def ascend(k, img, m):
             return self._ascend_steps(state, img, ops.take(shifts, k, axis=0), steps, step, weights, m)
-        return _over_octaves(image, mask, sizes, ascend, as_uint8)
+        return over_octaves(image, mask, sizes, ascend, as_uint8)
 
     def objective_value(self, image: np.ndarray, weights=None) -> float:
         """The objective on a whole image (untiled): what the dream raises."""
@@ -560,29 +505,5 @@ class Dreamer:
         return out
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float 0..255 -> uint8, rounded half to even and clipped. OpenCV's saturating conversion
-    (the same rounding as np.rint) for float32 images: ~10x faster than NumPy's three passes, which
-    matters on the dream's thread when a GPU dreams a 720p frame in ~35 ms."""
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.float32 and image.ndim == 3 and image.shape[2] in (1, 3, 4) and image.size >= 4096:
-        # (tiny arrays stay with NumPy: OpenCV's bindings read a (1, 1, 3) array as a scalar)
-        return cv2.convertScaleAbs(cv2.max(image, 0.0))  # |x| of x >= 0 (0.0 is read as (0, 0, 0, 0): every channel), saturated at 255
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
-
-def amount(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean |a - b| per pixel channel on 0..255: how much a dream changed an image (OpenCV's L1
-    norm, one pass in double precision, not NumPy's four)."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype != b.dtype or a.dtype not in (np.uint8, np.float32):
-        a, b = a.astype(np.float32), b.astype(np.float32)
-    if a.size == 0:
-        return 0.0
-    # as single-channel columns: OpenCV reads any shape that way (it refuses some (1, 1, 3) views)
-    return float(cv2.norm(np.ascontiguousarray(a).reshape(-1, 1), np.ascontiguousarray(b).reshape(-1, 1), cv2.NORM_L1)) / a.size
-
-
-__all__ = ["Dreamer", "octave_sizes", "resize", "tile_grid", "to_uint8", "amount"]
+__all__ = ["Dreamer", "octave_sizes", "tile_grid", "is_tensor", "over_octaves"]

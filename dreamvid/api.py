@@ -1,0 +1,294 @@
+"""The Python API: dreamvid's jobs as functions, settings as keyword arguments.
+
+    import dreamvid
+
+    img = dreamvid.dreamer("photo.jpg", preset="preview", seed=1)           # RGB uint8 (H, W, 3)
+    res = dreamvid.render_video("clip.mp4", "dream.mp4", iterations_next=5, progress=print)
+    res = dreamvid.render_zoom("photo.jpg", "zoom.mp4", frames=120, zoom="0:(1.02), 60:(1.05)")
+    vd = dreamvid.VideoDreamer(preset="preview")                          # a chain, frame by frame
+    out = vd.dream(frame)                                                 # RGB uint8 in, RGB uint8 out
+
+Settings are named as the command line's long options are (`iterations_next=5` is
+`--iterations-next 5`, `preset="classic"`, `layers="mixed4c"`, `no_audio=True`), and validated
+in the one place the command line's are (config.job_config): a bad one raises
+`dreamvid.ConfigError` with the same one-line message, never SystemExit. Every error is a
+`dreamvid.DreamvidError` whose message names the fix; nothing here prints or exits.
+
+Progress: `progress=callback` gets an `Update` for the start, each frame and each notice;
+returning False from it, or setting the `cancel` event (threading.Event), stops the render at the
+next frame's end with `dreamvid.Cancelled`: the finished frames stay in the work folder, and the
+same call again resumes, as on the command line.
+
+Networks: each call loads its network once and keeps it, so ten stills in a notebook load it
+once (`load_model` returns it to pass as `model=` too). The backend (TensorFlow, JAX, PyTorch)
+is chosen at the first load, before Keras is imported, from `backend=` or KERAS_BACKEND.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable
+
+import numpy as np
+
+from dreamvid import backends, flow
+from dreamvid.chain import Chain
+from dreamvid.config import Config, job_config
+from dreamvid.errors import Cancelled, InputError
+from dreamvid.frames import output_size, resize
+from dreamvid.gallery import render_gallery as render_tiles
+from dreamvid.models import DreamModel
+from dreamvid.models import load_model as load_network  # the registry's loader, behind the cache here
+from dreamvid.pipeline import dream_image, still_input
+from dreamvid.pipeline import render_image as _image_job, render_sheet as _sheet_job, render_video as _video_job
+from dreamvid.pipeline import render_zoom as _zoom_job
+from dreamvid.prepare import make_dreamer, open_masks_for, video_schedules
+from dreamvid.progress import Progress, RenderResult
+from dreamvid.sources import read_image
+
+__all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "load_model", "VideoDreamer", "Update", "settings"]
+
+
+@dataclass
+class Update:
+    """What a job reports to the `progress` callback.
+
+    kind: "start" (total: frames to make, None where a video does not say; done: frames an
+        earlier run finished), "frame" (index: the frame just written; stats: "cut", "amount",
+        "seconds"), or "info" (message: a one-line notice: device, scene cuts, resume).
+    """
+
+    kind: str
+    index: int | None = None
+    total: int | None = None
+    done: int = 0
+    stats: dict = field(default_factory=dict)
+    message: str = ""
+
+
+def settings(job: str = "video", *, preset: str | None = None, **options) -> Config:
+    """The validated settings (config.Config) a job would run with: `preset`'s values overridden
+    by `options`, named as the long options are. ConfigError for a bad one."""
+    return job_config(job, options, preset)
+
+
+# ----------------------------------------------------------------------------- networks
+
+_NETWORKS: dict[tuple, DreamModel] = {}  # (name, weights, precision, device) -> the loaded network
+
+
+def load_model(model: str = "googlenet", *, weights: str | None = None, precision: str = "auto",
+               device: str = "auto", backend: str = "auto") -> DreamModel:
+    """The network `model` names (googlenet, vgg16-hed, a Keras application, or a .keras/.pb
+    path), loaded once per process and kept: later calls with the same arguments return it.
+    Pass it as `model=` to any call, or let each call load (and keep) its own. googlenet
+    without its weights and no network falls back to vgg16-hed, as on the command line."""
+    if isinstance(model, DreamModel):
+        return model
+    model = os.fspath(model)
+    backends.configure(backend, device)  # before Keras is imported
+    key = (model, weights, precision, device)
+    if key not in _NETWORKS:
+        _NETWORKS[key] = load_network(model, weights, fallback=(model == "googlenet"),
+                                       precision=precision, device=device)
+    return _NETWORKS[key]
+
+
+def _network(model):
+    """What a job's make_dreamer takes for `model`: the network given, or a function that loads
+    the settings' network (or the one named) through the cache, once the job's checks passed."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        return model
+
+    def load(cfg: Config) -> DreamModel:
+        d = cfg.dream
+        return load_model(os.fspath(model) if model is not None else d.model, weights=d.weights, precision=d.precision, device=d.device,
+                          backend=d.backend)
+
+    return load
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def _progress(callback: Callable[[Update], Any] | None, cancel: threading.Event | None) -> Progress:
+    """A Progress that hands each event to `callback` as an Update and raises Cancelled once the
+    callback returns False or `cancel` is set (checked at each frame's end, after it is stored)."""
+
+    def check(answer) -> None:
+        if answer is False or (cancel is not None and cancel.is_set()):
+            raise Cancelled("the render was cancelled; its finished frames are kept, and the same call "
+                            "again resumes after them")
+
+    def send(update: Update) -> Any:
+        return callback(update) if callback is not None else None
+
+    return Progress(start=lambda total, done: check(send(Update("start", total=total, done=done))),
+                    frame=lambda k, stats: check(send(Update("frame", index=k, stats=dict(stats)))),
+                    info=lambda message: send(Update("info", message=message)))
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None, preset: str | None = None,
+          **options) -> np.ndarray:
+    """One still dreamed: `image` a path, or an RGB uint8 array (H, W, 3) (float arrays are
+    taken on 0..255); returns the dream as RGB uint8 (H, W, 3), at `width` if given. Settings as
+    keyword arguments (`layers`, `octaves`, `iterations`, `step`, `seed`, `mask`, `guide`, ...)."""
+    cfg = job_config("image", options, preset)
+    if isinstance(image, (str, os.PathLike)):
+        img = read_image(os.fspath(image))
+    else:
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
+            raise InputError(f"an image must be an RGB array of shape (H, W, 3), got shape {img.shape}; "
+                             f"convert it first (a greyscale image: np.stack([g] * 3, axis=-1))")
+        if img.dtype != np.uint8:
+            img = np.clip(np.rint(img.astype(np.float32)), 0, 255).astype(np.uint8)
+    out, _ = dream_image(cfg, still_input(cfg, img), _progress(progress, None), _network(model))
+    return out
+
+
+def render_image(input, output, *, model=None, progress: Callable[[Update], Any] | None = None,
+                 preset: str | None = None, gradient: str | None = None, strip: str | None = None,
+                 strip_every: int = 5, **options) -> RenderResult:
+    """A still dreamed into a file, as `dreamvid image INPUT -o OUTPUT` (.png, .jpg), with its
+    record; `gradient`, `strip`: the seed blog's views too (the layer's gradient; the image every
+    `strip_every` steps). Returns RenderResult."""
+    cfg = job_config("image", options, preset)
+    return _image_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, None), _network(model),
+                      gradient_path=gradient, strip_path=strip, strip_every=strip_every)
+
+
+def render_video(input, output, *, model=None, progress: Callable[[Update], Any] | None = None,
+                 cancel: threading.Event | None = None, preset: str | None = None, **options) -> RenderResult:
+    """The main job, as `dreamvid video INPUT -o OUTPUT`: every frame of a clip dreamed, each
+    started from the previous dream carried along the optical flow, into `output` (.mp4, .mov,
+    .mkv, .gif, or a folder/ of frames) with the input's sound and exact frame rate. Resumable:
+    after Ctrl-C, a crash or `cancel`, the same call continues after the frames kept.
+    Returns RenderResult (path, frames, seconds, fps, cuts, record: the settings' record)."""
+    cfg = job_config("video", options, preset)
+    return _video_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), _network(model))
+
+
+def render_zoom(image, output, *, model=None, progress: Callable[[Update], Any] | None = None,
+                cancel: threading.Event | None = None, preset: str | None = None, **options) -> RenderResult:
+    """The infinite zoom, as `dreamvid zoom IMAGE -o OUTPUT`: each frame the previous dream
+    zoomed (`zoom`), rotated (`rotate`), shifted (`pan="X,Y"`) and dreamed again; `frames` or
+    `seconds` long at `fps`. `image` None with `from_="noise"` or a colour ("#204060").
+    Resumable as render_video. Returns RenderResult."""
+    cfg = job_config("zoom", options, preset)
+    path = None if image is None else os.fspath(image)
+    return _zoom_job(cfg, path, os.fspath(output), _progress(progress, cancel), _network(model))
+
+
+def render_gallery(image, output, *, progress: Callable[[Update], Any] | None = None, preset: str | None = None,
+                   layers: str | None = None, channels: str | None = None, count: int = 12, presets: bool = False,
+                   tile_width: int = 256, columns: int | None = None, model=None, **options) -> RenderResult:
+    """`image` dreamed small once per dreamable layer of the network (or per name in `layers`,
+    `count` channels of the layer `channels`, or each named preset with `presets=True`), laid out
+    with each name under its tile into `output` (.png, .jpg), as `dreamvid gallery`. Tiles are
+    kept beside it, so a second call dreams only what is missing. RenderResult.frames: tiles."""
+    return render_tiles(os.fspath(image), os.fspath(output), _progress(progress, None), values=options, preset=preset,
+                        layers=layers, channels=channels, count=count, presets=presets, tile_width=tile_width,
+                        columns=columns, model=model)
+
+
+def render_sheet(input, output, *, count: int = 12, columns: int = 4, width: int = 1280) -> RenderResult:
+    """A contact sheet of a render's frames (`count` spread from first to last, numbered) into
+    `output` (.png, .jpg), as `dreamvid sheet`."""
+    return _sheet_job(os.fspath(input), os.fspath(output), count=count, columns=columns, width=width)
+
+
+# ----------------------------------------------------------------------------- frame by frame
+
+
+class VideoDreamer:
+    """A clip's chain one frame at a time, for frames that come from anywhere (a camera, a
+    stream, a game): `dream(frame)` takes the next input frame, RGB uint8 (H, W, 3), and returns
+    its dream, started from the previous dream carried along the optical flow between the two
+    inputs (occlusions dreamed fresh), as a render's frames are. A cut (the scene changes, as
+    the video job's cut test says) or `reset()` starts a fresh shot. Every frame must have the
+    first frame's size (after `width`, when given).
+
+    `fps`: the rate the frames come at (for schedules over frames, `audio:` ones included).
+    Frame k is dreamed with seed `seed + k`. The network loads at construction and is kept.
+
+    For a steady pace on a GPU, `push(frame)` queues a frame and returns the frames finished
+    meanwhile (on a GPU the previous one, fetched once this one is queued), each as
+    (index, dream, stats); `flush()` returns the last one. `dream(frame)` is the two in one."""
+
+    def __init__(self, *, model=None, fps: float | Fraction = 25, preset: str | None = None, **options):
+        self.cfg = job_config("video", options, preset)
+        self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        self.progress = Progress()
+        self.dreamer, self.weights_at = make_dreamer(self.cfg, _network(model), self.progress)
+        self.sched = video_schedules(self.cfg, self.fps)
+        self.base_seed = self.dreamer.seed
+        self.frames = 0  # frames taken so far
+        self.cuts: list[int] = []  # the frames where a new shot started (a cut or reset), after the first
+        self._size = None  # (H, W) of every frame
+        self._masks = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.chain = Chain(self.cfg, self.sched, self.dreamer, self.weights_at, self.base_seed)
+        self._prev = None  # the previous input frame, for the cut test and the flow
+
+    def reset(self) -> None:
+        """Start a fresh shot with the next frame (it is dreamed in full); a frame still queued
+        is lost, so `flush()` first to keep it."""
+        self._reset()
+
+    def _frame(self, frame) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise InputError(f"a frame must be RGB uint8 of shape (H, W, 3), got {frame.dtype} {frame.shape}")
+        if self.cfg.output.width:
+            frame = resize(frame, output_size(frame.shape[0], frame.shape[1], self.cfg.output.width))
+        if self._size is None:
+            self._size = frame.shape[:2]
+            self._masks = open_masks_for(self.cfg, (frame.shape[1], frame.shape[0]), None)
+        elif frame.shape[:2] != self._size:
+            raise InputError(f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                             f"{self._size[1]}x{self._size[0]}; give every frame one size (or set width=)")
+        return frame
+
+    def push(self, frame) -> list:
+        """Queue the next frame; returns the frames finished now as (index, dream, stats)."""
+        frame = self._frame(frame)
+        k, v = self.frames, self.cfg.video
+        cut = self._prev is not None and not v.no_flow and flow.cut_score(self._prev, frame) > v.cut_threshold
+        new_shot = not self.chain.started or cut or v.no_flow
+        move = None if new_shot else flow.motion(self._prev, frame, v.flow, v.flow_preset)
+        if new_shot and k > 0:
+            self.cuts.append(k)
+        mask = None if self._masks is None else self._masks.at(k)
+        done = self.chain.dream(k, frame, move, new_shot=new_shot, cut=cut, mask=mask)
+        self._prev, self.frames = frame, k + 1
+        return done
+
+    def flush(self) -> list:
+        """The frame still queued, finished: [] or [(index, dream, stats)]."""
+        return self.chain.flush()
+
+    def dream(self, frame) -> np.ndarray:
+        """The dream of `frame` (RGB uint8 (H, W, 3)), as RGB uint8 (float32 for bit_depth=16)."""
+        done = self.push(frame) + self.flush()
+        return done[-1][1]
+
+    def close(self) -> None:
+        if self._masks is not None:
+            self._masks.close()
+            self._masks = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+

@@ -1,0 +1,47 @@
+"""What a job reports while it runs and what it returns: the `Progress` callbacks a caller
+passes (the CLI's progress bar, the API's callback) and the `RenderResult` it gets back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+
+def _noop(*_args) -> None:
+    pass
+
+
+@dataclass
+class Progress:
+    """Callbacks a job calls; every one is optional (the CLI's bar, the API's callback).
+
+    start(total, done): once, before the first frame: total frames (None when a video does not
+        say) and frames already done by an earlier, interrupted run.
+    frame(index, stats): after each frame is written; stats holds "cut" (bool, a new shot
+        starts here), "amount" (mean |dream - its start image| on 0..255) and "seconds".
+    info(message): one-line messages (device, scene cuts, resume, fallbacks).
+    """
+
+    start: Callable[[int | None, int], None] = _noop
+    frame: Callable[[int, dict], None] = _noop
+    info: Callable[[str], None] = _noop
+
+
+@dataclass
+class RenderResult:
+    path: str  # the final output
+    frames: int  # frames in it (including those taken from an earlier run)
+    seconds: float  # wall time of this call
+    fps: Fraction  # exact frame rate of the output; Fraction(0) for a still
+    cuts: list[int] = field(default_factory=list)  # frame indices where a new shot starts
+    resumed_from: int = 0  # first frame this call dreamed (0 = a fresh render)
+    # seconds per stage, each summed over the thread it runs in: "decode", "flow" (cut test,
+    # flow, occlusion, warp), "dream", "store" (work-folder PNGs), "encode"; and "wait", the
+    # time the dream's thread spent waiting for the other stages (what concurrency did not hide)
+    stages: dict = field(default_factory=dict)
+    record: str = ""  # the record of the settings beside the output (workfolder.record_path); "" for a sheet
+
+
+__all__ = ["Progress", "RenderResult"]
