@@ -2,7 +2,7 @@
 
     import dreamvid
 
-    img = dreamvid.dreamer("photo.jpg", preset="preview", seed=1)           # RGB uint8 (H, W, 3)
+    img = dreamvid.dream("photo.jpg", preset="preview", seed=1)           # RGB uint8 (H, W, 3)
     res = dreamvid.render_video("clip.mp4", "dream.mp4", iterations_next=5, progress=print)
     res = dreamvid.render_zoom("photo.jpg", "zoom.mp4", frames=120, zoom="0:(1.02), 60:(1.05)")
     vd = dreamvid.VideoDreamer(preset="preview")                          # a chain, frame by frame

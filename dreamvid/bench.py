@@ -55,9 +55,10 @@ import numpy as np
 from dreamvid import backends
 from dreamvid import dreamer as dream_mod
 from dreamvid.chain import DeviceValues, carry_over
-from dreamvid.config import DreamSettings, build_config
+from dreamvid.config import DreamSettings, VideoSettings, build_config
 from dreamvid.dreamer import Dreamer
 from dreamvid.flow import Motion
+from dreamvid.metrics import measure_videos
 from dreamvid.models import OFFLINE_MODEL, load_model
 from dreamvid.frames import to_uint8
 from dreamvid.objectives import layer as term
@@ -138,7 +139,8 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
         start = zeros
         if self.carry_on_device:  # a video frame's start is made on the device: compile that too
             still = Motion(flow=np.zeros((*frame_shape, 2), np.float32), mask=np.ones(frame_shape, np.float32))
-            start = carry_over(self, zeros, zeros, zeros, still, blend=1.0)
+            # (with the limit the chain's default carry_limit gives: that compiled carry)
+            start = carry_over(self, zeros, zeros, zeros, still, blend=1.0, limit=1.0 if VideoSettings().carry_limit else 0.0)
         for n in (steps if self.static_steps else (1,)):
             dream(self, start, iterations=n, as_uint8=True)
         if self.chain_on_device:  # and the chain's amounts and shares
@@ -471,6 +473,11 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
                     r = fn(*common)
                     if name not in best or r.total < best[name].total:
                         best[name] = r
+        tails = {}  # the detail's tail per shot of each run's output (metrics.detail_tail)
+        outputs = {name: os.path.join(tmp, name + ("/" if io == "png" else ".mp4")) for name in best}
+        if all(os.path.exists(p) for p in outputs.values()):
+            measured, _ = measure_videos(clip, list(outputs.values()))
+            tails = {name: m.shots() for name, m in zip(outputs, measured)}
         if args.sheet and "project" in best:
             render_sheet(os.path.join(tmp, "project/" if io == "png" else "project.mp4"), args.sheet, count=8)
     runs = list(best.values())
@@ -495,6 +502,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         print(f"  {r.name} frames/s after the first frame: whole pipeline {1 / r.steady:.2f}, "
               f"dream alone {alone}; compile/trace before the first frame {r.trace:.2f} s")
         print(f"  {r.name} dream strength: {r.strength:.2f} (mean |out - in|, 0..255)")
+        for shot in tails.get(r.name, []):
+            print(f"  {r.name} detail tail, {shot.describe()}")
         if not r.overlapped:
             print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
                   f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed peak" if peak > 0 else ""))

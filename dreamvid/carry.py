@@ -11,7 +11,8 @@ Contract (as flow.carry_over, see flow.temporal_init for the formulas):
   prev_dream, prev_frame, frame: (H, W, 3) uint8 (or float32 on 0..255);
   flow: (H, W, 2) float32 current -> previous, pixels (x, y);
   share: (H, W) float32 in [0, 1], how much of the previous dream to carry at each pixel
-         (the blend times the occlusion mask times the user's mask).
+         (the blend times the occlusion mask times the user's mask);
+  limit: None, or a scalar: the carried change soft-limited per pixel (flow.limit_carried).
   Returns init: (H, W, 3) float32 clipped to [0, 255].
 
 The warp is bilinear with the border replicated, like `flow.warp`; OpenCV's remap rounds its
@@ -49,20 +50,34 @@ def warp(image, flow):
     return upper + fy * (lower - upper)
 
 
-def carry_init(prev_dream, prev_frame, frame, flow, share, carry: str = "detail"):
-    """The image the dream of `frame` starts from (module docstring); keras.ops, traceable."""
+def limit_carried(change, limit):
+    """flow.limit_carried on the device (keras.ops, traceable): `change` (H, W, 3) float32
+    soft-limited per pixel at `limit` levels, a scalar tensor; a limit <= 0 limits nothing."""
+    from keras import ops
+
+    limit = ops.cast(limit, "float32")
+    rms = ops.sqrt(ops.mean(ops.square(change), axis=-1, keepdims=True))  # (H, W, 1)
+    safe_limit, safe_rms = ops.maximum(limit, 1e-6), ops.maximum(rms, 1e-6)
+    scale = ops.where(ops.logical_and(limit > 0.0, rms > 1e-6), safe_limit * ops.tanh(rms / safe_limit) / safe_rms, 1.0)
+    return change * scale
+
+
+def carry_init(prev_dream, prev_frame, frame, flow, share, carry: str = "detail", limit=None):
+    """The image the dream of `frame` starts from (module docstring); keras.ops, traceable.
+    limit: None, or a scalar tensor: the carried change soft-limited per pixel (limit_carried)."""
     from keras import ops
 
     cur = ops.cast(frame, "float32")
-    s = share[..., None]
     if carry == "detail":  # what the dream added to frame t-1, laid over frame t
-        detail = ops.cast(prev_dream, "float32") - ops.cast(prev_frame, "float32")
-        init = cur + s * warp(detail, flow)
-    elif carry == "dream":  # the dreamed frame t-1 itself, mixed into frame t
-        init = cur + s * (warp(ops.cast(prev_dream, "float32"), flow) - cur)
+        carried = warp(ops.cast(prev_dream, "float32") - ops.cast(prev_frame, "float32"), flow)
+    elif carry == "dream":  # the dreamed frame t-1 itself, as a change of frame t
+        carried = warp(ops.cast(prev_dream, "float32"), flow) - cur
     else:
         raise ValueError(f"unknown carry mode {carry!r}; use one of {', '.join(CARRY_MODES)}")
-    return ops.clip(init, 0.0, 255.0)
+    change = share[..., None] * carried
+    if limit is not None:
+        change = limit_carried(change, limit)
+    return ops.clip(cur + change, 0.0, 255.0)
 
 
 def carry_share_scale(blend, target, previous):
@@ -75,4 +90,4 @@ def carry_share_scale(blend, target, previous):
     return ops.where(lower, blend * target / ops.maximum(previous, 1e-30), blend)
 
 
-__all__ = ["warp", "carry_init", "carry_share_scale"]
+__all__ = ["warp", "limit_carried", "carry_init", "carry_share_scale"]

@@ -70,17 +70,21 @@ def carry_share(blend: float, target: float, previous: float) -> float:
     return blend * target / previous
 
 
-def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None):
+def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None,
+               limit=0.0):
     """flow.carry_over for a video frame `dreamer` dreams next: the previous dream carried along
     `move` onto `frame`, the image `dream` starts from. With carry_on_device (a GPU) made on
     the device (dreamvid.carry: the uint8 frames and the flow go up, nothing comes back) and
     returned as a backend tensor for `dream`; there `prev_dream` may be the tensor `dream`
     left on the device, and `blend` a device scalar (DeviceValues.share), so the chain
-    of frames never waits for the host. Else on the host, a NumPy image."""
+    of frames never waits for the host. Else on the host, a NumPy image. `limit`: the carried
+    change soft-limited per pixel at this many levels (flow.limit_carried; 0: none), a float or,
+    on the device, a scalar tensor (the chain's: carry_limit times the shot's first amount)."""
     from keras import ops  # Keras only once its backend is chosen
 
     if not dreamer.carry_on_device:
-        return flow.carry_over(prev_dream, prev_frame, frame, move, blend=blend, carry=carry, mask=mask)
+        return flow.carry_over(prev_dream, prev_frame, frame, move, blend=blend, carry=carry, mask=mask,
+                               limit=float(limit))
     on_device = is_tensor(prev_dream)
     if on_device and tuple(prev_dream.shape) != tuple(np.shape(prev_frame)):
         raise InputError(f"temporal_init frames differ in size: dream {tuple(prev_dream.shape)}, "
@@ -88,11 +92,14 @@ def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, 
     # (a device scalar blend is checked where it is made: no value comes back to check it here)
     arrays = flow.check_carry(prev_frame if on_device else prev_dream, prev_frame, frame, move,
                               1.0 if is_tensor(blend) else blend, carry)
-    fn = dreamer.compiled(("carry", carry), lambda a, b, c, f, s, k: carry_init(a, b, c, f, s * ops.cast(k, "float32"), carry))
+    limited = is_tensor(limit) or limit > 0  # one compiled carry with the limit, one without
+    key = ("carry", carry, "limited") if limited else ("carry", carry)
+    fn = dreamer.compiled(key, lambda a, b, c, f, s, k, *cap: carry_init(a, b, c, f, s * ops.cast(k, "float32"), carry,
+                                                                        limit=cap[0] if cap else None))
     with dreamer.backend.placement(dreamer.device):
         share = flow.carry_share(move, 1.0, mask)  # the blend multiplies it on the device
         inputs = (prev_dream if on_device else arrays[0], *arrays[1:], move.flow, share,
-                  blend if is_tensor(blend) else np.float32(blend))
+                  *((x if is_tensor(x) else np.float32(x)) for x in ((blend, limit) if limited else (blend,))))
         return fn(*[ops.convert_to_tensor(a) for a in inputs])
 
 
@@ -184,6 +191,13 @@ class Chain:
         """Whether a frame went through: the next frame may start from its dream."""
         return self.prev_dream is not None
 
+    def limit(self):
+        """The per-pixel limit of the change carried into the next frame (flow.limit_carried):
+        video.carry_limit times the amount the shot's first frame added, the amplitude a fresh
+        dream gives (a float, or a scalar tensor on a device chain); 0: none."""
+        k = self.cfg.video.carry_limit
+        return k * self.target if k > 0 else 0.0
+
     def keep(self, frame: np.ndarray, stored: np.ndarray, new_shot: bool) -> None:
         """Frame `frame`'s dream `stored` (uint8, as an earlier run saved it) carried on as if just dreamed."""
         self.prev_dream = stored
@@ -208,7 +222,7 @@ class Chain:
             carried = values.share(cfg.video.blend, self.target, previous)
             with clock("flow"):  # on the dream's device where it runs on a GPU
                 start = carry_over(self.dreamer, self.prev_dream, self.prev_in, frame, move, blend=carried,
-                                   carry=cfg.video.carry, mask=mask)
+                                   carry=cfg.video.carry, mask=mask, limit=self.limit())
             iterations = round(sched["iterations"].at(k))
         with clock("dream"):  # on a device chain: the time to queue it
             dreamed = self.dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),

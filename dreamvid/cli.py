@@ -96,6 +96,9 @@ def _video_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--flow-preset", key="flow_preset", choices=("ultrafast", "fast", "medium"), help="DIS flow preset")
     _add(g, "--blend", key="blend", metavar="X", help="share of the previous dream carried into the next frame (0..1)")
     _add(g, "--carry", key="carry", choices=("detail", "dream"), help="carry the dream's added detail, or the dreamed frame")
+    _add(g, "--carry-limit", key="carry_limit", metavar="X",
+         help="limit each pixel's carried change to X times a fresh dream's mean amount, so the dream "
+              "cannot run away into saturated blobs (0 = no limit)")
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
     _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="schedules: between keyframes")
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")

@@ -75,6 +75,11 @@ class VideoSettings:
     flow_preset: str = "medium"  # DIS preset: the one that detects occlusions reliably in our tests
     blend: float = 0.9  # share of the previous frame's warped dream carried into the next
     carry: str = "detail"  # "detail": carry what the dream added; "dream": carry the dreamed frame itself
+    # The carried change soft-limited per pixel at this multiple of the mean amount a fresh dream
+    # of the shot's first frame adds (flow.limit_carried): where the dream is strongest it is fed
+    # back every frame and would run into saturated blobs. 3 holds each shot's extreme and
+    # saturated shares within 3x of its first frame's on real footage (DESIGN.md); 0 = no limit.
+    carry_limit: float = 3.0
     iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
     cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
     no_flow: bool = False  # dream every frame independently (for comparison)
@@ -179,6 +184,7 @@ RULES: dict[str, Any] = {
     "flow_preset": ("ultrafast", "fast", "medium"),
     "blend": (0.0, 1.0),
     "carry": ("detail", "dream"),
+    "carry_limit": (0.0, 1000.0),
     "iterations_next": (0, 1000),
     "cut_threshold": (0.0, 255.0),
     "chunk_frames": (0, 1_000_000),

@@ -30,6 +30,7 @@ __all__ = [
     "FLOW_METHODS",
     "DIS_PRESETS",
     "CARRY_MODES",
+    "limit_carried",
     "compute_flow",
     "warp",
     "occlusion_mask",
@@ -324,25 +325,47 @@ def carry_share(move: Motion, blend: float, mask: np.ndarray | None = None) -> n
     return cv2.multiply(move.mask, np.asarray(mask, np.float32).reshape(move.mask.shape), scale=float(blend))
 
 
+def limit_carried(change: np.ndarray, limit: float) -> np.ndarray:
+    """The change a carry lays over frame t, soft-limited per pixel: each pixel's change vector
+    c (its three channels, 0..255 scale) is scaled to ``limit * tanh(|c| / limit) / |c|``, with
+    |c| its root mean square over the channels, so its direction (the dream's colour) is kept,
+    a change well below the limit passes almost as it is (at a quarter of it, 2% less) and no
+    change reaches the limit. `limit` <= 0: no limit. (carry.limit_carried: the same on the device.)
+
+    Why: the carry feeds each frame's dream back into the next, and a pixel the dream pushes
+    hard is pushed again every frame; carry_share holds the chain's MEAN amount, but the tail
+    runs away: saturated blobs that grow over a shot (metrics.detail_tail). The chain's limit
+    is a multiple of what a fresh dream of the shot's first frame adds (VideoSettings.carry_limit).
+    """
+    if not limit > 0:
+        return change
+    rms = np.sqrt(np.mean(np.square(change), axis=2, keepdims=True))  # (H, W, 1)
+    scale = np.divide(np.float32(limit) * np.tanh(rms / np.float32(limit)), rms,
+                      out=np.ones_like(rms), where=rms > 1e-6)
+    return cv2.multiply(change, cv2.merge([scale[..., 0]] * 3))
+
+
 def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.ndarray, move: Motion, *,
-               blend: float, carry: str = "detail", mask: np.ndarray | None = None) -> np.ndarray:
+               blend: float, carry: str = "detail", mask: np.ndarray | None = None,
+               limit: float = 0.0) -> np.ndarray:
     """Steps 3-4 of the temporal stage: warp what the previous dream carries onto frame t along
     `move` and blend it in where the mask says; see temporal_init for the arguments and formulas.
     mask: None, or the user's dream mask of frame t, (H, W) float32 in [0, 1] (masks.py): the
     blend is multiplied by it, so no dream is carried where frame t may not dream (it would
     otherwise drift outside along the flow, frame after frame).
+    limit: the carried change soft-limited per pixel at this many levels (limit_carried; 0: none).
     Returns init: (H, W, 3) float32 clipped to [0, 255]."""
     prev_dream, prev_frame, cur_frame = check_carry(prev_dream, prev_frame, cur_frame, move, blend, carry)
     # OpenCV's arithmetic where it can (one pass each, outside the GIL): this runs on the dream's
     # thread, between two frames (dreamvid.carry has the same on the dream's device)
     share = carry_share(move, blend, mask)
     m = cv2.merge([share] * 3)  # (H, W, 3) float32, 0..blend
-    if carry == "detail":
-        detail = cv2.subtract(prev_dream, prev_frame, dtype=cv2.CV_32F)  # (H, W, 3) signed, 0..255 scale
-        init = cv2.add(cur_frame, cv2.multiply(m, warp(detail, move.flow)), dtype=cv2.CV_32F)
-    else:
-        cur = cur_frame.astype(np.float32)
-        init = cur + cv2.multiply(m, cv2.subtract(warp(prev_dream.astype(np.float32), move.flow), cur))
+    if carry == "detail":  # what the dream added to frame t-1
+        carried = warp(cv2.subtract(prev_dream, prev_frame, dtype=cv2.CV_32F), move.flow)  # signed, 0..255 scale
+    else:  # the dreamed frame t-1 itself, as a change of frame t
+        carried = cv2.subtract(warp(prev_dream.astype(np.float32), move.flow), cur_frame, dtype=cv2.CV_32F)
+    change = limit_carried(cv2.multiply(m, carried), limit)
+    init = cv2.add(cur_frame, change, dtype=cv2.CV_32F)
     return np.clip(init, 0.0, 255.0, out=init)  # in place (cv2.min with a number would read it as (255, 0, 0, 0))
 
 
@@ -355,6 +378,7 @@ def temporal_init(
     flow_method: str = "dis",
     preset: str = "medium",
     carry: str = "detail",
+    limit: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The image the dream of frame t starts from, carrying over the dream of frame t-1:
     `motion` (steps 1-2) then `carry_over` (steps 3-4) in one call.
@@ -366,6 +390,9 @@ def temporal_init(
     frame: ``init = cur + blend * mask * warped_detail`` (the new frame's own colours and
     lighting stay; recommended). "dream" carries the dreamed image itself:
     ``init = cur * (1 - blend * mask) + blend * mask * warped_dream``.
+    limit: where > 0, the change laid over cur (``blend * mask * warped_detail``, or
+    ``blend * mask * (warped_dream - cur)``) soft-limited per pixel at `limit` levels
+    (limit_carried), so the dream fed back cannot run away where it is strongest.
 
     Returns (init, mask, flow):
       init: (H, W, 3) float32 clipped to [0, 255]; equal to cur_frame when blend == 0;
@@ -373,5 +400,5 @@ def temporal_init(
       flow: (H, W, 2) float32 current -> previous flow of the input frames.
     """
     move = motion(prev_frame, cur_frame, flow_method, preset)
-    init = carry_over(prev_dream, prev_frame, cur_frame, move, blend=blend, carry=carry)
+    init = carry_over(prev_dream, prev_frame, cur_frame, move, blend=blend, carry=carry, limit=limit)
     return init, move.mask, move.flow

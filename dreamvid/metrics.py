@@ -14,8 +14,17 @@ forward-backward test marks occluded (``flow.occlusion_mask``, hard 0/1) are lef
   so renders that add more or less detail compare fairly (0 = detail moves with the scene,
   about 2 = independent zero-mean detail in every frame).
 - ``added_amount``: mean |output - input| on the 0..255 scale: how much the dream added.
+- ``detail_tail``: the runaway of a carried dream, per frame and per shot: the share of pixels
+  the dream changed to an extreme (mean |output - input| over the channels above 100/255), the
+  share of saturated colour (a channel >= 250 and another <= 30: the magenta and green blobs a
+  runaway feedback grows) and the mean change. A steady chain keeps each shot's last quarter
+  near its first frame, which is dreamed afresh; a runaway grows the tails 8-24x while the mean
+  stays put (so ``added_amount`` alone does not see it).
 
-Command line: ``python -m dreamvid.metrics INPUT OUTPUT [OUTPUT2 ...] [--max-frames N]``.
+``measure_videos`` streams files and gives all of them per output (``Measures``).
+
+Command line: ``python -m dreamvid.metrics INPUT OUTPUT [OUTPUT2 ...] [--max-frames N]``: a line
+of the measures per output, then a line of its tail per shot.
 """
 
 from __future__ import annotations
@@ -23,15 +32,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from dreamvid.errors import DreamvidError, InputError
-from dreamvid.flow import compute_flow, occlusion_mask, warp
+from dreamvid.flow import DEFAULT_CUT_THRESHOLD, compute_flow, cut_score, occlusion_mask, warp
 
-__all__ = ["warping_error", "added_amount", "detail_flicker", "main"]
+__all__ = ["warping_error", "added_amount", "detail_flicker", "detail_tail", "shot_tails", "Tail", "ShotTail",
+           "Measures", "measure_videos", "main"]
+
+EXTREME_CHANGE = 100.0  # mean |output - input| over the channels (0..255) past which a pixel's change is extreme
+SATURATED_HIGH, SATURATED_LOW = 250, 30  # a channel at least this high and another at most this low: saturated
+RATIO_FLOOR = 1e-4  # a share below 0.01% counts as 0.01% in a growth ratio (a frame with no extreme pixel)
 
 
 # --- per-pair terms -------------------------------------------------------------------------
@@ -51,8 +66,10 @@ def _masked_mse(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[float, 
     return float(np.sum(d2 * mask)), float(np.sum(mask)) * a.shape[2]
 
 
-class _Coherence:
-    """Accumulates the three measures for one output over consecutive frame pairs."""
+class Measures:
+    """The measures of one output, accumulated frame by frame (`add_frame`) and over consecutive
+    frame pairs (`add_pair`): warping_error, detail_flicker and added_amount as the functions
+    below; `tails`, each frame's Tail, and `cuts`, the frames that start a shot, for `shots`."""
 
     def __init__(self) -> None:
         self.werr_sum = 0.0  # sum over pairs of the per-pair masked MSE, RGB in [0, 1]
@@ -61,9 +78,13 @@ class _Coherence:
         self.pairs = 0  # pairs with at least one unoccluded pixel
         self.added_sum = 0.0  # sum over frames of mean |output - input|, 0..255
         self.frames = 0
+        self.tails: list[Tail] = []
+        self.cuts: list[int] = []
 
     def add_frame(self, inp: np.ndarray, out: np.ndarray) -> None:
-        self.added_sum += float(np.mean(np.abs(out.astype(np.float32) - inp.astype(np.float32))))
+        tail = Tail.of(inp, out)
+        self.added_sum += tail.mean
+        self.tails.append(tail)
         self.frames += 1
 
     def add_pair(self, in0, in1, out0, out1, flow_bw, mask) -> None:
@@ -94,6 +115,10 @@ class _Coherence:
     def added_amount(self) -> float:
         return self.added_sum / self.frames if self.frames else float("nan")
 
+    def shots(self) -> list["ShotTail"]:
+        """The ShotTail of each shot (detail_tail)."""
+        return shot_tails(self.tails, self.cuts)
+
 
 def _check_pairs(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], need: int) -> None:
     if len(inputs) != len(outputs):
@@ -108,8 +133,8 @@ def _check_pairs(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], ne
             )
 
 
-def _run(inputs, outputs, method: str, pairs: bool) -> _Coherence:
-    acc = _Coherence()
+def _run(inputs, outputs, method: str, pairs: bool) -> Measures:
+    acc = Measures()
     for t in range(len(inputs)):
         acc.add_frame(inputs[t], outputs[t])
         if pairs and t > 0:
@@ -155,13 +180,102 @@ def detail_flicker(
     return _run(inputs, outputs, method, True).detail_flicker(relative)
 
 
+# --- the tail of the detail: runaway feedback -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tail:
+    """One frame's tail (or the mean over frames): `extreme`, the share of pixels whose mean
+    |output - input| over the channels exceeds EXTREME_CHANGE; `saturated`, the share of output
+    pixels with a channel >= SATURATED_HIGH and another <= SATURATED_LOW; `mean`, the mean
+    |output - input| on 0..255. Shares in [0, 1]."""
+
+    extreme: float
+    saturated: float
+    mean: float
+
+    @staticmethod
+    def of(inp: np.ndarray, out: np.ndarray) -> "Tail":
+        """The tail of RGB (H, W, 3) `out` against its input `inp` (uint8 or float on 0..255)."""
+        i, o = np.asarray(inp, np.float32), np.asarray(out, np.float32)
+        change = np.abs(o - i).mean(axis=2)  # (H, W) 0..255
+        sat = (o.max(axis=2) >= SATURATED_HIGH) & (o.min(axis=2) <= SATURATED_LOW)  # (H, W) bool
+        return Tail(float(np.mean(change > EXTREME_CHANGE)), float(np.mean(sat)), float(change.mean()))
+
+    @staticmethod
+    def mean_of(tails: Sequence["Tail"]) -> "Tail":
+        return Tail(*(float(np.mean([getattr(t, f) for t in tails])) for f in ("extreme", "saturated", "mean")))
+
+
+@dataclass(frozen=True)
+class ShotTail:
+    """A shot's frames [start, end) of a render: `first`, its first frame's Tail (dreamed afresh,
+    the chain's reference); `last`, the mean Tail over its last quarter (at least one frame)."""
+
+    start: int
+    end: int
+    first: Tail
+    last: Tail
+
+    def growth(self) -> tuple[float, float]:
+        """(extreme, saturated): last quarter over first frame, shares floored at RATIO_FLOOR.
+        Near 1 for a steady chain; the runaway's magenta blobs reach 8-24."""
+        return tuple(max(getattr(self.last, f), RATIO_FLOOR) / max(getattr(self.first, f), RATIO_FLOOR)
+                     for f in ("extreme", "saturated"))
+
+    def describe(self) -> str:
+        """'frames 0-29: extreme 0.14% -> 0.10% (0.7x), saturated ...': one line for a report."""
+        ge, gs = self.growth()
+        return (f"frames {self.start}-{self.end - 1}: extreme {100 * self.first.extreme:.2f}% -> "
+                f"{100 * self.last.extreme:.2f}% ({ge:.1f}x), saturated {100 * self.first.saturated:.2f}% -> "
+                f"{100 * self.last.saturated:.2f}% ({gs:.1f}x), mean change {self.first.mean:.1f} -> {self.last.mean:.1f}"
+                f" (first frame -> last quarter)")
+
+    def fades(self) -> bool:
+        """Whether the dream fades along the shot: the last quarter's mean change below the first frame's."""
+        return self.last.mean < self.first.mean
+
+
+def shot_tails(tails: Sequence[Tail], cuts: Sequence[int]) -> list[ShotTail]:
+    """Per-frame `tails` grouped into shots that start at frame 0 and at each of `cuts`."""
+    starts = sorted({0, *(c for c in cuts if 0 < c < len(tails))})
+    out = []
+    for a, b in zip(starts, starts[1:] + [len(tails)]):
+        q = max(1, (b - a) // 4)
+        out.append(ShotTail(a, b, tails[a], Tail.mean_of(tails[b - q:b])))
+    return out
+
+
+def detail_tail(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], cuts: Sequence[int] | None = None,
+                threshold: float = DEFAULT_CUT_THRESHOLD) -> tuple[list[Tail], list[ShotTail]]:
+    """(the Tail of each frame, the ShotTail of each shot) of a render: how far the carried dream
+    runs away within a shot. `cuts`: the frames that start a shot (a render's record has them);
+    None: found on the inputs as the renderer finds them (flow.cut_score above `threshold`)."""
+    _check_pairs(inputs, outputs, 1)
+    tails = [Tail.of(i, o) for i, o in zip(inputs, outputs)]
+    if cuts is None:
+        cuts = [t for t in range(1, len(inputs)) if cut_score(inputs[t - 1], inputs[t]) > threshold]
+    return tails, shot_tails(tails, cuts)
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
 def _read_video(path: str) -> Iterator[np.ndarray]:
-    """Yields the frames of a video file as RGB uint8 (H, W, 3)."""
+    """Yields the frames of a video file, or of a folder of PNG frames in name order (a render
+    to 'folder/'), as RGB uint8 (H, W, 3)."""
     import imageio_ffmpeg  # lazily: the measures above need no ffmpeg
 
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(".png"))
+        if not names:
+            raise InputError(f"no PNG frames in folder {path}; pass a video file or a folder of frames")
+        for name in names:
+            frame = cv2.imread(os.path.join(path, name), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise InputError(f"cannot read frame {os.path.join(path, name)}; check that it is a PNG image")
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return
     if not os.path.isfile(path):
         raise InputError(f"video not found: {path}; check the path")
     try:
@@ -178,11 +292,14 @@ def _read_video(path: str) -> Iterator[np.ndarray]:
         reader.close()  # always stop ffmpeg, also when the caller stops early
 
 
-def _measure_files(input_path: str, output_paths: Sequence[str], max_frames: int | None, method: str):
-    """Streams the input and all outputs once; returns ([_Coherence per output], frames read).
-    Flows are computed once per output size, on the input resized to that size."""
+def measure_videos(input_path: str, output_paths: Sequence[str], max_frames: int | None = None,
+                   method: str = "dis") -> tuple[list[Measures], int]:
+    """The measures of rendered videos (files, or folders of PNG frames) against their input:
+    ([Measures per output], frames read). Streams the input and all outputs once; flows and
+    cuts (flow.cut_score above DEFAULT_CUT_THRESHOLD, as the renderer finds them) are found
+    once per output size, on the input resized to that size."""
     readers = [_read_video(input_path)] + [_read_video(p) for p in output_paths]
-    accs = [_Coherence() for _ in output_paths]
+    accs = [Measures() for _ in output_paths]
     prev_in: dict[tuple[int, int], np.ndarray] = {}  # per output size: input frame t-1 at that size
     prev_out: list[np.ndarray | None] = [None] * len(output_paths)
     n = 0
@@ -200,9 +317,12 @@ def _measure_files(input_path: str, output_paths: Sequence[str], max_frames: int
                         inp, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                     if size in prev_in:
                         flows[size] = _pair_flow(prev_in[size], sized[size], method)
+                        flows[size] += (cut_score(prev_in[size], sized[size]) > DEFAULT_CUT_THRESHOLD,)
                 accs[k].add_frame(sized[size], out)
+                if size in flows and flows[size][2]:
+                    accs[k].cuts.append(n)
                 if prev_out[k] is not None and size in flows and prev_out[k].shape == out.shape:
-                    accs[k].add_pair(prev_in[size], sized[size], prev_out[k], out, *flows[size])
+                    accs[k].add_pair(prev_in[size], sized[size], prev_out[k], out, *flows[size][:2])
                 prev_out[k] = out
             prev_in.update(sized)
             n += 1
@@ -228,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.max_frames is not None and args.max_frames < 2:
         parser.error(f"--max-frames must be >= 2, got {args.max_frames}")
     try:
-        accs, n = _measure_files(args.input, args.outputs, args.max_frames, args.flow)
+        accs, n = measure_videos(args.input, args.outputs, args.max_frames, args.flow)
         if n < 2:
             raise InputError(f"read {n} frame(s); the measures need at least 2 frames in every video")
     except DreamvidError as e:
@@ -238,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{path}: warping_error={acc.warping_error():.6f} detail_flicker={acc.detail_flicker():.6f} "
             f"relative_flicker={acc.detail_flicker(relative=True):.3f} added={acc.added_amount():.2f} frames={n}"
         )
+        for shot in acc.shots():
+            print(f"  {shot.describe()}")
     sys.stdout.flush()
 
 

@@ -28,6 +28,11 @@ def test_bench_reports_both_timings_ratio_and_similar_strength(tiny_model, capsy
     p, r = float(strength["project"]), float(strength["reference"])
     assert p > 0 and r > 0
     assert abs(p - r) <= 0.10 * p, out  # the issue: within 10%
+    # the detail's tail per shot of each output (metrics.detail_tail): one shot of both frames
+    tails = re.findall(r"(?m)^\s+(project|reference) detail tail, frames 0-1: extreme ([\d.]+)% -> ([\d.]+)%.*"
+                       r"mean change ([\d.]+) -> ([\d.]+)", out)
+    assert sorted(t[0] for t in tails) == ["project", "reference"], out
+    assert all(float(t[3]) > 0 for t in tails)  # the first frame's mean change: the dream was measured
 
 
 def test_step_flops_counts_convolutions(tiny_model):

@@ -101,9 +101,13 @@ def test_main_prints_one_line_per_output(tmp_path, capsys):
     _write(coh, COHERENT)
     _write(ind, INDEPENDENT)
     main([str(inp), str(coh), str(ind), "--max-frames", "4"])
-    lines = capsys.readouterr().out.strip().splitlines()
+    printed = capsys.readouterr().out.strip().splitlines()
+    lines = [line for line in printed if not line.startswith("  ")]
     assert len(lines) == 2
     assert lines[0].startswith(str(coh)) and lines[1].startswith(str(ind))
+    # under each, its tail per shot: one shot of the four frames
+    tails = [line for line in printed if line.startswith("  frames ")]
+    assert len(tails) == 2 and all(t.startswith("  frames 0-3: extreme ") for t in tails), printed
 
     def value(line, key):
         return float(line.split(key + "=")[1].split()[0])
@@ -118,7 +122,7 @@ def test_main_resizes_input_to_output_size(tmp_path, capsys):
     _write(inp, INPUTS)
     _write(out, [cv2.resize(f, (W // 2, H // 2), interpolation=cv2.INTER_AREA) for f in COHERENT])
     main([str(inp), str(out)])
-    line = capsys.readouterr().out.strip()
+    line = capsys.readouterr().out.strip().splitlines()[0]
     assert "frames=5" in line and "nan" not in line
 
 
