@@ -63,7 +63,7 @@ from dreamvid.models import OFFLINE_MODEL, load_model
 from dreamvid.frames import to_uint8
 from dreamvid.objectives import layer as term
 from dreamvid.pipeline import Progress, render_sheet, render_video
-from dreamvid.reference import SEED, STAGES, Run, plain_loop, run_reference, step_flops
+from dreamvid.reference import SEED, STAGES, Run, native_torch_loop, plain_loop, run_reference, step_flops
 from dreamvid.sinks import open_sink
 from dreamvid.sources import open_source
 
@@ -295,6 +295,19 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     plain = plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
     plain(frame)  # compiles
     variants = {"engine": dreaming(d), "plain": lambda k: plain(frame)}
+    if d.backend.NAME == "torch":  # beside it the plainest native PyTorch loop, and the engine through Keras
+        native = native_torch_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step,
+                                   d.backend.device())
+        if native is not None:
+            native(frame)  # warms up
+            variants["native"] = lambda k: native(frame)
+        os.environ["DREAMVID_TORCH_NATIVE"], saved = "0", os.environ.get("DREAMVID_TORCH_NATIVE")
+        try:
+            keras_engine = Dreamer(model, term(layer), settings)
+        finally:
+            os.environ.pop("DREAMVID_TORCH_NATIVE") if saved is None else os.environ.update(DREAMVID_TORCH_NATIVE=saved)
+        keras_engine.dream(frame, as_uint8=True)
+        variants["through keras"] = dreaming(keras_engine)
     for name, attr in (("per octave", "fuse_octaves"), ("count passed in", "static_steps")):
         if getattr(d, attr):
             other = Dreamer(model, term(layer), settings)
@@ -336,6 +349,16 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
               f"{median['count passed in'] / median['engine']:.2f}x its speed")
     print(f"dream only, the plainest compiled loop (no jitter, tiles or masks; same network, precision, octaves "
           f"and steps): {1 / median['plain']:.2f} frames/s; the project at {median['plain'] / median['engine']:.2f}x its speed")
+    if "through keras" in median:
+        print(f"dream only, the engine with the network through Keras' PyTorch layers (DREAMVID_TORCH_NATIVE=0): "
+              f"{1 / median['through keras']:.2f} frames/s; the native network at "
+              f"{median['through keras'] / median['engine']:.2f}x its speed")
+    if "native" in median:
+        print(f"dream only, the plainest native PyTorch loop (torch.nn convolutions, torch.autograd.grad, no Keras; "
+              f"same network, precision, octaves and steps): {1 / median['native']:.2f} frames/s; "
+              f"the project at {median['native'] / median['engine']:.2f}x its speed")
+    elif d.backend.NAME == "torch":
+        print("dream only, the plainest native PyTorch loop: not run (it is written for VGG-like networks)")
     return 0
 
 
