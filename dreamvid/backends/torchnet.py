@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from dreamvid.errors import ConfigError
 
 COMPILE_MODES = ("auto", "off", "on", "reduce-overhead")
+COMPILE_BACKEND = "inductor"  # torch.compile's backend (tests count compiles with one of their own)
 _ACTIVATIONS = {"linear": None, "relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
                 "swish": F.silu, "silu": F.silu, "relu6": lambda x: F.hardtanh(x, 0.0, 6.0), "elu": F.elu,
                 "gelu": F.gelu}
@@ -98,7 +99,7 @@ class Conv(torch.nn.Module):
             self.groups = int(cfg.get("groups", 1))
             weight = k.permute(3, 2, 0, 1)
         else:
-            k = _weight(layer.depthwise_kernel)  # (kh, kw, cin, multiplier)
+            k = _weight(layer.depthwise_kernel if kind == "SeparableConv2D" else layer.kernel)  # (kh, kw, cin, mult)
             kh, kw, cin, mult = k.shape
             self.groups = int(cin)
             weight = k.reshape(kh, kw, cin * mult).permute(2, 0, 1).unsqueeze(1)  # out c*mult+m
@@ -321,8 +322,9 @@ def convert(model, device=None) -> Network:
             stack.pop()
             if len(node.outputs) != 1:
                 raise NotConvertible(f"layer '{layer.name}' has {len(node.outputs)} outputs")
-            if node.arguments.kwargs:
-                raise NotConvertible(f"layer '{layer.name}' is called with {sorted(node.arguments.kwargs)}")
+            given = sorted(k for k, v in node.arguments.kwargs.items() if v is not None)
+            if given:
+                raise NotConvertible(f"layer '{layer.name}' is called with {given}")
             if id(layer) not in modules:
                 modules[id(layer)] = len(ops)
                 ops.append(_layer_module(layer))
@@ -352,11 +354,12 @@ def compile_mode(device_type: str) -> str:
     return mode
 
 
-def compiled(net: Network, mode: str, backend="inductor"):
+def compiled(net: Network, mode: str, backend=None):
     """net's forward pass through torch.compile, one static graph per input size (each octave
     size compiles once; frames of a clip reuse them); `net` itself where mode is off."""
     if mode == "off":
         return net
+    backend = backend or COMPILE_BACKEND
     options = {"backend": backend, "dynamic": False, "fullgraph": True}
     if mode == "reduce-overhead" and backend == "inductor":
         options["mode"] = "reduce-overhead"
