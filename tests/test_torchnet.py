@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dreamvid.backends import torchnet  # noqa: E402
+from dreamvid.backends import torchnet
 
 
 def _every_layer_model():

@@ -366,4 +366,4 @@ def compiled(net: Network, mode: str, backend=None):
     return torch.compile(net, **options)
 
 
-__all__ = ["Network", "NotConvertible", "convert", "compiled", "compile_mode", "same_padding", "COMPILE_MODES"]
+__all__ = ["COMPILE_MODES", "Network", "NotConvertible", "compile_mode", "compiled", "convert", "same_padding"]
