@@ -2,7 +2,8 @@
 (`--xla auto`), decided from what the processor is, never from one machine's measurements.
 
 - GPUs: bfloat16 from compute capability 8.0 (Ampere and later: bfloat16 tensor cores), float16
-  on 7.x (Volta, Turing: float16 tensor cores), float32 before.
+  on 7.x (Volta, Turing: float16 tensor cores), float32 before; Apple's GPU (PyTorch's MPS),
+  which has no such generation to read: float16 where a short measurement finds it faster.
 - CPUs: bfloat16 where the processor has AVX-512 BF16 or AMX (oneDNN's bfloat16 kernels; a
   2-core Zen 4 EPYC dreamed 1.67x faster than the float32 reference, same strength), float32
   elsewhere (on a Zen 3 without them bfloat16 was 9.4x slower).
@@ -31,6 +32,15 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # only after ~170 frames.
 XLA_AUTO_MAX_DEPTH = 40
 _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def platform_name() -> str:
+    """"linux", "windows", "macos-arm" (Apple Silicon), "macos-intel" or another OS's name: what
+    `--backend auto` chooses by."""
+    system = platform.system().lower()
+    if system == "darwin":
+        return "macos-arm" if platform.machine().lower() in ("arm64", "aarch64") else "macos-intel"
+    return system
 
 
 def cpu_flags() -> set[str] | None:
@@ -73,6 +83,9 @@ def resolve_precision(requested: str, backend, device: str) -> str:
     if requested != "auto":
         return requested
     if device == "gpu":
+        if getattr(backend, "on_mps", lambda: False)():  # Apple's GPU: no generation to read, so measure once
+            return "float16" if measured(f"float16-faster|{backend.NAME}|mps",
+                                         lambda: _probe_lower(backend, "mixed_float16")) else "float32"
         return gpu_precision(backend.gpu_capability())
     flags = cpu_flags()
     if flags is not None and not (flags & _BF16_FLAGS):
@@ -159,8 +172,12 @@ def _time_gradient(backend, policy: str, xla: bool = False, size: int = 96, runs
     return best
 
 
+def _probe_lower(backend, policy: str) -> bool:
+    return _time_gradient(backend, policy) < 0.9 * _time_gradient(backend, "float32")
+
+
 def _probe_bfloat16(backend) -> bool:
-    return _time_gradient(backend, "mixed_bfloat16") < 0.9 * _time_gradient(backend, "float32")
+    return _probe_lower(backend, "mixed_bfloat16")
 
 
 def _probe_xla() -> bool:

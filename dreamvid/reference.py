@@ -286,23 +286,26 @@ def native_torch_loop(model, layer: str, sizes: list, steps: int, step: float, d
     import torch
     import torch.nn.functional as F
 
+    from dreamvid.backends import torchnet  # (imports PyTorch: only where it is the backend)
+
     net = model.network([layer])
     if model.preprocess_mode != "caffe":
         return None
     mods = []
     for lyr in net.layers:
-        kind, cfg = type(lyr).__name__, lyr.get_config()
+        kind, cfg = type(lyr).__name__, torchnet.config(lyr)  # (get_config would import TensorFlow)
+        act = getattr(getattr(lyr, "activation", None), "__name__", "")
         if kind == "InputLayer":
             continue
         if kind == "Conv2D" and cfg["padding"] == "same" and tuple(cfg["strides"]) == (1, 1) \
                 and tuple(cfg["dilation_rate"]) == (1, 1) and cfg.get("groups", 1) == 1 and cfg["use_bias"] \
-                and cfg["activation"] in ("relu", "linear") and all(k % 2 for k in cfg["kernel_size"]):
+                and act in ("relu", "linear") and all(k % 2 for k in cfg["kernel_size"]):
             kernel, bias = (np.asarray(w) for w in lyr.get_weights())
             conv = torch.nn.Conv2d(kernel.shape[2], kernel.shape[3], kernel.shape[:2],
                                    padding=(kernel.shape[0] // 2, kernel.shape[1] // 2))
             conv.weight.data = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
             conv.bias.data = torch.from_numpy(bias.copy())
-            mods += [conv, torch.nn.ReLU()] if cfg["activation"] == "relu" else [conv]
+            mods += [conv, torch.nn.ReLU()] if act == "relu" else [conv]
         elif kind == "MaxPooling2D" and cfg["padding"] == "valid":
             mods.append(torch.nn.MaxPool2d(tuple(cfg["pool_size"]), tuple(cfg["strides"] or cfg["pool_size"])))
         else:

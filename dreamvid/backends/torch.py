@@ -78,11 +78,18 @@ def gpu_name() -> str | None:
 
     if str(get_device()).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
+    if on_mps():
+        return "Apple GPU (MPS)"
     return None
 
 
+def on_mps() -> bool:
+    """Whether Keras computes on PyTorch's Apple GPU (MPS): precision is measured there."""
+    return device().startswith("mps")
+
+
 def gpu_capability() -> tuple[int, int] | None:
-    return torch.cuda.get_device_capability(0) if gpu_name() else None
+    return torch.cuda.get_device_capability(0) if gpu_name() and not on_mps() else None
 
 
 def placement(device: str):

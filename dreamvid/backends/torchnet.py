@@ -73,6 +73,21 @@ def _activation(layer, key: str = "activation"):
     return _ACTIVATIONS[name]
 
 
+class config:  # noqa: N801  (reads like the dict it stands for)
+    """A layer's settings read from its attributes, as `config(layer)["strides"]`:
+    Layer.get_config() imports TensorFlow where it is installed (Keras' serialisation), and
+    the PyTorch path must not pay that."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __getitem__(self, key):
+        return getattr(self.layer, key)
+
+    def get(self, key, default=None):
+        return getattr(self.layer, key, default)
+
+
 def _weight(v) -> torch.Tensor:
     """A Keras variable's value as a float32 torch tensor of its own (frozen)."""
     import keras
@@ -87,7 +102,7 @@ class Conv(torch.nn.Module):
 
     def __init__(self, layer, kind: str):
         super().__init__()
-        cfg = layer.get_config()
+        cfg = config(layer)
         self.name = layer.name
         self.strides, self.dilation = _pair(cfg["strides"]), _pair(cfg["dilation_rate"])
         self.same = cfg["padding"] == "same"
@@ -132,7 +147,7 @@ class Pool(torch.nn.Module):
 
     def __init__(self, layer, kind: str):
         super().__init__()
-        cfg = layer.get_config()
+        cfg = config(layer)
         if cfg.get("data_format", "channels_last") != "channels_last":
             raise NotConvertible(f"layer '{layer.name}' is channels_first")
         self.size = _pair(cfg["pool_size"])
@@ -160,8 +175,8 @@ class BatchNorm(torch.nn.Module):
 
     def __init__(self, layer):
         super().__init__()
-        cfg = layer.get_config()
-        if cfg["axis"] not in (-1, 3, [3], [-1]):
+        cfg = config(layer)
+        if cfg["axis"] not in (-1, 3, [3], [-1]):  # (Keras keeps -1 as 3 once built)
             raise NotConvertible(f"layer '{layer.name}' normalises axis {cfg['axis']}")
         var, mean = _weight(layer.moving_variance), _weight(layer.moving_mean)
         gamma = _weight(layer.gamma) if cfg["scale"] else torch.ones_like(var)
@@ -203,7 +218,7 @@ class Elementwise(torch.nn.Module):
 
 
 def _relu(layer):
-    cfg = layer.get_config()
+    cfg = config(layer)
     if cfg.get("negative_slope", 0.0) or cfg.get("threshold", 0.0):
         raise NotConvertible(f"layer '{layer.name}' is a leaky or thresholded ReLU")
     top = cfg.get("max_value")
@@ -211,13 +226,13 @@ def _relu(layer):
 
 
 def _zero_padding(layer):
-    (top, bottom), (left, right) = layer.get_config()["padding"]
+    (top, bottom), (left, right) = config(layer)["padding"]
     return lambda x: F.pad(x, (left, right, top, bottom))
 
 
 def _channel_axis(layer):
-    axis = layer.get_config()["axis"]
-    if axis not in (-1, 3):
+    axis = config(layer)["axis"]
+    if axis not in (-1, 3):  # (for an NHWC tensor)
         raise NotConvertible(f"layer '{layer.name}' joins along axis {axis}, not the channels")
 
 
