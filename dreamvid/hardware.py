@@ -66,6 +66,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def flop_per_cycle(flags: set[str] | None, precision: str, cpu: str = "") -> tuple[int, str]:
+    """(FLOP per core per cycle, the vector units it assumes) for the convolutions' arithmetic in
+    `precision` on a CPU with these flags: two FMA units of the widest vectors (AVX2: 8 float32
+    lanes; AVX-512: 16, except on AMD's Zen 4, which runs a 512-bit FMA as two 256-bit halves),
+    mul + add; bfloat16 with AVX512_BF16 pairs two products per float32 lane (2x), with AMX a
+    tile unit of 1024 bfloat16 FLOP per cycle. Vendors' figures, not measured: an estimate."""
+    flags = flags or set()
+    if precision == "bfloat16" and "amx_bf16" in flags:
+        return 1024, "AMX bfloat16 tiles"
+    wide = "avx512f" in flags and "amd" not in cpu.lower()
+    lanes, unit = (16, "AVX-512 FMA") if wide else (8, "AVX2 FMA" if "fma" in flags or "avx512f" in flags else "FMA assumed")
+    if "avx512f" in flags and not wide:
+        unit = "AVX-512 FMA as two 256-bit halves"
+    per = 2 * lanes * 2
+    if precision == "bfloat16" and "avx512_bf16" in flags:
+        return 2 * per, f"AVX512_BF16 dot products on {unit.split(' FMA')[0]}"
+    return per, unit
+
+
 def gpu_precision(capability: tuple[int, int] | None) -> str:
     """The fast arithmetic of an NVIDIA GPU of this compute capability."""
     if capability is None:
