@@ -2,7 +2,8 @@
 gives the Keras layer's numbers (odd and even sizes, "same" padding's odd pixel, pooling's
 edges), frozen graphs' LRN included; what it cannot rebuild is refused by name and runs through
 Keras; on the PyTorch backend the Dreamer dreams with it the dream Keras' layers dream, and a
-compiled network compiles once per octave size, never again across frames."""
+compiled network compiles once per octave size, never again across frames; and no ascent step,
+nor the clip's chain kept on the device, reads a value back to the host but a frame's fetch."""
 
 import numpy as np
 import pytest
@@ -165,3 +166,79 @@ def test_nothing_recompiles_across_frames(on_torch, tiny3_keras_file, texture, m
     for k in range(3):
         d.dream(frame, seed=k, iterations=1 + k, as_uint8=True)
     assert len(graphs) == first, graphs
+
+
+# ----------------------------------------------------------------------------- nothing waits for the device
+
+
+# the tensor calls that wait for the device (a value read back to the host)
+_READS = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy", "__array__"}
+
+
+class _Reads(torch.overrides.TorchFunctionMode):
+    """Records each call on a torch tensor that reads a value back to the host, with its caller chain."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in _READS:
+            import traceback
+
+            self.seen.append((name, [f.name for f in traceback.extract_stack()]))
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_recorder_sees_what_waits_for_the_device():
+    with _Reads() as r:
+        float(torch.ones(()))
+        torch.ones(2).cpu().numpy()
+        bool(torch.ones(()) > 0)
+    assert [n for n, _ in r.seen] == ["__float__", "cpu", "numpy", "__bool__"]
+
+
+def test_no_step_waits_for_the_device(on_torch, tiny3_keras_file, texture):
+    """A frame's octaves of steps left on the device (to_host=False) read nothing back: no
+    .item(), no bool of a tensor, no copy to the host, whatever the step count; the frame's one
+    read is its fetch."""
+    from dreamvid.models import load_model
+
+    d = _dreamer(load_model(tiny3_keras_file))
+    frame = texture(64, 80, seed=1).astype(np.uint8)
+    d.dream(frame, as_uint8=True)
+    for steps in (3, 8):
+        with _Reads() as r:
+            out = d.dream(frame, iterations=steps, as_uint8=True, to_host=False)
+        assert r.seen == [], r.seen
+        with _Reads() as r:
+            d.backend.to_numpy(out)
+        assert [n for n, _ in r.seen] == ["cpu", "numpy"]
+
+
+def test_the_chain_on_the_device_reads_only_its_fetches(on_torch, tiny3_keras_file, texture):
+    """With the chain kept on the device (a GPU's choice, here on the CPU), frame k's start is
+    carried, dreamed and measured there: the only reads back are frame k - 1's fetch once frame k
+    is queued (chain.DeviceValues.fetch), none on frame 0, and the frames match the host chain's."""
+    import dreamvid
+
+    fast = {"octaves": 2, "iterations": 3, "iterations_next": 2, "step": 3.0, "seed": 7}
+    frames = [np.ascontiguousarray(np.roll(texture(48, 64, seed=2), 2 * k, axis=1)).astype(np.uint8) for k in range(4)]
+    host = dreamvid.VideoDreamer(model=tiny3_keras_file, **fast)
+    expected = [host.dream(f) for f in frames]
+    vd = dreamvid.VideoDreamer(model=tiny3_keras_file, **fast)
+    vd.dreamer.carry_on_device = vd.dreamer.chain_on_device = True
+    vd.reset()  # a chain with the values on the device
+    got = []
+    for k, f in enumerate(frames):
+        with _Reads() as r:
+            done = vd.push(f)
+        assert [k - 1] == [i for i, _, _ in done] if k else done == []
+        assert bool(r.seen) == (k > 0)  # frame k - 1 fetched
+        assert all("fetch" in stack for _, stack in r.seen), [(n, s[-6:]) for n, s in r.seen if "fetch" not in s]
+        got += [out for _, out, _ in done]
+    got += [out for _, out, _ in vd.flush()]
+    assert len(got) == 4
+    for a, b in zip(got, expected):
+        assert np.abs(a.astype(np.float32) - b).mean() < 0.5  # the device warp's rounding
