@@ -286,7 +286,7 @@ def native_torch_loop(model, layer: str, sizes: list, steps: int, step: float, d
     import torch
     import torch.nn.functional as F
 
-    from dreamvid.backends import torchnet  # (imports PyTorch: only where it is the backend)
+    from dreamvid.backends import torchnet  # (PyTorch: only on that backend)
 
     net = model.network([layer])
     if model.preprocess_mode != "caffe":

@@ -73,7 +73,7 @@ def _activation(layer, key: str = "activation"):
     return _ACTIVATIONS[name]
 
 
-class config:  # noqa: N801  (reads like the dict it stands for)
+class config:  # (lower case: it reads like the dict it stands for)
     """A layer's settings read from its attributes, as `config(layer)["strides"]`:
     Layer.get_config() imports TensorFlow where it is installed (Keras' serialisation), and
     the PyTorch path must not pay that."""
