@@ -32,7 +32,8 @@ settings), `--intra N --inter N` (TensorFlow thread pools), `--io png` (frames a
 instead of MP4, for machines without ffmpeg). Besides seconds per frame, the report gives frames
 per second of the whole pipeline and of the dream alone after the first frame (what a long clip
 runs at), and the compile time of the first frame. FLOPs are counted analytically from the
-network's convolutions; a CPU's peak is an estimate (cores x GHz x 32 fp32 FLOP/cycle, AVX2 FMA).
+network's convolutions; a CPU's peak is an estimate (cores x GHz x FLOP/cycle of its widest
+vector units in the precision used: hardware.flop_per_cycle).
 
 This module is a command-line tool: it prints, and `main()` returns an exit code.
 """
@@ -52,7 +53,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from dreamvid import backends
+from dreamvid import backends, hardware
 from dreamvid import dreamer as dream_mod
 from dreamvid.chain import DeviceValues, carry_over
 from dreamvid.config import DreamSettings, VideoSettings, build_config
@@ -63,7 +64,7 @@ from dreamvid.models import OFFLINE_MODEL, load_model
 from dreamvid.frames import to_uint8
 from dreamvid.objectives import layer as term
 from dreamvid.pipeline import Progress, render_sheet, render_video
-from dreamvid.reference import SEED, STAGES, Run, plain_loop, run_reference, step_flops
+from dreamvid.reference import SEED, STAGES, Run, native_torch_loop, plain_loop, run_reference, step_flops
 from dreamvid.sinks import open_sink
 from dreamvid.sources import open_source
 
@@ -74,7 +75,6 @@ STEPS_FIRST = 10  # ascent steps per octave on the first frame
 STEPS_NEXT = 5  # ... and on the frames that start from the previous dream
 PAN = 4  # pixels per frame the texture moves (right and a little down)
 FPS = 25
-FLOP_PER_CYCLE = 32  # fp32 per core per cycle with AVX2: 2 FMA units x 8 lanes x 2 (mul + add)
 MODELS = ("vgg16-hed", "vgg16", "inception_v3")  # Keras applications get random weights
 
 
@@ -226,8 +226,9 @@ def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octave
 # ----------------------------------------------------------------------------- arithmetic
 
 
-def cpu_peak() -> tuple[str, int, float, float]:
-    """(CPU model, usable cores, GHz, estimated fp32 peak in GFLOP/s) from /proc/cpuinfo."""
+def cpu_peak(precision: str = "float32") -> tuple[str, int, float, float, str]:
+    """(CPU model, usable cores, GHz, estimated peak in GFLOP/s for `precision`, the basis of the
+    estimate) from /proc/cpuinfo and the CPU's flags (hardware.flop_per_cycle)."""
     model, mhz = "unknown CPU", 0.0
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -243,7 +244,10 @@ def cpu_peak() -> tuple[str, int, float, float]:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     ghz = mhz / 1000
-    return model, cores, ghz, cores * ghz * FLOP_PER_CYCLE
+    per_cycle, unit = hardware.flop_per_cycle(hardware.cpu_flags(), precision, model)
+    flags_known = hardware.cpu_flags() is not None
+    basis = f"cores x GHz x {per_cycle} FLOP/cycle, {unit}" + ("" if flags_known else ", no CPU flags to read")
+    return model, cores, ghz, cores * ghz * per_cycle, basis + "; an estimate"
 
 
 # ----------------------------------------------------------------------------- peak memory
@@ -295,6 +299,19 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     plain = plain_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step)
     plain(frame)  # compiles
     variants = {"engine": dreaming(d), "plain": lambda k: plain(frame)}
+    if d.backend.NAME == "torch":  # beside it the plainest native PyTorch loop, and the engine through Keras
+        native = native_torch_loop(model, layer, d.octave_sizes(height, width), args.steps_next, d.settings.step,
+                                   d.backend.device())
+        if native is not None:
+            native(frame)  # warms up
+            variants["native"] = lambda k: native(frame)
+        os.environ["DREAMVID_TORCH_NATIVE"], saved = "0", os.environ.get("DREAMVID_TORCH_NATIVE")
+        try:
+            keras_engine = Dreamer(model, term(layer), settings)
+        finally:
+            os.environ.pop("DREAMVID_TORCH_NATIVE") if saved is None else os.environ.update(DREAMVID_TORCH_NATIVE=saved)
+        keras_engine.dream(frame, as_uint8=True)
+        variants["through keras"] = dreaming(keras_engine)
     for name, attr in (("per octave", "fuse_octaves"), ("count passed in", "static_steps")):
         if getattr(d, attr):
             other = Dreamer(model, term(layer), settings)
@@ -336,6 +353,16 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
               f"{median['count passed in'] / median['engine']:.2f}x its speed")
     print(f"dream only, the plainest compiled loop (no jitter, tiles or masks; same network, precision, octaves "
           f"and steps): {1 / median['plain']:.2f} frames/s; the project at {median['plain'] / median['engine']:.2f}x its speed")
+    if "through keras" in median:
+        print(f"dream only, the engine with the network through Keras' PyTorch layers (DREAMVID_TORCH_NATIVE=0): "
+              f"{1 / median['through keras']:.2f} frames/s; the native network at "
+              f"{median['through keras'] / median['engine']:.2f}x its speed")
+    if "native" in median:
+        print(f"dream only, the plainest native PyTorch loop (torch.nn convolutions, torch.autograd.grad, no Keras; "
+              f"same network, precision, octaves and steps): {1 / median['native']:.2f} frames/s; "
+              f"the project at {median['native'] / median['engine']:.2f}x its speed")
+    elif d.backend.NAME == "torch":
+        print("dream only, the plainest native PyTorch loop: not run (it is written for VGG-like networks)")
     return 0
 
 
@@ -420,7 +447,7 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
             tf.config.threading.set_intra_op_parallelism_threads(args.intra)
         if args.inter:
             tf.config.threading.set_inter_op_parallelism_threads(args.inter)
-    cpu, cores, ghz, peak = cpu_peak()
+    cpu, cores, ghz, peak, basis = cpu_peak()
     given_model = model is not None
     if model is None:
         model = _load(args.model, args.precision, args.device)
@@ -450,10 +477,14 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
     print("reference: float32, " + ("a child process" + (" with TensorFlow's own settings (TF_ENABLE_ONEDNN_OPTS unset), no XLA"
                                                         if backend == "tensorflow" else "")
                                     if in_child else "this process"))
-    print(f"CPU: {cpu}, {cores} cores at {ghz:.2f} GHz" + (f"; assumed fp32 peak {peak:.0f} GFLOP/s "
-          f"(cores x GHz x {FLOP_PER_CYCLE} FLOP/cycle, AVX2 FMA; an estimate)" if not gpu else ""))
+    peaks = {"float32": peak}
+    line = f"CPU: {cpu}, {cores} cores at {ghz:.2f} GHz; assumed float32 peak {peak:.0f} GFLOP/s ({basis})"
+    if model.precision != "float32":
+        peaks[model.precision], other = cpu_peak(model.precision)[3:]
+        line += f"; {model.precision} peak {peaks[model.precision]:.0f} GFLOP/s ({other})"
     if gpu:
-        peak = 0.0  # no CPU peak to compare a GPU's throughput with
+        peaks = {}  # no CPU peak to compare a GPU's throughput with
+    print(line if not gpu else f"CPU: {cpu}, {cores} cores at {ghz:.2f} GHz")
     load = os.getloadavg()[0]
     best: dict = {}
     with tempfile.TemporaryDirectory(prefix="dreamvid-bench-") as tmp:
@@ -504,9 +535,11 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         print(f"  {r.name} dream strength: {r.strength:.2f} (mean |out - in|, 0..255)")
         for shot in tails.get(r.name, []):
             print(f"  {r.name} detail tail, {shot.describe()}")
+        prec = model.precision if r.name == "project" else "float32"  # (the reference is float32)
+        peak = peaks.get(prec, 0.0)
         if not r.overlapped:
             print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
-                  f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed peak" if peak > 0 else ""))
+                  f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed {prec} peak" if peak else ""))
     if len(runs) == 2:
         proj, ref = runs
         print(f"ratio (reference / project): {ref.per_frame / proj.per_frame:.3f}; "

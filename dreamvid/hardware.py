@@ -2,7 +2,8 @@
 (`--xla auto`), decided from what the processor is, never from one machine's measurements.
 
 - GPUs: bfloat16 from compute capability 8.0 (Ampere and later: bfloat16 tensor cores), float16
-  on 7.x (Volta, Turing: float16 tensor cores), float32 before.
+  on 7.x (Volta, Turing: float16 tensor cores), float32 before; Apple's GPU (PyTorch's MPS),
+  which has no such generation to read: float16 where a short measurement finds it faster.
 - CPUs: bfloat16 where the processor has AVX-512 BF16 or AMX (oneDNN's bfloat16 kernels; a
   2-core Zen 4 EPYC dreamed 1.67x faster than the float32 reference, same strength), float32
   elsewhere (on a Zen 3 without them bfloat16 was 9.4x slower).
@@ -33,6 +34,15 @@ XLA_AUTO_MAX_DEPTH = 40
 _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
+def platform_name() -> str:
+    """"linux", "windows", "macos-arm" (Apple Silicon), "macos-intel" or another OS's name: what
+    `--backend auto` chooses by."""
+    system = platform.system().lower()
+    if system == "darwin":
+        return "macos-arm" if platform.machine().lower() in ("arm64", "aarch64") else "macos-intel"
+    return system
+
+
 def cpu_flags() -> set[str] | None:
     """The CPU's feature flags from /proc/cpuinfo, or None where there is none to read."""
     try:
@@ -56,6 +66,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def flop_per_cycle(flags: set[str] | None, precision: str, cpu: str = "") -> tuple[int, str]:
+    """(FLOP per core per cycle, the vector units it assumes) for the convolutions' arithmetic in
+    `precision` on a CPU with these flags: two FMA units of the widest vectors (AVX2: 8 float32
+    lanes; AVX-512: 16, except on AMD's Zen 4, which runs a 512-bit FMA as two 256-bit halves),
+    mul + add; bfloat16 with AVX512_BF16 pairs two products per float32 lane (2x), with AMX a
+    tile unit of 1024 bfloat16 FLOP per cycle. Vendors' figures, not measured: an estimate."""
+    flags = flags or set()
+    if precision == "bfloat16" and "amx_bf16" in flags:
+        return 1024, "AMX bfloat16 tiles"
+    wide = "avx512f" in flags and "amd" not in cpu.lower()
+    lanes, unit = (16, "AVX-512 FMA") if wide else (8, "AVX2 FMA" if "fma" in flags or "avx512f" in flags else "FMA assumed")
+    if "avx512f" in flags and not wide:
+        unit = "AVX-512 FMA as two 256-bit halves"
+    per = 2 * lanes * 2
+    if precision == "bfloat16" and "avx512_bf16" in flags:
+        return 2 * per, f"AVX512_BF16 dot products on {unit.split(' FMA')[0]}"
+    return per, unit
+
+
 def gpu_precision(capability: tuple[int, int] | None) -> str:
     """The fast arithmetic of an NVIDIA GPU of this compute capability."""
     if capability is None:
@@ -73,6 +102,9 @@ def resolve_precision(requested: str, backend, device: str) -> str:
     if requested != "auto":
         return requested
     if device == "gpu":
+        if getattr(backend, "on_mps", lambda: False)():  # Apple's GPU: no generation to read, so measure once
+            return "float16" if measured(f"float16-faster|{backend.NAME}|mps",
+                                         lambda: _probe_lower(backend, "mixed_float16")) else "float32"
         return gpu_precision(backend.gpu_capability())
     flags = cpu_flags()
     if flags is not None and not (flags & _BF16_FLAGS):
@@ -159,8 +191,12 @@ def _time_gradient(backend, policy: str, xla: bool = False, size: int = 96, runs
     return best
 
 
+def _probe_lower(backend, policy: str) -> bool:
+    return _time_gradient(backend, policy) < 0.9 * _time_gradient(backend, "float32")
+
+
 def _probe_bfloat16(backend) -> bool:
-    return _time_gradient(backend, "mixed_bfloat16") < 0.9 * _time_gradient(backend, "float32")
+    return _probe_lower(backend, "mixed_bfloat16")
 
 
 def _probe_xla() -> bool:

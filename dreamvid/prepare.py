@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from dreamvid import audio, flow  # flow.motion looked up when called, so a test may replace it
+from dreamvid import audio, backends, flow  # flow.motion looked up when called, so a test may replace it
 from dreamvid.config import Config
 from dreamvid.dreamer import Dreamer
 from dreamvid.errors import ConfigError
@@ -65,7 +65,8 @@ def make_dreamer(cfg: Config, model, progress: Progress, settings=None):
     dreamer = Dreamer(model, objective, settings or cfg.dream, guide=guide_image)
     progress.info(f"dreaming {objective} of {model.name}"
                   + (f", guided by '{cfg.dream.guide}'" if cfg.dream.guide else "")
-                  + f"; backend {dreamer.device_label}, {model.precision}" + (", XLA" if dreamer.xla else ""))
+                  + f"; backend {dreamer.device_label}, {model.precision}" + (", XLA" if dreamer.xla else "")
+                  + (f" ({backends.why()})" if backends.why() else ""))
     return dreamer, weights_at
 
 

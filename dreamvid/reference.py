@@ -5,6 +5,8 @@
   original DeepDream notebook, serial OpenCV flow, warp and blend, frames encoded as they come;
 - `plain_loop`: the plainest compiled loop of the same network, precision, octaves and steps
   (no jitter, tiles or masks), the floor under the engine's dream of one frame;
+- `native_torch_loop`: the same in plain PyTorch (torch.nn convolutions, torch.autograd.grad, no
+  Keras), what the engine on PyTorch is measured against;
 - `Run`: what one implementation did (seconds by stage, strength, steps, FLOPs);
 - `step_flops`: the FLOPs of one ascent step, counted from the network's convolutions.
 
@@ -25,6 +27,7 @@ from dreamvid import backends
 from dreamvid.config import DreamSettings, VideoSettings
 from dreamvid.dreamer import over_octaves
 from dreamvid.frames import amount
+from dreamvid.models import CAFFE_MEAN_BGR
 
 SEED = 1234  # jitter of the reference (the bench's clip and project use the same)
 # Dreaming takes the gradient with respect to the image only: per convolution the forward pass
@@ -272,6 +275,77 @@ def plain_loop(model, layer: str, sizes: list, steps: int, step: float):
     return dream
 
 
+def native_torch_loop(model, layer: str, sizes: list, steps: int, step: float, device: str = "cpu"):
+    """The plainest native PyTorch dream of the same network, precision, octaves and steps: the
+    network's convolutions and poolings as a torch.nn.Sequential holding its weights, channels-last,
+    autocast in the network's precision, torch.autograd.grad on the image, std-normalised steps
+    (no jitter, tiles or masks), octaves resized with F.interpolate: no Keras anywhere in the
+    loop. What a PyTorch user would write; the floor under the engine on PyTorch. None where the
+    network is not a plain chain of "same" stride-1 convolutions and poolings (VGG) in "caffe"
+    preprocessing; `device` a torch device ("cpu", "cuda")."""
+    import torch
+    import torch.nn.functional as F
+
+    from dreamvid.backends import torchnet  # (PyTorch: only on that backend)
+
+    net = model.network([layer])
+    if model.preprocess_mode != "caffe":
+        return None
+    mods = []
+    for lyr in net.layers:
+        kind, cfg = type(lyr).__name__, torchnet.config(lyr)  # (get_config would import TensorFlow)
+        act = getattr(getattr(lyr, "activation", None), "__name__", "")
+        if kind == "InputLayer":
+            continue
+        if kind == "Conv2D" and cfg["padding"] == "same" and tuple(cfg["strides"]) == (1, 1) \
+                and tuple(cfg["dilation_rate"]) == (1, 1) and cfg.get("groups", 1) == 1 and cfg["use_bias"] \
+                and act in ("relu", "linear") and all(k % 2 for k in cfg["kernel_size"]):
+            kernel, bias = (np.asarray(w) for w in lyr.get_weights())
+            conv = torch.nn.Conv2d(kernel.shape[2], kernel.shape[3], kernel.shape[:2],
+                                   padding=(kernel.shape[0] // 2, kernel.shape[1] // 2))
+            conv.weight.data = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
+            conv.bias.data = torch.from_numpy(bias.copy())
+            mods += [conv, torch.nn.ReLU()] if act == "relu" else [conv]
+        elif kind == "MaxPooling2D" and cfg["padding"] == "valid":
+            mods.append(torch.nn.MaxPool2d(tuple(cfg["pool_size"]), tuple(cfg["strides"] or cfg["pool_size"])))
+        else:
+            return None
+    dev = torch.device(device)
+    seq = torch.nn.Sequential(*mods).to(dev).to(memory_format=torch.channels_last).eval().requires_grad_(False)
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(model.precision)
+    mean = torch.tensor(CAFFE_MEAN_BGR, device=dev).view(1, 3, 1, 1)
+
+    def loss(x):
+        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = seq(x.flip(1) - mean)  # RGB -> BGR, minus the means: "caffe"
+        return out.float().square().mean()
+
+    def octave(x):
+        for _ in range(steps):
+            x = x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(loss(x), x)
+            x = (x + step * g / (g.std() + 1e-8)).clamp(0.0, 255.0)
+        return x.detach()
+
+    def resize(x, size):
+        if tuple(x.shape[2:]) == tuple(size):
+            return x
+        down = size[0] * size[1] < x.shape[2] * x.shape[3]
+        return F.interpolate(x, size=tuple(size), mode="bilinear" if down else "bicubic", antialias=down,
+                             align_corners=False)
+
+    def dream(frame):  # uint8 (H, W, 3) in and out, as the engine's
+        full = torch.from_numpy(frame).to(dev).permute(2, 0, 1)[None].float().contiguous(memory_format=torch.channels_last)
+        detail = torch.zeros((1, 3, *sizes[0]), device=dev)
+        for size in sizes:
+            base = resize(full, size)
+            detail = octave(base + resize(detail, size)) - base
+        out = (full + detail).clamp(0.0, 255.0).round().to(torch.uint8)
+        return out[0].permute(1, 2, 0).cpu().numpy()
+
+    return dream
+
+
 _flops_cache: dict = {}
 
 
@@ -299,4 +373,4 @@ def step_flops(model, layer: str, h: int, w: int) -> float:
     return _flops_cache[key]
 
 
-__all__ = ["Run", "run_reference", "plain_loop", "layer_loss", "png_frames", "step_flops", "STAGES", "BACKWARD_FACTOR"]
+__all__ = ["Run", "run_reference", "plain_loop", "native_torch_loop", "layer_loss", "png_frames", "step_flops", "STAGES", "BACKWARD_FACTOR"]

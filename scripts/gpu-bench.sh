@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The GPU measurement: `python -m dreamvid.bench` at 1280x720 on the GPU, for each Keras backend
-# the machine has, project and reference side by side in each run.
+# The GPU measurement: `python -m dreamvid.bench` on the whole 1280x720 pipeline for each Keras
+# backend the machine has (JAX and PyTorch in one run: PyTorch's native network beside JAX),
+# project and reference side by side in each run, each first frame's compile time reported,
+# then the dream alone; a summary at the end gives PyTorch's frames/s as a share of JAX's.
 #
 # Made for a machine with PyTorch, JAX, NumPy, SciPy and OpenCV but no Keras and no network: the
 # missing pure-Python packages travel as wheels in .whl/ (keras, namex, optree) and imageio-ffmpeg's
@@ -10,14 +12,24 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl keras==3.15.1 namex optree
 #   mkdir -p .whl/imageio_ffmpeg/binaries && cp "$(python3 -c 'import imageio_ffmpeg,os;print(os.path.dirname(imageio_ffmpeg.__file__))')"/{*.py,binaries/__init__.py} ...
 # Then run `bash scripts/gpu-bench.sh [FRAMES] [BACKENDS]` on the GPU machine from the repository
-# root; reports go to $OUT (or /tmp/dreamvid-gpu). PARTS="dream" runs the dream alone only
-# (default "pipeline dream").
+# root; reports go to $OUT (or /tmp/dreamvid-gpu). PARTS="dream" runs the dream alone only,
+# PARTS="pipeline" the pipeline only (default "pipeline dream": about 8-10 minutes on an H200;
+# where one command may run 10 minutes at most, run the two parts as two calls).
+# PyTorch's dream alone runs with each torch.compile mode (DREAMVID_TORCH_COMPILE on, and
+# reduce-overhead: CUDA graphs), so the faster is known. DEVICE=cpu WIDTH=160 HEIGHT=90 DREAM_N=2 tries
+# the script's path on a machine without a GPU (figures of no interest there; DREAM_N: the dream-only
+# repeats, default 20).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 frames=${1:-48}
 backends=${2:-"jax torch tensorflow"}
 out=${OUT:-/tmp/dreamvid-gpu}
 parts=${PARTS:-"pipeline dream"}
+device=${DEVICE:-gpu}
+width=${WIDTH:-1280}
+height=${HEIGHT:-720}
+dream_n=${DREAM_N:-20}
+size=(--device "$device" --model vgg16 --width "$width" --height "$height")
 mkdir -p "$out"
 site=/tmp/dreamvid-site
 if [ -d .whl ]; then
@@ -28,33 +40,50 @@ export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 export DREAMVID_CACHE=/tmp/dreamvid-cache  # JAX's persistent compilation cache lives here
 io=png
 command -v ffmpeg >/dev/null && io=mp4
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; KERAS_BACKEND=jax python3 -c \
-  'import numpy, cv2, keras; print("numpy", numpy.__version__, "opencv", cv2.__version__, "keras", keras.__version__)'; } \
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi"; nproc; KERAS_BACKEND=jax python3 -c \
+  'import numpy, cv2, keras; print("numpy", numpy.__version__, "opencv", cv2.__version__, "keras", keras.__version__)'
+  for b in jax torch; do python3 -c "import $b; print('$b', $b.__version__)" 2>/dev/null; done; } \
   2>&1 | tee "$out/machine.txt"
-# 1) the whole pipeline, project and reference, for each backend (PyTorch on fewer frames: slower)
+# 1) the whole pipeline, project and reference, for each backend, the same frames each
 for b in $backends; do
   [[ " $parts " == *" pipeline "* ]] || break
   python3 -c "import $b" 2>/dev/null || { echo "$b: not installed, skipped" | tee -a "$out/machine.txt"; continue; }
-  n=$frames; [ "$b" = torch ] && n=$(( frames / 2 ))
-  timeout 240 python3 -m dreamvid.bench --backend "$b" --device gpu --model vgg16 --width 1280 --height 720 \
+  n=$frames
+  timeout 240 python3 -m dreamvid.bench --backend "$b" "${size[@]}" \
     --frames "$n" --io "$io" --sheet "$out/sheet-$b.jpg" 2>&1 | grep -v "^WARNING\|^I0000\|^W0000" | tee "$out/bench-$b.txt"
   if [ "$b" = jax ]; then
     # what the chain kept on the device gains: the same render fetching each dream before the
     # next frame is queued; a new process, so its compile time is that of loops loaded from
     # JAX's persistent compilation cache
-    timeout 120 python3 -m dreamvid.bench --backend jax --device gpu --model vgg16 --width 1280 --height 720 \
+    timeout 120 python3 -m dreamvid.bench --backend jax "${size[@]}" \
       --frames "$n" --io "$io" --only project --no-chain 2>&1 | grep -v "^WARNING" | tee "$out/bench-jax-no-chain.txt"
   fi
 done
 # 2) the dream alone, nothing around it: the engine per call and queued as a render's chain
-#    queues it, beside its per-octave calls, its step count passed in and the plainest loop;
-#    then in float32 (JAX)
+#    queues it, beside its per-octave calls, its step count passed in and the plainest loop
+#    (on PyTorch also the plainest native PyTorch loop and the network through Keras); then in
+#    float32 (JAX), and PyTorch with CUDA graphs (torch.compile's reduce-overhead)
 for b in $backends; do
   [[ " $parts " == *" dream "* ]] || break
   python3 -c "import $b" 2>/dev/null || continue
-  for p in auto float32; do
+  for p in auto float32 reduce-overhead; do
     [ "$p" = float32 ] && [ "$b" != jax ] && continue
-    timeout 240 python3 -m dreamvid.bench --backend "$b" --device gpu --model vgg16 --width 1280 --height 720 \
-      --dream-only 20 --precision "$p" 2>&1 | grep "^dream only" | tee -a "$out/dream-only.txt"
+    [ "$p" = reduce-overhead ] && [ "$b" != torch ] && continue
+    precision=$p; mode=auto; [ "$p" = reduce-overhead ] && { precision=auto; mode=reduce-overhead; }
+    echo "$b --precision $precision DREAMVID_TORCH_COMPILE=$mode" | tee -a "$out/dream-only.txt"
+    DREAMVID_TORCH_COMPILE=$mode timeout 240 python3 -m dreamvid.bench --backend "$b" "${size[@]}" \
+      --dream-only "$dream_n" --precision "$precision" 2>&1 | grep "^dream only" | tee -a "$out/dream-only.txt"
   done
 done
+# 3) the summary: PyTorch's whole pipeline as a share of JAX's, and each first frame's compile
+fps() { sed -n 's/.*project frames\/s after the first frame: whole pipeline \([0-9.]*\),.*/\1/p' "$1" 2>/dev/null | head -n 1; }
+compile_s() { sed -n 's/.*project frames\/s after the first frame:.*before the first frame \([0-9.]*\) s.*/\1/p' "$1" 2>/dev/null | head -n 1; }
+{
+  for b in $backends; do
+    [ -s "$out/bench-$b.txt" ] && echo "$b: whole pipeline $(fps "$out/bench-$b.txt") frames/s after the first frame; first frame's compile $(compile_s "$out/bench-$b.txt") s"
+  done
+  j=$(fps "$out/bench-jax.txt"); t=$(fps "$out/bench-torch.txt")
+  if [ -n "$j" ] && [ -n "$t" ]; then
+    python3 -c "print(f'PyTorch at {$t / $j:.2f}x JAX on the whole pipeline (the issue asks for >= 0.8x)')"
+  fi
+} 2>&1 | tee "$out/summary.txt"

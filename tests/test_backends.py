@@ -22,6 +22,7 @@ def machine(monkeypatch):
     state = {"installed": {"tensorflow", "jax", "torch"}, "nvidia": False, "sees": set(), "asked": []}
     monkeypatch.setattr(backends, "installed", lambda name: name in state["installed"])
     monkeypatch.setattr(backends, "_nvidia_present", lambda: state["nvidia"])
+    monkeypatch.setattr(hardware, "platform_name", lambda: "linux")  # (tests of other platforms set theirs)
 
     def sees(name):
         state["asked"].append(name)
@@ -235,3 +236,50 @@ def test_the_command_line_runs_on_the_backend_asked_for(tmp_path, tiny_keras_fil
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert "backend jax on CPU" in proc.stderr and out.exists()
     assert "tensorflow imported: False" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- auto per platform
+
+
+def test_auto_follows_the_platform(machine, monkeypatch):
+    """Windows: PyTorch where it sees a CUDA GPU; Apple Silicon: PyTorch where it sees MPS;
+    Linux: an NVIDIA GPU's fastest backend; else the CPU's default. Each says why."""
+    monkeypatch.setattr(hardware, "platform_name", lambda: "windows")
+    machine.update(nvidia=False, sees={"torch"})  # no /proc/driver/nvidia on Windows
+    assert backends.choose("auto") == ("torch", "auto: Windows with a CUDA GPU, which only PyTorch reaches there")
+    machine.update(installed={"tensorflow", "jax"})
+    name, why = backends.choose("auto")
+    assert name == "tensorflow" and "no GPU" in why
+    machine.update(installed={"tensorflow", "jax", "torch"}, sees={"mps"}, asked=[])
+    monkeypatch.setattr(hardware, "platform_name", lambda: "macos-arm")
+    assert backends.choose("auto")[0] == "torch" and "MPS" in backends.choose("auto")[1]
+    assert backends.choose("auto", device="cpu")[0] == "tensorflow"
+    monkeypatch.setattr(hardware, "platform_name", lambda: "macos-intel")
+    assert backends.choose("auto")[0] == "tensorflow"
+    monkeypatch.setattr(hardware, "platform_name", lambda: "linux")
+    machine.update(nvidia=True, sees={"jax", "torch"}, asked=[])
+    assert backends.choose("auto")[0] == "jax" and machine["asked"] == ["jax"]
+    machine.update(sees={"mps", "torch"})  # (no MPS on Linux: the CUDA order holds)
+    assert backends.choose("auto")[0] == "torch"
+    assert backends.choose("torch") == ("torch", "asked for")
+
+
+def test_the_platform_is_read_from_python(monkeypatch):
+    import platform
+
+    for system, machine_name, want in (("Darwin", "arm64", "macos-arm"), ("Darwin", "x86_64", "macos-intel"),
+                                       ("Windows", "AMD64", "windows"), ("Linux", "x86_64", "linux")):
+        monkeypatch.setattr(platform, "system", lambda s=system: s)
+        monkeypatch.setattr(platform, "machine", lambda m=machine_name: m)
+        assert hardware.platform_name() == want
+
+
+def test_apple_gpu_precision_is_measured_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("DREAMVID_CACHE", str(tmp_path))
+    probes = []
+    monkeypatch.setattr(hardware, "_probe_lower", lambda backend, policy: probes.append(policy) or True)
+    mps = _Backend("torch")
+    mps.on_mps = lambda: True
+    assert hardware.resolve_precision("auto", mps, "gpu") == "float16"
+    assert hardware.resolve_precision("auto", mps, "gpu") == "float16"
+    assert probes == ["mixed_float16"]

@@ -141,3 +141,24 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
         assert _floats(r"dream alone ([\d.]+)", out)[0] > 0 and "TFLOP" in out
     else:
         assert "dream alone (not seen: the device runs it behind the rest" in out and "TFLOP" not in out
+
+
+def test_the_assumed_peak_follows_the_vector_units_and_precision(monkeypatch):
+    """Faked CPU flags: AVX2 (Zen 3), Zen 4's AVX-512 in two halves with AVX512_BF16, an Intel
+    Xeon's AVX-512 with AMX; each says what it assumes, and that it is an estimate."""
+    from dreamvid import hardware
+
+    zen3, zen4 = {"avx2", "fma"}, {"avx2", "fma", "avx512f", "avx512_bf16"}
+    xeon = zen4 | {"amx_bf16", "amx_tile"}
+    assert hardware.flop_per_cycle(zen3, "float32") == (32, "AVX2 FMA")
+    assert hardware.flop_per_cycle(zen3, "bfloat16")[0] == 32  # no bfloat16 units: the float32 rate
+    assert hardware.flop_per_cycle(zen4, "float32", "AMD EPYC 9R14") == (32, "AVX-512 FMA as two 256-bit halves")
+    assert hardware.flop_per_cycle(zen4, "bfloat16", "AMD EPYC 9R14")[0] == 64
+    assert hardware.flop_per_cycle(xeon, "float32", "Intel(R) Xeon(R) Platinum") == (64, "AVX-512 FMA")
+    assert hardware.flop_per_cycle(xeon, "bfloat16", "Intel(R) Xeon(R) Platinum") == (1024, "AMX bfloat16 tiles")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: zen4)
+    _, cores, ghz, peak, basis = bench.cpu_peak("bfloat16")
+    assert "an estimate" in basis and "FLOP/cycle" in basis
+    assert peak == cores * ghz * hardware.flop_per_cycle(zen4, "bfloat16", bench.cpu_peak()[0])[0]
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: None)  # macOS, Windows: nothing to read
+    assert "no CPU flags to read" in bench.cpu_peak()[4]

@@ -16,7 +16,7 @@ LAYERS = [
     ("ground", {"version", "errors", "frames", "files", "ffmpeg", "schedule", "config"}),
     ("stages", {"sources", "depth", "masks", "flow", "carry", "colors", "zoom", "sinks", "audio", "plan",
                 "preview", "metrics"}),
-    ("engine", {"backends", "backends.tensorflow", "backends.jax", "backends.torch", "hardware", "graphdef",
+    ("engine", {"backends", "backends.tensorflow", "backends.jax", "backends.torch", "backends.torchnet", "hardware", "graphdef",
                 "models", "objectives", "dreamer"}),
     ("plumbing", {"progress", "workfolder", "stages"}),
     ("render", {"prepare", "chain", "segments"}),

@@ -15,10 +15,13 @@ framework lives in one short module per backend, all with the same interface (`B
     gpu_capability()     its CUDA compute capability (major, minor), for hardware.resolve_precision
 
 Keras fixes its backend when it is first imported, so `configure(backend, device)` must run
-before anything imports keras (the CLI calls it first thing). `auto` picks a backend that sees
-a GPU when there is one (JAX first: through Keras it is the fastest on NVIDIA GPUs, then PyTorch,
-then TensorFlow's CUDA build), else TensorFlow, the default install. KERAS_BACKEND, which Keras
-users already know, is honoured by `auto`.
+before anything imports keras (the CLI calls it first thing). `auto` picks per platform
+(`hardware.platform_name`): on Linux with an NVIDIA driver the fastest backend that sees the GPU
+(JAX, then PyTorch, then TensorFlow's CUDA build); on Windows PyTorch with CUDA (TensorFlow has
+had no Windows GPU build since 2.10, JAX none for CUDA on Windows); on macOS with Apple Silicon
+PyTorch on its MPS GPU; else TensorFlow, the default install, on the CPU. KERAS_BACKEND, which
+Keras users already know, is honoured by `auto`. `why()` says why the last `configure` chose as
+it did, for the start-up line.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import importlib.util
 import os
 import sys
 
+from dreamvid import hardware
 from dreamvid.errors import ConfigError
 
 NAMES = ("tensorflow", "jax", "torch")
@@ -47,8 +51,13 @@ def _nvidia_present() -> bool:
 
 
 def _sees_gpu(name: str) -> bool:
-    """Whether framework `name` (imported here, so only call it on a GPU machine) has a GPU."""
+    """Whether framework `name` (imported here, so only call it on a GPU machine) has a GPU:
+    CUDA, or for "mps" PyTorch's Apple GPU."""
     try:
+        if name == "mps":
+            import torch
+
+            return torch.backends.mps.is_available()
         if name == "jax":
             import jax
 
@@ -64,26 +73,46 @@ def _sees_gpu(name: str) -> bool:
         return False
 
 
+_WHY = {"reason": ""}
+
+
+def why() -> str:
+    """Why the last configure() chose its backend ("" before it ran)."""
+    return _WHY["reason"]
+
+
 def resolve(backend: str = "auto", device: str = "auto") -> str:
     """The backend `auto` stands for here (see the module docstring); a named one is checked."""
+    return choose(backend, device)[0]
+
+
+def choose(backend: str = "auto", device: str = "auto") -> tuple[str, str]:
+    """(backend, why): resolve's answer and the reason, in a few words."""
     if backend not in CHOICES:
         raise ConfigError(f"backend must be one of {', '.join(CHOICES)}; got {backend!r}")
     if backend != "auto":
         if not installed(backend):
             raise ConfigError(f"--backend {backend}, but {backend} is not installed; {_EXTRA[backend]}")
-        return backend
+        return backend, "asked for"
     env = os.environ.get("KERAS_BACKEND")
     if env:
         if env not in NAMES:
             raise ConfigError(f"KERAS_BACKEND={env} is not a backend dreamvid runs on; use one of {', '.join(NAMES)}")
-        return env
-    if device != "cpu" and _nvidia_present():
-        for name in _GPU_ORDER:
-            if installed(name) and _sees_gpu(name):
-                return name
+        return env, "KERAS_BACKEND"
+    where = hardware.platform_name()
+    if device != "cpu":
+        if where == "windows" and installed("torch") and _sees_gpu("torch"):
+            return "torch", "auto: Windows with a CUDA GPU, which only PyTorch reaches there"
+        if where == "macos-arm" and installed("torch") and _sees_gpu("mps"):
+            return "torch", "auto: Apple Silicon, whose GPU PyTorch reaches (MPS)"
+        if where == "linux" and _nvidia_present():
+            for name in _GPU_ORDER:
+                if installed(name) and _sees_gpu(name):
+                    return name, "auto: the fastest installed backend that sees the NVIDIA GPU (JAX, PyTorch, TensorFlow)"
     for name in ("tensorflow", "jax", "torch"):
         if installed(name):
-            return name
+            reason = "asked for the CPU" if device == "cpu" else "no GPU that an installed backend reaches"
+            return name, f"auto: {reason}; the first installed of TensorFlow, JAX, PyTorch"
     raise ConfigError("no Keras backend is installed; pip install dreamvid (TensorFlow), 'dreamvid[jax]' or 'dreamvid[torch]'")
 
 
@@ -98,7 +127,7 @@ def configure(backend: str = "auto", device: str = "auto") -> str:
             raise ConfigError(f"Keras already runs on {active} in this process; --backend {backend} must be chosen "
                               f"before Keras is imported (set KERAS_BACKEND={backend})")
         return active
-    name = resolve(backend, device)
+    name, _WHY["reason"] = choose(backend, device)
     os.environ["KERAS_BACKEND"] = name
     if device == "cpu":  # hide GPUs from whichever framework runs
         os.environ["JAX_PLATFORMS"] = "cpu"

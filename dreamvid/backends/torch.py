@@ -2,15 +2,26 @@
 
 Keras runs PyTorch eagerly: the octave's steps are a Python loop, but every tensor (image,
 jitter table, gradient) stays on the device, so no step waits for a copy to the host.
+
+The network itself runs natively (`torchnet`): its layers rebuilt as torch ops, channels-last,
+the weights frozen, autocast in the precision asked for, and on a CUDA GPU its forward pass
+through torch.compile, one graph per octave size; a network with a layer the converter does not
+rebuild runs through Keras, as before (one log line says which layer). DREAMVID_TORCH_NATIVE=0
+runs every network through Keras (to compare the two).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from contextlib import nullcontext
 
 import torch
 
+from dreamvid.backends import torchnet
+
 NAME = "torch"
+log = logging.getLogger("dreamvid")
 
 
 def grad(fn, xla: bool = False):
@@ -32,9 +43,34 @@ def compile(fn):
 
 def bind(model):
     """(state, apply) with the weights frozen: requires_grad off, so only the input's gradient is
-    computed (a third less work than a training step's backward pass)."""
+    computed (a third less work than a training step's backward pass). apply runs the network
+    natively (module docstring) where it converts, else the Keras model."""
     model.trainable = False
-    return (), lambda state, x: model(x)
+    net = native(model)
+    if net is None:
+        return (), lambda state, x: model(x)
+    return (), lambda state, x: net(x)
+
+
+def native(model):
+    """The Keras `model` as a torchnet.Network on Keras' device (compiled as compile_mode says),
+    or None where it does not convert or DREAMVID_TORCH_NATIVE=0 (the reason logged)."""
+    if os.environ.get("DREAMVID_TORCH_NATIVE", "1") == "0":
+        return None
+    where = torch.device(device())
+    try:
+        net = torchnet.convert(model, where)
+    except torchnet.NotConvertible as exc:
+        log.info("PyTorch: %s; this network runs through Keras (slower)", exc)
+        return None
+    return torchnet.compiled(net, torchnet.compile_mode(where.type))
+
+
+def device() -> str:
+    """The torch device Keras computes on ("cpu", "cuda", "mps")."""
+    from keras.src.backend.torch.core import get_device
+
+    return str(get_device())
 
 
 def gpu_name() -> str | None:
@@ -42,11 +78,18 @@ def gpu_name() -> str | None:
 
     if str(get_device()).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
+    if on_mps():
+        return "Apple GPU (MPS)"
     return None
 
 
+def on_mps() -> bool:
+    """Whether Keras computes on PyTorch's Apple GPU (MPS): precision is measured there."""
+    return device().startswith("mps")
+
+
 def gpu_capability() -> tuple[int, int] | None:
-    return torch.cuda.get_device_capability(0) if gpu_name() else None
+    return torch.cuda.get_device_capability(0) if gpu_name() and not on_mps() else None
 
 
 def placement(device: str):
