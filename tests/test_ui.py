@@ -1,0 +1,263 @@
+"""The web page (`dreamvid ui`): its refusals without a browser, then the real server (a
+`dreamvid ui` process) for what it serves and where it listens, then a real browser (Playwright
+driving the system's Chromium, /usr/bin/chromium: Playwright's own browser download is not
+needed) through the page's whole use: open the sample clip, preview a frame, render a tiny clip
+with its progress showing, cancel and resume, play and download the result, and the one-line
+answer to a text file uploaded as a video. Each step's screenshot goes to $DREAMVID_UI_SHOTS
+(or the test's temporary folder), to be looked at.
+
+The server and browser tests skip with a message where Gradio, Playwright or Chromium is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from cli_asserts import one_line_error
+from dreamvid import cli, ui
+from dreamvid.errors import ConfigError, InputError
+
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
+CHROMIUM = os.environ.get("DREAMVID_CHROMIUM", "/usr/bin/chromium")
+
+
+# ----------------------------------------------------------------------------- no server
+
+
+def test_listen_without_a_password_is_refused_in_one_line(capsys, monkeypatch):
+    monkeypatch.delenv(ui.AUTH_ENV, raising=False)
+    code = cli.main(["ui", "--listen", "0.0.0.0"])
+    one_line_error(code, capsys.readouterr().err, "--listen 0.0.0.0", "--auth")
+    code = cli.main(["ui", "--listen", "0.0.0.0", "--auth", "bob"])  # no password in it
+    one_line_error(code, capsys.readouterr().err, "USER:PASSWORD")
+
+
+def test_loopback_by_default_and_a_password_from_the_environment(monkeypatch):
+    monkeypatch.delenv(ui.AUTH_ENV, raising=False)
+    assert ui.check_listen(None, None) == ("127.0.0.1", None)
+    monkeypatch.setenv(ui.AUTH_ENV, "ann:s3cret")
+    assert ui.check_listen("0.0.0.0", None) == ("0.0.0.0", ("ann", "s3cret"))
+    with pytest.raises(ConfigError, match="USER:PASSWORD"):
+        ui.check_listen("0.0.0.0", "ann:")
+
+
+def test_an_upload_is_checked_for_its_type_before_any_work(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    with pytest.raises(InputError, match=r"'notes.txt' is not a clip or a still \(.txt\)"):
+        ui.describe(str(text), str(tmp_path / "page"))
+    fake = tmp_path / "notes.mp4"  # a text file that only claims to be a video: ffmpeg says so
+    fake.write_text("not a video either\n" * 20)
+    with pytest.raises(InputError, match="notes.mp4"):
+        ui.describe(str(fake), str(tmp_path / "page"))
+    with pytest.raises(InputError, match="over this page's limit"):
+        ui.describe(os.path.join(SAMPLES, "pan.mp4"), str(tmp_path / "page"), max_mb=0.01)
+    assert not (tmp_path / "page").exists()  # nothing made for a refused file
+    opened, frame = ui.describe(os.path.join(SAMPLES, "pan.mp4"), str(tmp_path / "page"))
+    assert opened.kind == "clip" and "29.970 fps" in opened.line and "with sound" in opened.line
+    assert frame.shape[2] == 3 and os.path.isfile(opened.first)
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses (hex, as /proc/net/tcp{,6} write them) listening on `port`."""
+    found = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(name):
+            continue
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, hexport = local.rsplit(":", 1)
+                if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                    found.append(addr)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A `dreamvid ui` process on a free port, its work folder, its URL; stopped after."""
+    pytest.importorskip("gradio", reason="the page needs Gradio: pip install 'dreamvid[ui]'")
+    folder = tmp_path_factory.mktemp("page") / "work"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != ui.AUTH_ENV}
+    log = open(folder.parent / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "dreamvid.cli", "ui", "--port", str(port), "--folder", str(folder)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder.parent))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5).read()
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.close()
+                    pytest.fail("the server did not start: " + (folder.parent / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield {"url": url, "port": port, "folder": str(folder), "proc": proc}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _status(url: str) -> int:
+    try:
+        return urllib.request.urlopen(url, timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_server_listens_on_the_loopback_only(server):
+    if not os.path.exists("/proc/net/tcp"):
+        pytest.skip("reads the listening sockets from Linux's /proc/net/tcp")
+    assert _listening(server["port"]) == ["0100007F"]  # 127.0.0.1, and no other address
+
+
+def test_the_server_serves_files_from_its_work_folder_only(server, tmp_path):
+    folder = server["folder"]
+    inside = os.path.join(folder, "renders", "made-here.txt")
+    with open(inside, "w") as f:
+        f.write("made by the page\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for the page\n")
+    beside = os.path.join(os.path.dirname(folder), "server.log")  # the server's own working folder
+    os.symlink(str(outside), os.path.join(folder, "renders", "link.txt"))  # a link out of the folder
+    base = server["url"] + "gradio_api/file="
+    assert _status(base + inside) == 200
+    for path in (str(outside), beside, "/etc/passwd", os.path.join(folder, "renders", "link.txt"),
+                 os.path.join(folder, "renders", "..", "..", "server.log"), "http://127.0.0.1:1/x"):
+        assert _status(base + path) == 403, path
+        assert _status(server["url"] + "file=" + path) in (403, 404), path
+
+
+# ----------------------------------------------------------------------------- the browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright: pip install playwright")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set DREAMVID_CHROMIUM)")
+    with sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()
+
+
+def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(server, browser, tmp_path):
+    shots = os.environ.get("DREAMVID_UI_SHOTS") or str(tmp_path / "shots")
+    os.makedirs(shots, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    status = page.locator("#dv-status")
+
+    def shot(name):
+        page.screenshot(path=os.path.join(shots, f"{name}.png"), full_page=True)
+
+    def wait_status(text, timeout=120):
+        page.wait_for_function("t => document.querySelector('#dv-status').innerText.includes(t)", arg=text,
+                               timeout=timeout * 1000)
+
+    def settle():
+        page.wait_for_function("() => !document.querySelector('.pending, .generating')", timeout=30000)
+
+    t0 = time.monotonic()
+    # 1) open the page, then the sample clip: its first frame and facts at once
+    page.goto(server["url"])
+    page.wait_for_selector("#dv-upload input[type=file]", state="attached")
+    shot("01-page")
+    page.locator("#dv-upload input[type=file]").set_input_files(os.path.join(SAMPLES, "pan.mp4"))
+    wait_status("opened")
+    page.wait_for_selector("#dv-input img")
+    settle()
+    assert "320x180" in page.locator("#dv-info").inner_text() and "with sound" in page.locator("#dv-info").inner_text()
+    shot("02-opened")
+
+    # 2) a tiny look: preview preset (the offline network), 96 px wide, 24 frames
+    for sel, value in (("#dv-width input", "96"), ("#dv-frames input", "24"), ("#dv-seed input", "1")):
+        page.locator(sel).fill(value)
+        page.locator(sel).blur()
+    page.click("#dv-preview")
+    wait_status("the first frame dreamed in", timeout=180)
+    page.wait_for_selector("#dv-dream img")
+    settle()
+    shot("03-preview")
+
+    # 3) render, with the progress and the latest frame showing; cancel it partway
+    page.click("#dv-render")
+    page.wait_for_function("() => { const p = document.querySelector('#dv-status progress');"
+                           " return p && p.value >= 2; }", timeout=180000)
+    page.wait_for_selector("#dv-dream img")
+    progress_text = status.inner_text()
+    assert "frame" in progress_text and "of 24" in progress_text and "frames/s" in progress_text, progress_text
+    shot("04-rendering")
+    page.click("#dv-cancel")
+    wait_status("cancelled:")
+    settle()
+    kept = int(status.inner_text().split("cancelled: ")[1].split()[0])
+    assert 2 <= kept < 24, status.inner_text()
+    shot("05-cancelled")
+
+    # 4) render again: it resumes after the kept frames and finishes; the result plays
+    page.click("#dv-render")
+    wait_status("done in", timeout=180)
+    assert f"resuming from frame {kept}" in status.inner_text() or f"resumed at frame {kept}" in status.inner_text()
+    page.wait_for_selector("#dv-video video")
+    settle()
+    played = page.evaluate("""async () => {
+        const v = document.querySelector('#dv-video video');
+        v.muted = true;
+        await v.play();
+        await new Promise(r => setTimeout(r, 600));
+        return {time: v.currentTime, width: v.videoWidth, duration: v.duration};
+    }""")
+    assert played["time"] > 0 and played["width"] == 96 and 0.7 < played["duration"] < 0.9, played
+    shot("06-playing")
+
+    # 5) download the render (its record is offered beside it)
+    links = page.locator("#dv-files a")
+    names = [links.nth(i).inner_text() for i in range(links.count())]
+    assert any(n.endswith(".mp4") for n in names) and any(n.endswith(".mp4.json") for n in names), names
+    with page.expect_download() as got:
+        page.locator("#dv-files a", has_text=".mp4").filter(has_not_text=".json").first.click()
+    saved = str(tmp_path / "download.mp4")
+    got.value.save_as(saved)
+    from dreamvid.sources import probe_video
+
+    facts = probe_video(saved)
+    assert facts["n_frames"] == 24 and facts["width"] == 96 and facts["has_audio"], facts
+
+    # 6) a text file uploaded as a video: one line in the page, nothing else changes
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a video\n")
+    page.locator("#dv-upload input[type=file]").set_input_files(str(text))
+    wait_status("error:")
+    line = status.inner_text().strip()
+    assert line.startswith("error: 'notes.txt' is not a clip or a still") and "\n" not in line, line
+    settle()
+    shot("07-text-file")
+    print(f"\nbrowser test: {time.monotonic() - t0:.1f} s; screenshots in {shots}")
+    page.close()
+    shutil.rmtree(os.path.join(server["folder"], "renders"), ignore_errors=True)
