@@ -196,7 +196,7 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
     shot("02-opened")
 
     # 2) a tiny look: preview preset (the offline network), 96 px wide, 24 frames
-    for sel, value in (("#dv-width input", "96"), ("#dv-frames input", "24"), ("#dv-seed input", "1")):
+    for sel, value in (("#dv-width input", "96"), ("#dv-frames input", "60"), ("#dv-seed input", "1")):
         page.locator(sel).fill(value)
         page.locator(sel).blur()
     page.click("#dv-preview")
@@ -205,19 +205,22 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
     settle()
     shot("03-preview")
 
-    # 3) render, with the progress and the latest frame showing; cancel it partway
+    # 3) render, with the progress and the latest frame showing; cancel it partway (more steps
+    # for the later frames than the preview preset's, so there is time to)
+    page.locator("#dv-iterations-next input[type=number]").fill("24")
+    page.locator("#dv-iterations-next input[type=number]").blur()
     page.click("#dv-render")
     page.wait_for_function("() => { const p = document.querySelector('#dv-status progress');"
                            " return p && p.value >= 2; }", timeout=180000)
     page.wait_for_selector("#dv-dream img")
     progress_text = status.inner_text()
-    assert "frame" in progress_text and "of 24" in progress_text and "frames/s" in progress_text, progress_text
-    shot("04-rendering")
+    assert "frame" in progress_text and "of 60" in progress_text and "frames/s" in progress_text, progress_text
     page.click("#dv-cancel")
+    shot("04-rendering")
     wait_status("cancelled:")
     settle()
     kept = int(status.inner_text().split("cancelled: ")[1].split()[0])
-    assert 2 <= kept < 24, status.inner_text()
+    assert 2 <= kept < 60, status.inner_text()
     shot("05-cancelled")
 
     # 4) render again: it resumes after the kept frames and finishes; the result plays
@@ -233,7 +236,7 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
         await new Promise(r => setTimeout(r, 600));
         return {time: v.currentTime, width: v.videoWidth, duration: v.duration};
     }""")
-    assert played["time"] > 0 and played["width"] == 96 and 0.7 < played["duration"] < 0.9, played
+    assert played["time"] > 0 and played["width"] == 96 and 1.9 < played["duration"] < 2.1, played
     shot("06-playing")
 
     # 5) download the render (its record is offered beside it)
@@ -247,7 +250,7 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
     from dreamvid.sources import probe_video
 
     facts = probe_video(saved)
-    assert facts["n_frames"] == 24 and facts["width"] == 96 and facts["has_audio"], facts
+    assert facts["n_frames"] == 60 and facts["width"] == 96 and facts["has_audio"], facts
 
     # 6) a text file uploaded as a video: one line in the page, nothing else changes
     text = tmp_path / "notes.txt"
