@@ -21,8 +21,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from cli_asserts import one_line_error
+
 from dreamvid import cli, ui
 from dreamvid.errors import ConfigError, InputError
 
@@ -98,7 +98,7 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("page") / "work"
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != ui.AUTH_ENV}
-    log = open(folder.parent / "server.log", "w")
+    log = open(folder.parent / "server.log", "w")  # noqa: SIM115  (closed in the finally below)
     proc = subprocess.Popen([sys.executable, "-m", "dreamvid.cli", "ui", "--port", str(port), "--folder", str(folder)],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder.parent))
     url = f"http://127.0.0.1:{port}/"
