@@ -59,13 +59,18 @@ AUTH_ENV = "DREAMVID_UI_AUTH"  # USER:PASSWORD, kept off the command line (and o
 MAX_UPLOAD_MB = 2048  # a few minutes of 4K footage; Gradio refuses larger uploads before they land
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
 EXCERPT_SECONDS = 2.0
+TICK = 0.25  # seconds between the page's progress redraws while a job runs
 GALLERY_TILE_WIDTH = 160  # small: a tile in about a second or two on a CPU
 NO_PRESET = "(none)"
 # what the page writes; served by Gradio from here (the uploads folder is not among them: an
 # upload is served back only as an attachment, never inline)
 SERVED = ("inputs", "renders", "previews", "gallery")
-# output choices: (label, extension, codec); ProRes and H.265 get an H.264 copy to play in the page
-FORMATS = (("MP4 (H.264)", ".mp4", "h264"), ("MOV (ProRes 422 HQ)", ".mov", "prores"), ("MKV (H.265)", ".mkv", "h265"))
+# output choices: (label, extension, the API's output options); what a browser cannot play (ProRes,
+# H.265, 16 bits) gets an H.264 copy to play in the page (`playable`)
+FORMATS = (("MP4 (H.264)", ".mp4", {"codec": "h264"}),
+           ("MOV (ProRes 422 HQ)", ".mov", {"codec": "prores"}),
+           ("MOV (ProRes 4444, 16-bit frames)", ".mov", {"codec": "prores4444", "bit_depth": 16}),
+           ("MKV (H.265)", ".mkv", {"codec": "h265"}))
 
 
 # ----------------------------------------------------------------------------- checks
@@ -213,8 +218,7 @@ class Look:
             kw["guide_weight"] = self.guide_weight
         if job in ("video", "zoom"):
             kw["iterations_next"] = self.iterations_next
-            _ext, codec = next((e, c) for label, e, c in FORMATS if label == self.fmt)
-            kw["codec"] = codec
+            kw.update(next(o for label, _e, o in FORMATS if label == self.fmt))
         if job == "video":
             kw["blend"] = self.blend
             kw["max_frames"] = self.frames
@@ -265,7 +269,7 @@ class Jobs:
 
     def run(self, call):
         """Run `call(progress, cancel)` in a thread; yields ("update", Update) as they come,
-        ("tick", None) every half second, then ("done", result) or ("error", exception)."""
+        ("tick", None) every TICK seconds (the page redraws then), then ("done", result) or ("error", exception)."""
         events: queue.Queue = queue.Queue()
         cancel = self.cancel = threading.Event()
 
@@ -278,21 +282,25 @@ class Jobs:
         thread = threading.Thread(target=work, name="dreamvid-ui-job", daemon=True)
         thread.start()
         try:
+            due = time.monotonic() + TICK
             while True:
                 try:
-                    item = events.get(timeout=0.5)
+                    item = events.get(timeout=max(due - time.monotonic(), 0.0))
                 except queue.Empty:
-                    yield "tick", None
-                    continue
-                if isinstance(item, api.Update):
-                    yield "update", item
-                else:
+                    item = None
+                if item is not None and not isinstance(item, api.Update):
                     yield item
                     return
+                if item is not None:
+                    yield "update", item
+                if time.monotonic() >= due:  # every TICK, however fast the updates come
+                    due = time.monotonic() + TICK
+                    yield "tick", None
         finally:
             cancel.set()  # the page went away (or the job ended): a render still running stops at its frame's end
             thread.join()
-            self.cancel = None
+            if self.cancel is cancel:  # not a later job's
+                self.cancel = None
 
 
 def status(text: str) -> str:
@@ -339,17 +347,33 @@ class Pace:
         return f'<div class="dv-progress">{bar} <span>{html.escape(text + note)}</span></div>'
 
 
-def h264_copy(path: str, folder: str) -> str:
-    """An H.264 MP4 of `path` that plays in a browser (for a ProRes or H.265 render)."""
+def video_stream(path: str) -> tuple[str, str]:
+    """(codec, pixel format) of a video file's first video stream, as ffmpeg names them."""
+    p = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60, check=False)
+    found = re.search(r"Stream #\S+: Video: (\w+)[^,]*, (\w+)", p.stderr.decode("utf-8", "replace"))
+    return (found.group(1), found.group(2)) if found else ("", "")
+
+
+def playable(path: str, folder: str) -> str:
+    """What the page plays for a render: the render itself when a browser plays it (H.264,
+    8-bit 4:2:0, in an MP4), else an H.264 copy in `folder`/previews (ProRes, H.265, 16 bits),
+    made once and kept. InputError in one line if the copy fails."""
+    if path.lower().endswith(".mp4") and video_stream(path) == ("h264", "yuv420p"):
+        return path
     out = os.path.join(folder, "previews", f"{os.path.basename(path)}.h264.mp4")
+    if os.path.isfile(out) and os.path.getmtime(out) >= os.path.getmtime(path):
+        return out
     os.makedirs(os.path.dirname(out), exist_ok=True)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", path, "-map", "0:v:0",
-           "-map", "0:a?", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "20", "-c:a", "aac", out]
+           "-map", "0:a?", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "20", "-c:a", "aac",
+           "-movflags", "+faststart", out + ".part.mp4"]
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=3600,
                        check=False)
     if p.returncode != 0:
         raise InputError(f"the H.264 copy of '{os.path.basename(path)}' for the page failed "
                          f"({p.stderr.decode('utf-8', 'replace').strip()[:160]}); the render itself is fine, download it")
+    os.replace(out + ".part.mp4", out)  # whole or not at all: a copy cut short is never played
     return out
 
 
@@ -445,7 +469,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
         output = os.path.join(folder, where, name)
         os.makedirs(os.path.dirname(output), exist_ok=True)
         if os.path.isfile(output) and os.path.isfile(record_path(output)):
-            yield status(f"already rendered with these settings: {name}"), gr.skip(), *finished(output, options)
+            play, files, trouble = finished(output)
+            yield status(trouble or f"already rendered with these settings: {name}"), gr.skip(), play, files
             return
         frames_dir = os.path.join(work_folder(output), "frames")
         pace = Pace()
@@ -463,7 +488,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
                 continue
             if kind == "done":
                 note = f"{note} · done in {item.seconds:.1f} s" + (f", resumed at frame {item.resumed_from}" if item.resumed_from else "")
-                yield status(pace.bar(note=note)), gr.skip(), *finished(output, options)
+                play, files, trouble = finished(output)
+                yield status(trouble or pace.bar(note=note)), gr.skip(), play, files
                 return
             if kind == "error":
                 if isinstance(item, Cancelled):
@@ -478,11 +504,12 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
                 shown = latest
             yield status(pace.bar(note=note)), show, gr.skip(), gr.skip()
 
-    def finished(output: str, options: dict):
-        play = output
-        if options.get("codec", "h264") != "h264" or options.get("bit_depth") == 16:
-            play = h264_copy(output, folder)
-        return play, [output, record_path(output)]
+    def finished(output: str):
+        """(what the page plays, what it offers to download, a line if it cannot play it)."""
+        try:
+            return playable(output, folder), [output, record_path(output)], ""
+        except DreamvidError as exc:  # the render is fine: offered for download, the page plays nothing
+            return None, [output, record_path(output)], one_line(exc)
 
     def render(opened, *controls):
         yield from render_job(opened, False, *controls)
@@ -527,6 +554,9 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
             return
         output = os.path.join(folder, "gallery", f"{_stem(opened.path)}-{_key([preset, options, fingerprint(opened.first)])}.jpg")
         os.makedirs(os.path.dirname(output), exist_ok=True)
+        if os.path.isfile(output) and os.path.isfile(record_path(output)):  # made before: shown at once, nothing loaded
+            yield show_tiles(output, "kept from before")
+            return
         pace = Pace()
         for kind, item in jobs.run(lambda progress, cancel: api.render_gallery(
                 opened.first, output, progress=lambda u: progress(u) if not cancel.is_set() else False, preset=preset,
@@ -536,13 +566,16 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
             elif kind == "tick":
                 yield status(pace.bar("tile")), gr.skip(), gr.skip()
             elif kind == "done":
-                tiles = gallery_tiles(output)
-                yield (status(f"{len(tiles)} layers; click a tile to dream with its layer"),
-                       [(p, label) for label, p in tiles], [label for label, _ in tiles])
+                yield show_tiles(output, f"made in {item.seconds:.1f} s")
                 return
             else:
                 yield status(one_line(item) if not isinstance(item, Cancelled) else "cancelled; the tiles made are kept"), gr.skip(), gr.skip()
                 return
+
+    def show_tiles(output, how):
+        tiles = gallery_tiles(output)
+        return (status(f"{len(tiles)} layers ({how}); click a tile to dream with its layer"),
+                [(p, label) for label, p in tiles], [label for label, _ in tiles])
 
     def pick_tile(labels, evt):
         if not labels or evt.index is None or evt.index >= len(labels):
@@ -627,7 +660,9 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
         preview_btn.click(preview_frame, [opened, *controls], [status_box, dreamed], **dream)
         excerpt_btn.click(excerpt, [opened, *controls], [status_box, dreamed, video, files], **dream)
         render_btn.click(render, [opened, *controls], [status_box, dreamed, video, files], **dream)
-        cancel_btn.click(cancel, None, status_box, concurrency_limit=None, concurrency_id="cancel")
+        # off the queue: answered at once while a dream holds the queue's one place (it sets the
+        # running job's cancel event; the job stops at its frame's end and says what is kept)
+        cancel_btn.click(cancel, None, status_box, queue=False)
         preset.input(pick_preset, preset, [status_box, record, *look_parts])
         rec.upload(load_record, rec, [status_box, record, preset, *look_parts])
         gallery_btn.click(gallery, [opened, *controls], [status_box, tiles, labels], **dream)

@@ -11,6 +11,7 @@ The server and browser tests skip with a message where Gradio, Playwright or Chr
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
@@ -28,6 +29,7 @@ from dreamvid.errors import ConfigError, InputError
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
 CHROMIUM = os.environ.get("DREAMVID_CHROMIUM", "/usr/bin/chromium")
+FRAMES = 20  # the browser's render: enough to cancel partway at about 2 frames/s on two cores
 
 
 # ----------------------------------------------------------------------------- no server
@@ -65,6 +67,103 @@ def test_an_upload_is_checked_for_its_type_before_any_work(tmp_path):
     opened, frame = ui.describe(os.path.join(SAMPLES, "pan.mp4"), str(tmp_path / "page"))
     assert opened.kind == "clip" and "29.970 fps" in opened.line and "with sound" in opened.line
     assert frame.shape[2] == 3 and os.path.isfile(opened.first)
+
+
+# ----------------------------------------------------------------------------- the page's handlers
+
+
+@pytest.fixture
+def handlers(tmp_path, tiny_keras_file):
+    """The page's event handlers as Gradio calls them (no server, no browser), its work folder,
+    and its controls' values for a tiny look (the tiny network, 48 px, 6 frames)."""
+    pytest.importorskip("gradio", reason="the page needs Gradio: pip install 'dreamvid[ui]'")
+    folder = str(tmp_path / "work")
+    fns = {f.name: f.fn for f in ui.build(folder).fns.values()}
+
+    def controls(**given):
+        values = {"preset": ui.NO_PRESET, "record": None, "model": str(tiny_keras_file), "layers": "", "step": 3.0,
+                  "octaves": 2, "iterations": 4, "iterations_next": 2, "blend": 0.9, "zoom": "1.02", "width": 48,
+                  "seed": 7, "keep_colors": False, "mask": None, "guide": None, "guide_weight": 1.0, "frames": 6,
+                  "fmt": ui.FORMATS[0][0]}
+        values.update(given)
+        return list(values.values())
+
+    return fns, folder, controls
+
+
+def _last(gen):
+    out = None
+    for out in gen:
+        pass
+    return out
+
+
+def test_gallery_tiles_are_kept_so_a_second_look_is_instant(handlers):
+    fns, _, controls = handlers
+    opened = fns["open_input"](os.path.join(SAMPLES, "coffee.jpg"), "")[0]
+    line, tiles, labels = _last(fns["gallery"](opened, *controls()))
+    assert labels == ["conv1", "conv2"] and "made in" in line, line
+    assert [label for _, label in tiles] == labels and all(os.path.isfile(p) for p, _ in tiles)
+    made = [os.path.getmtime(p) for p, _ in tiles]
+    t0 = time.perf_counter()
+    again = list(fns["gallery"](opened, *controls()))
+    took = time.perf_counter() - t0
+    assert len(again) == 1 and "kept from before" in again[0][0] and took < 1.0, (again[0][0], took)
+    assert again[0][1] == tiles and [os.path.getmtime(p) for p, _ in tiles] == made  # the same tiles, none redone
+    click = type("Click", (), {"index": 1})()
+    assert fns["pick_tile"](labels, click)[0] == "conv2"  # a tile clicked: its layer goes into the Layers box
+    line, _, _ = _last(fns["gallery"](opened, *controls(step=2.0)))  # another look: new tiles
+    assert "made in" in line, line
+
+
+def _frames(path):
+    import numpy as np
+
+    from dreamvid.sources import open_source
+
+    with open_source(path) as source:
+        return np.stack(list(source))
+
+
+def test_a_record_loads_back_and_repeats_the_render(handlers, tmp_path):
+    fns, _, controls = handlers
+    opened = fns["open_input"](None, os.path.join(SAMPLES, "pan.mp4"))[0]
+    line, _, play, files = _last(fns["render"](opened, *controls(step=2.5, seed=11)))
+    assert "done in" in line, line
+    output, record = files
+    assert play == output  # an H.264 MP4 plays as it is: no copy
+    line, record_state, preset, *values = fns["load_record"](record)
+    assert record_state == record and preset == ui.NO_PRESET and "Render repeats it" in line, line
+    loaded = dict(zip(ui.LOOK_KEYS, values))
+    assert loaded["step"] == 2.5 and loaded["seed"] == 11 and loaded["width"] == 48, loaded
+    # the page's controls as the record set them (the defaults elsewhere): the same frames again
+    again = controls(record=record, **{k: v for k, v in loaded.items() if k in ("step", "seed", "octaves", "iterations")})
+    line, _, _, files2 = _last(fns["render"](opened, *again))
+    assert "done in" in line and files2[0] != output, line
+    import numpy as np
+
+    np.testing.assert_array_equal(_frames(files2[0]), _frames(output))
+    text = tmp_path / "not-a-record.json"
+    text.write_text("this is not a record\n")
+    line = fns["load_record"](str(text))[0]
+    assert "error:" in line and "not-a-record.json" in line, line
+
+
+def test_prores_and_16_bit_renders_play_from_an_h264_copy(handlers):
+    from dreamvid.sources import probe_video
+
+    fns, folder, controls = handlers
+    opened = fns["open_input"](None, os.path.join(SAMPLES, "pan.mp4"))[0]
+    deep = next(label for label, _, o in ui.FORMATS if o.get("bit_depth") == 16)
+    line, _, play, files = _last(fns["render"](opened, *controls(fmt=deep, frames=3)))
+    assert "done in" in line, line
+    codec, pix_fmt = ui.video_stream(files[0])
+    assert codec == "prores" and pix_fmt in ("yuv444p12le", "yuv444p10le"), (codec, pix_fmt)  # more than 8 bits kept
+    assert play.startswith(os.path.join(folder, "previews")) and ui.video_stream(play) == ("h264", "yuv420p")
+    facts = probe_video(play)
+    assert facts["n_frames"] == 3 and facts["width"] == 48 and facts["has_audio"], facts
+    made = os.path.getmtime(play)
+    assert ui.playable(files[0], folder) == play and os.path.getmtime(play) == made  # the copy is kept
 
 
 # ----------------------------------------------------------------------------- the server
@@ -167,8 +266,8 @@ def browser():
         b.close()
 
 
-@pytest.mark.xfail(reason="open (issue 22): Cancel clicked in the page does not yet stop the running render "
-                   "(the render finishes; seen at 2.5 frames/s, 60 frames); the steps before it pass", strict=False)
+@pytest.mark.xfail(reason="open (issue 22): after the progress-tick fix a step still fails (not yet read); "
+                   "cancel itself reaches the render (seen by hand)", strict=False)
 def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(server, browser, tmp_path):
     shots = os.environ.get("DREAMVID_UI_SHOTS") or str(tmp_path / "shots")
     os.makedirs(shots, exist_ok=True)
@@ -197,8 +296,8 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
     assert "320x180" in page.locator("#dv-info").inner_text() and "with sound" in page.locator("#dv-info").inner_text()
     shot("02-opened")
 
-    # 2) a tiny look: preview preset (the offline network), 96 px wide, 24 frames
-    for sel, value in (("#dv-width input", "96"), ("#dv-frames input", "60"), ("#dv-seed input", "1")):
+    # 2) a tiny look: preview preset (the offline network), 96 px wide, 20 frames
+    for sel, value in (("#dv-width input", "96"), ("#dv-frames input", str(FRAMES)), ("#dv-seed input", "1")):
         page.locator(sel).fill(value)
         page.locator(sel).blur()
     page.click("#dv-preview")
@@ -212,17 +311,23 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
     page.locator("#dv-iterations-next input[type=number]").fill("24")
     page.locator("#dv-iterations-next input[type=number]").blur()
     page.click("#dv-render")
-    page.wait_for_function("() => { const p = document.querySelector('#dv-status progress');"
-                           " return p && p.value >= 2; }", timeout=180000)
-    page.wait_for_selector("#dv-dream img")
-    progress_text = status.inner_text()
-    assert "frame" in progress_text and "of 60" in progress_text and "frames/s" in progress_text, progress_text
-    page.click("#dv-cancel")
+    # Cancel clicked in the browser itself the moment two frames show (a render of a few seconds
+    # would end while a test's round trip waits); what the bar said then is returned
+    progress_text = page.wait_for_function("""() => {
+        const p = document.querySelector('#dv-status progress');
+        if (!p || p.value < 2 || !document.querySelector('#dv-dream img')) return false;
+        const said = document.querySelector('#dv-status').innerText;
+        document.querySelector('#dv-cancel').click();
+        return said; }""", polling=50, timeout=180000).json_value()
+    assert "frame" in progress_text and f"of {FRAMES}" in progress_text and "frames/s" in progress_text, progress_text
+    assert "done in" not in progress_text, progress_text
     shot("04-rendering")
     wait_status("cancelled:")
     settle()
     kept = int(status.inner_text().split("cancelled: ")[1].split()[0])
-    assert 2 <= kept < 60, status.inner_text()
+    assert 2 <= kept < FRAMES, status.inner_text()
+    stored = glob.glob(os.path.join(server["folder"], "renders", ".*.dreamvid", "frames", "*.png"))
+    assert len(stored) >= kept, stored  # the work folder is kept, its frames in it
     shot("05-cancelled")
 
     # 4) render again: it resumes after the kept frames and finishes; the result plays
@@ -238,21 +343,21 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
         await new Promise(r => setTimeout(r, 600));
         return {time: v.currentTime, width: v.videoWidth, duration: v.duration};
     }""")
-    assert played["time"] > 0 and played["width"] == 96 and 1.9 < played["duration"] < 2.1, played
+    assert played["time"] > 0 and played["width"] == 96 and abs(played["duration"] - FRAMES / 29.97) < 0.1, played
     shot("06-playing")
 
-    # 5) download the render (its record is offered beside it)
-    links = page.locator("#dv-files a")
-    names = [links.nth(i).inner_text() for i in range(links.count())]
-    assert any(n.endswith(".mp4") for n in names) and any(n.endswith(".mp4.json") for n in names), names
+    # 5) download the render (its record is offered beside it): a real video, every frame in it
+    rows = page.locator("#dv-files tbody tr")
+    names = ["".join(rows.nth(i).locator("td").first.text_content().split()) for i in range(rows.count())]
+    assert len(names) == 2 and names[0].endswith(".mp4") and names[1] == names[0] + ".json", names
     with page.expect_download() as got:
-        page.locator("#dv-files a", has_text=".mp4").filter(has_not_text=".json").first.click()
+        rows.nth(0).locator("a").click()
     saved = str(tmp_path / "download.mp4")
     got.value.save_as(saved)
     from dreamvid.sources import probe_video
 
     facts = probe_video(saved)
-    assert facts["n_frames"] == 60 and facts["width"] == 96 and facts["has_audio"], facts
+    assert facts["n_frames"] == FRAMES and facts["width"] == 96 and facts["has_audio"], facts
 
     # 6) a text file uploaded as a video: one line in the page, nothing else changes
     text = tmp_path / "notes.txt"
