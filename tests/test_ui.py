@@ -266,8 +266,8 @@ def browser():
         b.close()
 
 
-@pytest.mark.xfail(reason="open (issue 22): after the progress-tick fix a step still fails (not yet read); "
-                   "cancel itself reaches the render (seen by hand)", strict=False)
+@pytest.mark.xfail(reason="open (issue 22): open, preview, render, cancel, resume and play pass (screenshots 01-06); "
+                   "the download or text-file step after them fails, not yet read", strict=False)
 def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(server, browser, tmp_path):
     shots = os.environ.get("DREAMVID_UI_SHOTS") or str(tmp_path / "shots")
     os.makedirs(shots, exist_ok=True)
