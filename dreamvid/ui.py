@@ -198,6 +198,7 @@ class Look:
     iterations: int = 10
     iterations_next: int = 5
     blend: float = 0.9
+    carry_limit: float = 3.0
     zoom: str = "1.02"
     width: int | None = None
     seed: int | None = 0
@@ -221,6 +222,7 @@ class Look:
             kw.update(next(o for label, _e, o in FORMATS if label == self.fmt))
         if job == "video":
             kw["blend"] = self.blend
+            kw["carry_limit"] = self.carry_limit
             kw["max_frames"] = self.frames
         if job == "zoom":
             kw["zoom"] = self.zoom
@@ -238,7 +240,7 @@ def look_of(cfg: Config) -> dict:
     """The page's controls' values for a config (a preset's or a record's)."""
     d, v, z, o = cfg.dream, cfg.video, cfg.zoom, cfg.output
     return {"model": d.model, "layers": d.layers, "step": d.step, "octaves": d.octaves, "iterations": d.iterations,
-                "iterations_next": v.iterations_next, "blend": v.blend, "zoom": str(z.zoom), "width": o.width or 0, "seed": d.seed or 0,
+                "iterations_next": v.iterations_next, "blend": v.blend, "carry_limit": v.carry_limit, "zoom": str(z.zoom), "width": o.width or 0, "seed": d.seed or 0,
                 "keep_colors": d.keep_colors, "guide_weight": d.guide_weight}
 
 
@@ -397,14 +399,15 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
     presets = [NO_PRESET] + list_presets()
     start = preset_look("preview")
 
-    def look(preset, record, model, layers, step, octaves, iterations, iterations_next, blend, zoom, width, seed,
+    def look(preset, record, model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom, width, seed,
              keep_colors, mask, guide, guide_weight, frames, fmt) -> Look:
         def count(x):  # a Number box: blank or 0 is "not given"
             return None if x in (None, "") or int(x) == 0 else int(x)
 
         return Look(preset=preset, record=record, model=(model or "").strip(), layers=(layers or "").strip(),
                     step=float(step), octaves=int(octaves), iterations=int(iterations),
-                    iterations_next=int(iterations_next), blend=float(blend), zoom=str(zoom).strip() or "1.02",
+                    iterations_next=int(iterations_next), blend=float(blend),
+                    carry_limit=float(carry_limit), zoom=str(zoom).strip() or "1.02",
                     width=count(width), seed=int(seed or 0),
                     keep_colors=bool(keep_colors), mask=_image_upload(mask, "mask"), guide=_image_upload(guide, "guide"),
                     guide_weight=float(guide_weight), frames=count(frames), fmt=fmt)
@@ -623,8 +626,11 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
                 with gr.Row():
                     blend = gr.Slider(0, 1, value=start["blend"], step=0.05, label="Carry (share of the last dream kept)",
                                       elem_id="dv-blend")
-                    zoom = gr.Textbox(start["zoom"], label="Zoom per frame (a still's zoom)", elem_id="dv-zoom")
+                    carry_limit = gr.Slider(0, 10, value=start["carry_limit"], step=0.5,
+                                            label="Carry limit (x the first frame's dream; 0: none)",
+                                            elem_id="dv-carry-limit")
                 with gr.Row():
+                    zoom = gr.Textbox(start["zoom"], label="Zoom per frame (a still's zoom)", elem_id="dv-zoom")
                     width = gr.Number(start["width"] or 0, label="Width (px; 0: the input's)", precision=0, elem_id="dv-width")
                     seed = gr.Number(start["seed"] or 0, label="Seed (the same seed, the same dream)", precision=0,
                                      elem_id="dv-seed")
@@ -648,9 +654,9 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
                 tiles = gr.Gallery(label="Layers: click one to dream with it", columns=4, height=360,
                                    allow_preview=False, elem_id="dv-gallery")
 
-        controls = [preset, record, model, layers, step, octaves, iterations, iterations_next, blend, zoom, width, seed,
+        controls = [preset, record, model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom, width, seed,
                     keep_colors, mask, guide, guide_weight, frames, fmt]
-        look_parts = [model, layers, step, octaves, iterations, iterations_next, blend, zoom, width, seed,
+        look_parts = [model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom, width, seed,
                       keep_colors, guide_weight]
         dream = {"concurrency_limit": 1, "concurrency_id": "dream"}  # one dream at a time: one GPU, one network
         opened_out = [opened, info, first, dreamed, status_box]
@@ -670,7 +676,7 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
     return page
 
 
-LOOK_KEYS = ("model", "layers", "step", "octaves", "iterations", "iterations_next", "blend", "zoom", "width", "seed",
+LOOK_KEYS = ("model", "layers", "step", "octaves", "iterations", "iterations_next", "blend", "carry_limit", "zoom", "width", "seed",
              "keep_colors", "guide_weight")
 
 

@@ -82,7 +82,7 @@ def handlers(tmp_path, tiny_keras_file):
 
     def controls(**given):
         values = {"preset": ui.NO_PRESET, "record": None, "model": str(tiny_keras_file), "layers": "", "step": 3.0,
-                  "octaves": 2, "iterations": 4, "iterations_next": 2, "blend": 0.9, "zoom": "1.02", "width": 48,
+                  "octaves": 2, "iterations": 4, "iterations_next": 2, "blend": 0.9, "carry_limit": 3.0, "zoom": "1.02", "width": 48,
                   "seed": 7, "keep_colors": False, "mask": None, "guide": None, "guide_weight": 1.0, "frames": 6,
                   "fmt": ui.FORMATS[0][0]}
         values.update(given)
@@ -128,16 +128,16 @@ def _frames(path):
 def test_a_record_loads_back_and_repeats_the_render(handlers, tmp_path):
     fns, _, controls = handlers
     opened = fns["open_input"](None, os.path.join(SAMPLES, "pan.mp4"))[0]
-    line, _, play, files = _last(fns["render"](opened, *controls(step=2.5, seed=11)))
+    line, _, play, files = _last(fns["render"](opened, *controls(step=2.5, seed=11, carry_limit=1.5)))
     assert "done in" in line, line
     output, record = files
     assert play == output  # an H.264 MP4 plays as it is: no copy
     line, record_state, preset, *values = fns["load_record"](record)
     assert record_state == record and preset == ui.NO_PRESET and "Render repeats it" in line, line
     loaded = dict(zip(ui.LOOK_KEYS, values))
-    assert loaded["step"] == 2.5 and loaded["seed"] == 11 and loaded["width"] == 48, loaded
+    assert loaded["step"] == 2.5 and loaded["seed"] == 11 and loaded["width"] == 48 and loaded["carry_limit"] == 1.5, loaded
     # the page's controls as the record set them (the defaults elsewhere): the same frames again
-    again = controls(record=record, **{k: v for k, v in loaded.items() if k in ("step", "seed", "octaves", "iterations")})
+    again = controls(record=record, **{k: v for k, v in loaded.items() if k in ("step", "seed", "octaves", "iterations", "carry_limit")})
     line, _, _, files2 = _last(fns["render"](opened, *again))
     assert "done in" in line and files2[0] != output, line
     import numpy as np
