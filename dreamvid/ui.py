@@ -336,13 +336,14 @@ class Pace:
     def rate(self) -> float | None:
         return (len(self.at) - 1) / (self.at[-1] - self.at[0]) if len(self.at) >= 2 and self.at[-1] > self.at[0] else None
 
-    def bar(self, what: str = "frame", note: str = "") -> str:
+    def bar(self, what: str = "frame", note: str = "", ended: bool = False) -> str:
+        """The bar and its line; `ended`: no ETA (the note says how it ended)."""
         total, done, rate = self.total, self.done, self.rate()
         bar = f'<progress max="{total}" value="{done}"></progress>' if total else "<progress></progress>"
         text = f"{what} {done}" + (f" of {total}" if total else "")
         if rate:
             text += f" · {rate:.2f} {what}s/s"
-            if total:
+            if total and not ended:
                 text += f" · ETA {max(total - done, 0) / rate:.0f} s"
         elif done == 0:
             text += f" · loading the network and compiling ({time.perf_counter() - self.t0:.0f} s)"
@@ -386,6 +387,7 @@ CSS = """
 .dv-progress {display: flex; gap: .8em; align-items: center; font-variant-numeric: tabular-nums}
 .dv-progress progress {width: 16em; height: 1em}
 #dv-status {min-height: 2em}
+#dv-input img, #dv-dream img {width: 100%; height: 100%; object-fit: contain}
 """
 
 
@@ -490,9 +492,10 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
                     note = f" · {item.message}"
                 continue
             if kind == "done":
-                note = f"{note} · done in {item.seconds:.1f} s" + (f", resumed at frame {item.resumed_from}" if item.resumed_from else "")
+                # the running notes (the backend, where a resume's frames are) give way to how it ended
+                note = f" · done in {item.seconds:.1f} s" + (f", resumed at frame {item.resumed_from}" if item.resumed_from else "")
                 play, files, trouble = finished(output)
-                yield status(trouble or pace.bar(note=note)), gr.skip(), play, files
+                yield status(trouble or pace.bar(note=note, ended=True)), gr.skip(), play, files
                 return
             if kind == "error":
                 if isinstance(item, Cancelled):
