@@ -9,7 +9,7 @@ Everything the page makes lives in one work folder (`--folder`, default ./dreamv
   renders/   the renders, each named by its input and a hash of its settings, with its record
              and its work folder: the same settings again resume a cancelled render there
   previews/  the previews (a frame, a two-second excerpt) and the H.264 copies that play in the
-             page where the render is ProRes or 16-bit
+             page where the render is ProRes, H.265 or 16-bit
   gallery/   the layer galleries, tiles kept (a second look at the same image is instant)
 
 Security: loopback (127.0.0.1) unless `listen` is given, and then only with a password
