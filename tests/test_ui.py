@@ -24,7 +24,7 @@ import urllib.request
 import pytest
 from cli_asserts import one_line_error
 
-from dreamvid import cli, ui
+from dreamvid import cli, ui, uiwork
 from dreamvid.errors import ConfigError, InputError
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
@@ -45,26 +45,26 @@ def test_listen_without_a_password_is_refused_in_one_line(capsys, monkeypatch):
 
 def test_loopback_by_default_and_a_password_from_the_environment(monkeypatch):
     monkeypatch.delenv(ui.AUTH_ENV, raising=False)
-    assert ui.check_listen(None, None) == ("127.0.0.1", None)
+    assert uiwork.check_listen(None, None) == ("127.0.0.1", None)
     monkeypatch.setenv(ui.AUTH_ENV, "ann:s3cret")
-    assert ui.check_listen("0.0.0.0", None) == ("0.0.0.0", ("ann", "s3cret"))
+    assert uiwork.check_listen("0.0.0.0", None) == ("0.0.0.0", ("ann", "s3cret"))
     with pytest.raises(ConfigError, match="USER:PASSWORD"):
-        ui.check_listen("0.0.0.0", "ann:")
+        uiwork.check_listen("0.0.0.0", "ann:")
 
 
 def test_an_upload_is_checked_for_its_type_before_any_work(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a video\n")
     with pytest.raises(InputError, match=r"'notes.txt' is not a clip or a still \(.txt\)"):
-        ui.describe(str(text), str(tmp_path / "page"))
+        uiwork.describe(str(text), str(tmp_path / "page"))
     fake = tmp_path / "notes.mp4"  # a text file that only claims to be a video: ffmpeg says so
     fake.write_text("not a video either\n" * 20)
     with pytest.raises(InputError, match="notes.mp4"):
-        ui.describe(str(fake), str(tmp_path / "page"))
+        uiwork.describe(str(fake), str(tmp_path / "page"))
     with pytest.raises(InputError, match="over this page's limit"):
-        ui.describe(os.path.join(SAMPLES, "pan.mp4"), str(tmp_path / "page"), max_mb=0.01)
+        uiwork.describe(os.path.join(SAMPLES, "pan.mp4"), str(tmp_path / "page"), max_mb=0.01)
     assert not (tmp_path / "page").exists()  # nothing made for a refused file
-    opened, frame = ui.describe(os.path.join(SAMPLES, "pan.mp4"), str(tmp_path / "page"))
+    opened, frame = uiwork.describe(os.path.join(SAMPLES, "pan.mp4"), str(tmp_path / "page"))
     assert opened.kind == "clip" and "29.970 fps" in opened.line and "with sound" in opened.line
     assert frame.shape[2] == 3 and os.path.isfile(opened.first)
 
@@ -85,7 +85,7 @@ def test_the_file_guard_answers_only_for_files_in_its_folder(tmp_path):
     async def app(scope, receive, send):
         reached.append(scope["path"])
 
-    guard = ui.FileGuard(app, str(folder))
+    guard = uiwork.FileGuard(app, str(folder))
 
     def status_of(path):
         sent = []
@@ -118,10 +118,10 @@ def handlers(tmp_path, tiny_keras_file):
     fns = {f.name: f.fn for f in ui.build(folder).fns.values()}
 
     def controls(**given):
-        values = {"preset": ui.NO_PRESET, "record": None, "model": str(tiny_keras_file), "layers": "", "step": 3.0,
+        values = {"preset": uiwork.NO_PRESET, "record": None, "model": str(tiny_keras_file), "layers": "", "step": 3.0,
                   "octaves": 2, "iterations": 4, "iterations_next": 2, "blend": 0.9, "carry_limit": 3.0, "zoom": "1.02", "width": 48,
                   "seed": 7, "keep_colors": False, "mask": None, "guide": None, "guide_weight": 1.0, "frames": 6,
-                  "fmt": ui.FORMATS[0][0]}
+                  "fmt": uiwork.FORMATS[0][0]}
         values.update(given)
         return list(values.values())
 
@@ -174,8 +174,8 @@ def test_a_record_loads_back_and_repeats_the_render(handlers, tmp_path):
     with open_source(output) as source:  # the sound ends with the 6 frames, not a second later
         assert source.info.n_frames == 6 and abs(source.info.duration - 6 / 29.97) < 0.05, source.info
     line, record_state, preset, *values = fns["load_record"](record)
-    assert record_state == record and preset == ui.NO_PRESET and "Render repeats it" in line, line
-    loaded = dict(zip(ui.LOOK_KEYS, values))
+    assert record_state == record and preset == uiwork.NO_PRESET and "Render repeats it" in line, line
+    loaded = dict(zip(uiwork.LOOK_KEYS, values))
     assert loaded["step"] == 2.5 and loaded["seed"] == 11 and loaded["width"] == 48 and loaded["carry_limit"] == 1.5, loaded
     # the page's controls as the record set them (the defaults elsewhere): the same frames again
     again = controls(record=record, **{k: v for k, v in loaded.items() if k in ("step", "seed", "octaves", "iterations", "carry_limit")})
@@ -195,16 +195,16 @@ def test_prores_and_16_bit_renders_play_from_an_h264_copy(handlers):
 
     fns, folder, controls = handlers
     opened = fns["open_input"](None, os.path.join(SAMPLES, "pan.mp4"))[0]
-    deep = next(label for label, _, o in ui.FORMATS if o.get("bit_depth") == 16)
+    deep = next(label for label, _, o in uiwork.FORMATS if o.get("bit_depth") == 16)
     line, _, play, files = _last(fns["render"](opened, *controls(fmt=deep, frames=3)))
     assert "done in" in line, line
-    codec, pix_fmt = ui.video_stream(files[0])
+    codec, pix_fmt = uiwork.video_stream(files[0])
     assert codec == "prores" and pix_fmt in ("yuv444p12le", "yuv444p10le"), (codec, pix_fmt)  # more than 8 bits kept
-    assert play.startswith(os.path.join(folder, "previews")) and ui.video_stream(play) == ("h264", "yuv420p")
+    assert play.startswith(os.path.join(folder, "previews")) and uiwork.video_stream(play) == ("h264", "yuv420p")
     facts = probe_video(play)
     assert facts["n_frames"] == 3 and facts["width"] == 48 and facts["has_audio"], facts
     made = os.path.getmtime(play)
-    assert ui.playable(files[0], folder) == play and os.path.getmtime(play) == made  # the copy is kept
+    assert uiwork.playable(files[0], folder) == play and os.path.getmtime(play) == made  # the copy is kept
 
 
 # ----------------------------------------------------------------------------- the server
