@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import fields
 
-from dreamvid import api, audio, backends
+from dreamvid import api, audio, backends, ui
 from dreamvid.config import RAY_CHUNK_FRAMES, SECTIONS, Config, build_config, job_config, load_preset, preset_descriptions
 from dreamvid.errors import DreamvidError
 from dreamvid.version import VERSION
@@ -257,6 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the work folder of finished tiles")
     g.add_argument("--restart", dest="restart", action="store_const", const=True, default=argparse.SUPPRESS,
                    help="discard the tiles of an earlier, unfinished run and dream them again")
+
+    p = sub.add_parser("ui", help="a web page to open, preview, steer and render dreams (pip install 'dreamvid[ui]')",
+                       description="A local web page: open a clip or a still, pick a look, preview it, render with "
+                       "progress, cancel and resume, play and download the result. It serves this machine only "
+                       f"({ui.LOOPBACK}) unless --listen names an address, and then only with a password.")
+    p.add_argument("--port", type=int, default=ui.DEFAULT_PORT, metavar="N", help=f"port (default: {ui.DEFAULT_PORT})")
+    p.add_argument("--listen", default=None, metavar="ADDRESS",
+                   help="serve other machines on this address (0.0.0.0: all); needs --auth")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help=f"the page's login (better: set {ui.AUTH_ENV}=USER:PASSWORD, which `ps` does not show)")
+    p.add_argument("--folder", default=ui.DEFAULT_FOLDER, metavar="DIR",
+                   help=f"the work folder: uploads, renders, previews; the only files served (default: ./{ui.DEFAULT_FOLDER})")
+    p.add_argument("--max-upload", dest="max_upload", type=float, default=ui.MAX_UPLOAD_MB, metavar="MB",
+                   help=f"largest upload accepted (default: {ui.MAX_UPLOAD_MB})")
     return parser
 
 
@@ -365,6 +379,8 @@ def _run(args: argparse.Namespace) -> int:
         return _gallery(args)
     if args.command == "keys":
         return _keys(args)
+    if args.command == "ui":
+        return _ui(args)
     cfg = config_from_args(args)  # checked before the framework starts
     _start_backend(cfg.dream.backend, cfg.dream.device)
     bar = _Bar("octave" if args.command == "image" else "frame")
@@ -385,6 +401,15 @@ def _run(args: argparse.Namespace) -> int:
     print(f"dreamvid: wrote {result.path}: {result.frames} frame{'s' * (result.frames != 1)} in {seconds:.1f} s "
           f"({per:.2f} s/frame{bar.steady() if args.command != 'image' else ''}); "
           f"settings in {os.path.basename(result.record)}", file=sys.stderr)
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    ui.check_listen(args.listen, args.auth)  # refused before anything starts
+    _start_backend("auto", "auto")
+    page, url = ui.serve(port=args.port, listen=args.listen, auth=args.auth, folder=args.folder, max_mb=args.max_upload)
+    _info(f"the page is at {url} (work folder: {os.path.abspath(args.folder)}); Ctrl-C stops it")
+    page.block_thread()
     return 0
 
 

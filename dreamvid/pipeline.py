@@ -65,6 +65,14 @@ ZOOM_DEFAULT_FPS = Fraction(25)  # the PAL rate, and what image sequences defaul
 # ----------------------------------------------------------------------------- video
 
 
+def _sound_length(out, fps) -> float | None:
+    """Seconds of the input's sound to mux: --duration, or the frames --max-frames keeps (ffmpeg's
+    -shortest alone lets the sound run on by up to a second past a short render's last frame,
+    since the sound is read far ahead of the frames piped in)."""
+    cap = out.max_frames / float(fps) if out.max_frames else None
+    return cap if out.duration is None else out.duration if cap is None else min(out.duration, cap)
+
+
 def render_video(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
                  model=None) -> RenderResult:
     """Dream every frame of a clip (video file, image folder or glob) into `output_path`
@@ -105,7 +113,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
             raise ResumeError(f"the work folder '{work.path}' holds a render in segments; run again with the same "
                               f"--chunk-frames, or with --restart to discard it")
         dreamer, weights_at = make_dreamer(cfg, model, progress)
-        audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
+        audio = AudioSpec(input_path, cfg.output.start, _sound_length(cfg.output, info.fps)) if cfg.output.audio and info.has_audio else None
         with clock("encode"):
             sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
                              **sink_options(cfg.output))

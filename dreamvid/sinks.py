@@ -574,7 +574,11 @@ def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSp
             a_in += ["-t", f"{float(audio.duration):.6f}"]
         inputs = (a_in + ["-i", os.fspath(audio.path)],)
         a_codec = ["-c:a", PCM_AUDIO] if c.encoder == "prores_ks" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
-        args += ["-map", "1:a:0", *a_codec, "-af", "apad", "-shortest"]
+        # padded to the range's length and one frame more where it is known: -shortest with an
+        # endless pad lets it run on past the last frame (by a second where the frames came
+        # slowly, as a dream's do), and padded to the length alone its rounding cut the last frame
+        pad = f"apad=whole_dur={float(audio.duration) + 1 / float(fps):.6f}" if audio.duration is not None else "apad"
+        args += ["-map", "1:a:0", *a_codec, "-af", pad, "-shortest"]
     # 3) container
     if VIDEO_FORMATS[ext] in ("mp4", "mov"):
         args += ["-movflags", "+faststart"]  # index first: playable while downloading

@@ -23,7 +23,7 @@ LAYERS = [
     ("runners", {"cluster"}),
     ("jobs", {"pipeline", "gallery"}),
     ("api", {"api", ""}),  # "": the package's __init__
-    ("faces", {"cli", "bench", "reference"}),
+    ("faces", {"cli", "ui", "uiwork", "bench", "reference"}),
 ]
 LEVEL = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 ROOT = pathlib.Path(dreamvid.__file__).parent

@@ -8,6 +8,7 @@ size, rate and order at once. Audio inputs are made with ffmpeg's `sine` source.
 import logging
 import os
 import subprocess
+import time
 from fractions import Fraction
 
 import cv2
@@ -101,6 +102,21 @@ def test_audio_is_muxed_and_video_length_wins(tmp_path):
     facts = probe_video(path)
     assert facts["has_audio"] and facts["n_frames"] == 15 and facts["fps"] == NTSC
     assert open_source(path).info.has_audio
+
+
+def test_the_sound_ends_with_the_last_frame_when_the_frames_come_slowly(tmp_path):
+    """A dream's frames come seconds apart, the first after the network loads: the sound range
+    (a clip's --max-frames) must still end at the last frame, not run on in padding."""
+    tone = make_tone(tmp_path / "tone.m4a", seconds=3.0)
+    path = str(tmp_path / "slow.mp4")
+    sink = open_sink(path, fps=NTSC, size=(W, H), audio=AudioSpec(tone, 0.0, 10 / float(NTSC)))
+    time.sleep(2.0)  # the network loading: ffmpeg has read the sound far ahead by now
+    for i in range(10):
+        sink.write(gray(i))
+    sink.close()
+    info = open_source(path).info
+    assert probe_video(path)["n_frames"] == 10  # and every frame kept
+    assert info.n_frames == 10 and info.duration == pytest.approx(10 / float(NTSC), abs=0.05), info
 
 
 def test_audio_spec_without_audio_stream_gives_plain_video(tmp_path):
