@@ -348,8 +348,8 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
             status.fps_in = (source.received - n0) / span if span > 0.2 else status.fps_in
             last_status = time.perf_counter()
     # the frame still queued on a device chain
-    name, chain, _ = chains[current]
-    for k, out, stats in chain.flush():
+    chain = chains[current][1]
+    for _k, out, _stats in chain.flush():
         for sink in sinks:
             sink.show(out)
     status.seconds = time.perf_counter() - t_start

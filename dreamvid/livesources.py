@@ -266,8 +266,6 @@ class CameraSource(LiveSource):
         self.fps = Fraction(rate).limit_denominator(1001) if rate and rate > 0 else CAMERA_FPS
 
     def _frames(self):
-        import cv2
-
         w, h = self.size
         while not self._stop.is_set():
             ok, bgr = self.cap.read()  # blocks until the camera's next frame
