@@ -270,6 +270,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
         if progress is not None:
             progress(status)
 
+    report("show started")
     received_at = [(t_start, source.received)]  # (time, frames received then), the last WINDOW seconds
     while not cancel.is_set() and (t_end is None or time.perf_counter() < t_end):
         # commands: the window's keys, then what came from elsewhere

@@ -57,11 +57,13 @@ class LiveSink:
 class PacedSink(LiveSink):
     """A sink written at a steady `fps` by a thread of its own: at moment n (first + n / fps) it
     writes the newest frame shown, repeated while no newer came. A writer that falls more than
-    a second behind skips ahead (counted in `late`). Subclasses `_write(frame)` and `_finish()`."""
+    a second behind skips ahead (counted in `late`). At close, the last frame shown is written
+    once more if it came after the last moment, so the output ends on it. Subclasses `_write(frame)` and `_finish()`."""
 
     def __init__(self, fps: Fraction):
         self.fps = Fraction(fps)
         self._newest: np.ndarray | None = None
+        self._fresh = False  # the newest frame shown is not written yet
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._started = threading.Event()
@@ -74,7 +76,7 @@ class PacedSink(LiveSink):
         if self.error is not None:
             raise self.error
         with self._lock:
-            self._newest = frame
+            self._newest, self._fresh = frame, True
         self._started.set()
 
     def _run(self) -> None:
@@ -94,11 +96,16 @@ class PacedSink(LiveSink):
                 if due > now and self._stop.wait(due - now):
                     break
                 with self._lock:
-                    frame = self._newest
+                    frame, self._fresh = self._newest, False
                 self._write(frame)
                 self.written += 1
                 if self._stop.is_set():
                     break
+            with self._lock:  # the last frame shown, if it came after the last moment: it ends the output
+                frame, fresh, self._fresh = self._newest, self._fresh, False
+            if fresh:
+                self._write(frame)
+                self.written += 1
         except BaseException as exc:  # raised in the live loop at the next show()
             self.error = exc
 
