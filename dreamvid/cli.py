@@ -449,19 +449,29 @@ def _live(args: argparse.Namespace) -> int:
         cancel.set()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    if not args.no_stdin and sys.stdin is not None and not sys.stdin.closed:
-        def read_stdin():
+
+    def read_stdin():
+        try:
             for line in sys.stdin:
                 try:
                     commands.put(line.rstrip("\n") or " ")
                 except DreamvidError as exc:
                     _info(str(exc))
-        threading.Thread(target=read_stdin, name="live commands", daemon=True).start()
+        except (OSError, ValueError):
+            return  # no readable standard input (closed, or captured): the keys and signals remain
+
+    reading = args.no_stdin or sys.stdin is None or sys.stdin.closed
     tty = sys.stderr.isatty()
     shown = [0.0]
 
     def status(s) -> None:
+        nonlocal reading
+        if not reading:  # commands are read once the show has started (the looks loaded and compiled)
+            reading = True
+            threading.Thread(target=read_stdin, name="live commands", daemon=True).start()
         if s.message:
+            if tty:
+                print("\r\x1b[K", end="", file=sys.stderr)  # the status line cleared for the notice
             _info(s.message)
         if tty:
             print("\r" + s.line()[:160], end="", file=sys.stderr, flush=True)

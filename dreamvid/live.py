@@ -153,10 +153,12 @@ class Status:
 @dataclass
 class LiveResult:
     """The summary of a live run: the last Status over the whole run, each dreamed frame's
-    (time since start, latency, source index, steps, octaves), the sinks' paths and late moments."""
+    (time since start, latency, source index, steps, octaves, waited), the sinks' paths and late
+    moments. `waited`: seconds from the frame's arrival to the start of its dream, what falling
+    behind would grow (the rest of the latency is the dream's own time)."""
 
     status: Status
-    frames: list[tuple[float, float, int, int | None, int | None]] = field(default_factory=list)
+    frames: list[tuple[float, float, int, int | None, int | None, float]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     late: dict[str, int] = field(default_factory=dict)
     cuts: int = 0
@@ -252,7 +254,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
     status, current, paused = result.status, 0, False
     t_start = time.perf_counter()
     t_end = None if live.seconds is None else t_start + live.seconds
-    pending: dict[int, Any] = {}  # source index -> the Captured, until its dream comes back
+    pending: dict[int, Any] = {}  # source index -> (the Captured, when its dream began), until the dream comes back
     outs: list[tuple[float, float]] = []  # (time, latency) of recent dreams
     last_out = last_status = None
     last_dream = None
@@ -319,10 +321,10 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
         name, chain, sched = chains[current]
         if governor is not None:
             sched["iterations"].value, sched["octaves"].value = governor.steps, governor.octaves
-        pending[got.index] = got
+        pending[got.index] = (got, time.perf_counter())
         done = chain.push(got.frame, index=got.index)
         for k, out, stats in done:  # on a GPU the frame before, fetched once this one is queued
-            cap = pending.pop(k, None)
+            cap, began = pending.pop(k, (None, None))
             for sink in sinks:
                 sink.show(out)
             now = time.perf_counter()
@@ -332,10 +334,15 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
             outs.append((now, latency))
             status.dreamed += 1
             result.cuts += bool(stats.get("cut")) and status.dreamed > 1
-            result.frames.append((now - t_start, latency, k, governor and governor.steps, governor and governor.octaves))
+            result.frames.append((now - t_start, latency, k, governor and governor.steps, governor and governor.octaves,
+                                  began - cap.at))
             if governor is not None and last_out is not None:
+                changes = governor.changes
                 governor.update(now - last_out)
                 status.steps, status.octaves = governor.steps, governor.octaves
+                if governor.changes != changes:  # it says what it chose
+                    report(f"governor: {governor.steps} steps, {governor.octaves} octaves for {live.fps:g} fps "
+                           f"(measured {1 / governor.pace:.1f})")
             last_out, last_dream = now, out
             if on_frame is not None:
                 on_frame(cap.frame, out, dict(stats, index=k, latency=latency))
