@@ -4,7 +4,8 @@ the preview preset (vgg16-hed, bundled: offline) at 320x180; the recording and a
 back; the window under Xvfb with real key presses (xdotool); commands on standard input; the
 governor.
 
-samples/pan.mp4 (320x180, a pan with a cut) is the clip. Each live run lasts LIVE_SECONDS
+samples/pan.mp4 (320x180, a pan with a cut) is the clip (DREAMVID_LIVE_CLIP=another, e.g. real
+street footage cropped to 320x180, for the README's figures). Each live run lasts LIVE_SECONDS
 (8 s by default, DREAMVID_LIVE_SECONDS=20 for the issue's full measurement); latency is
 compared over the first and last WINDOW seconds of a run."""
 
@@ -28,7 +29,8 @@ from dreamvid.live import Commands, Governor
 from dreamvid.metrics import detail_flicker
 from dreamvid.sources import open_source, probe_video
 
-CLIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "pan.mp4")
+CLIP = os.environ.get("DREAMVID_LIVE_CLIP") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                         "samples", "pan.mp4")
 LIVE_SECONDS = float(os.environ.get("DREAMVID_LIVE_SECONDS", "8"))
 WINDOW = min(5.0, LIVE_SECONDS / 3)
 FPS_IN = 25
@@ -122,13 +124,14 @@ def never_behind(result, frame_time: float) -> dict:
 
 def assert_dreamed_recording(path, seen, seconds, fps):
     """`path` plays (ffmpeg decodes it whole), lasts about the run at `fps`, and its last frame is
-    the last dream (within the codec's error), which differs from its input."""
+    the last dream (within the codec's error: H.264 on dream detail), nearer it than its input."""
     info = probe_video(str(path))
     assert info["width"] == 320 and info["height"] == 180
     assert 0.6 * seconds * fps <= info["n_frames"] <= 1.3 * seconds * fps, info
     last = frames_of(path)[-1].astype(np.float32)
     dream_in, dream_out = seen[-1][0].astype(np.float32), seen[-1][1].astype(np.float32)
-    assert np.abs(last - dream_out).mean() < 4.0
+    to_dream, to_input = np.abs(last - dream_out).mean(), np.abs(last - dream_in).mean()
+    assert to_dream < 6.0 and to_dream < 0.6 * to_input, (to_dream, to_input)  # the dream, not the input
     assert np.abs(dream_out - dream_in).mean() > 3.0  # it is dreamed
 
 
