@@ -36,7 +36,7 @@ import numpy as np
 
 from dreamvid import backends, flow
 from dreamvid.chain import Chain
-from dreamvid.config import LIVE_KEYS, Config, job_config, live_config, load_preset
+from dreamvid.config import LIVE_KEYS, LIVE_SOUND_KEYS, Config, job_config, live_config, load_preset
 from dreamvid.errors import Cancelled, ConfigError, InputError
 from dreamvid.frames import output_size, resize
 from dreamvid.gallery import render_gallery as render_tiles
@@ -217,9 +217,15 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
     `fullscreen`, `looks`, `snapshots`). Ends after `seconds`, at the source's end, on a "quit"
     command or once `cancel` is set, every sink closed. `progress(Status)` about twice a
     second; `commands` (a live.Commands) takes the controls; `on_frame(input, dream, stats)`
-    after each dream. Returns LiveResult (`summary()` says it in one line)."""
+    after each dream (stats: the chain's, and the source's frame `index`, `latency`, `step`).
+    `step`, `octaves`, `iterations_next` written "audio:source:MIN:MAX[:MODE]" follow the
+    source's own sound as it plays. Returns LiveResult (`summary()` says it in one line)."""
     cfg, live = live_config(dict(options), preset)
     dream_options = {k: v for k, v in options.items() if k not in LIVE_KEYS}
+    for key, name in LIVE_SOUND_KEYS.items():  # followed live by run_live: each look starts at the spec's MIN
+        if name in live.sounds:
+            lo = live.sounds[name].lo
+            dream_options[key] = lo if key == "step" else max(1, round(lo))
     network = _network(model)
     shared = network if not callable(network) else load_model(
         os.fspath(model) if model is not None else cfg.dream.model, weights=cfg.dream.weights,

@@ -178,9 +178,14 @@ class LiveSettings:
     fullscreen: bool = False  # the window sink fills the screen (a projector)
     looks: str = ""  # the looks keys switch between besides the first: presets or layer specs, ";" between
     snapshots: str = "."  # where the snapshot key writes its PNGs
+    # the settings that follow the source's own sound live ("audio:source[:MIN:MAX[:MODE]]"),
+    # by the chain's schedule name (step, octaves, iterations): set by live_config, not given
+    sounds: dict = field(default_factory=dict)
 
 
-LIVE_KEYS = frozenset(f.name for f in fields(LiveSettings))
+LIVE_KEYS = frozenset(f.name for f in fields(LiveSettings) if f.name != "sounds")
+LIVE_SOUND = "source"  # "audio:source:...": the live source's own sound track, followed as it plays
+LIVE_SOUND_KEYS = {"step": "step", "octaves": "octaves", "iterations_next": "iterations"}  # setting -> schedule
 
 
 def live_config(given: dict[str, Any], preset: str | None = None) -> tuple[Config, LiveSettings]:
@@ -196,6 +201,12 @@ def live_config(given: dict[str, Any], preset: str | None = None) -> tuple[Confi
             setattr(live, f.name, _coerce(f.name, values[f.name], f, "live: "))
     if live.max_steps is not None and live.max_steps < live.min_steps:
         raise ConfigError(f"max_steps ({live.max_steps}) is below min_steps ({live.min_steps}); raise --max-steps")
+    for key, name in LIVE_SOUND_KEYS.items():  # the source's own sound: followed live, the chain starts at MIN
+        if is_audio(given.get(key)):
+            spec = parse_spec(given[key], key)
+            if spec.path == LIVE_SOUND:
+                live.sounds[name] = spec
+                given[key] = spec.lo if key == "step" else max(1, round(spec.lo))
     return job_config("live", given, preset), live
 
 

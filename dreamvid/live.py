@@ -14,7 +14,9 @@ window's keys and the CLI's standard input) act between frames. 5) Every exit cl
 sinks, so a recording is complete and playable.
 
 Frame numbers are the source's (its frames at its rate, dropped ones included): schedules and
-seeds follow time. Latency: from a frame's arrival to its dream handed to the sinks.
+seeds follow time. Latency: from a frame's arrival to its dream handed to the sinks. A setting
+written "audio:source:MIN:MAX[:MODE]" (step, octaves, iterations_next) follows the source's own
+sound as it plays (livesources: a file's track at the frame played, a stream's heard live).
 """
 
 from __future__ import annotations
@@ -77,14 +79,24 @@ class Commands:
 
 
 class Governed:
-    """A schedule (`.at(k)`) the live run can override: the governor's value where set, the
-    user's schedule times `factor` otherwise (stronger/weaker scale the step this way)."""
+    """A schedule (`.at(k)`) the live run can override: the governor's value where set, else the
+    user's schedule, or the source's sound (`follow`: "audio:source:MIN:MAX"), times `factor`
+    (stronger/weaker scale the step this way)."""
 
     def __init__(self, base) -> None:
         self.base, self.value, self.factor = base, None, 1.0
+        self.sound = self.level = None
+
+    def follow(self, spec, level: Callable[[int, str], float]) -> None:
+        """Follow the source's sound: spec.lo at silence to spec.hi at its loudest (level(k, mode))."""
+        self.sound, self.level = spec, level
 
     def at(self, k):
-        return self.value if self.value is not None else self.base.at(k) * self.factor
+        if self.value is not None:
+            return self.value
+        if self.sound is not None:
+            return (self.sound.lo + (self.sound.hi - self.sound.lo) * self.level(k, self.sound.mode)) * self.factor
+        return self.base.at(k) * self.factor
 
 
 class Governor:
@@ -203,7 +215,8 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
     check_sinks(cfg, sink_specs)
     commands = commands or Commands()
     cancel = cancel or threading.Event()
-    source = open_live_source(source_spec, width=cfg.output.width, loop=live.loop)
+    source = open_live_source(source_spec, width=cfg.output.width, loop=live.loop,
+                              sound_modes={spec.mode for spec in live.sounds.values()})
     sinks: list[LiveSink] = []
     result = LiveResult(Status())
     try:
@@ -218,6 +231,8 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
             chain.flush()
             chain.reset()
             schedules = {k: Governed(chain.sched[k]) for k in ("step", "iterations", "octaves")}
+            for name, spec in live.sounds.items():  # settings that follow the source's own sound
+                schedules[name].follow(spec, source.level)
             chain.sched.update(schedules)  # the chain reads them each frame (the same dict)
             chains.append((name, chain, schedules))
         rate = live.fps or float(source.fps)
@@ -321,10 +336,10 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
         name, chain, sched = chains[current]
         if governor is not None:
             sched["iterations"].value, sched["octaves"].value = governor.steps, governor.octaves
-        pending[got.index] = (got, time.perf_counter())
+        pending[got.index] = (got, time.perf_counter(), sched["step"].at(got.index))
         done = chain.push(got.frame, index=got.index)
         for k, out, stats in done:  # on a GPU the frame before, fetched once this one is queued
-            cap, began = pending.pop(k, (None, None))
+            cap, began, step = pending.pop(k, (None, None, None))
             for sink in sinks:
                 sink.show(out)
             now = time.perf_counter()
@@ -345,7 +360,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
                            f"(measured {1 / governor.pace:.1f})")
             last_out, last_dream = now, out
             if on_frame is not None:
-                on_frame(cap.frame, out, dict(stats, index=k, latency=latency))
+                on_frame(cap.frame, out, dict(stats, index=k, latency=latency, step=step))
         pending = {k: c for k, c in pending.items() if k >= got.index - 2}
         received_at.append((time.perf_counter(), source.received))
         received_at = [r for r in received_at if r[0] > time.perf_counter() - WINDOW] or received_at[-1:]

@@ -14,6 +14,11 @@ Which source a spec opens (`open_live_source`):
 - a video file or an image sequence: played at its own frame rate (each frame released at its
   time, as a camera would), from the start again at the end with `loop`.
 
+The source's own sound, where a setting follows it (`sound_modes`): `level(k, mode)` is the
+envelope (0..1, audio.py's follower) at frame k: for a file, its sound track's envelope at the
+frame it plays (looped with it); for a stream, its sound decoded live by the same ffmpeg (a
+second output, mono PCM) and followed as it arrives (loudness, "rms", only: the level now).
+
 Frames are RGB uint8 (H, W, 3), all of the source's `size`; each `Captured` keeps its number in
 the stream (at the source's `fps`: frame numbers are time, dropped frames included) and the
 moment it arrived (time.perf_counter), from which the live loop measures latency.
@@ -33,7 +38,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from dreamvid.errors import InputError
+from dreamvid import audio
+from dreamvid.errors import ConfigError, InputError
 from dreamvid.ffmpeg import ffmpeg_exe
 from dreamvid.frames import output_size, resize
 from dreamvid.sources import exact_fps, open_source
@@ -133,6 +139,11 @@ class LiveSource:
     def _halt(self) -> None:
         """Unblock the reader: close what it reads from."""
 
+    def level(self, k: int, mode: str) -> float:
+        """The source's sound at frame k, 0..1 (module docstring)."""
+        raise ConfigError(f"'{self.name}' has no sound to follow here; audio:source follows a file's or a "
+                          f"stream's own sound track (leave audio:source out, or give an audio:FILE)")
+
     def __enter__(self):
         return self
 
@@ -145,12 +156,22 @@ class FileSource(LiveSource):
     is released at start + i / fps (the decoder runs ahead of that only by one frame). `loop`:
     from the first frame again at the end, the frame numbers running on."""
 
-    def __init__(self, path: str, width: int | None, loop: bool):
+    def __init__(self, path: str, width: int | None, loop: bool, sound_modes=()):
         super().__init__()
         self.name, self.loop = path, loop
         self.source = open_source(path, width=width)
         self.fps = self.source.info.fps
         self.size = (self.source.info.width, self.source.info.height)
+        self.envelopes = {}  # mode -> one value per frame of the file (its own sound track)
+        if sound_modes:
+            pcm = audio.decode(path)  # InputError naming the fix where the file has no sound
+            for mode in sound_modes:
+                self.envelopes[mode] = audio.envelope(pcm, audio.RATE, self.fps, mode=mode,
+                                                      frames=self.source.info.n_frames or None)
+
+    def level(self, k: int, mode: str) -> float:
+        env = self.envelopes[mode]
+        return float(env[k % len(env)] if self.loop else env[min(k, len(env) - 1)])  # frame k plays the sound's k
 
     def _frames(self):
         t0, i = time.perf_counter(), 0
@@ -177,9 +198,12 @@ class StreamSource(LiveSource):
     """Anything ffmpeg reads live (module docstring), decoded to RGB by one ffmpeg process whose
     stream lines (stderr) give the size and rate before the first frame."""
 
-    def __init__(self, url: str, width: int | None, timeout: float = START_TIMEOUT):
+    def __init__(self, url: str, width: int | None, timeout: float = START_TIMEOUT, sound_modes=()):
         super().__init__()
         self.name = url
+        if set(sound_modes) - {"rms"}:
+            raise ConfigError(f"a stream's sound is followed live by its loudness only; write audio:source:MIN:MAX "
+                              f"(or :rms), not :{next(iter(set(sound_modes) - {'rms'}))}")
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
                "-fflags", "nobuffer", "-flags", "low_delay",  # hand each frame on as soon as it is decoded
                "-probesize", "500000", "-analyzeduration", "1000000"]  # start within a second, not five
@@ -189,15 +213,29 @@ class StreamSource(LiveSource):
         if width:
             cmd += ["-vf", f"scale={width - width % 2}:-2"]  # even sizes, the aspect kept
         cmd += ["-fps_mode", "passthrough", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"]
+        self._level, self._sound_fd = 0.0, None
+        fds = ()
+        if sound_modes:  # a second output: the sound, mono float32 PCM, on a pipe of its own
+            self._sound_fd, write_fd = os.pipe()
+            cmd += ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(audio.RATE), "-f", "f32le", f"pipe:{write_fd}"]
+            fds = (write_fd,)
         self.lines: deque[str] = deque(maxlen=200)  # ffmpeg's stderr, the last lines, for errors
         self._header = threading.Event()
         # this line starts the decoder; close() stops and reaps it on every exit
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     pass_fds=fds)
+        for fd in fds:
+            os.close(fd)  # ffmpeg holds the write end now
         self._err_thread = threading.Thread(target=self._stderr, name=f"ffmpeg stderr {url}", daemon=True)
         self._err_thread.start()
+        if self._sound_fd is not None:
+            threading.Thread(target=self._hear, name=f"live sound {url}", daemon=True).start()
         if not self._header.wait(timeout) or self.size == (0, 0):
             said = next((ln for ln in reversed(self.lines) if ln.strip()), "nothing")
             self.close()
+            if sound_modes and "matches no streams" in " ".join(self.lines):
+                raise InputError(f"'{url}' has no sound track; audio:source follows the stream's own sound (send "
+                                 f"the sound with it, or leave audio:source out)")
             raise InputError(f"no video from '{url}' within {timeout:.0f} s (ffmpeg said: {said[:200]}); check "
                              f"that the stream is being sent there (and for udp:// that this machine is its "
                              f"destination), or that the device exists")
@@ -222,6 +260,27 @@ class StreamSource(LiveSource):
                     self.size = (int(size.group(1)), int(size.group(2)))
                     self._header.set()
         self._header.set()  # ffmpeg ended: whoever waits learns it now
+
+    def _hear(self) -> None:
+        """The sound's reader: each frame's worth of samples (at `fps`) -> its loudness (RMS over
+        the loudest heard so far, 0..1) -> the follower -> `_level`, the level now."""
+        follower, top, pending = None, 0.0, b""
+        with os.fdopen(self._sound_fd, "rb", buffering=0) as f:
+            while True:
+                chunk = f.read(65536)
+                if not chunk:
+                    return  # the stream ended, or close() stopped ffmpeg
+                pending += chunk
+                n = 4 * max(1, round(audio.RATE / float(self.fps)))  # bytes of one frame's samples
+                while len(pending) >= n:
+                    pcm, pending = np.frombuffer(pending[:n], "<f4"), pending[n:]
+                    rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
+                    top = max(top, rms)
+                    follower = follower or audio.Follower(self.fps)
+                    self._level = follower.step(rms / top if top > 0 else 0.0)
+
+    def level(self, k: int, mode: str) -> float:
+        return self._level  # live: the sound now, whatever frame is dreamed
 
     def _frames(self):
         w, h = self.size
@@ -278,22 +337,27 @@ class CameraSource(LiveSource):
         self.cap.release()
 
 
-def open_live_source(spec: str, *, width: int | None = None, loop: bool = False) -> LiveSource:
+def open_live_source(spec: str, *, width: int | None = None, loop: bool = False, sound_modes=()) -> LiveSource:
     """The live source `spec` names (module docstring), started: its reader runs and its `size`
-    and `fps` are known. InputError, naming the fix, where it cannot be opened."""
+    and `fps` are known. `sound_modes`: the audio modes its own sound is followed by (`level`).
+    InputError, naming the fix, where it cannot be opened."""
     spec = os.fspath(spec)
+    sound_modes = tuple(sorted(set(sound_modes)))
     m = re.fullmatch(r"camera:(\d+)", spec)
     if m:
         if loop:
             raise InputError("--loop replays a file; a camera cannot loop (leave --loop out)")
+        if sound_modes:
+            raise ConfigError("a camera brings no sound here; audio:source follows a file's or a stream's own "
+                              "sound (give an audio:FILE, or send the camera as a stream with its sound)")
         return CameraSource(int(m.group(1)), width).start()
     if URL.match(spec) or spec.startswith("/dev/video"):
         if loop:
             raise InputError(f"--loop replays a file; '{spec}' is a stream (leave --loop out)")
-        return StreamSource(spec, width).start()
+        return StreamSource(spec, width, sound_modes=sound_modes).start()
     if spec.startswith("camera"):
         raise InputError(f"'{spec}' is not a camera: write camera:N, e.g. camera:0 for the first")
-    return FileSource(spec, width, loop).start()
+    return FileSource(spec, width, loop, sound_modes).start()
 
 
 __all__ = ["Captured", "LiveSource", "FileSource", "StreamSource", "CameraSource", "open_live_source"]

@@ -25,12 +25,14 @@ import pytest
 
 import dreamvid
 from dreamvid.ffmpeg import ffmpeg_exe
+from dreamvid import audio
 from dreamvid.live import Commands, Governor
+from dreamvid.livesources import open_live_source
 from dreamvid.metrics import detail_flicker
 from dreamvid.sources import open_source, probe_video
 
-CLIP = os.environ.get("DREAMVID_LIVE_CLIP") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                         "samples", "pan.mp4")
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "pan.mp4")
+CLIP = os.environ.get("DREAMVID_LIVE_CLIP") or SAMPLE
 LIVE_SECONDS = float(os.environ.get("DREAMVID_LIVE_SECONDS", "8"))
 WINDOW = min(5.0, LIVE_SECONDS / 3)
 FPS_IN = 25
@@ -43,17 +45,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def udp_sender():
-    """ffmpeg sending samples/pan.mp4 over and over to udp://127.0.0.1:PORT at 25 frames/s,
-    320x180 H.264 (a key frame a second), in MPEG-TS, in real time (-re)."""
+def send_udp(clip, sound=False):
+    """ffmpeg sending `clip` over and over to udp://127.0.0.1:PORT at 25 frames/s, 320x180 H.264
+    (a key frame a second; with `sound`, its AAC track too), in MPEG-TS, in real time (-re)."""
     port = free_port()
+    audio_args = ["-c:a", "aac", "-b:a", "64k"] if sound else ["-an"]
     proc = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1",
-                             "-i", CLIP, "-vf", "scale=320:180", "-r", str(FPS_IN), "-an", "-c:v", "libx264",
+                             "-i", clip, "-vf", "scale=320:180", "-r", str(FPS_IN), *audio_args, "-c:v", "libx264",
                              "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS_IN), "-bf", "0",
                              "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    yield f"udp://127.0.0.1:{port}"
+    return f"udp://127.0.0.1:{port}", proc
+
+
+@pytest.fixture
+def udp_sender():
+    url, proc = send_udp(CLIP)
+    yield url
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def udp_sender_with_sound():
+    url, proc = send_udp(SAMPLE, sound=True)
+    yield url
     proc.kill()
     proc.wait()
 
@@ -155,6 +171,29 @@ def test_a_udp_stream_dreamed_live_never_falls_behind(udp_sender, tmp_path):
     dreams = [o.astype(np.float32) for _, o, _ in seen]
     best = min(np.abs(sent[-1].astype(np.float32) - d).mean() for d in dreams[-12:])
     assert best < 6.0  # what went out over UDP is the dream
+    with pytest.raises(dreamvid.InputError, match="has no sound track; audio:source"):
+        open_live_source(udp_sender, sound_modes=("rms",))  # this stream is sent without its sound
+
+
+def test_a_file_source_s_own_sound_drives_the_step(tmp_path):
+    """step "audio:source:0.5:3": each frame dreamed takes the step the file's sound track gives
+    at the frame it plays (audio.envelope over the sample's track, looped with it)."""
+    _, seen = live_run(SAMPLE, [str(tmp_path / "s.mkv")], loop=True, step="audio:source:0.5:3", seconds=4.0)
+    fps = probe_video(SAMPLE)["fps"]
+    env = audio.envelope(audio.decode(SAMPLE), audio.RATE, fps, frames=probe_video(SAMPLE)["n_frames"])
+    got = np.array([st["step"] for _, _, st in seen])
+    want = np.array([0.5 + 2.5 * env[st["index"] % len(env)] for _, _, st in seen])
+    assert np.allclose(got, want, atol=1e-9)
+    assert got.max() - got.min() > 0.2  # it moves with the sound (the follower rises from silence, the cut)
+
+
+def test_a_stream_s_own_sound_heard_live_drives_the_step(udp_sender_with_sound, tmp_path):
+    """The same over UDP with the sample's sound track in the stream: the step follows the sound
+    heard as it arrives (0.5 in silence, rising toward 3 with the tones)."""
+    _, seen = live_run(udp_sender_with_sound, [str(tmp_path / "s.mkv")], step="audio:source:0.5:3", seconds=4.0)
+    steps = np.array([st["step"] for _, _, st in seen])
+    print(f"\nstream sound: steps {np.round(steps, 2).tolist()}")
+    assert ((steps >= 0.5) & (steps <= 3.0)).all() and steps.max() > 1.5 and len(set(steps.tolist())) > 3
 
 
 def test_a_file_played_live_flickers_less_than_frames_dreamed_alone(tmp_path):
