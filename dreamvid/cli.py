@@ -15,7 +15,8 @@ import time
 from dataclasses import fields
 
 from dreamvid import api, audio, backends
-from dreamvid.config import RAY_CHUNK_FRAMES, SECTIONS, Config, LiveSettings, build_config, job_config, live_config, load_preset, preset_descriptions
+from dreamvid.config import (RAY_CHUNK_FRAMES, SECTIONS, Config, LiveSettings, build_config, job_config, live_config,
+                             load_preset, preset_descriptions)
 from dreamvid.errors import DreamvidError
 from dreamvid.live import HELP as LIVE_KEYS_HELP
 from dreamvid.version import VERSION

@@ -23,7 +23,6 @@ from dreamvid.errors import ConfigError
 from dreamvid.schedule import is_audio, parse_spec
 
 
-
 def _preset_dir():
     """The named presets: the installed package's data (dreamvid/presets in the wheel, built from
     the top-level presets/ folder), read through importlib.resources; in a checkout run without

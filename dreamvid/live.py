@@ -25,9 +25,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -297,7 +298,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
                     commands.put(KEYS[key])
         message = ""
         for cmd in commands.take():
-            name, chain, sched = chains[current]
+            _, chain, sched = chains[current]
             if cmd == "quit":
                 cancel.set()
             elif cmd in ("next", "prev"):
@@ -333,7 +334,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
             continue
         if paused:
             continue
-        name, chain, sched = chains[current]
+        _, chain, sched = chains[current]
         if governor is not None:
             sched["iterations"].value, sched["octaves"].value = governor.steps, governor.octaves
         pending[got.index] = (got, time.perf_counter(), sched["step"].at(got.index))
@@ -385,4 +386,4 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
     result.governor_changes = governor.changes if governor else 0
 
 
-__all__ = ["Commands", "COMMANDS", "KEYS", "HELP", "Governor", "Governed", "Status", "LiveResult", "run_live", "check_sinks"]
+__all__ = ["COMMANDS", "HELP", "KEYS", "Commands", "Governed", "Governor", "LiveResult", "Status", "check_sinks", "run_live"]

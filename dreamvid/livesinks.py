@@ -179,7 +179,6 @@ class StreamSink(PacedSink):
             self.proc.kill()
             self.proc.wait()
         self._err.close()
-        return None
 
 
 class WindowSink(LiveSink):
@@ -220,7 +219,6 @@ class WindowSink(LiveSink):
     def close(self):
         self.cv2.destroyWindow(self.title)
         self.cv2.waitKey(1)
-        return None
 
 
 class VirtualCamSink(PacedSink):
@@ -245,7 +243,6 @@ class VirtualCamSink(PacedSink):
 
     def _finish(self):
         self.cam.close()
-        return None
 
 
 def check_live_sink(spec: str, **options) -> None:
@@ -269,5 +266,13 @@ def open_live_sink(spec: str, *, fps: Fraction, size: tuple[int, int], fullscree
     return RecordingSink(spec, fps, size, **options)
 
 
-__all__ = ["LiveSink", "PacedSink", "RecordingSink", "StreamSink", "WindowSink", "VirtualCamSink",
-           "check_live_sink", "open_live_sink"]
+__all__ = [
+    "LiveSink",
+    "PacedSink",
+    "RecordingSink",
+    "StreamSink",
+    "VirtualCamSink",
+    "WindowSink",
+    "check_live_sink",
+    "open_live_sink",
+]

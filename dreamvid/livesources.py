@@ -111,7 +111,7 @@ class LiveSource:
             self._cond.notify_all()
 
     # -- the live loop's side
-    def start(self) -> "LiveSource":
+    def start(self) -> LiveSource:
         self._thread = threading.Thread(target=self._read, name=f"live source {self.name}", daemon=True)
         self._thread.start()
         return self
@@ -360,4 +360,4 @@ def open_live_source(spec: str, *, width: int | None = None, loop: bool = False,
     return FileSource(spec, width, loop, sound_modes).start()
 
 
-__all__ = ["Captured", "LiveSource", "FileSource", "StreamSource", "CameraSource", "open_live_source"]
+__all__ = ["CameraSource", "Captured", "FileSource", "LiveSource", "StreamSource", "open_live_source"]

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import dreamvid
-from dreamvid.ffmpeg import ffmpeg_exe
 from dreamvid import audio
+from dreamvid.ffmpeg import ffmpeg_exe
 from dreamvid.live import Commands, Governor
 from dreamvid.livesources import open_live_source
 from dreamvid.metrics import detail_flicker
@@ -36,7 +36,7 @@ CLIP = os.environ.get("DREAMVID_LIVE_CLIP") or SAMPLE
 LIVE_SECONDS = float(os.environ.get("DREAMVID_LIVE_SECONDS", "8"))
 WINDOW = min(5.0, LIVE_SECONDS / 3)
 FPS_IN = 25
-LIVE = dict(preset="preview", seed=1)  # vgg16-hed block3_conv3, 2 octaves of 4 steps, 2 after, 320 wide
+LIVE = {"preset": "preview", "seed": 1}  # vgg16-hed block3_conv3, 2 octaves of 4 steps, 2 after, 320 wide
 
 
 def free_port() -> int:
@@ -95,7 +95,7 @@ class UdpReceiver:
             while not self._stop.is_set():
                 try:
                     data = self.sock.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 f.write(data)
                 self.received += len(data)
@@ -134,8 +134,8 @@ def never_behind(result, frame_time: float) -> dict:
     w0, w1 = float(np.median(waited[first])), float(np.median(waited[last]))
     assert w1 <= w0 + frame_time, (w0, w1)
     assert float(np.median(waited)) <= frame_time + 0.02, np.median(waited)
-    return dict(wait_first=w0, wait_last=w1, latency_first=float(np.median(lat[first])),
-                latency_last=float(np.median(lat[last])))
+    return {"wait_first": w0, "wait_last": w1, "latency_first": float(np.median(lat[first])),
+            "latency_last": float(np.median(lat[last]))}
 
 
 def assert_dreamed_recording(path, seen, seconds, fps):
@@ -231,7 +231,7 @@ def test_the_governor_lowers_steps_then_octaves_and_raises_them_again():
 
 
 def test_the_governor_holds_a_target_live(tmp_path):
-    result, seen = live_run(CLIP, [str(tmp_path / "g.mp4")], fps=12, min_steps=1, max_steps=6, iterations_next=6,
+    result, _ = live_run(CLIP, [str(tmp_path / "g.mp4")], fps=12, min_steps=1, max_steps=6, iterations_next=6,
                             loop=True, seconds=min(LIVE_SECONDS, 6.0))
     steps = [f[3] for f in result.frames]
     print(f"\ngovernor: {result.summary()}")
