@@ -5,12 +5,17 @@ back; the window under Xvfb with real key presses (xdotool); commands on standar
 governor.
 
 samples/pan.mp4 (320x180, a pan with a cut) is the clip (DREAMVID_LIVE_CLIP=another, e.g. real
-street footage cropped to 320x180, for the README's figures). Each live run lasts LIVE_SECONDS
-(8 s by default, DREAMVID_LIVE_SECONDS=20 for the issue's full measurement); latency is
-compared over the first and last WINDOW seconds of a run."""
+street footage cropped to 320x180, for the README's figures). The two shows (a UDP stream, a
+file) last LIVE_SECONDS each (the issue's 20 s; DREAMVID_LIVE_SECONDS=8 for a quicker look);
+latency is compared over the first and last WINDOW seconds of a run. They run on one backend
+(`one_pass`: CI's TensorFlow pass), as every live run here does but one: they measure the live
+loop, the sources and the sinks, one code on every backend (and JAX on CPU dreams the preview
+at 320x180 in about 4 s a frame, a show of a frame or two); test_a_short_show_on_this_backend
+dreams a small show live on whichever backend the pass runs."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -33,10 +38,14 @@ from dreamvid.sources import open_source, probe_video
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "pan.mp4")
 CLIP = os.environ.get("DREAMVID_LIVE_CLIP") or SAMPLE
-LIVE_SECONDS = float(os.environ.get("DREAMVID_LIVE_SECONDS", "8"))
+LIVE_SECONDS = float(os.environ.get("DREAMVID_LIVE_SECONDS", "20"))
 WINDOW = min(5.0, LIVE_SECONDS / 3)
 FPS_IN = 25
 LIVE = {"preset": "preview", "seed": 1}  # vgg16-hed block3_conv3, 2 octaves of 4 steps, 2 after, 320 wide
+one_pass = pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                              reason="live shows run in the TensorFlow pass (the live loop, sources and sinks are one "
+                                     "code for every backend; JAX on CPU dreams 320x180 in seconds a frame); "
+                                     "test_a_short_show_on_this_backend dreams live here")
 
 
 def free_port() -> int:
@@ -134,6 +143,8 @@ def never_behind(result, frame_time: float) -> dict:
     w0, w1 = float(np.median(waited[first])), float(np.median(waited[last]))
     assert w1 <= w0 + frame_time, (w0, w1)
     assert float(np.median(waited)) <= frame_time + 0.02, np.median(waited)
+    l0, l1 = float(np.median(lat[first])), float(np.median(lat[last]))
+    assert l1 <= 3 * l0 + frame_time, (l0, l1)  # a queue would add seconds over the run; the load swings less
     return {"wait_first": w0, "wait_last": w1, "latency_first": float(np.median(lat[first])),
             "latency_last": float(np.median(lat[last]))}
 
@@ -151,6 +162,18 @@ def assert_dreamed_recording(path, seen, seconds, fps):
     assert np.abs(dream_out - dream_in).mean() > 3.0  # it is dreamed
 
 
+def assert_dreamed_stream(path, seen):
+    """The MPEG-TS a UDP sink sent (caught in `path`) decodes with ffmpeg, and what went out is the
+    dream (one of the last dreams shown, within H.264's error), not its input."""
+    sent = frames_of(path)
+    assert len(sent) >= FPS_IN * 1
+    last = sent[-1].astype(np.float32)
+    to_dream = min(np.abs(last - o.astype(np.float32)).mean() for _, o, _ in seen[-12:])
+    to_input = min(np.abs(last - i.astype(np.float32)).mean() for i, _, _ in seen[-12:])
+    assert to_dream < 6.0 and to_dream < 0.6 * to_input, (to_dream, to_input)
+
+
+@one_pass
 def test_a_udp_stream_dreamed_live_never_falls_behind(udp_sender, tmp_path):
     rec = tmp_path / "show.mp4"
     receiver = UdpReceiver(tmp_path / "sent.ts")
@@ -163,18 +186,27 @@ def test_a_udp_stream_dreamed_live_never_falls_behind(udp_sender, tmp_path):
     rule = never_behind(result, 1 / FPS_IN)
     print(f"\nudp: {result.summary()}; in {s.fps_in:.1f} fps; " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in rule.items()))
     assert 20 <= s.fps_in <= 30  # the sender's 25 frames/s arrive
-    assert s.dropped > 0 and s.dreamed + s.dropped <= s.received <= s.dreamed + s.dropped + 2  # every frame counted
+    assert s.dropped > 0 and s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # every frame counted
     assert result.outputs == [str(rec)]
     assert_dreamed_recording(rec, seen, s.seconds, FPS_IN)
-    sent = frames_of(tmp_path / "sent.ts")  # the UDP sink, read back
-    assert len(sent) >= FPS_IN * 1
-    dreams = [o.astype(np.float32) for _, o, _ in seen]
-    best = min(np.abs(sent[-1].astype(np.float32) - d).mean() for d in dreams[-12:])
-    assert best < 6.0  # what went out over UDP is the dream
+    assert_dreamed_stream(tmp_path / "sent.ts", seen)  # the UDP sink, read back
+    # the same inputs (the longest run of dreams without a cut, up to 24) dreamed each alone
+    starts = [n for n, (_, _, st) in enumerate(seen) if st["cut"] or n == 0] + [len(seen)]
+    a, b = max(itertools.pairwise(starts), key=lambda r: r[1] - r[0])
+    run = seen[a:b][:24]
+    alone = dreamvid.VideoDreamer(**LIVE, no_flow=True, fps=FPS_IN)
+    alone_out = [alone.dream(i) for i, _, _ in run]
+    alone.close()
+    inputs = [i for i, _, _ in run]
+    chained = detail_flicker(inputs, [o for _, o, _ in run], relative=True)
+    independent = detail_flicker(inputs, alone_out, relative=True)
+    print(f"udp: relative flicker {chained:.3f} chained vs {independent:.3f} alone over {len(run)} frames")
+    assert len(run) >= 8 and chained < 0.8 * independent
     with pytest.raises(dreamvid.InputError, match="has no sound track; audio:source"):
         open_live_source(udp_sender, sound_modes=("rms",))  # this stream is sent without its sound
 
 
+@one_pass
 def test_a_file_source_s_own_sound_drives_the_step(tmp_path):
     """step "audio:source:0.5:3": each frame dreamed takes the step the file's sound track gives
     at the frame it plays (audio.envelope over the sample's track, looped with it)."""
@@ -187,6 +219,7 @@ def test_a_file_source_s_own_sound_drives_the_step(tmp_path):
     assert got.max() - got.min() > 0.2  # it moves with the sound (the follower rises from silence, the cut)
 
 
+@one_pass
 def test_a_stream_s_own_sound_heard_live_drives_the_step(udp_sender_with_sound, tmp_path):
     """The same over UDP with the sample's sound track in the stream: the step follows the sound
     heard as it arrives (0.5 in silence, rising toward 3 with the tones)."""
@@ -196,16 +229,24 @@ def test_a_stream_s_own_sound_heard_live_drives_the_step(udp_sender_with_sound, 
     assert ((steps >= 0.5) & (steps <= 3.0)).all() and steps.max() > 1.5 and len(set(steps.tolist())) > 3
 
 
+@one_pass
 def test_a_file_played_live_flickers_less_than_frames_dreamed_alone(tmp_path):
     rec = tmp_path / "show.mkv"
-    result, seen = live_run(CLIP, [str(rec)], loop=True)
+    receiver = UdpReceiver(tmp_path / "sent.ts")
+    try:
+        result, seen = live_run(CLIP, [str(rec), receiver.url], loop=True)
+    finally:
+        time.sleep(0.3)
+        receiver.close()
     _, seen_alone = live_run(CLIP, [str(tmp_path / "alone.mkv")], no_flow=True, seconds=min(LIVE_SECONDS, 5.0),
                              loop=True)
     fps = float(probe_video(CLIP)["fps"])
     rule = never_behind(result, 1 / fps)
     s = result.status
     assert 0.8 * fps <= s.fps_in <= 1.2 * fps and s.dropped > 0
+    assert s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # every frame counted
     assert_dreamed_recording(rec, seen, s.seconds, fps)
+    assert_dreamed_stream(tmp_path / "sent.ts", seen)
 
     def flicker(frames):  # over runs of frames without a cut between them
         pairs = [(i, o) for i, o, st in frames if not st["cut"]]
@@ -215,6 +256,63 @@ def test_a_file_played_live_flickers_less_than_frames_dreamed_alone(tmp_path):
     print(f"\nfile: {result.summary()}; relative flicker {chained:.3f} chained vs {independent:.3f} alone; "
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in rule.items()))
     assert chained < 0.8 * independent
+
+
+@one_pass
+def test_the_live_chain_limits_the_carried_detail(tmp_path):
+    """--carry-limit holds live as in a render (chain.Chain): carried detail limited to a twentieth
+    of a fresh dream's amount leaves the next frames about what their own two steps add; with no
+    limit they carry the whole dream on."""
+    def amounts(limit):
+        _, seen = live_run(SAMPLE, [str(tmp_path / f"c{limit}.mkv")], loop=True, octaves=1, seconds=2.5,
+                           carry_limit=limit)
+        first = seen[0][2]["amount"]
+        return first, np.mean([st["amount"] for _, _, st in seen[1:] if not st["cut"]])
+
+    (_, limited), (fresh_free, free) = amounts(0.05), amounts(0.0)
+    print(f"\ncarry limit live: next frames add {limited:.1f} limited, {free:.1f} free (fresh {fresh_free:.1f})")
+    assert limited < 0.7 * free
+
+
+@one_pass
+def test_pause_holds_the_show_and_play_resumes_it(tmp_path):
+    commands, counts, started = Commands(), [], threading.Event()
+
+    def progress(s):
+        counts.append((time.perf_counter(), s.dreamed, s.paused))
+        started.set()
+
+    def operate():
+        started.wait(60)
+        time.sleep(1.0)
+        commands.put("pause")
+        time.sleep(2.0)
+        commands.put(" ")  # the window's space bar
+        time.sleep(1.5)
+        commands.put("q")
+
+    threading.Thread(target=operate, daemon=True).start()
+    result = dreamvid.render_live(SAMPLE, [str(tmp_path / "p.mkv")], **LIVE, octaves=1, loop=True, seconds=30,
+                                  commands=commands, progress=progress)
+    paused = [n for _, n, p in counts if p]
+    assert paused and max(paused) - min(paused) <= 1  # nothing dreamed while paused (one may finish)
+    assert result.status.dreamed > max(paused) + 2  # play resumed it
+    assert result.status.seconds < 25  # q ended it
+
+
+def test_a_short_show_on_this_backend(tmp_path):
+    """A few seconds of the file source dreamed live at 128 px on the pass's backend (JAX's in CI's
+    second pass): dreams come out, every frame dreamed or dropped and counted (one that came during the
+warm-up may be dropped once the show started), the recording plays."""
+    rec = tmp_path / "short.mkv"
+    result, seen = live_run(SAMPLE, [str(rec)], loop=True, width=128, octaves=1, seconds=5.0)
+    s = result.status
+    print(f"\nshort show: {result.summary()}")
+    assert s.dreamed >= 2 and s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # all counted
+    info = probe_video(str(rec))
+    assert (info["width"], info["height"]) == (128, 72) and info["n_frames"] >= 2
+    change = [float(np.abs(o.astype(np.float32) - i).mean()) for i, o, _ in seen]
+    assert min(change) > 2.0, change  # dreamed
 
 
 def test_the_governor_lowers_steps_then_octaves_and_raises_them_again():
@@ -230,6 +328,7 @@ def test_the_governor_lowers_steps_then_octaves_and_raises_them_again():
     assert trace.index((1, 3)) < trace.index((2, 3))  # the octaves come back first
 
 
+@one_pass
 def test_the_governor_holds_a_target_live(tmp_path):
     result, _ = live_run(CLIP, [str(tmp_path / "g.mp4")], fps=12, min_steps=1, max_steps=6, iterations_next=6,
                             loop=True, seconds=min(LIVE_SECONDS, 6.0))
@@ -239,6 +338,7 @@ def test_the_governor_holds_a_target_live(tmp_path):
     assert "governor: steps" in result.summary()
 
 
+@one_pass
 def test_commands_on_standard_input_and_their_errors(tmp_path):
     """The CLI, as a show's operator uses it headless: commands on stdin, then quit; the
     snapshot written, the recording closed and playable, the summary printed."""
@@ -249,10 +349,11 @@ def test_commands_on_standard_input_and_their_errors(tmp_path):
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         def feed():
-            for line in ("stronger", "n", "bogus", "more", "snapshot", "reset", "quit"):
+            for line in ("stronger", "+", "weaker", "n", "bogus", "p", "more", "less", "[", "pause", "pause",
+                         "snapshot", "reset", "quit"):
                 proc.stdin.write(line + "\n")
                 proc.stdin.flush()
-                time.sleep(0.8)
+                time.sleep(0.5)
         # the commands start once the show does (after loading and compiling)
         err = ""
         while "show started" not in err and proc.poll() is None:
@@ -263,13 +364,15 @@ def test_commands_on_standard_input_and_their_errors(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    for words in ("step x1.25", "look: block4_conv3", "unknown live command 'bogus'", "carry 0.95", "snapshot",
-                  "chain reset", "frames dreamed of", "wrote"):
+    for words in ("step x1.25", "step x1.56", "look: block4_conv3", "look: preview", "unknown live command 'bogus'",
+                  "carry 0.95", "carry 0.85", "paused", "playing", "snapshot", "chain reset", "frames dreamed of",
+                  "wrote"):
         assert words in err, (words, err)
     assert any(n.endswith(".png") for n in os.listdir(tmp_path))
     assert probe_video(str(rec))["n_frames"] > 0
 
 
+@one_pass
 def test_sigterm_ends_a_show_cleanly(tmp_path):
     rec = tmp_path / "term.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "dreamvid.cli", "live", CLIP, "-o", str(rec), "--preset", "preview",
@@ -301,7 +404,7 @@ def test_bad_sources_and_sinks_say_so_in_one_line(tmp_path, capsys):
         Commands().put("louder")
 
 
-def test_virtualcam_where_it_exists(tmp_path):
+def test_virtualcam_where_it_exists(tmp_path, capsys):
     try:
         import pyvirtualcam  # noqa: F401
     except ImportError:
@@ -311,6 +414,11 @@ def test_virtualcam_where_it_exists(tmp_path):
             VirtualCamSink(25, (320, 180))
         pytest.skip("pyvirtualcam is not installed: the virtual camera is tested where it is (and v4l2loopback)")
     if not any(n.startswith("video") for n in os.listdir("/dev")):
+        from dreamvid.cli import main
+
+        assert main(["live", CLIP, "-o", "virtualcam", "--preset", "preview", "--seconds", "1", "--no-stdin"]) == 2
+        err = capsys.readouterr().err
+        assert "no virtual camera to write to" in err and "modprobe v4l2loopback" in err and err.count("\n") <= 3, err
         pytest.skip("no v4l2loopback device (/dev/video*): load it with sudo modprobe v4l2loopback")
     result, _ = live_run(CLIP, ["virtualcam"], seconds=3.0, loop=True)
     assert result.status.dreamed > 0
@@ -335,6 +443,7 @@ def xvfb():
     proc.wait()
 
 
+@one_pass
 def test_the_window_under_xvfb_takes_real_keys(xvfb, tmp_path):
     """The window sink shows the dream; keys pressed in it (xdotool, real X key events) act:
     'n' switches the look, '+' strengthens, 's' snapshots, 'q' quits before the time is up."""
