@@ -256,7 +256,7 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
                 if path:
                     result.outputs.append(path)
                 result.late[sink.name] = sink.late
-            except Exception as exc:  # the first failure is raised once all are closed
+            except Exception as exc:  # noqa: BLE001 (every sink closed:) the first failure is raised once all are closed
                 errors.append(exc)
         for _, chain, _ in locals().get("chains", []):
             chain.close()
@@ -293,7 +293,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
     while not cancel.is_set() and (t_end is None or time.perf_counter() < t_end):
         # commands: the window's keys, then what came from elsewhere
         for sink in sinks:
-            for key in sink.keys():
+            for key in sink.keys():  # noqa: SIM118 (a sink's pressed keys, not a dict)
                 if key in KEYS:
                     commands.put(KEYS[key])
         message = ""

@@ -106,7 +106,7 @@ class PacedSink(LiveSink):
             if fresh:
                 self._write(frame)
                 self.written += 1
-        except BaseException as exc:  # raised in the live loop at the next show()
+        except BaseException as exc:  # noqa: BLE001 (the writer thread's any failure) raised in the live loop at the next show()
             self.error = exc
 
     def close(self) -> str | None:
@@ -154,7 +154,7 @@ class StreamSink(PacedSink):
                "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "-",
                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(gop), "-bf", "0",
                "-pix_fmt", "yuv420p", "-f", STREAM_FORMATS.get(scheme, "mpegts"), url]
-        self._err = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg never blocks on it
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in _finish) a file, not a pipe: ffmpeg never blocks on it
         # this line starts the encoder; _finish() stops and reaps it on every exit
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
         super().__init__(fps)

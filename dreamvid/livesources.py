@@ -94,7 +94,7 @@ class LiveSource:
                 if self._stop.is_set():
                     break
                 self.put(frame)
-        except BaseException as exc:  # handed to the live loop, raised from take()
+        except BaseException as exc:  # noqa: BLE001 (the reader thread's any failure) handed to the live loop, raised from take()
             self.error = exc
         finally:
             with self._cond:
