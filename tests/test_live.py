@@ -224,7 +224,9 @@ def test_a_file_source_s_own_sound_drives_the_step(tmp_path):
     got = np.array([st["step"] for _, _, st in seen])
     want = np.array([0.5 + 2.5 * env[st["index"] % len(env)] for _, _, st in seen])
     assert np.allclose(got, want, atol=1e-9)
-    assert got.max() - got.min() > 0.2  # it moves with the sound (the follower rises from silence, the cut)
+    # it moves with the sound: the follower's swell from silence lasts two frames at each loop's start, which a
+    # show at ~7 frames/s may step over, so the check is that it varies frame to frame as the envelope does
+    assert len(set(np.round(got, 6).tolist())) > 3 and got.max() - got.min() > 0.01, got
 
 
 @one_pass
