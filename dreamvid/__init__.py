@@ -16,12 +16,12 @@ if _os.environ.get("DREAMVID_TF_DEFAULTS") != "1":
     _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from dreamvid.api import (Update, VideoDreamer, dream, load_model, render_gallery, render_image, render_sheet,  # noqa: E402
-                          render_video, render_zoom, settings)
+                          render_live, render_video, render_zoom, settings)
 from dreamvid.errors import (Cancelled, ConfigError, DreamvidError, InputError, LayerError, ModelError,  # noqa: E402
                              OutputError, ResumeError)
 from dreamvid.progress import RenderResult  # noqa: E402
 from dreamvid.version import VERSION as __version__  # noqa: E402
 
-__all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "VideoDreamer", "load_model", "settings", "Update", "RenderResult",
+__all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "render_live", "VideoDreamer", "load_model", "settings", "Update", "RenderResult",
            "DreamvidError", "ConfigError", "InputError", "OutputError", "ModelError", "LayerError", "ResumeError",
            "Cancelled", "__version__"]

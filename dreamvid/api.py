@@ -36,10 +36,11 @@ import numpy as np
 
 from dreamvid import backends, flow
 from dreamvid.chain import Chain
-from dreamvid.config import Config, job_config
-from dreamvid.errors import Cancelled, InputError
+from dreamvid.config import LIVE_KEYS, LIVE_SOUND_KEYS, Config, job_config, live_config, load_preset
+from dreamvid.errors import Cancelled, ConfigError, InputError
 from dreamvid.frames import output_size, resize
 from dreamvid.gallery import render_gallery as render_tiles
+from dreamvid.live import Commands, LiveResult, Status, run_live
 from dreamvid.models import DreamModel
 from dreamvid.models import load_model as load_network  # the registry's loader, behind the cache here
 from dreamvid.pipeline import dream_image, still_input
@@ -49,7 +50,8 @@ from dreamvid.prepare import make_dreamer, open_masks_for, video_schedules
 from dreamvid.progress import Progress, RenderResult
 from dreamvid.sources import read_image
 
-__all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "load_model", "VideoDreamer", "Update", "settings"]
+__all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "render_live",
+           "load_model", "VideoDreamer", "Update", "settings", "Commands", "LiveResult", "Status"]
 
 
 @dataclass
@@ -204,6 +206,50 @@ def render_sheet(input, output, *, count: int = 12, columns: int = 4, width: int
     return _sheet_job(os.fspath(input), os.fspath(output), count=count, columns=columns, width=width)
 
 
+def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any] | None = None,
+                cancel: threading.Event | None = None, commands: Commands | None = None,
+                on_frame: Callable | None = None, preset: str | None = None, **options) -> LiveResult:
+    """Dream live, as `dreamvid live SOURCE -o SINK ...`: `source` "camera:N", a stream URL
+    (udp://, srt://, rtsp://, ...), a device, or a file played at its own rate (`loop=True`);
+    `outputs` a list of sinks ("window", "virtualcam", a stream URL, a recording's path). Every
+    setting, preset and schedule a video takes, and the live ones (config.LiveSettings:
+    `seconds`, `fps` (the governor's target), `loop`, `min_steps`, `max_steps`, `min_octaves`,
+    `fullscreen`, `looks`, `snapshots`). Ends after `seconds`, at the source's end, on a "quit"
+    command or once `cancel` is set, every sink closed. `progress(Status)` about twice a
+    second; `commands` (a live.Commands) takes the controls; `on_frame(input, dream, stats)`
+    after each dream (stats: the chain's, and the source's frame `index`, `latency`, `step`).
+    `step`, `octaves`, `iterations_next` written "audio:source:MIN:MAX[:MODE]" follow the
+    source's own sound as it plays. Returns LiveResult (`summary()` says it in one line)."""
+    cfg, live = live_config(dict(options), preset)
+    dream_options = {k: v for k, v in options.items() if k not in LIVE_KEYS}
+    for key, name in LIVE_SOUND_KEYS.items():  # followed live by run_live: each look starts at the spec's MIN
+        if name in live.sounds:
+            lo = live.sounds[name].lo
+            dream_options[key] = lo if key == "step" else max(1, round(lo))
+    network = _network(model)
+    shared = network if not callable(network) else load_model(
+        os.fspath(model) if model is not None else cfg.dream.model, weights=cfg.dream.weights,
+        precision=cfg.dream.precision, device=cfg.dream.device, backend=cfg.dream.backend)
+    looks: list[tuple[str, dict]] = [(preset or cfg.dream.layers or "the settings", {"preset": preset})]
+    for item in filter(None, (x.strip() for x in live.looks.split(";"))):
+        try:
+            load_preset(item)
+            looks.append((item, {"preset": item}))
+        except ConfigError:
+            looks.append((item, {"preset": preset, "layers": item}))
+
+    def make_look(over: dict, fps):
+        over = dict(over)
+        look_preset = over.pop("preset", None)
+        values = {**dream_options, **over}
+        look_cfg = job_config("live", values, look_preset)
+        net = shared if look_cfg.dream.model == cfg.dream.model else None
+        return VideoDreamer(model=net, fps=fps, preset=look_preset, **values)
+
+    return run_live(cfg, live, os.fspath(source), [os.fspath(o) for o in outputs], make_look, looks,
+                    progress=progress, cancel=cancel, commands=commands, on_frame=on_frame)
+
+
 # ----------------------------------------------------------------------------- frame by frame
 
 
@@ -258,10 +304,12 @@ class VideoDreamer:
                              f"{self._size[1]}x{self._size[0]}; give every frame one size (or set width=)")
         return frame
 
-    def push(self, frame) -> list:
-        """Queue the next frame; returns the frames finished now as (index, dream, stats)."""
+    def push(self, frame, *, index: int | None = None) -> list:
+        """Queue the next frame; returns the frames finished now as (index, dream, stats).
+        `index`: the frame's number in its stream, for the schedules and the seed (a live
+        source's, frames dropped in between); default: the next after the last."""
         frame = self._frame(frame)
-        k, v = self.frames, self.cfg.video
+        k, v = (self.frames if index is None else int(index)), self.cfg.video
         cut = self._prev is not None and not v.no_flow and flow.cut_score(self._prev, frame) > v.cut_threshold
         new_shot = not self.chain.started or cut or v.no_flow
         move = None if new_shot else flow.motion(self._prev, frame, v.flow, v.flow_preset)

@@ -40,7 +40,7 @@ from dreamvid.schedule import ATTACK, MODES, RELEASE, AudioSpec, check_follower,
 from dreamvid.sources import as_fps
 
 __all__ = ["RATE", "MODES", "ATTACK", "RELEASE", "AudioSpec", "is_audio", "parse_spec", "check_follower",
-           "decode", "envelope", "follow", "keyframes", "schedule_text", "write_keys", "plot"]
+           "decode", "envelope", "Follower", "follow", "keyframes", "schedule_text", "write_keys", "plot"]
 
 RATE = 22050  # Hz: half of CD rate keeps everything up to 11 kHz, plenty for loudness and hits
 # the STFT for onsets: 512 samples (23 ms) resolve a hit, a hop of 128 (5.8 ms) places it well
@@ -157,21 +157,29 @@ def _onsets(pcm: np.ndarray, rate: int, fps: Fraction, n: int) -> np.ndarray:
     return out
 
 
+class Follower:
+    """The attack/release follower one value at a time (a sound heard live; `follow` runs it over
+    a whole envelope): y[k] = c * y[k-1] + (1 - c) * x[k], starting from silence, with
+    c = exp(-1 / (seconds * fps)): `attack` while x rises above y, `release` while it falls
+    (0 s follows at once). After a step, y covers 63% of the way in `seconds`."""
+
+    def __init__(self, fps, attack: float = ATTACK, release: float = RELEASE):
+        fps = float(fps)
+        self.ca = math.exp(-1.0 / (attack * fps)) if attack > 0 else 0.0
+        self.cr = math.exp(-1.0 / (release * fps)) if release > 0 else 0.0
+        self.value = 0.0
+
+    def step(self, x: float) -> float:
+        c = self.ca if x > self.value else self.cr
+        self.value = c * self.value + (1.0 - c) * float(x)
+        return self.value
+
+
 def follow(x: np.ndarray, fps, attack: float, release: float) -> np.ndarray:
-    """The attack/release follower: y[k] = c * y[k-1] + (1 - c) * x[k], starting from silence,
-    with c = exp(-1 / (seconds * fps)): `attack` while x rises above y, `release` while it falls
-    (0 s follows at once). After a step, y covers 63% of the way in `seconds`. A loop, since the
+    """The Follower over a whole envelope (one value per frame at `fps`). A loop, since the
     coefficient changes sample by sample (scipy.signal.lfilter takes one)."""
-    fps = float(fps)
-    ca = math.exp(-1.0 / (attack * fps)) if attack > 0 else 0.0
-    cr = math.exp(-1.0 / (release * fps)) if release > 0 else 0.0
-    y = np.empty(len(x))
-    prev = 0.0
-    for k, v in enumerate(np.asarray(x, np.float64)):
-        c = ca if v > prev else cr
-        prev = c * prev + (1.0 - c) * v
-        y[k] = prev
-    return y
+    f = Follower(fps, attack, release)
+    return np.array([f.step(v) for v in np.asarray(x, np.float64)], dtype=np.float64).reshape(len(x))
 
 
 # ----------------------------------------------------------------------------- keyframes

@@ -15,8 +15,10 @@ import time
 from dataclasses import fields
 
 from dreamvid import api, audio, backends, ui
-from dreamvid.config import RAY_CHUNK_FRAMES, SECTIONS, Config, build_config, job_config, load_preset, preset_descriptions
+from dreamvid.config import (RAY_CHUNK_FRAMES, SECTIONS, Config, LiveSettings, build_config, job_config, live_config,
+                             load_preset, preset_descriptions)
 from dreamvid.errors import DreamvidError
+from dreamvid.live import HELP as LIVE_KEYS_HELP
 from dreamvid.version import VERSION
 from dreamvid.workfolder import record_path
 
@@ -207,6 +209,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame (a number or a schedule)")
     _output_options(p, video=False)
 
+    p = sub.add_parser("live", help="dream a camera or a stream as it happens, out to a window, a stream or a file",
+                       description="Dream live: the newest frame of SOURCE is always dreamed next (the rest dropped and "
+                       "counted, so latency never grows), flow-coherent, shown on every sink at once. "
+                       "Keys in the window and lines on standard input: next, prev (look), stronger, weaker, "
+                       "more, less (carry), reset, pause, snapshot, quit.")
+    p.add_argument("input", metavar="SOURCE",
+                   help="camera:N, a stream URL ffmpeg reads (udp://, srt://, rtsp://, rtmp://, HLS), /dev/videoN, or a "
+                        "file played at its own frame rate")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="SINK",
+                   help="window, virtualcam, a stream URL (udp://, srt://, rtmp://), or a recording (.mp4, .mkv, "
+                        "folder/); repeat for several")
+    _dream_options(p)
+    _mask_options(p)
+    _guide_options(p)
+    _video_options(p)
+    g = p.add_argument_group("live")
+    _live = {f.name: f.default for f in fields(LiveSettings)}
+
+    def live_opt(*flags, key, help, **kw):
+        default = _live[key]
+        g.add_argument(*flags, dest=key, default=argparse.SUPPRESS,
+                       help=help + ("" if default in (None, "", False) else f" (default: {default})"), **kw)
+
+    live_opt("--seconds", key="seconds", metavar="SEC", help="run this long (default: until q, Ctrl-C or the source's end)")
+    live_opt("--fps", key="fps", metavar="X", help="target frames/s out: a governor adapts steps, then octaves, to hold it")
+    live_opt("--min-steps", key="min_steps", metavar="N", help="the governor's fewest steps per octave")
+    live_opt("--max-steps", key="max_steps", metavar="N", help="its most (default: --iterations-next)")
+    live_opt("--min-octaves", key="min_octaves", metavar="N", help="its fewest octaves (the most: --octaves)")
+    g.add_argument("--loop", dest="loop", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="a file source starts again at its end (rehearse a show)")
+    g.add_argument("--fullscreen", dest="fullscreen", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="the window fills the screen (a projector)")
+    g.add_argument("--look", dest="looks", action="append", default=argparse.SUPPRESS, metavar="PRESET|LAYERS",
+                   help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat")
+    live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
+    _add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
+    _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"), help="the recording's codec")
+    g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")
+
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
     p.add_argument("--model", default="googlenet", metavar="NAME|PATH", help="network (default: googlenet)")
     p.add_argument("--weights", default=None, metavar="FILE", help="weights file")
@@ -381,6 +422,8 @@ def _run(args: argparse.Namespace) -> int:
         return _keys(args)
     if args.command == "ui":
         return _ui(args)
+    if args.command == "live":
+        return _live(args)
     cfg = config_from_args(args)  # checked before the framework starts
     _start_backend(cfg.dream.backend, cfg.dream.device)
     bar = _Bar("octave" if args.command == "image" else "frame")
@@ -410,6 +453,70 @@ def _ui(args: argparse.Namespace) -> int:
     page, url = ui.serve(port=args.port, listen=args.listen, auth=args.auth, folder=args.folder, max_mb=args.max_upload)
     _info(f"the page is at {url} (work folder: {os.path.abspath(args.folder)}); Ctrl-C stops it")
     page.block_thread()
+    return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    """`dreamvid live`: the status line live on stderr, commands from stdin, SIGINT/SIGTERM end it
+    cleanly (sinks closed, the recording playable), the summary at the end."""
+    import signal
+    import threading
+
+    given = {k: v for k, v in settings_given(args).items() if k != "no_stdin"}
+    if "looks" in given:
+        given["looks"] = ";".join(given["looks"])
+    cfg, _ = live_config(given, args.preset)  # checked before the framework starts
+    _start_backend(cfg.dream.backend, cfg.dream.device)
+    cancel, commands = threading.Event(), api.Commands()
+
+    def stop(signum, frame):
+        if cancel.is_set():  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        cancel.set()
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def read_stdin():
+        try:
+            for line in sys.stdin:
+                try:
+                    commands.put(line.rstrip("\n") or " ")
+                except DreamvidError as exc:
+                    _info(str(exc))
+        except (OSError, ValueError):
+            return  # no readable standard input (closed, or captured): the keys and signals remain
+
+    reading = args.no_stdin or sys.stdin is None or sys.stdin.closed
+    tty = sys.stderr.isatty()
+    shown = [0.0]
+
+    def status(s) -> None:
+        nonlocal reading
+        if not reading:  # commands are read once the show has started (the looks loaded and compiled)
+            reading = True
+            threading.Thread(target=read_stdin, name="live commands", daemon=True).start()
+        if s.message:
+            if tty:
+                print("\r\x1b[K", end="", file=sys.stderr)  # the status line cleared for the notice
+            _info(s.message)
+        if tty:
+            print("\r" + s.line()[:160], end="", file=sys.stderr, flush=True)
+        elif s.seconds - shown[0] >= 5.0:  # a log: a line every 5 s
+            shown[0] = s.seconds
+            _info(s.line())
+
+    try:
+        _info(f"live: {args.input} -> {', '.join(args.output)}; {LIVE_KEYS_HELP}")
+        result = api.render_live(args.input, args.output, preset=args.preset, progress=status, cancel=cancel,
+                                 commands=commands, **{k: v for k, v in given.items()})
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if tty:
+            print(file=sys.stderr)
+    _info("live: " + result.summary())
+    for path in result.outputs:
+        _info(f"wrote {path}")
     return 0
 
 

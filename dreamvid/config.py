@@ -23,7 +23,6 @@ from dreamvid.errors import ConfigError
 from dreamvid.schedule import is_audio, parse_spec
 
 
-
 def _preset_dir():
     """The named presets: the installed package's data (dreamvid/presets in the wheel, built from
     the top-level presets/ folder), read through importlib.resources; in a checkout run without
@@ -161,6 +160,55 @@ class Config:
         return dataclasses.asdict(self)
 
 
+@dataclass
+class LiveSettings:
+    """Dreaming live (`render.py live`): how long, how fast, what the show may switch between.
+    Not part of a render's Config: a live run makes no resumable output and no record."""
+
+    seconds: float | None = None  # run this long; None: until quit, Ctrl-C, SIGTERM or the source's end
+    # a target rate out: the governor lowers the steps (then the octaves) per frame to hold it,
+    # within the bounds below, and raises them again where there is room; None: no governor, the
+    # sinks' steady rate is the source's
+    fps: float | None = None
+    loop: bool = False  # a file source starts again at its end (to rehearse a show)
+    min_steps: int = 1  # the governor's lowest steps per octave (1: the dream still moves)
+    max_steps: int | None = None  # its highest; None: iterations_next
+    min_octaves: int = 1  # its fewest octaves (the user's octaves are its most)
+    fullscreen: bool = False  # the window sink fills the screen (a projector)
+    looks: str = ""  # the looks keys switch between besides the first: presets or layer specs, ";" between
+    snapshots: str = "."  # where the snapshot key writes its PNGs
+    # the settings that follow the source's own sound live ("audio:source[:MIN:MAX[:MODE]]"),
+    # by the chain's schedule name (step, octaves, iterations): set by live_config, not given
+    sounds: dict = field(default_factory=dict)
+
+
+LIVE_KEYS = frozenset(f.name for f in fields(LiveSettings) if f.name != "sounds")
+LIVE_SOUND = "source"  # "audio:source:...": the live source's own sound track, followed as it plays
+LIVE_SOUND_KEYS = {"step": "step", "octaves": "octaves", "iterations_next": "iterations"}  # setting -> schedule
+
+
+def live_config(given: dict[str, Any], preset: str | None = None) -> tuple[Config, LiveSettings]:
+    """The settings of a live run: the dream's as a video's (job_config("live"): every setting,
+    preset and schedule a video takes), and the live ones (LiveSettings), checked here."""
+    given = {k: v for k, v in given.items() if v is not None}
+    live, values = LiveSettings(), {}
+    for key in LIVE_KEYS:
+        if key in given:
+            values[key] = given.pop(key)
+    for f in fields(LiveSettings):
+        if f.name in values:  # (seconds, fps: the bounds a zoom's and an output's have)
+            setattr(live, f.name, _coerce(f.name, values[f.name], f, "live: "))
+    if live.max_steps is not None and live.max_steps < live.min_steps:
+        raise ConfigError(f"max_steps ({live.max_steps}) is below min_steps ({live.min_steps}); raise --max-steps")
+    for key, name in LIVE_SOUND_KEYS.items():  # the source's own sound: followed live, the chain starts at MIN
+        if is_audio(given.get(key)):
+            spec = parse_spec(given[key], key)
+            if spec.path == LIVE_SOUND:
+                live.sounds[name] = spec
+                given[key] = spec.lo if key == "step" else max(1, round(spec.lo))
+    return job_config("live", given, preset), live
+
+
 SECTIONS = {"dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings, "output": OutputSettings}
 
 # Allowed values: (min, max) for numbers (None = unbounded), a tuple of choices for strings.
@@ -204,6 +252,9 @@ RULES: dict[str, Any] = {
     "start": (0.0, None),
     "duration": (0.01, None),
     "max_frames": (1, None),
+    "min_steps": (0, 1000),
+    "max_steps": (0, 1000),
+    "min_octaves": (1, 12),
 }
 # Text settings without a rule (model, layers, schedules, pix_fmt) are checked by their own stage.
 
@@ -316,7 +367,7 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
 
 # --ray alone: the segment length a cluster shares out (8 s at 30 fps), as --chunk-frames alone
 RAY_CHUNK_FRAMES = 240
-JOBS = ("image", "video", "zoom", "gallery")
+JOBS = ("image", "video", "zoom", "gallery", "live")
 # long options whose setting has another name: --zoom-blend, --from, --no-audio (a flag: False)
 ALIASES = {"zoom_blend": "zoom.blend", "from_": "init", "from": "init"}
 
@@ -346,6 +397,7 @@ def job_config(job: str, given: dict[str, Any], preset: str | None = None) -> Co
     for key in given:
         for section in SECTIONS:
             values.pop(f"{section}.{key}", None)
+    job = "video" if job == "live" else job  # a live dream is a video's chain, frame by frame
     if job in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
         for key, name in (("step", "step"), ("octaves", "octaves"), ("iterations_next", "iterations")):
             target = f"{job}.{name}"

@@ -15,13 +15,13 @@ import dreamvid
 LAYERS = [
     ("ground", {"version", "errors", "frames", "files", "ffmpeg", "schedule", "config"}),
     ("stages", {"sources", "depth", "masks", "flow", "carry", "colors", "zoom", "sinks", "audio", "plan",
-                "preview", "metrics"}),
+                "preview", "metrics", "livesources", "livesinks"}),
     ("engine", {"backends", "backends.tensorflow", "backends.jax", "backends.torch", "backends.torchnet", "hardware", "graphdef",
                 "models", "objectives", "dreamer"}),
     ("plumbing", {"progress", "workfolder", "stages"}),
     ("render", {"prepare", "chain", "segments"}),
     ("runners", {"cluster"}),
-    ("jobs", {"pipeline", "gallery"}),
+    ("jobs", {"pipeline", "gallery", "live"}),
     ("api", {"api", ""}),  # "": the package's __init__
     ("faces", {"cli", "ui", "uiwork", "bench", "reference"}),
 ]
