@@ -14,6 +14,10 @@ class OutputError(DreamvidError):
     """The output path cannot be written (folder missing, not writable, equals the input, disk full)."""
 
 
+class BusyError(OutputError):
+    """Another render (another process, or another call in this one) is writing the same output."""
+
+
 class ConfigError(DreamvidError):
     """A setting is out of range, of the wrong type, or unknown (presets, command line)."""
 

@@ -48,7 +48,8 @@ from dreamvid.preview import labelled_sheet, pick_frames
 from dreamvid.progress import Progress, RenderResult
 from dreamvid.sources import read_image
 from dreamvid.version import VERSION
-from dreamvid.workfolder import RECORD_VERSION, fingerprint, frame_settings, job_sections, record_path, work_folder
+from dreamvid.workfolder import (RECORD_VERSION, fingerprint, frame_settings, job_sections, locks_output, record_path,
+                                 work_folder)
 
 __all__ = ["Tile", "plan_tiles", "render_gallery", "PREVIEW_KEYS", "DEFAULT_TILE_WIDTH"]
 
@@ -177,6 +178,7 @@ class _Tiles:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+@locks_output()  # one gallery per sheet: a second is refused (workfolder.lock_output)
 def render_gallery(image_path: str, output_path: str, progress=None, *, values: dict | None = None,
                    preset: str | None = None, layers: str | None = None, channels: str | None = None,
                    count: int = 12, presets: bool = False, tile_width: int = DEFAULT_TILE_WIDTH,

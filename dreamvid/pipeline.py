@@ -51,7 +51,7 @@ from dreamvid.segments import render_segments
 from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
 from dreamvid.sources import as_fps, read_image
 from dreamvid.stages import Clock, Reader, Writer, pool_size
-from dreamvid.workfolder import Work, record_path, work_folder, write_record
+from dreamvid.workfolder import Work, locks_output, record_path, work_folder, write_record
 from dreamvid.zoom import color_stats, match_color, noise_image, solid_image, transform
 
 __all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image", "render_sheet", "dream_image",
@@ -65,6 +65,7 @@ ZOOM_DEFAULT_FPS = Fraction(25)  # the PAL rate, and what image sequences defaul
 # ----------------------------------------------------------------------------- video
 
 
+@locks_output()  # one render per output: a second is refused (workfolder.lock_output)
 def render_video(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
                  model=None) -> RenderResult:
     """Dream every frame of a clip (video file, image folder or glob) into `output_path`
@@ -178,6 +179,7 @@ def _parse_center(text: str | None) -> tuple[float, float] | None:
         raise ConfigError(f"zoom center must be X,Y in pixels, e.g. 256,144; got {text!r}") from None
 
 
+@locks_output()
 def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress: Progress | None = None,
                 model=None) -> RenderResult:
     """The infinite zoom: frame 0 is the start image dreamed in full; frame k > 0 is frame k-1

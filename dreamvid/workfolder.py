@@ -12,6 +12,10 @@ make, because
 The jobs remove the work folder once the final output is complete (unless `keep_frames`); a
 failed or interrupted render keeps it and leaves no file under the final name.
 
+Lock. While a job writes an output it holds `<output_dir>/.<output_name>.dreamvid.lock` (see
+`lock_output`): an flock the kernel drops when the process ends, however it ends, so a second
+render of the same output is refused (naming the first's pid) and a kill -9 leaves no stale lock.
+
 Record. Beside every finished output lives `<output>.json` (see `record_path`): the settings it
 was made with, the network and objective actually used (after an offline fallback), the seed
 actually used, the input and the dreamvid version. `--preset <output>.json` reads it back, so
@@ -20,26 +24,32 @@ the same command with that preset makes the same frames.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import functools
 import hashlib
+import inspect
 import json
 import os
 import shutil
+import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
 from dreamvid.config import Config
 from dreamvid.depth import to_uint16
-from dreamvid.errors import OutputError, ResumeError
-from dreamvid.files import atomic_write, encode_image
+from dreamvid.errors import BusyError, OutputError, ResumeError
+from dreamvid.files import atomic_write, check_folder, encode_image
 from dreamvid.progress import RenderResult
 from dreamvid.sources import list_sequence, read_image
 from dreamvid.version import VERSION
 
 
-__all__ = ["Work", "work_folder", "record_path", "fingerprint", "job_sections", "frame_settings",
-           "write_record"]
+__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "fingerprint", "job_sections",
+           "frame_settings", "write_record"]
 
 STATE_VERSION = 1
 RECORD_VERSION = 1
@@ -65,6 +75,114 @@ def work_folder(output_path: str) -> str:
 def record_path(output_path: str) -> str:
     """`<output>.json` beside the output (`out.mp4.json`; `frames.json` for a folder `frames/`)."""
     return os.path.abspath(os.fspath(output_path).rstrip("/") or ".") + ".json"
+
+
+def lock_path(output_path: str) -> str:
+    """`<output_dir>/.<output_name>.dreamvid.lock`: held while a render writes the output."""
+    return work_folder(output_path) + ".lock"
+
+
+# ----------------------------------------------------------------------------- lock
+
+_HELD: dict[str, int] = {}  # lock path -> how many calls of this process hold it (a job inside a job)
+_HELD_BY: dict[str, int] = {}  # lock path -> the thread that took it
+_HELD_FD: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _holder(fd: int) -> str:
+    """'pid 1234' from a lock file's content (the holder writes its pid), else 'another process'."""
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return f"pid {text}" if text.isdigit() else "another process"
+
+
+def _acquire(path: str, output_path: str) -> int:
+    """Open and flock `path` without waiting; the file descriptor, or BusyError naming the holder.
+    A holder removes the file before it lets go, so a lock taken on a file no longer at `path`
+    is given up and taken again on the new one (the usual unlink-while-locked protocol)."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot create the lock '{path}' ({e.strerror}); check that the disk has space "
+                              f"and the folder is writable") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            who = _holder(fd)
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise OutputError(f"cannot lock '{path}' ({e.strerror}); put the output on a file system with "
+                                  f"locks (a local disk, NFSv4)") from e
+            raise BusyError(f"'{output_path}' is being rendered by {who} (lock '{path}'); wait for it to "
+                            f"finish, stop it, or choose another output name") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the last holder removed it meanwhile: lock the file now at `path`
+
+
+@contextmanager
+def lock_output(output_path: str) -> Iterator[str]:
+    """Hold the output's lock (`lock_path`) for the block: BusyError, at once and touching nothing,
+    when another process (or another thread of this one) holds it. Re-entrant in the thread that
+    holds it (a job that hands on to another job of the same output). The kernel drops an flock
+    when its process dies, so a render killed with kill -9 leaves a file, never a held lock, and
+    the resume takes it as usual. The lock file holds the holder's pid, and is removed at the end."""
+    output_path = os.fspath(output_path)
+    check_folder(output_path)  # the folder must exist for the lock file: the usual one-line answer
+    path = lock_path(output_path)
+    me = threading.get_ident()
+    with _HELD_LOCK:
+        if _HELD.get(path):
+            if _HELD_BY[path] != me:
+                raise BusyError(f"'{output_path}' is being rendered by another call in this process (pid "
+                                f"{os.getpid()}); wait for it to finish, or choose another output name")
+            _HELD[path] += 1
+        else:
+            fd = _acquire(path, output_path)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            except OSError:
+                pass  # the pid is a courtesy for the message; the lock holds without it
+            _HELD[path], _HELD_BY[path], _HELD_FD[path] = 1, me, fd
+    try:
+        yield path
+    finally:
+        with _HELD_LOCK:
+            _HELD[path] -= 1
+            if not _HELD[path]:
+                fd = _HELD_FD.pop(path)
+                del _HELD[path], _HELD_BY[path]
+                try:
+                    os.unlink(path)  # before letting go: whoever opened it retries on a fresh file
+                except OSError:
+                    pass
+                os.close(fd)
+
+
+def locks_output(name: str = "output_path") -> Callable:
+    """A job decorated to run holding its output's lock (`lock_output`), the output path being
+    its argument `name`, given by position or keyword."""
+
+    def wrap(job: Callable) -> Callable:
+        signature = inspect.signature(job)
+
+        @functools.wraps(job)
+        def locked(*args, **kw):
+            with lock_output(signature.bind(*args, **kw).arguments[name]):
+                return job(*args, **kw)
+
+        return locked
+
+    return wrap
 
 
 # ----------------------------------------------------------------------------- settings
