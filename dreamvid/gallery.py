@@ -39,7 +39,7 @@ import numpy as np
 from dreamvid.chain import palette
 from dreamvid.config import SECTIONS, Config, build_config, list_presets, load_preset
 from dreamvid.errors import ConfigError, ResumeError
-from dreamvid.files import atomic_write, check_image_output, encode_image, write_image
+from dreamvid.files import atomic_write, check_image_output, encode_image, make_folder, write_image
 from dreamvid.frames import amount, to_uint8
 from dreamvid.models import load_model
 from dreamvid.objectives import parse
@@ -170,7 +170,7 @@ class _Tiles:
 
     def store(self, path: str, image: np.ndarray) -> None:
         if not os.path.isdir(self.dir):
-            os.makedirs(self.dir, exist_ok=True)
+            make_folder(self.dir)
             atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
         atomic_write(path, encode_image(image, ".png", path))
 

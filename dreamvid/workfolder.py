@@ -42,13 +42,13 @@ import numpy as np
 from dreamvid.config import Config
 from dreamvid.depth import to_uint16
 from dreamvid.errors import BusyError, OutputError, ResumeError
-from dreamvid.files import atomic_write, check_folder, encode_image
+from dreamvid.files import atomic_write, check_folder, encode_image, make_folder
 from dreamvid.progress import RenderResult
 from dreamvid.sources import list_sequence, read_image
 from dreamvid.version import VERSION
 
 
-__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "fingerprint", "job_sections",
+__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "withdraw", "fingerprint", "job_sections",
            "frame_settings", "write_record"]
 
 STATE_VERSION = 1
@@ -288,8 +288,24 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
     if plan is not None:  # a render in segments: its shots and segments (plan.Plan.to_dict)
         record["plan"] = plan
     path = record_path(output_path)
-    atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    try:
+        atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    except OutputError:
+        withdraw(result.path)  # a finished output always has its record; the kept work folder makes it again
+        raise
     return path
+
+
+def withdraw(output_path: str) -> None:
+    """Remove a finished output (a file, or a folder of frames) whose record could not be written."""
+    path = os.fspath(output_path).rstrip("/") or output_path
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------- work folder
@@ -376,7 +392,7 @@ class Work:
         so a resume keeps its precision. A resume counts the frames present without a gap."""
         if frame.dtype != np.uint8:
             frame = to_uint16(frame)
-        os.makedirs(self.frames_dir, exist_ok=True)
+        make_folder(self.frames_dir)
         self.created = True
         atomic_write(self.frame_path(k), encode_image(frame, ".png", self.frame_path(k)))
 
@@ -401,7 +417,7 @@ class Work:
             raise ResumeError(f"the work folder '{self.path}' was planned otherwise (shots or segments "
                               f"differ){fix}")
         self.state["plan"] = plan
-        os.makedirs(self.path, exist_ok=True)
+        make_folder(self.path)
         self.created = True
         atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
 

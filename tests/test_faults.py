@@ -26,7 +26,7 @@ from dreamvid import pipeline
 from dreamvid.errors import BusyError
 from dreamvid.workfolder import lock_output, lock_path
 from cli_asserts import one_line_error
-from test_robustness import REPO, pan_frames, png_frames, run, tiny, write_clip
+from test_robustness import REPO, pan_frames, run, tiny, write_clip
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -195,3 +195,148 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_resume(tmp_path, tiny_keras_fil
     got, want = decoded(out), decoded(tmp_path / "ref.mp4")
     assert len(got) == len(want) == 40
     assert all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+KINDS = {  # output kind -> (output name, extra flags)
+    "mp4": ("o.mp4", []),
+    "tiff16": ("o/", ["--bit-depth", "16", "--frame-format", "tiff"]),
+}
+
+
+def outputs(path):
+    """What a render left under the output's name: its frames (16-bit TIFFs of a folder read as
+    they are), or a video's decoded frames."""
+    if str(path).endswith("/"):
+        return [cv2.imread(p, cv2.IMREAD_UNCHANGED) for p in sorted(glob.glob(os.path.join(str(path), "*.tiff")))]
+    return decoded(path)
+
+
+@pytest.fixture(scope="module")
+def fault_media(tmp_path_factory, tiny_keras_file):
+    """The clip, and each output kind rendered once without a fault (the reference)."""
+    d = tmp_path_factory.mktemp("faults")
+    clip = write_clip(d / "clip.mp4", pan_frames(8, seed=4))
+    refs = {}
+    for kind, (name, extra) in KINDS.items():
+        out = d / kind
+        out.mkdir()
+        target = os.path.join(str(out), name)
+        assert run_quiet("video", clip, "-o", target, *tiny(tiny_keras_file), *extra) == 0
+        refs[kind] = outputs(target)
+        assert len(refs[kind]) == 8
+    return clip, refs
+
+
+def run_quiet(*argv):
+    from dreamvid.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def _enospc(*_a, **_k):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _inject(monkeypatch, site, out):
+    """Make the write at `site` fail with ENOSPC, as a full disk does; returns the name the
+    message must hold."""
+    from dreamvid import sinks
+
+    real_replace, real_makedirs, real_open = os.replace, os.makedirs, open
+    target = str(out).rstrip("/")
+    states = []
+
+    def replace(src, dst, *a, **kw):
+        dst = os.fspath(dst)
+        if site == "frame" and dst.endswith(os.path.join("frames", "000003.png")):
+            _enospc()
+        if site == "state" and dst.endswith("state.json"):
+            states.append(dst)
+            if len(states) == 4:
+                _enospc()
+        if site == "record" and dst == target + ".json":
+            _enospc()
+        if site == "output" and dst == target:
+            _enospc()
+        return real_replace(src, dst, *a, **kw)
+
+    def makedirs(path, *a, **kw):
+        if site == "folder" and os.fspath(path).endswith("frames"):
+            _enospc()
+        return real_makedirs(path, *a, **kw)
+
+    def sink_open(path, *a, **kw):
+        if site == "output frame" and os.fspath(path).endswith("frame_000004.tiff"):
+            _enospc()
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "makedirs", makedirs)
+    monkeypatch.setattr(sinks, "open", sink_open, raising=False)
+    return {"frame": "000003.png", "state": "state.json", "record": os.path.basename(target) + ".json",
+            "output": os.path.basename(target), "folder": "frames", "output frame": os.path.basename(target)}[site]
+
+
+@pytest.mark.parametrize("kind,site", [
+    ("mp4", "frame"), ("mp4", "state"), ("mp4", "record"), ("mp4", "output"), ("mp4", "folder"),
+    ("tiff16", "frame"), ("tiff16", "output frame"), ("tiff16", "output"), ("tiff16", "record"),
+])
+def test_a_full_disk_at_each_write_answers_in_one_line_and_resumes(capsys, tmp_path, tiny_keras_file, fault_media,
+                                                                   monkeypatch, kind, site):
+    clip, refs = fault_media
+    name, extra = KINDS[kind]
+    out = os.path.join(str(tmp_path), name)
+    args = ["video", clip, "-o", out, *tiny(tiny_keras_file), *extra]
+    names = _inject(monkeypatch, site, out)
+    code, err = run(capsys, *args)
+    line = one_line_error(code, err, names)
+    assert "No space left" in line or "disk is full" in line, line
+    assert "space" in line.split(";")[-1], line  # the fix
+    print(line)
+    base = os.path.basename(out.rstrip("/"))
+    assert [n for n in os.listdir(tmp_path) if base in n and ".dreamvid" not in n] == []  # no output, partial, record
+    work = Path(pipeline.work_folder(out))
+    monkeypatch.undo()  # the disk has space again
+    code, err = run(capsys, *args)
+    assert code == 0, err
+    got = outputs(out)
+    assert len(got) == len(refs[kind]) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(got, refs[kind])), f"{kind}/{site}: the resumed output differs"
+    assert not work.exists() and not os.path.exists(lock_path(out))
+
+
+def test_a_real_full_disk_on_a_tiny_tmpfs(capsys, tmp_path, tiny_keras_file, fault_media):
+    """A 1 MB tmpfs, filled but for 40 kB: the render runs out of space part way, for real."""
+    clip, refs = fault_media
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({p.stderr.decode().strip() or p.returncode}); "
+                    f"the injected ENOSPC tests stand for it")
+    try:
+        filler = disk / "filler"
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * (free - 40 * 1024))
+        out = str(disk / "o.mp4")
+        args = ["video", clip, "-o", out, *tiny(tiny_keras_file)]
+        code, err = run(capsys, *args)
+        line = one_line_error(code, err)
+        assert "No space left" in line or "disk is full" in line, line
+        with capsys.disabled():
+            print(line)
+        assert set(os.listdir(disk)) <= {"filler", ".o.mp4.dreamvid"}, os.listdir(disk)  # no output, no partial
+        kept = len(glob.glob(os.path.join(pipeline.work_folder(out), "frames", "*.png")))
+        with capsys.disabled():
+            print(f"out of space with {kept} frames kept")
+        filler.unlink()  # the fault cleared
+        code, err = run(capsys, *args)
+        assert code == 0, err
+        if kept:
+            assert f"resuming from frame {kept}" in err
+        got = decoded(out)
+        assert len(got) == 8 and all(np.array_equal(a, b) for a, b in zip(got, refs["mp4"]))
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
