@@ -107,6 +107,8 @@ def _video_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
     _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="schedules: between keyframes")
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
+    _add(g, "--min-shot-frames", key="min_shot_frames", metavar="N",
+         help="frames a shot lasts at least: a cut sooner after the last is ignored (a flash frame cuts once)")
     p.add_argument("--no-flow", dest="no_flow", action="store_const", const=True, default=argparse.SUPPRESS,
                    help="dream every frame independently (for comparison)")
     g = p.add_argument_group("segments and clusters (README: Rendering on a cluster)")

@@ -82,6 +82,9 @@ class VideoSettings:
     carry_limit: float = 3.0
     iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
     cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
+    # frames a shot started by a cut lasts at least: a cut sooner after the last is no cut, so a
+    # single white flash frame resets the chain once, not twice (PySceneDetect's min_scene_len)
+    min_shot_frames: int = 15
     no_flow: bool = False  # dream every frame independently (for comparison)
     # The dream over the clip: schedules that replace a number frame by frame, as the zoom's
     # below (None = the number: dream.step, dream.octaves, iterations_next). The CLI routes a
@@ -187,6 +190,7 @@ RULES: dict[str, Any] = {
     "carry_limit": (0.0, 1000.0),
     "iterations_next": (0, 1000),
     "cut_threshold": (0.0, 255.0),
+    "min_shot_frames": (1, 100_000),
     "chunk_frames": (0, 1_000_000),
     "warmup_frames": (0, 10_000),
     "overlap_frames": (0, 10_000),

@@ -82,7 +82,7 @@ def _plan(cfg: Config, input_path: str, progress: Progress):
     v = cfg.video
     source = open_clip(cfg, input_path)
     try:
-        n, cuts = scan_cuts(iter(source), float("inf") if v.no_flow else v.cut_threshold)
+        n, cuts = scan_cuts(iter(source), float("inf") if v.no_flow else v.cut_threshold, v.min_shot_frames)
     finally:
         source.close()
     if n == 0:

@@ -9,6 +9,7 @@ on the tiny network at 64x48; the others call the CLI's main() in this process.
 """
 
 import errno
+import logging
 import glob
 import os
 import signal
@@ -340,3 +341,89 @@ def test_a_real_full_disk_on_a_tiny_tmpfs(capsys, tmp_path, tiny_keras_file, fau
         assert len(got) == 8 and all(np.array_equal(a, b) for a, b in zip(got, refs["mp4"]))
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+# ----------------------------------------------------------------------------- damaged and odd streams
+
+
+def ffmpeg_make(path, *args):
+    from dreamvid.sources import ffmpeg_exe
+
+    p = subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", *args, str(path)], capture_output=True)
+    assert p.returncode == 0, p.stderr.decode()[-300:]
+    return path
+
+
+def test_a_stream_whose_frame_size_changes_keeps_the_first_size_with_one_notice(capsys, caplog, tmp_path,
+                                                                                 tiny_keras_file):
+    """Two transport streams of 64x48 and 80x60 (testsrc2, H.264) concatenated byte for byte, as
+    broadcast captures and `cat a.ts b.ts` make them."""
+    a = ffmpeg_make(tmp_path / "a.ts", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "6",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    b = ffmpeg_make(tmp_path / "b.ts", "-f", "lavfi", "-i", "testsrc2=size=80x60:rate=25", "-frames:v", "6",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    both = tmp_path / "both.ts"
+    both.write_bytes(a.read_bytes() + b.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="dreamvid"):
+        code, err = run(capsys, "video", both, "-o", tmp_path / "out/", *tiny(tiny_keras_file))
+    assert code == 0, err
+    frames = sorted(glob.glob(str(tmp_path / "out" / "*.png")))
+    assert len(frames) == 12 and {cv2.imread(f).shape for f in frames} == {(48, 64, 3)}
+    notes = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "frame size" in r.getMessage()]
+    assert len(notes) == 1 and "80x60" in notes[0] and "64x48" in notes[0], notes
+
+
+def test_bytes_destroyed_in_the_middle_keep_decoding(capsys, caplog, tmp_path, tiny_keras_file):
+    """A 40-frame H.264 transport stream with 4 kB in its middle overwritten by noise: ffmpeg
+    conceals what it can and goes on; the render keeps every frame it decodes after the damage."""
+    clip = ffmpeg_make(tmp_path / "clip.ts", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "40",
+                       "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p")
+    data = bytearray(clip.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="dreamvid"):
+        code, err = run(capsys, "video", damaged, "-o", tmp_path / "out/", *tiny(tiny_keras_file))
+    assert code == 0, err
+    n = len(glob.glob(str(tmp_path / "out" / "*.png")))
+    print(f"{n} of 40 frames decoded from the damaged stream")
+    assert n >= 30  # the frames after the damage too, not only those before it
+
+
+def smooth_pan(texture, n):
+    """n frames of 64x48 panning 2 px a frame over smooth texture: no cut anywhere."""
+    wide = cv2.GaussianBlur(texture(48, 64 + 2 * n, seed=3), (0, 0), 8).astype(np.uint8)
+    return [np.ascontiguousarray(wide[:, 2 * i:2 * i + 64]) for i in range(n)]
+
+
+def test_a_single_flash_frame_cuts_once(tmp_path, texture):
+    from dreamvid.plan import scan_cuts
+
+    frames = smooth_pan(texture, 30)
+    frames[20] = np.full_like(frames[20], 255)  # one white frame
+    n, cuts = scan_cuts(frames, 27.0, 15)
+    assert n == 30 and cuts == [20]
+    assert scan_cuts(frames, 27.0, 1)[1] == [20, 21]  # without a minimum: into the flash and out of it
+    # the setting reaches the frame loop through config, CLI and API alike
+    import dreamvid
+    from dreamvid.cli import build_parser, config_from_args
+
+    assert dreamvid.settings("video").video.min_shot_frames == 15
+    assert dreamvid.settings("video", min_shot_frames=1).video.min_shot_frames == 1
+    args = build_parser().parse_args(["video", "in.mp4", "-o", "o.mp4", "--min-shot-frames", "4"])
+    assert config_from_args(args).video.min_shot_frames == 4
+    with pytest.raises(dreamvid.ConfigError, match="min_shot_frames"):
+        dreamvid.settings("video", min_shot_frames=0)
+
+
+def test_a_flash_frame_resets_the_render_once(tmp_path, tiny_keras_file, texture):
+    clip = tmp_path / "flash.mp4"
+    frames = smooth_pan(texture, 24)
+    frames[18] = np.full_like(frames[18], 255)
+    write_clip(clip, frames)
+    import dreamvid
+
+    result = dreamvid.render_video(clip, tmp_path / "out/", model=str(tiny_keras_file), layers="conv2", octaves=1,
+                                   iterations=1, iterations_next=1, seed=1)
+    assert result.cuts == [18]
