@@ -30,6 +30,7 @@ the one before.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from fractions import Fraction
@@ -174,6 +175,8 @@ def _parse_center(text: str | None) -> tuple[float, float] | None:
         return None
     try:
         x, y = (float(p) for p in str(text).split(","))
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError
         return x, y
     except ValueError:
         raise ConfigError(f"zoom center must be X,Y in pixels, e.g. 256,144; got {text!r}") from None

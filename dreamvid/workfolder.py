@@ -44,11 +44,12 @@ from dreamvid.depth import to_uint16
 from dreamvid.errors import BusyError, OutputError, ResumeError
 from dreamvid.files import atomic_write, check_folder, encode_image, make_folder
 from dreamvid.progress import RenderResult
+from dreamvid.schedule import is_audio, parse_spec
 from dreamvid.sources import list_sequence, read_image
 from dreamvid.version import VERSION
 
 
-__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "withdraw", "fingerprint", "job_sections",
+__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "withdraw", "fingerprint", "sounds", "job_sections",
            "frame_settings", "write_record"]
 
 STATE_VERSION = 1
@@ -207,6 +208,19 @@ def fingerprint(path: str | None) -> dict | None:
     return {"files": len(files), "sha256_listing": h.hexdigest()}
 
 
+def sounds(settings: dict) -> dict:
+    """{"zoom.zoom": fingerprint, ...}: each sound file an "audio:" schedule among `settings`
+    (frame_settings' sections) follows, fingerprinted as an input is, so a resume notices a sound
+    file replaced behind an unchanged spec. A file not there is None (the render says so itself)."""
+    out = {}
+    for section, values in settings.items():
+        for key, value in values.items():
+            if is_audio(value):
+                path = parse_spec(value, key).path
+                out[f"{section}.{key}"] = fingerprint(path) if os.path.isfile(path) else None
+    return out
+
+
 def job_sections(cfg: Config, job: str) -> dict:
     """cfg as plain data with only the sections `job` ("video", "zoom", "image") reads: a video
     of the zoom's only its interpolation, and only when it has a schedule to interpolate; a zoom
@@ -326,6 +340,7 @@ class Work:
         self.state_path = os.path.join(self.path, "state.json")
         self.created = False
         settings, finger = frame_settings(cfg, job), fingerprint(input_path)
+        heard = sounds(settings)
         if cfg.output.restart and os.path.exists(self.path):
             shutil.rmtree(self.path)
             info(f"--restart: discarded the earlier render's work folder '{self.path}'")
@@ -341,6 +356,12 @@ class Work:
                 changed = _diff(state.get("settings") or {}, settings)
                 raise ResumeError(f"the work folder '{self.path}' was started with other settings "
                                   f"({changed}){fix}")
+            old = state.get("sounds", heard)  # a work folder of an older version: not recorded
+            for name in sorted(set(old) | set(heard)):
+                if old.get(name) != heard.get(name):
+                    path = parse_spec(settings[name.split(".")[0]][name.split(".")[1]], name).path
+                    raise ResumeError(f"the sound file '{path}' that {name} follows changed since the work folder "
+                                      f"'{self.path}' was started{fix}")
             self.state = state
             self.created = True
             self.done = self._count_frames()
@@ -348,6 +369,7 @@ class Work:
             seed = cfg.dream.seed if cfg.dream.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
             self.state = {"dreamvid_state": STATE_VERSION, "job": job, "settings": settings,
                           "input": finger, "input_path": None if input_path is None else os.path.abspath(input_path),
+                          "sounds": heard,
                           "base_seed": seed, "frames_done": 0}
             self.done = 0
         self.base_seed = int(self.state["base_seed"])
