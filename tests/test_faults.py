@@ -9,8 +9,8 @@ on the tiny network at 64x48; the others call the CLI's main() in this process.
 """
 
 import errno
-import logging
 import glob
+import logging
 import os
 import signal
 import subprocess
@@ -22,12 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_asserts import one_line_error
+from test_robustness import REPO, pan_frames, run, tiny, write_clip
 
 from dreamvid import pipeline
 from dreamvid.errors import BusyError
 from dreamvid.workfolder import lock_output, lock_path
-from cli_asserts import one_line_error
-from test_robustness import REPO, pan_frames, run, tiny, write_clip
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -42,7 +42,8 @@ def start(cmd, cwd):
 
 
 def finish(cmd, cwd, timeout=180):
-    p = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+    p = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
+                       check=False)
     return p.returncode, p.stderr.decode()
 
 
@@ -137,10 +138,9 @@ def test_the_lock_in_one_process_refuses_another_thread_and_is_gone_after(tmp_pa
     held, release, seen = threading.Event(), threading.Event(), []
 
     def hold():
-        with lock_output(out):
-            with lock_output(out):  # re-entrant in its own thread (render_video handing on to segments)
-                held.set()
-                release.wait(10)
+        with lock_output(out), lock_output(out):  # re-entrant in its own thread (render_video handing on to segments)
+            held.set()
+            release.wait(10)
 
     t = threading.Thread(target=hold)
     t.start()
@@ -240,9 +240,9 @@ def _enospc(*_a, **_k):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def _inject(monkeypatch, site, out):
-    """Make the write at `site` fail with ENOSPC, as a full disk does; returns the name the
-    message must hold."""
+def _inject(monkeypatch, site, out, frame=3):
+    """Make the write at `site` fail with ENOSPC, as a full disk does (site "frame": the stored
+    frame `frame`); returns the name the message must hold."""
     from dreamvid import sinks
 
     real_replace, real_makedirs, real_open = os.replace, os.makedirs, open
@@ -251,7 +251,7 @@ def _inject(monkeypatch, site, out):
 
     def replace(src, dst, *a, **kw):
         dst = os.fspath(dst)
-        if site == "frame" and dst.endswith(os.path.join("frames", "000003.png")):
+        if site == "frame" and dst.endswith(os.path.join("frames", f"{frame:06d}.png")):
             _enospc()
         if site == "state" and dst.endswith("state.json"):
             states.append(dst)
@@ -276,7 +276,7 @@ def _inject(monkeypatch, site, out):
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(os, "makedirs", makedirs)
     monkeypatch.setattr(sinks, "open", sink_open, raising=False)
-    return {"frame": "000003.png", "state": "state.json", "record": os.path.basename(target) + ".json",
+    return {"frame": f"{frame:06d}.png", "state": "state.json", "record": os.path.basename(target) + ".json",
             "output": os.path.basename(target), "folder": "frames", "output frame": os.path.basename(target)}[site]
 
 
@@ -313,7 +313,7 @@ def test_a_real_full_disk_on_a_tiny_tmpfs(capsys, tmp_path, tiny_keras_file, fau
     clip, refs = fault_media
     disk = tmp_path / "disk"
     disk.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, check=False)
     if p.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({p.stderr.decode().strip() or p.returncode}); "
                     f"the injected ENOSPC tests stand for it")
@@ -340,7 +340,7 @@ def test_a_real_full_disk_on_a_tiny_tmpfs(capsys, tmp_path, tiny_keras_file, fau
         got = decoded(out)
         assert len(got) == 8 and all(np.array_equal(a, b) for a, b in zip(got, refs["mp4"]))
     finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+        subprocess.run(["umount", str(disk)], capture_output=True, check=False)
 
 
 # ----------------------------------------------------------------------------- damaged and odd streams
@@ -349,7 +349,7 @@ def test_a_real_full_disk_on_a_tiny_tmpfs(capsys, tmp_path, tiny_keras_file, fau
 def ffmpeg_make(path, *args):
     from dreamvid.sources import ffmpeg_exe
 
-    p = subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", *args, str(path)], capture_output=True)
+    p = subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", *args, str(path)], capture_output=True, check=False)
     assert p.returncode == 0, p.stderr.decode()[-300:]
     return path
 
@@ -427,3 +427,48 @@ def test_a_flash_frame_resets_the_render_once(tmp_path, tiny_keras_file, texture
     result = dreamvid.render_video(clip, tmp_path / "out/", model=str(tiny_keras_file), layers="conv2", octaves=1,
                                    iterations=1, iterations_next=1, seed=1)
     assert result.cuts == [18]
+
+
+def odd_streams(tmp_path, texture):
+    """name -> (clip, the frame a fault stops the render at, just after what is odd about it)."""
+    x264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    a = ffmpeg_make(tmp_path / "a.ts", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "6", *x264)
+    b = ffmpeg_make(tmp_path / "b.ts", "-f", "lavfi", "-i", "testsrc2=size=80x60:rate=25", "-frames:v", "6", *x264)
+    sizes = tmp_path / "sizes.ts"
+    sizes.write_bytes(a.read_bytes() + b.read_bytes())
+    clip = ffmpeg_make(tmp_path / "clip.ts", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "24",
+                       "-g", "8", *x264)
+    data = bytearray(clip.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 2048] = np.random.default_rng(1).integers(0, 256, 2048, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    frames = smooth_pan(texture, 24)
+    frames[18] = np.full_like(frames[18], 255)
+    flash = write_clip(tmp_path / "flash.mp4", frames)
+    return {"size change": (sizes, 8), "damaged": (damaged, 14), "flash": (flash, 19)}
+
+
+@pytest.mark.parametrize("name", ["size change", "damaged", "flash"])
+def test_an_odd_stream_stopped_after_its_oddity_resumes_to_the_uninterrupted_render(capsys, tmp_path, tiny_keras_file,
+                                                                                   texture, monkeypatch, name):
+    """A full disk (an injected ENOSPC) stops the render just after the frame size changed, after
+    the damaged bytes, or on the frame after a flash (the min-shot-length test must not cut there
+    on resume either); the resume equals the render no fault stopped."""
+    clip, at = odd_streams(tmp_path, texture)[name]
+    ref = tmp_path / "ref/"
+    assert run(capsys, "video", clip, "-o", ref, *tiny(tiny_keras_file))[0] == 0
+    want = [cv2.imread(f) for f in sorted(glob.glob(str(ref / "*.png")))]
+    out = str(tmp_path / "out") + "/"
+    args = ["video", clip, "-o", out, *tiny(tiny_keras_file)]
+    names = _inject(monkeypatch, "frame", out, frame=at)
+    code, err = run(capsys, *args)
+    one_line_error(code, err, names, "space")
+    assert not os.path.exists(out) and not os.path.exists(str(tmp_path / "out.json"))
+    monkeypatch.undo()
+    code, err = run(capsys, *args)
+    assert code == 0 and f"resuming from frame {at}" in err, err
+    got = [cv2.imread(f) for f in sorted(glob.glob(os.path.join(out, "*.png")))]
+    assert len(got) == len(want) > at + 2
+    # (the flash: a cut at frame 19 on resume would dream it afresh, not carried from frame 18)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want)), f"{name}: the resumed frames differ"
