@@ -343,6 +343,38 @@ def test_a_real_full_disk_on_a_tiny_tmpfs(capsys, tmp_path, tiny_keras_file, fau
         subprocess.run(["umount", str(disk)], capture_output=True, check=False)
 
 
+def test_a_read_only_mount_answers_in_one_line_and_resumes_once_writable(capsys, tmp_path, tiny_keras_file,
+                                                                         fault_media):
+    """A tmpfs remounted read-only after a first run stored frames: the next run is refused in
+    one line naming the path, touching nothing; writable again, it resumes to the reference."""
+    clip, refs = fault_media
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True, check=False)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({p.stderr.decode().strip() or p.returncode})")
+    try:
+        out = str(disk / "o.mp4")
+        args = ["video", clip, "-o", out, *tiny(tiny_keras_file)]
+        with pytest.MonkeyPatch.context() as mp:  # a first run stopped by a full disk at frame 3
+            _inject(mp, "frame", out)
+            assert run(capsys, *args)[0] == 2
+        before = snapshot(str(disk))
+        assert subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, check=False).returncode == 0
+        code, err = run(capsys, *args)
+        line = one_line_error(code, err, str(disk), "writable")
+        with capsys.disabled():
+            print(line)
+        assert snapshot(str(disk)) == before and not os.path.exists(out)
+        assert subprocess.run(["mount", "-o", "remount,rw", str(disk)], capture_output=True, check=False).returncode == 0
+        code, err = run(capsys, *args)
+        assert code == 0 and "resuming from frame 3" in err, err
+        got = decoded(out)
+        assert len(got) == 8 and all(np.array_equal(a, b) for a, b in zip(got, refs["mp4"]))
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True, check=False)
+
+
 # ----------------------------------------------------------------------------- damaged and odd streams
 
 
