@@ -17,11 +17,11 @@ if _os.environ.get("DREAMVID_TF_DEFAULTS") != "1":
 
 from dreamvid.api import (Update, VideoDreamer, dream, load_model, render_gallery, render_image, render_sheet,  # noqa: E402
                           render_live, render_video, render_zoom, settings)
-from dreamvid.errors import (Cancelled, ConfigError, DreamvidError, InputError, LayerError, ModelError,  # noqa: E402
+from dreamvid.errors import (BusyError, Cancelled, ConfigError, DreamvidError, InputError, LayerError, ModelError,  # noqa: E402
                              OutputError, ResumeError)
 from dreamvid.progress import RenderResult  # noqa: E402
 from dreamvid.version import VERSION as __version__  # noqa: E402
 
 __all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "render_live", "VideoDreamer", "load_model", "settings", "Update", "RenderResult",
-           "DreamvidError", "ConfigError", "InputError", "OutputError", "ModelError", "LayerError", "ResumeError",
+           "DreamvidError", "ConfigError", "InputError", "OutputError", "BusyError", "ModelError", "LayerError", "ResumeError",
            "Cancelled", "__version__"]

@@ -44,6 +44,7 @@ from dreamvid.live import Commands, LiveResult, Status, run_live
 from dreamvid.models import DreamModel
 from dreamvid.models import load_model as load_network  # the registry's loader, behind the cache here
 from dreamvid.pipeline import dream_image, still_input
+from dreamvid.plan import CutTest
 from dreamvid.pipeline import render_image as _image_job, render_sheet as _sheet_job, render_video as _video_job
 from dreamvid.pipeline import render_zoom as _zoom_job
 from dreamvid.prepare import make_dreamer, open_masks_for, video_schedules
@@ -279,6 +280,7 @@ class VideoDreamer:
         self.cuts: list[int] = []  # the frames where a new shot started (a cut or reset), after the first
         self._size = None  # (H, W) of every frame
         self._masks = None
+        self._cuts = CutTest(self.cfg.video.cut_threshold, self.cfg.video.min_shot_frames)  # as a render's
         self._reset()
 
     def _reset(self) -> None:
@@ -310,7 +312,7 @@ class VideoDreamer:
         source's, frames dropped in between); default: the next after the last."""
         frame = self._frame(frame)
         k, v = (self.frames if index is None else int(index)), self.cfg.video
-        cut = self._prev is not None and not v.no_flow and flow.cut_score(self._prev, frame) > v.cut_threshold
+        cut = not v.no_flow and self._cuts(k, self._prev, frame)
         new_shot = not self.chain.started or cut or v.no_flow
         move = None if new_shot else flow.motion(self._prev, frame, v.flow, v.flow_preset)
         if new_shot and k > 0:

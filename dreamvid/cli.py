@@ -2,7 +2,10 @@
 one-line messages and exit codes. The only module that prints or exits; no stage logic here.
 
 Exit codes: 0 done, 2 bad input or settings (one line, no traceback unless DREAMVID_DEBUG=1),
-1 an unexpected failure, 130 interrupted (the render can be resumed).
+1 an unexpected failure; stopped by a signal, 128 + its number (the shells' convention): 130
+Ctrl-C (SIGINT), 143 SIGTERM (job schedulers, `timeout`, `docker stop`), 129 SIGHUP (a closed
+terminal). All three stop a render alike: the frame being dreamed abandoned, the finished frames
+kept, ffmpeg closed, the line saying how to resume.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import fields
 
@@ -104,6 +109,8 @@ def _video_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
     _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="schedules: between keyframes")
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
+    _add(g, "--min-shot-frames", key="min_shot_frames", metavar="N",
+         help="frames a shot lasts at least: a cut sooner after the last is ignored (a flash frame cuts once)")
     p.add_argument("--no-flow", dest="no_flow", action="store_const", const=True, default=argparse.SUPPRESS,
                    help="dream every frame independently (for comparison)")
     g = p.add_argument_group("segments and clusters (README: Rendering on a cluster)")
@@ -553,6 +560,45 @@ def _gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C is, so the jobs' cleanup (threads
+    stopped, the encoder closed, the finished frames kept) runs the same way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(signum, _frame) -> None:
+    for s in _STOP_SIGNALS:  # once: a second signal must not cut the cleanup short (kill -9 still can)
+        signal.signal(s, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+def _catch_stop_signals() -> dict:
+    """SIGTERM and SIGHUP as Ctrl-C (see the module docstring); only in the main thread, where
+    Python runs signal handlers, and leaving a signal someone set to be ignored (nohup) ignored.
+    Returns the handlers replaced, for main to put back (main is called in-process too)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    before = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    for s, handler in before.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, _stop)
+    return before
+
+
+def _say(line: str) -> None:
+    """A last line on stderr, which a closed terminal (SIGHUP) may no longer take."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     # dreamvid's own notices at INFO; other libraries' only from WARNING (JAX, say, logs at INFO
@@ -563,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error (2, one line already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    before = _catch_stop_signals()
     try:
         return _run(args)
     except DreamvidError as exc:
@@ -570,18 +617,23 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
         if args.command in ("video", "zoom", "gallery"):
-            print("interrupted: finished frames are kept; run the same command again to resume", file=sys.stderr)
+            _say(f"{how}: finished frames are kept; run the same command again to resume")
         else:
-            print("interrupted", file=sys.stderr)
-        return 130
+            _say(how)
+        return 128 + signum
     except Exception as exc:  # a bug or an environment failure: one line unless debugging
         if DEBUG:
             raise
         print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
               "(run with DREAMVID_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ render on one machine calls, and the segment never knows where it runs.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
 try:
     import ray
@@ -39,32 +40,97 @@ from dreamvid.progress import Progress
 from dreamvid.segments import dreamed_with, render_segment
 from dreamvid.workfolder import SegmentFrames
 
-__all__ = ["connect", "RayRunner", "MAX_RETRIES"]
+__all__ = ["MAX_RETRIES", "RayRunner", "connect", "latest_cluster"]
 
 MAX_RETRIES = 3  # a lost node costs one retry; more than a few failures is a bug, not bad luck
 _POLL_S = 1.0  # how often the driver drains the progress actor (the bar moves in steps of this)
 
 
-def connect(address: str, info: Callable[[str], None]) -> "RayRunner":
-    """Join the Ray cluster at `address` ("auto": RAY_ADDRESS, else a cluster started on this
-    machine, else a new one here); a session already started (ray.init) is used as it is."""
+def connect(address: str, info: Callable[[str], None]) -> RayRunner:
+    """Join the Ray cluster at `address` ("auto": RAY_ADDRESS, else the cluster last started on
+    this machine by this user, else a new one here); a session already started (ray.init) is
+    used as it is."""
     if ray is None:
         raise ConfigError("--ray needs Ray; install it with pip install 'dreamvid[ray]'")
     if not ray.is_initialized():
         try:
             if address == "auto" and not os.environ.get("RAY_ADDRESS"):
-                try:
-                    ray.init(address="auto", include_dashboard=False, log_to_driver=False)
-                except ConnectionError:  # no cluster here: start one on this machine
-                    ray.init(include_dashboard=False, log_to_driver=False)
+                which = _join_own(info)
             else:
                 ray.init(address=None if address == "auto" else address, log_to_driver=False)
+                which = f"joined {'RAY_ADDRESS' if address == 'auto' else address}"
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise ConfigError(f"cannot join the Ray cluster at '{address}' ({e}); start it with "
                               f"'ray start --head' and pass its address, e.g. --ray 10.0.0.5:6379") from None
+    else:
+        which = "the session already started"
     resources = ray.cluster_resources()
-    info(f"Ray cluster: {int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs")
+    info(f"Ray cluster ({which}): {int(resources.get('CPU', 0))} CPUs, {int(resources.get('GPU', 0))} GPUs")
     return RayRunner(info)
+
+
+def _join_own(info: Callable[[str], None]) -> str:
+    """--ray auto without RAY_ADDRESS: join the cluster `ray start` last started on this machine
+    only when this user started it, else start a new one here. Never Ray's own "auto", which
+    joins whatever it finds on a shared machine: the address in /tmp/ray/ray_current_cluster
+    (whoever wrote it), and failing that any GCS a `ps` shows, another user's too."""
+    found = latest_cluster()
+    if found is not None:
+        addr, owners = found
+        if owners == {os.getuid()}:
+            try:
+                # Ray's "auto", now that its file is known to name this user's cluster: unlike
+                # address=addr it also turns on the token a `ray start` cluster asks for when
+                # this user has one (~/.ray/auth_token), where addr alone is refused after 20 s
+                ray.init(address="auto", log_to_driver=False)
+                if ray.get_runtime_context().gcs_address == addr:
+                    return f"this user's, at {addr}"
+                ray.shutdown()  # the file changed meanwhile: not the cluster checked
+            except ConnectionError:  # stopped since: start one here
+                pass
+        else:
+            others = ", ".join(_user(uid) for uid in sorted(owners - {os.getuid()}))
+            info(f"Ray: the cluster at {addr} on this machine belongs to another user ({others}); starting one "
+                 f"of this user's own (pass --ray {addr} to join it)")
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    return "a private one started here"
+
+
+def latest_cluster() -> tuple[str, set[int]] | None:
+    """(address, the uids behind it) of the cluster `ray start` last started on this machine,
+    None without one. The address is read from ray_current_cluster in Ray's temp folder
+    (RAY_TMPDIR, else TMPDIR, else /tmp; then ray/, as Ray finds it); the uids are the file's
+    owner and those of the processes serving that address here (a raylet's --gcs-address), so
+    a stale file of this user's naming a port another user's cluster took since counts as theirs."""
+    folder = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    path = os.path.join(folder, "ray", "ray_current_cluster")
+    try:
+        with open(path, encoding="utf-8") as f:
+            addr = f.read().strip()
+            owners = {os.fstat(f.fileno()).st_uid}
+    except OSError:
+        return None
+    if not addr:
+        return None
+    flag = f"--gcs-address={addr}".encode()
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):  # Linux; elsewhere the file's owner alone
+        try:
+            with open(cmdline, "rb") as f:
+                args = f.read().split(b"\0")
+            if flag in args:
+                owners.add(os.stat(os.path.dirname(cmdline)).st_uid)  # /proc/PID belongs to its process's user
+        except OSError:  # gone, or hidden (hidepid)
+            pass
+    return addr, owners
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd  # Unix only, as Ray's clusters
+
+        return f"{pwd.getpwuid(uid).pw_name}, uid {uid}"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 class RayRunner:
@@ -111,26 +177,32 @@ class RayRunner:
             ray.kill(reporter)
         return facts
 
-    @staticmethod
-    def _drain(reporter, progress) -> None:
-        for k, stats in ray.get(reporter.take.remote()):
+    def _drain(self, reporter, progress) -> None:
+        frames, notes = ray.get(reporter.take.remote())
+        for note in notes:
+            self.info(note)
+        for k, stats in frames:
             progress.frame(k, stats)
 
 
 if ray is not None:
     @ray.remote
     class _Reporter:
-        """Frame numbers from the tasks, held until the driver takes them."""
+        """Frame numbers and notices from the tasks, held until the driver takes them."""
 
         def __init__(self):
             self.frames: list = []
+            self.notes: list = []
 
         def add(self, k: int, stats: dict) -> None:
             self.frames.append((k, stats))
 
-        def take(self) -> list:
-            out, self.frames = self.frames, []
-            return out
+        def note(self, message: str) -> None:
+            self.notes.append(message)
+
+        def take(self) -> tuple[list, list]:
+            out, self.frames, notes, self.notes = self.frames, [], self.notes, []
+            return out, notes
 
     @ray.remote(max_calls=0)  # the worker process stays for the next segment, with its network
     def _segment(settings: str, input_path: str, work_path: str, index: int, start: int, keep: int, end: int,
@@ -160,6 +232,16 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
     dreamer = _DREAMERS[key]
     segment = Segment(index=index, shot=0, start=start, keep=keep, end=end, fade=fade)
     frames = SegmentFrames(os.path.join(work_path, "segments", f"{index:05d}"), start)
+    node = ray.get_runtime_context().get_node_id()
+    try:  # which node took the segment, and after how many frames: a retry shows as a second line
+        os.makedirs(frames.path, exist_ok=True)
+        with open(os.path.join(frames.path, "attempts"), "a", encoding="utf-8") as f:
+            f.write(f"{node} {os.getpid()} {frames.done}\n")
+    except OSError:
+        pass  # a courtesy for whoever looks into the work folder; the frames are what counts
+    if 0 < frames.done < end - start:  # a retried task (its node lost) or a resumed render
+        reporter.note.remote(f"Ray: segment {index} continues after its {frames.done} stored frames "
+                             f"(a retry or a resume), on {node[:8]}")
     progress = Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
     render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
     return dreamed_with(dreamer[0]), f"{ray.get_runtime_context().get_node_id()}:{os.getpid()}", int(loaded)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamvid.errors import ConfigError
-from dreamvid.schedule import is_audio, parse_spec
+from dreamvid.schedule import Schedule, is_audio, parse_spec
 
 
 def _preset_dir():
@@ -81,6 +81,9 @@ class VideoSettings:
     carry_limit: float = 3.0
     iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
     cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
+    # frames a shot started by a cut lasts at least: a cut sooner after the last is no cut, so a
+    # single white flash frame resets the chain once, not twice (PySceneDetect's min_scene_len)
+    min_shot_frames: int = 15
     no_flow: bool = False  # dream every frame independently (for comparison)
     # The dream over the clip: schedules that replace a number frame by frame, as the zoom's
     # below (None = the number: dream.step, dream.octaves, iterations_next). The CLI routes a
@@ -235,6 +238,7 @@ RULES: dict[str, Any] = {
     "carry_limit": (0.0, 1000.0),
     "iterations_next": (0, 1000),
     "cut_threshold": (0.0, 255.0),
+    "min_shot_frames": (1, 100_000),
     "chunk_frames": (0, 1_000_000),
     "warmup_frames": (0, 10_000),
     "overlap_frames": (0, 10_000),
@@ -288,9 +292,11 @@ def _key_owner() -> dict[str, tuple[str, dataclasses.Field]]:
 
 def _coerce(key: str, value: Any, f: dataclasses.Field, where: str) -> Any:
     """Turn `value` into the field's type and check it against RULES; raise ConfigError naming the fix."""
-    if value is None:
-        return None
     kind = str(f.type)  # annotations are strings here: "int", "float | None", "str", "bool"
+    if value is None:
+        if "None" not in kind:  # a record's null for a setting that must have a value
+            raise ConfigError(f"{where}{key} cannot be empty (null); give a value or leave the setting out")
+        return None
     rule = RULES.get(key)
     if "bool" in kind:
         if isinstance(value, bool):
@@ -304,14 +310,14 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, where: str) -> Any:
             if isinstance(value, bool) or not math.isfinite(num) or num != int(num):
                 raise ValueError
             value = int(num)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
             raise ConfigError(f"{where}{key} must be a whole number, got {value!r}") from None
     elif "float" in kind:
         try:
             if isinstance(value, bool):
                 raise ValueError
             value = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where}{key} must be a number, got {value!r}") from None
         if not math.isfinite(value):
             raise ConfigError(f"{where}{key} must be a finite number, got {value!r}")
@@ -362,7 +368,29 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
         _check_audio(section, name, value, where)
         setattr(sections[section], name, _coerce(name, value, f, where))
     _check_segments(cfg.video, where)
+    _check_schedules(cfg, where)
     return cfg
+
+
+def _check_schedules(cfg: Config, where: str) -> None:
+    """Every schedule's notation read now (schedule.Schedule.parse), so a malformed one is
+    answered here, with the preset's name, not at the render; the frames each value must keep
+    within are checked where the render's length is known (prepare.check_schedules)."""
+    for section, names in (("zoom", ("zoom", "rotate", "pan_x", "pan_y", "blend", "step", "octaves", "iterations")),
+                           ("video", ("step", "octaves", "iterations"))):
+        for name in names:
+            value = getattr(getattr(cfg, section), name)
+            if value is not None and not is_audio(value):  # a sound's spec: _check_audio
+                _parse(Schedule.parse, value, where, name=name, kind=float)
+    if "(" in (cfg.dream.layers or ""):  # a layer schedule ("0:(mixed4c), 150:(mixed5a)"); a plain spec: objectives.parse
+        _parse(Schedule.parse, cfg.dream.layers, where, name="layers", kind=str)
+
+
+def _parse(parse, value, where, **kw):
+    try:
+        parse(value, **kw)
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}") from None
 
 
 # --ray alone: the segment length a cluster shares out (8 s at 30 fps), as --chunk-frames alone

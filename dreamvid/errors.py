@@ -2,8 +2,21 @@
 and the fix; only the CLI turns them into an exit code (2) and a one-line message."""
 
 
+# what str.splitlines() breaks at: a message quoting the user's text (a schedule written over
+# several lines in a preset) shows these as escapes, so it stays one line
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 class DreamvidError(Exception):
-    """Base class: the message is shown to the user as it is, on one line."""
+    """Base class: the message is shown to the user as it is, on one line (a line break in it,
+    from quoted input, is shown as its escape, \\n)."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        for ch in _LINE_BREAKS:
+            if ch in text:
+                text = text.replace(ch, ch.encode("unicode_escape").decode("ascii"))
+        return text
 
 
 class InputError(DreamvidError):
@@ -12,6 +25,10 @@ class InputError(DreamvidError):
 
 class OutputError(DreamvidError):
     """The output path cannot be written (folder missing, not writable, equals the input, disk full)."""
+
+
+class BusyError(OutputError):
+    """Another render (another process, or another call in this one) is writing the same output."""
 
 
 class ConfigError(DreamvidError):

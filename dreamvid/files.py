@@ -69,6 +69,16 @@ def atomic_write(path: str, data: bytes) -> None:
                           f"folder is writable") from e
 
 
+def make_folder(path: str) -> None:
+    """os.makedirs(path, exist_ok=True), an OSError (a full disk, a vanished or read-only folder)
+    turned into the one-line OutputError naming the folder and the fix."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the folder '{path}' ({e.strerror}); check that the disk has space "
+                          f"and the folder above it exists and is writable") from e
+
+
 def encode_image(frame: np.ndarray, ext: str, path: str) -> bytes:
     """RGB uint8 (H, W, 3) -> PNG or JPEG bytes (`ext` ".png" or ".jpg"; JPEG at quality 95).
     `path` only names the file in an error."""
@@ -85,4 +95,4 @@ def write_image(path: str, image: np.ndarray) -> None:
 
 
 __all__ = ["IMAGE_FORMATS", "cache_dir", "check_folder", "check_output", "check_image_output", "atomic_write",
-           "encode_image", "write_image"]
+           "make_folder", "encode_image", "write_image"]

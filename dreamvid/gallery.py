@@ -39,7 +39,7 @@ import numpy as np
 from dreamvid.chain import palette
 from dreamvid.config import SECTIONS, Config, build_config, list_presets, load_preset
 from dreamvid.errors import ConfigError, ResumeError
-from dreamvid.files import atomic_write, check_image_output, encode_image, write_image
+from dreamvid.files import atomic_write, check_image_output, encode_image, make_folder, write_image
 from dreamvid.frames import amount, to_uint8
 from dreamvid.models import load_model
 from dreamvid.objectives import parse
@@ -48,7 +48,8 @@ from dreamvid.preview import labelled_sheet, pick_frames
 from dreamvid.progress import Progress, RenderResult
 from dreamvid.sources import read_image
 from dreamvid.version import VERSION
-from dreamvid.workfolder import RECORD_VERSION, fingerprint, frame_settings, job_sections, record_path, work_folder
+from dreamvid.workfolder import (RECORD_VERSION, fingerprint, frame_settings, job_sections, locks_output, record_path,
+                                 work_folder)
 
 __all__ = ["Tile", "plan_tiles", "render_gallery", "PREVIEW_KEYS", "DEFAULT_TILE_WIDTH"]
 
@@ -169,7 +170,7 @@ class _Tiles:
 
     def store(self, path: str, image: np.ndarray) -> None:
         if not os.path.isdir(self.dir):
-            os.makedirs(self.dir, exist_ok=True)
+            make_folder(self.dir)
             atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
         atomic_write(path, encode_image(image, ".png", path))
 
@@ -177,6 +178,7 @@ class _Tiles:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+@locks_output()  # one gallery per sheet: a second is refused (workfolder.lock_output)
 def render_gallery(image_path: str, output_path: str, progress=None, *, values: dict | None = None,
                    preset: str | None = None, layers: str | None = None, channels: str | None = None,
                    count: int = 12, presets: bool = False, tile_width: int = DEFAULT_TILE_WIDTH,

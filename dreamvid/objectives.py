@@ -26,6 +26,7 @@ guide and layer by the Dreamer and enter the compiled loop as tensors; they are 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -186,6 +187,9 @@ def guide(name: str) -> Objective:
     return Objective([GuideTerm(name)], [1.0])
 
 
+_WHOLE = re.compile(r"-?[0-9]+")  # a channel: ASCII digits (str.isdigit also takes '²', which int() does not)
+
+
 def parse(spec: str, reduce: str = "square") -> Objective:
     """Parse the `--layers` text form (see the module docstring)."""
     if reduce not in REDUCTIONS:
@@ -203,7 +207,7 @@ def parse(spec: str, reduce: str = "square") -> Objective:
         index, weight = None, 1.0
         for i, item in enumerate(rest):
             item = item.strip()
-            is_int = item.lstrip("-").isdigit()
+            is_int = _WHOLE.fullmatch(item) is not None
             if is_int and i == 0 and len(rest) <= 2 and not (len(rest) == 1 and "." in item):
                 index = int(item)
                 if index < 0:
@@ -211,7 +215,7 @@ def parse(spec: str, reduce: str = "square") -> Objective:
                 continue
             try:
                 weight = float(item)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise ConfigError(f"cannot read '{item}' in layer term '{part}': a channel is a whole number, a weight a number like 0.5") from None
             if not math.isfinite(weight):
                 raise ConfigError(f"weight in layer term '{part}' must be a finite number, got {item}")

@@ -30,6 +30,7 @@ the one before.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from fractions import Fraction
@@ -51,7 +52,7 @@ from dreamvid.segments import render_segments
 from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
 from dreamvid.sources import as_fps, read_image
 from dreamvid.stages import Clock, Reader, Writer, pool_size
-from dreamvid.workfolder import Work, record_path, work_folder, write_record
+from dreamvid.workfolder import Work, locks_output, record_path, work_folder, write_record
 from dreamvid.zoom import color_stats, match_color, noise_image, solid_image, transform
 
 __all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image", "render_sheet", "dream_image",
@@ -73,6 +74,7 @@ def _sound_length(out, fps) -> float | None:
     return cap if out.duration is None else out.duration if cap is None else min(out.duration, cap)
 
 
+@locks_output()  # one render per output: a second is refused (workfolder.lock_output)
 def render_video(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
                  model=None) -> RenderResult:
     """Dream every frame of a clip (video file, image folder or glob) into `output_path`
@@ -181,11 +183,14 @@ def _parse_center(text: str | None) -> tuple[float, float] | None:
         return None
     try:
         x, y = (float(p) for p in str(text).split(","))
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError
         return x, y
     except ValueError:
         raise ConfigError(f"zoom center must be X,Y in pixels, e.g. 256,144; got {text!r}") from None
 
 
+@locks_output()
 def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress: Progress | None = None,
                 model=None) -> RenderResult:
     """The infinite zoom: frame 0 is the start image dreamed in full; frame k > 0 is frame k-1

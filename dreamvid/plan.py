@@ -93,12 +93,33 @@ def weights(n: int) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def scan_cuts(frames: Iterable[np.ndarray], threshold: float) -> tuple[int, list[int]]:
+class CutTest:
+    """The scene-cut test over a clip's input frames, called in frame order: frame k starts a new
+    shot when flow.cut_score against frame k-1 is above `threshold`, unless the last cut is fewer
+    than `min_shot` frames back, so a single white flash frame cuts once (into the flash), not
+    twice (and out of it). The clip's first shot may be shorter."""
+
+    def __init__(self, threshold: float, min_shot: int = 1):
+        self.threshold, self.min_shot = threshold, max(1, int(min_shot))
+        self.last: int | None = None  # the last cut's frame
+
+    def __call__(self, k: int, prev: np.ndarray | None, frame: np.ndarray) -> bool:
+        if prev is None or (self.last is not None and k - self.last < self.min_shot):
+            return False
+        if cut_score(prev, frame) > self.threshold:
+            self.last = k
+            return True
+        return False
+
+
+def scan_cuts(frames: Iterable[np.ndarray], threshold: float, min_shot: int = 1) -> tuple[int, list[int]]:
     """(frame count, cut indices) of a clip's input frames: the same test as the frame loop's
-    (flow.cut_score of each frame against the one before, above `threshold`)."""
+    (CutTest: flow.cut_score of each frame against the one before, above `threshold`, at least
+    `min_shot` frames after the last cut)."""
+    test = CutTest(threshold, min_shot)
     prev, n, cuts = None, 0, []
     for frame in frames:
-        if prev is not None and cut_score(prev, frame) > threshold:
+        if test(n, prev, frame):
             cuts.append(n)
         prev, n = frame, n + 1
     return n, cuts

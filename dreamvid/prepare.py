@@ -20,6 +20,7 @@ from dreamvid.errors import ConfigError
 from dreamvid.masks import open_masks
 from dreamvid.models import load_model
 from dreamvid.objectives import GuideTerm, guide, layer, parse
+from dreamvid.plan import CutTest
 from dreamvid.progress import Progress
 from dreamvid.schedule import Schedule
 from dreamvid.sources import is_sequence, open_source, read_image
@@ -158,7 +159,8 @@ def video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int, fra
     begin, stop = (0, None) if frames is None else (frames.start, frames.stop)
 
     def tasks():
-        prev = None
+        prev = seen = None  # the frame before k handed on; the one decoded (the cut test sees every frame)
+        test = CutTest(v.cut_threshold, v.min_shot_frames)  # as plan.scan_cuts, so a segment cuts where its plan does
         frames = iter(source)
         k = 0
         while stop is None or k < stop:
@@ -166,13 +168,15 @@ def video_inputs(source, v, first_to_dream: int, clock: Clock, workers: int, fra
                 frame = next(frames, None)  # (H, W, 3) uint8 RGB
             if frame is None:
                 return
-            if k < begin:  # before the segment: decoded only to reach it
+            with clock("flow"):
+                cut_here = not v.no_flow and test(k, seen, frame)
+            seen = frame
+            if k < begin:  # before the segment: decoded (and cut-tested) only to reach it
                 k += 1
                 continue
             cut, call = False, None
             if prev is not None and not v.no_flow:
-                with clock("flow"):
-                    cut = flow.cut_score(prev, frame) > v.cut_threshold
+                cut = cut_here
                 if not cut and k >= first_to_dream:
                     call = functools.partial(flow.motion, prev, frame, v.flow, v.flow_preset)
             yield (k, frame, cut), call

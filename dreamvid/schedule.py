@@ -50,7 +50,7 @@ ATTACK = 0.05  # seconds: a beat is followed within about a frame and a half at 
 RELEASE = 0.3  # seconds: and fades over about 9 frames, so the dream swells and settles, not flickers
 _MAX_SECONDS = 60.0  # a follower slower than a minute follows nothing; a likely typo
 _PREFIX = "audio:"
-_EXAMPLE = '"audio:song.mp3:1.0:3.0" (audio:FILE[:MIN:MAX[:MODE]], MODE rms or onsets)'
+_AUDIO_EXAMPLE = '"audio:song.mp3:1.0:3.0" (audio:FILE[:MIN:MAX[:MODE]], MODE rms or onsets)'
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,12 @@ def parse_spec(text: str, name: str = "value") -> AudioSpec:
     if len(parts) > 2 and _is_number(parts[-1]) and _is_number(parts[-2]):
         hi, lo = float(parts.pop()), float(parts.pop())
     elif len(parts) > 1 and _is_number(parts[-1]):
-        raise ConfigError(f"{name} '{text}': give both MIN and MAX after the file, like {_EXAMPLE}")
+        raise ConfigError(f"{name} '{text}': give both MIN and MAX after the file, like {_AUDIO_EXAMPLE}")
     path = ":".join(parts).strip()
     if not path:
-        raise ConfigError(f"{name} '{text}' names no sound file; write it like {_EXAMPLE}")
+        raise ConfigError(f"{name} '{text}' names no sound file; write it like {_AUDIO_EXAMPLE}")
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ConfigError(f"{name} '{text}': MIN and MAX must be ordinary numbers, like {_EXAMPLE}")
+        raise ConfigError(f"{name} '{text}': MIN and MAX must be ordinary numbers, like {_AUDIO_EXAMPLE}")
     if lo > hi:
         raise ConfigError(f"{name} '{text}': MIN {lo:g} is above MAX {hi:g}; write the smaller value first")
     return AudioSpec(path, lo, hi, mode)
@@ -97,7 +97,7 @@ def parse_spec(text: str, name: str = "value") -> AudioSpec:
 def _is_number(s: str) -> bool:
     try:
         float(s)
-    except ValueError:
+    except (ValueError, OverflowError):
         return False
     return True
 
@@ -108,7 +108,7 @@ def check_follower(attack, release) -> tuple[float, float]:
     for label, value in (("attack", attack), ("release", release)):
         try:
             x = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             x = math.nan
         if not (0.0 <= x <= _MAX_SECONDS):
             raise ConfigError(f"{label} must be a number of seconds within 0..{_MAX_SECONDS:g} "
@@ -119,9 +119,12 @@ def check_follower(attack, release) -> tuple[float, float]:
 
 def check_range(lo, hi) -> tuple[float, float]:
     """(lo, hi) as finite floats with lo <= hi, or ConfigError naming the fix."""
-    lo, hi = float(lo), float(hi)
+    try:
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError, OverflowError):
+        lo = hi = math.nan
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ConfigError(f"--min and --max must be ordinary numbers, got {lo} and {hi}")
+        raise ConfigError(f"--min and --max must be ordinary numbers, got {lo!r} and {hi!r}")
     if lo > hi:
         raise ConfigError(f"--min {lo:g} is above --max {hi:g}; give the smaller value to --min")
     return lo, hi
@@ -364,7 +367,7 @@ def _split_top_level(text, name, example):
 def _number(value, name, where):
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
         raise ConfigError(
             f"{name} schedule{where}: value '{value}' is not a number; write numbers like 0:(1.02)"
         ) from None

@@ -27,7 +27,7 @@ from dreamvid.progress import Progress, RenderResult
 from dreamvid.sinks import AudioSpec, check_output_path, open_sink, sink_options
 from dreamvid.sources import read_image
 from dreamvid.stages import Clock, Reader, Writer, pool_size
-from dreamvid.workfolder import Work, write_record
+from dreamvid.workfolder import Work, locks_output, write_record
 
 __all__ = ["render_segment", "render_segments", "dreamed_with"]
 
@@ -82,7 +82,7 @@ def _plan(cfg: Config, input_path: str, progress: Progress):
     v = cfg.video
     source = open_clip(cfg, input_path)
     try:
-        n, cuts = scan_cuts(iter(source), float("inf") if v.no_flow else v.cut_threshold)
+        n, cuts = scan_cuts(iter(source), float("inf") if v.no_flow else v.cut_threshold, v.min_shot_frames)
     finally:
         source.close()
     if n == 0:
@@ -127,6 +127,7 @@ def dreamed_with(dreamer) -> dict:
             "device": dreamer.device_label}
 
 
+@locks_output()  # taken already when render_video hands on; re-entrant
 def render_segments(cfg: Config, input_path: str, output_path: str, progress: Progress | None = None,
                     model=None, connect=None) -> RenderResult:
     """render_video as a plan of segments (plan.py): the clip's shots, long ones split with

@@ -370,6 +370,8 @@ class ImageFolderSink(FrameSink):
             os.replace(self.tmp, self.path)
         except OSError as e:
             self.abort()
+            if e.errno == errno.ENOSPC:
+                raise _disk_full_error(self.path) from e
             raise OutputError(f"cannot move the frames to '{self.path}' ({e}); check that the "
                               f"folder is empty and writable") from e
         self._done = True

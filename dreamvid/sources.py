@@ -42,6 +42,15 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SEQUENCE_DEFAULT_FPS = Fraction(25)  # ffmpeg's image2 default, so timings agree with ffmpeg
 GLOB_CHARS = re.compile(r"[*?\[]")
 # stderr lines from ffmpeg that mean the stream broke off, rather than ended
+_SIZE_CHANGE = re.compile(r"video parameters changed to [^\n]*?\b(\d+)x(\d+)\b")  # ffmpeg -loglevel verbose
+_ERROR_TAG = re.compile(r" ?\[(error|fatal|panic)\] ")
+
+
+def _errors_only(log_text: str) -> str:
+    """The error lines of a level-tagged ffmpeg log, untagged (what -loglevel error shows)."""
+    return "\n".join(_ERROR_TAG.sub(" ", ln, count=1).strip() for ln in log_text.splitlines() if _ERROR_TAG.search(ln))
+
+
 _DECODE_TROUBLE = re.compile(
     r"partial file|invalid nal|error while decoding|corrupt|truncat|invalid data|"
     r"end of file|missing picture|concealing",
@@ -376,7 +385,9 @@ class VideoSource(FrameSource):
         self._procs: list[subprocess.Popen] = []
 
     def _command(self) -> list[str]:
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
+        # verbose, each line tagged with its level: the decoder's size changes are read from it
+        # (_SIZE_CHANGE), and only the errors are what ffmpeg "said" (_errors_only)
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+verbose"]
         if self.start > 0:
             cmd += ["-ss", f"{self.start:.6f}"]  # input seek: fast, and exact in ffmpeg >= 2.1
         cmd += ["-i", self.path, "-map", "0:v:0", "-an", "-sn"]
@@ -403,24 +414,47 @@ class VideoSource(FrameSource):
         proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=errlog, bufsize=frame_bytes)
         self._procs.append(proc)
-        count = 0
+        count = said = 0  # frames read; bytes of ffmpeg's log read
+        self._noticed = False
         try:
             while self.max_frames is None or count < self.max_frames:
                 buf = proc.stdout.read(frame_bytes)
                 if len(buf) < frame_bytes:
                     break  # end of stream (a partial last frame is dropped)
+                said = self._size_changes(errlog, said)
                 yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)  # (H, W, 3) RGB, read-only
                 count += 1
             finished = self.max_frames is not None and count >= self.max_frames
             if not finished:
                 proc.wait()
                 errlog.seek(0)
-                self._report_end(count, proc.returncode, errlog.read().decode("utf-8", "replace"))
+                self._report_end(count, proc.returncode, _errors_only(errlog.read().decode("utf-8", "replace")))
         finally:
             # the decoder is always stopped and reaped, also when the consumer stops early
             _stop(proc)
             self._procs.remove(proc)
             errlog.close()
+
+    def _size_changes(self, errlog, offset: int) -> int:
+        """One warning when the decoder says the stream's frame size changed (concatenated
+        transport streams, some broadcast captures): ffmpeg scales those frames to the first
+        frame's size (its autoscale), which is what the chain needs. Reads ffmpeg's log from
+        `offset` on; returns the new offset."""
+        try:
+            new = os.pread(errlog.fileno(), 1 << 16, offset)
+        except OSError:
+            return offset
+        if new and not self._noticed:
+            first = (self.header.width, self.header.height)
+            for m in _SIZE_CHANGE.finditer(new.decode("utf-8", "replace")):
+                size = (int(m.group(1)), int(m.group(2)))
+                if size != first:
+                    self._noticed = True
+                    log.warning("'%s' changes its frame size part-way, to %dx%d; such frames are scaled to "
+                                "the first frame's %dx%d (the aspect ratio may change; re-encode the clip to "
+                                "choose how)", self.path, *size, *first)
+                    break
+        return offset + len(new)
 
     def _report_end(self, count: int, rc: int, err: str) -> None:
         if count == 0:

@@ -12,6 +12,10 @@ make, because
 The jobs remove the work folder once the final output is complete (unless `keep_frames`); a
 failed or interrupted render keeps it and leaves no file under the final name.
 
+Lock. While a job writes an output it holds `<output_dir>/.<output_name>.dreamvid.lock` (see
+`lock_output`): an flock the kernel drops when the process ends, however it ends, so a second
+render of the same output is refused (naming the first's pid) and a kill -9 leaves no stale lock.
+
 Record. Beside every finished output lives `<output>.json` (see `record_path`): the settings it
 was made with, the network and objective actually used (after an offline fallback), the seed
 actually used, the input and the dreamvid version. `--preset <output>.json` reads it back, so
@@ -20,26 +24,33 @@ the same command with that preset makes the same frames.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import functools
 import hashlib
+import inspect
 import json
 import os
 import shutil
+import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
 from dreamvid.config import Config
 from dreamvid.depth import to_uint16
-from dreamvid.errors import OutputError, ResumeError
-from dreamvid.files import atomic_write, encode_image
+from dreamvid.errors import BusyError, OutputError, ResumeError
+from dreamvid.files import atomic_write, check_folder, encode_image, make_folder
 from dreamvid.progress import RenderResult
+from dreamvid.schedule import is_audio, parse_spec
 from dreamvid.sources import list_sequence, read_image
 from dreamvid.version import VERSION
 
 
-__all__ = ["Work", "work_folder", "record_path", "fingerprint", "job_sections", "frame_settings",
-           "write_record"]
+__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "withdraw", "fingerprint", "sounds", "job_sections",
+           "frame_settings", "write_record"]
 
 STATE_VERSION = 1
 RECORD_VERSION = 1
@@ -67,6 +78,114 @@ def record_path(output_path: str) -> str:
     return os.path.abspath(os.fspath(output_path).rstrip("/") or ".") + ".json"
 
 
+def lock_path(output_path: str) -> str:
+    """`<output_dir>/.<output_name>.dreamvid.lock`: held while a render writes the output."""
+    return work_folder(output_path) + ".lock"
+
+
+# ----------------------------------------------------------------------------- lock
+
+_HELD: dict[str, int] = {}  # lock path -> how many calls of this process hold it (a job inside a job)
+_HELD_BY: dict[str, int] = {}  # lock path -> the thread that took it
+_HELD_FD: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _holder(fd: int) -> str:
+    """'pid 1234' from a lock file's content (the holder writes its pid), else 'another process'."""
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return f"pid {text}" if text.isdigit() else "another process"
+
+
+def _acquire(path: str, output_path: str) -> int:
+    """Open and flock `path` without waiting; the file descriptor, or BusyError naming the holder.
+    A holder removes the file before it lets go, so a lock taken on a file no longer at `path`
+    is given up and taken again on the new one (the usual unlink-while-locked protocol)."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot create the lock '{path}' ({e.strerror}); check that the disk has space "
+                              f"and the folder is writable") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            who = _holder(fd)
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise OutputError(f"cannot lock '{path}' ({e.strerror}); put the output on a file system with "
+                                  f"locks (a local disk, NFSv4)") from e
+            raise BusyError(f"'{output_path}' is being rendered by {who} (lock '{path}'); wait for it to "
+                            f"finish, stop it, or choose another output name") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the last holder removed it meanwhile: lock the file now at `path`
+
+
+@contextmanager
+def lock_output(output_path: str) -> Iterator[str]:
+    """Hold the output's lock (`lock_path`) for the block: BusyError, at once and touching nothing,
+    when another process (or another thread of this one) holds it. Re-entrant in the thread that
+    holds it (a job that hands on to another job of the same output). The kernel drops an flock
+    when its process dies, so a render killed with kill -9 leaves a file, never a held lock, and
+    the resume takes it as usual. The lock file holds the holder's pid, and is removed at the end."""
+    output_path = os.fspath(output_path)
+    check_folder(output_path)  # the folder must exist for the lock file: the usual one-line answer
+    path = lock_path(output_path)
+    me = threading.get_ident()
+    with _HELD_LOCK:
+        if _HELD.get(path):
+            if _HELD_BY[path] != me:
+                raise BusyError(f"'{output_path}' is being rendered by another call in this process (pid "
+                                f"{os.getpid()}); wait for it to finish, or choose another output name")
+            _HELD[path] += 1
+        else:
+            fd = _acquire(path, output_path)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            except OSError:
+                pass  # the pid is a courtesy for the message; the lock holds without it
+            _HELD[path], _HELD_BY[path], _HELD_FD[path] = 1, me, fd
+    try:
+        yield path
+    finally:
+        with _HELD_LOCK:
+            _HELD[path] -= 1
+            if not _HELD[path]:
+                fd = _HELD_FD.pop(path)
+                del _HELD[path], _HELD_BY[path]
+                try:
+                    os.unlink(path)  # before letting go: whoever opened it retries on a fresh file
+                except OSError:
+                    pass
+                os.close(fd)
+
+
+def locks_output(name: str = "output_path") -> Callable:
+    """A job decorated to run holding its output's lock (`lock_output`), the output path being
+    its argument `name`, given by position or keyword."""
+
+    def wrap(job: Callable) -> Callable:
+        signature = inspect.signature(job)
+
+        @functools.wraps(job)
+        def locked(*args, **kw):
+            with lock_output(signature.bind(*args, **kw).arguments[name]):
+                return job(*args, **kw)
+
+        return locked
+
+    return wrap
+
+
 # ----------------------------------------------------------------------------- settings
 
 
@@ -87,6 +206,19 @@ def fingerprint(path: str | None) -> dict | None:
         st = os.stat(name)
         h.update(f"{os.path.basename(name)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return {"files": len(files), "sha256_listing": h.hexdigest()}
+
+
+def sounds(settings: dict) -> dict:
+    """{"zoom.zoom": fingerprint, ...}: each sound file an "audio:" schedule among `settings`
+    (frame_settings' sections) follows, fingerprinted as an input is, so a resume notices a sound
+    file replaced behind an unchanged spec. A file not there is None (the render says so itself)."""
+    out = {}
+    for section, values in settings.items():
+        for key, value in values.items():
+            if is_audio(value):
+                path = parse_spec(value, key).path
+                out[f"{section}.{key}"] = fingerprint(path) if os.path.isfile(path) else None
+    return out
 
 
 def job_sections(cfg: Config, job: str) -> dict:
@@ -170,8 +302,24 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
     if plan is not None:  # a render in segments: its shots and segments (plan.Plan.to_dict)
         record["plan"] = plan
     path = record_path(output_path)
-    atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    try:
+        atomic_write(path, (json.dumps(record, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    except OutputError:
+        withdraw(result.path)  # a finished output always has its record; the kept work folder makes it again
+        raise
     return path
+
+
+def withdraw(output_path: str) -> None:
+    """Remove a finished output (a file, or a folder of frames) whose record could not be written."""
+    path = os.fspath(output_path).rstrip("/") or output_path
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------- work folder
@@ -192,6 +340,7 @@ class Work:
         self.state_path = os.path.join(self.path, "state.json")
         self.created = False
         settings, finger = frame_settings(cfg, job), fingerprint(input_path)
+        heard = sounds(settings)
         if cfg.output.restart and os.path.exists(self.path):
             shutil.rmtree(self.path)
             info(f"--restart: discarded the earlier render's work folder '{self.path}'")
@@ -207,6 +356,12 @@ class Work:
                 changed = _diff(state.get("settings") or {}, settings)
                 raise ResumeError(f"the work folder '{self.path}' was started with other settings "
                                   f"({changed}){fix}")
+            old = state.get("sounds", heard)  # a work folder of an older version: not recorded
+            for name in sorted(set(old) | set(heard)):
+                if old.get(name) != heard.get(name):
+                    path = parse_spec(settings[name.split(".")[0]][name.split(".")[1]], name).path
+                    raise ResumeError(f"the sound file '{path}' that {name} follows changed since the work folder "
+                                      f"'{self.path}' was started{fix}")
             self.state = state
             self.created = True
             self.done = self._count_frames()
@@ -214,6 +369,7 @@ class Work:
             seed = cfg.dream.seed if cfg.dream.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
             self.state = {"dreamvid_state": STATE_VERSION, "job": job, "settings": settings,
                           "input": finger, "input_path": None if input_path is None else os.path.abspath(input_path),
+                          "sounds": heard,
                           "base_seed": seed, "frames_done": 0}
             self.done = 0
         self.base_seed = int(self.state["base_seed"])
@@ -258,7 +414,7 @@ class Work:
         so a resume keeps its precision. A resume counts the frames present without a gap."""
         if frame.dtype != np.uint8:
             frame = to_uint16(frame)
-        os.makedirs(self.frames_dir, exist_ok=True)
+        make_folder(self.frames_dir)
         self.created = True
         atomic_write(self.frame_path(k), encode_image(frame, ".png", self.frame_path(k)))
 
@@ -283,7 +439,7 @@ class Work:
             raise ResumeError(f"the work folder '{self.path}' was planned otherwise (shots or segments "
                               f"differ){fix}")
         self.state["plan"] = plan
-        os.makedirs(self.path, exist_ok=True)
+        make_folder(self.path)
         self.created = True
         atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
 

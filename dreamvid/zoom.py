@@ -383,15 +383,12 @@ def _parse_color(color):
         hexpart = text[1:] if text.startswith("#") else text
         if len(hexpart) == 3:
             hexpart = "".join(c * 2 for c in hexpart)
-        if len(hexpart) == 6:
-            try:
-                return tuple(int(hexpart[i:i + 2], 16) for i in (0, 2, 4))
-            except ValueError:
-                pass
+        if len(hexpart) == 6 and all(c in "0123456789abcdef" for c in hexpart):  # int(, 16) takes "-1" too
+            return tuple(int(hexpart[i:i + 2], 16) for i in (0, 2, 4))
         raise ConfigError(f"colour '{color}' is not understood; {fix}")
     try:
         values = tuple(float(c) for c in color)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"colour {color!r} is not understood; {fix}") from None
     if len(values) != 3 or not all(math.isfinite(v) and 0 <= v <= 255 for v in values):
         raise ConfigError(f"colour {color!r} must be three numbers in 0..255; {fix}")

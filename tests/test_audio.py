@@ -197,6 +197,40 @@ def test_an_audio_step_follows_the_envelope_frame_by_frame(capsys, tmp_path, tin
     assert record["settings"]["zoom"]["step"] == spec  # as written: the record repeats the render
 
 
+def test_a_sound_changed_behind_its_spec_is_noticed_on_resume(capsys, tmp_path, tiny_keras_file):
+    """A zoom whose step follows a sound, stopped after 3 frames (the API's progress callback);
+    the sound file rewritten (same name, same spec): the resume is refused in one line naming it,
+    exit 2, nothing under the output's name. The first sound put back (copied with its times):
+    the same command resumes to the frames of an uninterrupted render."""
+    import glob
+    import shutil
+
+    import dreamvid
+    from dreamvid.pipeline import work_folder
+
+    sound = wav(tmp_path / "s.wav", np.concatenate([silence(0.2), tone(0.2), silence(0.2)]))
+    shutil.copy2(sound, tmp_path / "kept.wav")
+    spec = f"audio:{sound}:0.5:4.0"
+    ref, out = tmp_path / "ref", tmp_path / "z"
+    assert run(capsys, *tiny_zoom(tiny_keras_file, f"{ref}/", "--step", spec))[0] == 0
+    with pytest.raises(dreamvid.Cancelled):
+        dreamvid.render_zoom(None, f"{out}/", model=tiny_keras_file, from_="noise", width=32, frames=6, fps=10,
+                             layers="conv2", octaves=1, iterations=1, iterations_next=1, seed=1, color_match=0,
+                             step=spec, progress=lambda u: not (u.kind == "frame" and u.index == 2))
+    wav(tmp_path / "s.wav", np.concatenate([tone(0.2), silence(0.4)]))  # another sound, the same name
+    line = one_line_error(*run(capsys, *tiny_zoom(tiny_keras_file, f"{out}/", "--step", spec)),
+                          f"the sound file '{sound}' that zoom.step follows changed", "--restart")
+    print(line)
+    assert not out.exists() and not (tmp_path / "z.json").exists()
+    assert len(glob.glob(f"{work_folder(str(out))}/frames/*.png")) == 3  # the frames kept
+    shutil.copy2(tmp_path / "kept.wav", sound)  # the first sound back, times and all
+    code, err = run(capsys, *tiny_zoom(tiny_keras_file, f"{out}/", "--step", spec))
+    assert code == 0 and "resuming from frame 3" in err, err
+    got, want = sorted(glob.glob(f"{out}/*.png")), sorted(glob.glob(f"{ref}/*.png"))
+    assert len(got) == len(want) == 6
+    assert all(np.array_equal(cv2.imread(a), cv2.imread(b)) for a, b in zip(got, want))
+
+
 @pytest.mark.parametrize("make_args, words", [
     (lambda s, p: ["--step", f"audio:{p}:1:2"], ["no sound track"]),
     (lambda s, p: ["--zoom", f"audio:{s}:1.04:1.0"], ["MIN 1.04 is above MAX 1"]),
