@@ -5,6 +5,7 @@ images, the checks of an output path before any work, and the user's cache folde
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,17 @@ def atomic_write(path: str, data: bytes) -> None:
                           f"folder is writable") from e
 
 
+def remove(path: str) -> None:
+    """Remove a file, or a folder with what it holds (never through a link); a missing one is fine."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
 def make_folder(path: str) -> None:
     """os.makedirs(path, exist_ok=True), an OSError (a full disk, a vanished or read-only folder)
     turned into the one-line OutputError naming the folder and the fix."""
@@ -94,5 +106,5 @@ def write_image(path: str, image: np.ndarray) -> None:
     atomic_write(path, encode_image(image, IMAGE_FORMATS[os.path.splitext(path)[1].lower()], path))
 
 
-__all__ = ["IMAGE_FORMATS", "cache_dir", "check_folder", "check_output", "check_image_output", "atomic_write",
+__all__ = ["IMAGE_FORMATS", "cache_dir", "check_folder", "check_output", "check_image_output", "atomic_write", "remove",
            "make_folder", "encode_image", "write_image"]

@@ -32,7 +32,6 @@ import functools
 import logging
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ import numpy as np
 from dreamvid import depth
 from dreamvid.errors import OutputError
 from dreamvid.ffmpeg import ffmpeg_exe, run_probe
-from dreamvid.files import check_folder
+from dreamvid.files import check_folder, remove
 from dreamvid.sources import as_fps
 
 log = logging.getLogger("dreamvid")
@@ -169,16 +168,6 @@ def _disk_full_error(path: str) -> OutputError:
                        f"write the output to another disk")
 
 
-def _remove(path: str) -> None:
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
 class _FfmpegSink(FrameSink):
     """Raw RGB frames piped into an ffmpeg subprocess that writes the temporary file."""
 
@@ -285,7 +274,7 @@ class _FfmpegSink(FrameSink):
         try:
             self._stop(kill=True)
         finally:
-            _remove(self.tmp)
+            remove(self.tmp)
             self._err.close()
 
     def __del__(self):  # last resort: a sink dropped without close() or abort()
@@ -310,7 +299,7 @@ class ImageFolderSink(FrameSink):
             raise OutputError(f"cannot write frames to '{path}': a file of that name exists; "
                               f"remove it or choose another path")
         self.tmp = _partial_path(self.path, folder=True)
-        _remove(self.tmp)  # a leftover of an earlier crashed run
+        remove(self.tmp)  # a leftover of an earlier crashed run
         try:
             os.mkdir(self.tmp)
         except OSError as e:
@@ -383,7 +372,7 @@ class ImageFolderSink(FrameSink):
             self._pool.shutdown(wait=True, cancel_futures=True)
             del self._pool
         self._pending = []
-        _remove(self.tmp)
+        remove(self.tmp)
 
 
 PngFolderSink = ImageFolderSink  # the name it had when it wrote PNGs only

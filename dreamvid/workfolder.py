@@ -42,7 +42,7 @@ import numpy as np
 from dreamvid.config import Config
 from dreamvid.depth import to_uint16
 from dreamvid.errors import BusyError, OutputError, ResumeError
-from dreamvid.files import atomic_write, check_folder, encode_image, make_folder
+from dreamvid.files import atomic_write, check_folder, encode_image, make_folder, remove
 from dreamvid.progress import RenderResult
 from dreamvid.schedule import is_audio, parse_spec
 from dreamvid.sources import list_sequence, read_image
@@ -312,12 +312,8 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
 
 def withdraw(output_path: str) -> None:
     """Remove a finished output (a file, or a folder of frames) whose record could not be written."""
-    path = os.fspath(output_path).rstrip("/") or output_path
     try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.remove(path)
+        remove(os.fspath(output_path).rstrip("/") or output_path)
     except OSError:
         pass
 

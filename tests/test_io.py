@@ -247,7 +247,7 @@ def test_disk_full_is_an_output_error_and_temp_is_removed(tmp_path, monkeypatch)
 
     removed = []
     monkeypatch.setattr(sinks, "_partial_path", lambda path, folder=False: "/dev/full")
-    monkeypatch.setattr(sinks, "_remove", removed.append)
+    monkeypatch.setattr(sinks, "remove", removed.append)  # /dev/full is not removed
     sink = open_sink(str(tmp_path / "o.mp4"), fps=Fraction(25), size=(W, H))
     with pytest.raises(OutputError, match="disk is full"):
         rng = np.random.default_rng(0)
