@@ -37,8 +37,32 @@ def render_cmd(model, clip, out, *extra):
             *tiny(model, seed=7), "--iterations", "3", "--iterations-next", "2", *extra]
 
 
-def start(cmd, cwd):
-    return subprocess.Popen(cmd, env=ENV, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(cmd, cwd, group=False):
+    """The render as a process of its own (`group`: in a process group of its own, with its ffmpeg)."""
+    return subprocess.Popen(cmd, env=ENV, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=group)
+
+
+def freeze(proc, timeout=10.0):
+    """SIGSTOP to `proc`'s process group (the render and its ffmpeg), returning once every process
+    in it is stopped: kill() returns before the signal lands, and an ffmpeg left running would go
+    on writing what was piped to it."""
+    os.killpg(proc.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    while True:
+        states = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == proc.pid:  # fields: state, ppid, pgrp, ...
+                states.append(fields[0])
+        if states and all(s in "TtZ" for s in states):  # Z: a child already done (ffprobe)
+            return
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"the render's processes did not stop: {states}")
+        time.sleep(0.01)
 
 
 def finish(cmd, cwd, timeout=180):
@@ -105,21 +129,21 @@ def test_a_second_render_of_the_same_output_is_refused_and_touches_nothing(tmp_p
     out = tmp_path / "out.mp4"
     work = pipeline.work_folder(str(out))
     ref = start(render_cmd(tiny_keras_file, clip, tmp_path / "ref.mp4"), tmp_path)  # uninterrupted, beside
-    first = start(render_cmd(tiny_keras_file, clip, out), tmp_path)
+    first = start(render_cmd(tiny_keras_file, clip, out), tmp_path, group=True)
     try:
         wait_frames(first, os.path.join(work, "frames"), 2)
-        first.send_signal(signal.SIGSTOP)  # frozen holding its lock: nothing of its own changes meanwhile
+        freeze(first)  # frozen holding its lock: nothing of its own changes meanwhile
         before = snapshot(tmp_path, skip=("ref", ".ref"))
         code, err = finish(render_cmd(tiny_keras_file, clip, out), tmp_path)
         line = one_line_error(code, err, f"'{out}' is being rendered by pid {first.pid}", "wait for it", "another output name")
         print(line)
         assert snapshot(tmp_path, skip=("ref", ".ref")) == before  # nothing new, the work folder untouched
         assert os.path.isfile(lock_path(str(out))) and not out.exists()
-        first.send_signal(signal.SIGKILL)  # the kernel drops its lock; the lock file stays behind
+        os.killpg(first.pid, signal.SIGKILL)  # the kernel drops its lock; the lock file stays behind
         first.wait()
     finally:
         if first.poll() is None:
-            first.kill()
+            os.killpg(first.pid, signal.SIGKILL)  # its ffmpeg too: a stopped one would stay behind
             first.wait()
     assert os.path.isfile(lock_path(str(out)))
     kept = len(glob.glob(os.path.join(work, "frames", "[0-9]*.png")))
