@@ -3,7 +3,10 @@
 driving the system's Chromium, /usr/bin/chromium: Playwright's own browser download is not
 needed) through the page's whole use: open the sample clip, preview a frame, render a tiny clip
 with its progress showing, cancel and resume, play and download the result, and the one-line
-answer to a text file uploaded as a video. Each step's screenshot goes to $DREAMVID_UI_SHOTS
+answer to a text file uploaded as a video. Nothing here needs the network: the server is a
+process on the loopback, the "download" is the browser saving the render from it, and every
+request the page makes outside the server is refused and fails the test (the page fetches
+nothing from outside: no fonts, no analytics). Each step's screenshot goes to $DREAMVID_UI_SHOTS
 (or the test's temporary folder), to be looked at.
 
 The server and browser tests skip with a message where Gradio, Playwright or Chromium is absent.
@@ -319,6 +322,16 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
     os.makedirs(shots, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     status = page.locator("#dv-status")
+    outside = []  # requests the page made anywhere but the server (none may be)
+
+    def only_the_server(route):
+        if route.request.url.startswith(server["url"]) or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
 
     def shot(name):
         page.screenshot(path=os.path.join(shots, f"{name}.png"), full_page=True)
@@ -418,6 +431,7 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
     settle()
     assert page.locator("#dv-input img").count() == 0  # the clip's frame is gone: nothing held to render
     shot("07-text-file")
+    assert not outside, f"the page asked for files outside its server: {outside[:5]}"
     print(f"\nbrowser test: {time.monotonic() - t0:.1f} s; screenshots in {shots}")
     page.close()
     shutil.rmtree(os.path.join(server["folder"], "renders"), ignore_errors=True)
