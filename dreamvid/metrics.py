@@ -38,8 +38,13 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from dreamvid.config import VideoSettings
 from dreamvid.errors import DreamvidError, InputError
-from dreamvid.flow import DEFAULT_CUT_THRESHOLD, compute_flow, cut_score, occlusion_mask, warp
+from dreamvid.flow import DEFAULT_CUT_THRESHOLD, compute_flow, occlusion_mask, warp
+from dreamvid.plan import CutTest, scan_cuts
+from dreamvid.sources import list_sequence, read_image
+
+MIN_SHOT_FRAMES = VideoSettings.min_shot_frames  # the renderer's default: cuts found as it finds them
 
 __all__ = ["warping_error", "added_amount", "detail_flicker", "detail_tail", "shot_tails", "Tail", "ShotTail",
            "Measures", "measure_videos", "main"]
@@ -247,14 +252,16 @@ def shot_tails(tails: Sequence[Tail], cuts: Sequence[int]) -> list[ShotTail]:
 
 
 def detail_tail(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], cuts: Sequence[int] | None = None,
-                threshold: float = DEFAULT_CUT_THRESHOLD) -> tuple[list[Tail], list[ShotTail]]:
+                threshold: float = DEFAULT_CUT_THRESHOLD,
+                min_shot: int = MIN_SHOT_FRAMES) -> tuple[list[Tail], list[ShotTail]]:
     """(the Tail of each frame, the ShotTail of each shot) of a render: how far the carried dream
     runs away within a shot. `cuts`: the frames that start a shot (a render's record has them);
-    None: found on the inputs as the renderer finds them (flow.cut_score above `threshold`)."""
+    None: found on the inputs as the renderer finds them (plan.scan_cuts: flow.cut_score above
+    `threshold`, at least `min_shot` frames after the last cut)."""
     _check_pairs(inputs, outputs, 1)
     tails = [Tail.of(i, o) for i, o in zip(inputs, outputs)]
     if cuts is None:
-        cuts = [t for t in range(1, len(inputs)) if cut_score(inputs[t - 1], inputs[t]) > threshold]
+        cuts = scan_cuts(inputs, threshold, min_shot)[1]
     return tails, shot_tails(tails, cuts)
 
 
@@ -262,19 +269,13 @@ def detail_tail(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], cut
 
 
 def _read_video(path: str) -> Iterator[np.ndarray]:
-    """Yields the frames of a video file, or of a folder of PNG frames in name order (a render
-    to 'folder/'), as RGB uint8 (H, W, 3)."""
+    """Yields the frames of a video file, or of a folder of frames in natural order (a render to
+    'folder/'), as RGB uint8 (H, W, 3)."""
     import imageio_ffmpeg  # lazily: the measures above need no ffmpeg
 
-    if os.path.isdir(path):
-        names = sorted(n for n in os.listdir(path) if n.lower().endswith(".png"))
-        if not names:
-            raise InputError(f"no PNG frames in folder {path}; pass a video file or a folder of frames")
-        for name in names:
-            frame = cv2.imread(os.path.join(path, name), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise InputError(f"cannot read frame {os.path.join(path, name)}; check that it is a PNG image")
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    if os.path.isdir(path):  # read as the renderer reads a folder input
+        for name in list_sequence(path):
+            yield read_image(name)
         return
     if not os.path.isfile(path):
         raise InputError(f"video not found: {path}; check the path")
@@ -296,12 +297,13 @@ def measure_videos(input_path: str, output_paths: Sequence[str], max_frames: int
                    method: str = "dis") -> tuple[list[Measures], int]:
     """The measures of rendered videos (files, or folders of PNG frames) against their input:
     ([Measures per output], frames read). Streams the input and all outputs once; flows and
-    cuts (flow.cut_score above DEFAULT_CUT_THRESHOLD, as the renderer finds them) are found
-    once per output size, on the input resized to that size."""
+    cuts (plan.CutTest with the renderer's defaults, as it finds them) are found once per output
+    size, on the input resized to that size."""
     readers = [_read_video(input_path)] + [_read_video(p) for p in output_paths]
     accs = [Measures() for _ in output_paths]
     prev_in: dict[tuple[int, int], np.ndarray] = {}  # per output size: input frame t-1 at that size
     prev_out: list[np.ndarray | None] = [None] * len(output_paths)
+    cuts: dict[tuple[int, int], CutTest] = {}  # per output size: the renderer's cut test on the input at that size
     n = 0
     try:
         for frames in zip(*readers):  # stops at the shortest video
@@ -310,6 +312,7 @@ def measure_videos(input_path: str, output_paths: Sequence[str], max_frames: int
             inp, outs = frames[0], frames[1:]
             sized: dict[tuple[int, int], np.ndarray] = {}
             flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+            cut: dict[tuple[int, int], bool] = {}
             for k, out in enumerate(outs):
                 size = out.shape[:2]
                 if size not in sized:
@@ -317,12 +320,13 @@ def measure_videos(input_path: str, output_paths: Sequence[str], max_frames: int
                         inp, (size[1], size[0]), interpolation=cv2.INTER_AREA)
                     if size in prev_in:
                         flows[size] = _pair_flow(prev_in[size], sized[size], method)
-                        flows[size] += (cut_score(prev_in[size], sized[size]) > DEFAULT_CUT_THRESHOLD,)
+                    cut[size] = cuts.setdefault(size, CutTest(DEFAULT_CUT_THRESHOLD, MIN_SHOT_FRAMES))(
+                        n, prev_in.get(size), sized[size])
                 accs[k].add_frame(sized[size], out)
-                if size in flows and flows[size][2]:
+                if cut[size]:
                     accs[k].cuts.append(n)
                 if prev_out[k] is not None and size in flows and prev_out[k].shape == out.shape:
-                    accs[k].add_pair(prev_in[size], sized[size], prev_out[k], out, *flows[size][:2])
+                    accs[k].add_pair(prev_in[size], sized[size], prev_out[k], out, *flows[size])
                 prev_out[k] = out
             prev_in.update(sized)
             n += 1
