@@ -466,9 +466,6 @@ def _ui(args: argparse.Namespace) -> int:
 def _live(args: argparse.Namespace) -> int:
     """`dreamvid live`: the status line live on stderr, commands from stdin, SIGINT/SIGTERM end it
     cleanly (sinks closed, the recording playable), the summary at the end."""
-    import signal
-    import threading
-
     given = {k: v for k, v in settings_given(args).items() if k != "no_stdin"}
     if "looks" in given:
         given["looks"] = ";".join(given["looks"])
@@ -515,7 +512,7 @@ def _live(args: argparse.Namespace) -> int:
     try:
         _info(f"live: {args.input} -> {', '.join(args.output)}; {LIVE_KEYS_HELP}")
         result = api.render_live(args.input, args.output, preset=args.preset, progress=status, cancel=cancel,
-                                 commands=commands, **{k: v for k, v in given.items()})
+                                 commands=commands, **given)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

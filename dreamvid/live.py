@@ -25,6 +25,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -178,8 +179,7 @@ class LiveResult:
     governor_changes: int = 0
 
     def summary(self) -> str:
-        s = self.status
-        lat = np.array([f[1] for f in self.frames]) if self.frames else np.zeros(1)
+        s = self.status  # its latencies over the whole run (run_live's end)
         gov = ""
         if s.steps is not None:
             steps = [f[3] for f in self.frames if f[3] is not None]
@@ -187,8 +187,8 @@ class LiveResult:
             gov = (f"; governor: steps {min(steps)}..{max(steps)} (last {s.steps}), octaves {min(octs)}..{max(octs)} "
                    f"(last {s.octaves}), {self.governor_changes} changes") if steps else ""
         return (f"{s.dreamed} frames dreamed of {s.received} received in {s.seconds:.1f} s ({s.dreamed / max(s.seconds, 1e-9):.2f} "
-                f"fps out), {s.dropped} dropped; latency median {np.median(lat) * 1000:.0f} ms, p95 "
-                f"{np.percentile(lat, 95) * 1000:.0f} ms{gov}")
+                f"fps out), {s.dropped} dropped; latency median {s.latency_median * 1000:.0f} ms, p95 "
+                f"{s.latency_p95 * 1000:.0f} ms{gov}")
 
 
 def _percentile(values, q: float) -> float:
@@ -219,12 +219,12 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
     source = open_live_source(source_spec, width=cfg.output.width, loop=live.loop,
                               sound_modes={spec.mode for spec in live.sounds.values()})
     sinks: list[LiveSink] = []
+    chains = []
     result = LiveResult(Status())
     try:
         first = source.take(timeout=30.0)  # 1) the size of every frame
         if first is None:
             raise ConfigError(f"'{source_spec}' gave no frame within 30 s; check that it is sending")
-        chains = []
         for name, over in looks:  # 2) every look compiled on the first frame before the show
             chain = make_look(over, source.fps)
             chain.push(first.frame, index=first.index)
@@ -232,8 +232,8 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
             chain.flush()
             chain.reset()
             schedules = {k: Governed(chain.sched[k]) for k in ("step", "iterations", "octaves")}
-            for name, spec in live.sounds.items():  # settings that follow the source's own sound
-                schedules[name].follow(spec, source.level)
+            for key, spec in live.sounds.items():  # settings that follow the source's own sound
+                schedules[key].follow(spec, source.level)
             chain.sched.update(schedules)  # the chain reads them each frame (the same dict)
             chains.append((name, chain, schedules))
         rate = live.fps or float(source.fps)
@@ -258,7 +258,7 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
                 result.late[sink.name] = sink.late
             except Exception as exc:  # noqa: BLE001 (every sink closed:) the first failure is raised once all are closed
                 errors.append(exc)
-        for _, chain, _ in locals().get("chains", []):
+        for _, chain, _ in chains:
             chain.close()
     if errors:
         raise errors[0]
@@ -271,25 +271,31 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
     t_start = time.perf_counter()
     t_end = None if live.seconds is None else t_start + live.seconds
     pending: dict[int, Any] = {}  # source index -> (the Captured, when its dream began), until the dream comes back
-    outs: list[tuple[float, float]] = []  # (time, latency) of recent dreams
+    outs: deque[tuple[float, float]] = deque()  # (time, latency) of the dreams of the last WINDOW seconds
     last_out = last_status = None
     last_dream = None
     base_in, base_drop = source.received, source.dropped  # what came during the warm-up is not the show's
+    received_at = deque([(t_start, source.received)])  # (time, frames received then), the last WINDOW seconds
 
     def report(message: str = "") -> None:
         now = time.perf_counter()
-        recent = [(t, lat) for t, lat in outs if t > now - WINDOW]
-        lats = [lat for _, lat in recent]
+        while outs and outs[0][0] <= now - WINDOW:
+            outs.popleft()
+        while len(received_at) > 1 and received_at[0][0] <= now - WINDOW:
+            received_at.popleft()
+        lats = [lat for _, lat in outs]
         status.seconds = now - t_start
         status.received, status.dropped = source.received - base_in, source.dropped - base_drop
-        status.fps_out = len(recent) / min(WINDOW, max(status.seconds, 1e-9))
+        status.fps_out = len(outs) / min(WINDOW, max(status.seconds, 1e-9))
+        t0, n0 = received_at[0]
+        if now - t0 > 0.2:
+            status.fps_in = (source.received - n0) / (now - t0)
         status.latency_median, status.latency_p95 = (float(np.median(lats)) if lats else 0.0), _percentile(lats, 95)
         status.look, status.paused, status.message = chains[current][0], paused, message
         if progress is not None:
             progress(status)
 
     report("show started")
-    received_at = [(t_start, source.received)]  # (time, frames received then), the last WINDOW seconds
     while not cancel.is_set() and (t_end is None or time.perf_counter() < t_end):
         # commands: the window's keys, then what came from elsewhere
         for sink in sinks:
@@ -363,14 +369,11 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
             if on_frame is not None:
                 on_frame(cap.frame, out, dict(stats, index=k, latency=latency, step=step))
         pending = {k: c for k, c in pending.items() if k >= got.index - 2}
-        received_at.append((time.perf_counter(), source.received))
-        received_at = [r for r in received_at if r[0] > time.perf_counter() - WINDOW] or received_at[-1:]
-        if last_status is None or time.perf_counter() - last_status > STATUS_EVERY:
-            t0, n0 = received_at[0]
+        now = time.perf_counter()
+        received_at.append((now, source.received))  # trimmed to the last WINDOW seconds by report()
+        if last_status is None or now - last_status > STATUS_EVERY:
             report()
-            span = time.perf_counter() - t0
-            status.fps_in = (source.received - n0) / span if span > 0.2 else status.fps_in
-            last_status = time.perf_counter()
+            last_status = now
     # the frame still queued on a device chain
     chain = chains[current][1]
     for _k, out, _stats in chain.flush():

@@ -26,7 +26,6 @@ moment it arrived (time.perf_counter), from which the live loop measures latency
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -44,7 +43,6 @@ from dreamvid.ffmpeg import ffmpeg_exe
 from dreamvid.frames import output_size, resize
 from dreamvid.sources import exact_fps, open_source
 
-log = logging.getLogger("dreamvid")
 
 START_TIMEOUT = 30.0  # seconds to wait for a stream's first frame: a live encoder sends a key frame within a few
 CAMERA_FPS = Fraction(30)  # what a camera is taken to run at when its driver does not say

@@ -218,7 +218,10 @@ def test_a_udp_stream_dreamed_live_never_falls_behind(udp_sender, tmp_path):
 def test_a_file_source_s_own_sound_drives_the_step(tmp_path):
     """step "audio:source:0.5:3": each frame dreamed takes the step the file's sound track gives
     at the frame it plays (audio.envelope over the sample's track, looped with it)."""
-    _, seen = live_run(SAMPLE, [str(tmp_path / "s.mkv")], loop=True, step="audio:source:0.5:3", seconds=4.0)
+    looks = []
+    _, seen = live_run(SAMPLE, [str(tmp_path / "s.mkv")], loop=True, step="audio:source:0.5:3", seconds=4.0,
+                       progress=lambda st: looks.append(st.look))
+    assert set(looks) == {LIVE["preset"]}, set(looks)  # the look's own name, not the sound setting's
     fps = probe_video(SAMPLE)["fps"]
     env = audio.envelope(audio.decode(SAMPLE), audio.RATE, fps, frames=probe_video(SAMPLE)["n_frames"])
     got = np.array([st["step"] for _, _, st in seen])
