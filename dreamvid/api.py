@@ -36,7 +36,7 @@ import numpy as np
 
 from dreamvid import backends, flow
 from dreamvid.chain import Chain
-from dreamvid.config import LIVE_KEYS, LIVE_SOUND_KEYS, Config, job_config, live_config, load_preset
+from dreamvid.config import LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
 from dreamvid.errors import Cancelled, ConfigError, InputError
 from dreamvid.frames import output_size, resize
 from dreamvid.gallery import render_gallery as render_tiles
@@ -223,7 +223,7 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
     source's own sound as it plays. Returns LiveResult (`summary()` says it in one line)."""
     cfg, live = live_config(dict(options), preset)
     dream_options = {k: v for k, v in options.items() if k not in LIVE_KEYS}
-    for key, name in LIVE_SOUND_KEYS.items():  # followed live by run_live: each look starts at the spec's MIN
+    for key, name in SCHEDULED_KEYS.items():  # followed live by run_live: each look starts at the spec's MIN
         if name in live.sounds:
             lo = live.sounds[name].lo
             dream_options[key] = lo if key == "step" else max(1, round(lo))

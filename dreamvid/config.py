@@ -187,7 +187,7 @@ class LiveSettings:
 
 LIVE_KEYS = frozenset(f.name for f in fields(LiveSettings) if f.name != "sounds")
 LIVE_SOUND = "source"  # "audio:source:...": the live source's own sound track, followed as it plays
-LIVE_SOUND_KEYS = {"step": "step", "octaves": "octaves", "iterations_next": "iterations"}  # setting -> schedule
+SCHEDULED_KEYS = {"step": "step", "octaves": "octaves", "iterations_next": "iterations"}  # setting -> its job's schedule
 
 
 def live_config(given: dict[str, Any], preset: str | None = None) -> tuple[Config, LiveSettings]:
@@ -203,7 +203,7 @@ def live_config(given: dict[str, Any], preset: str | None = None) -> tuple[Confi
             setattr(live, f.name, _coerce(f.name, values[f.name], f, "live: "))
     if live.max_steps is not None and live.max_steps < live.min_steps:
         raise ConfigError(f"max_steps ({live.max_steps}) is below min_steps ({live.min_steps}); raise --max-steps")
-    for key, name in LIVE_SOUND_KEYS.items():  # the source's own sound: followed live, the chain starts at MIN
+    for key, name in SCHEDULED_KEYS.items():  # the source's own sound: followed live, the chain starts at MIN
         if is_audio(given.get(key)):
             spec = parse_spec(given[key], key)
             if spec.path == LIVE_SOUND:
@@ -376,12 +376,11 @@ def _check_schedules(cfg: Config, where: str) -> None:
     """Every schedule's notation read now (schedule.Schedule.parse), so a malformed one is
     answered here, with the preset's name, not at the render; the frames each value must keep
     within are checked where the render's length is known (prepare.check_schedules)."""
-    for section, names in (("zoom", ("zoom", "rotate", "pan_x", "pan_y", "blend", "step", "octaves", "iterations")),
-                           ("video", ("step", "octaves", "iterations"))):
-        for name in names:
-            value = getattr(getattr(cfg, section), name)
-            if value is not None and not is_audio(value):  # a sound's spec: _check_audio
-                _parse(Schedule.parse, value, where, name=name, kind=float)
+    for key in sorted(AUDIO_SCHEDULES):  # the schedules of numbers a frame changes (any of which may follow a sound)
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and not is_audio(value):  # a sound's spec: _check_audio
+            _parse(Schedule.parse, value, where, name=name, kind=float)
     if "(" in (cfg.dream.layers or ""):  # a layer schedule ("0:(mixed4c), 150:(mixed5a)"); a plain spec: objectives.parse
         _parse(Schedule.parse, cfg.dream.layers, where, name="layers", kind=str)
 
@@ -427,7 +426,7 @@ def job_config(job: str, given: dict[str, Any], preset: str | None = None) -> Co
             values.pop(f"{section}.{key}", None)
     job = "video" if job == "live" else job  # a live dream is a video's chain, frame by frame
     if job in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
-        for key, name in (("step", "step"), ("octaves", "octaves"), ("iterations_next", "iterations")):
+        for key, name in SCHEDULED_KEYS.items():
             target = f"{job}.{name}"
             if key in given and ("(" in str(given[key]) or is_audio(given[key])):  # keyframes, or a sound's
                 given[target] = given.pop(key)

@@ -51,7 +51,7 @@ from dreamvid.version import VERSION
 from dreamvid.workfolder import (RECORD_VERSION, fingerprint, frame_settings, job_sections, locks_output, record_path,
                                  work_folder)
 
-__all__ = ["Tile", "plan_tiles", "render_gallery", "PREVIEW_KEYS", "DEFAULT_TILE_WIDTH"]
+__all__ = ["Tile", "plan_tiles", "render_gallery", "tile_stem", "PREVIEW_KEYS", "DEFAULT_TILE_WIDTH"]
 
 DEFAULT_TILE_WIDTH = 256  # wide enough to see a layer's texture, small enough for ~1-2 s a tile on a CPU
 # What a tile takes from the preview preset: the numbers that make its dream fast. Its model,
@@ -136,6 +136,13 @@ def plan_tiles(model, *, values: dict | None = None, preset: str | None = None, 
     return [Tile(spec, build_config(_merge(base, {"dream.layers": spec}))) for spec in specs]
 
 
+
+def tile_stem(label: str) -> str:
+    """The start of a tile's file name in a gallery's work folder ('NAME-KEY.png'): its label
+    with anything but letters, digits, '_', '.' and '-' as '-', at most 60 characters."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label)[:60]
+
+
 class _Tiles:
     """The gallery's work folder: finished tiles by key, and the seed. Nothing is created on
     disk until the first tile is stored."""
@@ -166,7 +173,7 @@ class _Tiles:
     def tile_path(self, tile: Tile, finger: dict | None) -> str:
         shape = {"settings": frame_settings(tile.cfg, "image"), "input": finger}
         key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode("utf-8")).hexdigest()[:16]
-        return os.path.join(self.dir, f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', tile.label)[:60]}-{key}.png")
+        return os.path.join(self.dir, f"{tile_stem(tile.label)}-{key}.png")
 
     def store(self, path: str, image: np.ndarray) -> None:
         if not os.path.isdir(self.dir):

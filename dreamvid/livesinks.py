@@ -19,7 +19,6 @@ writes, at each of its moments, the newest frame shown (`PacedSink`).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 import threading
@@ -30,9 +29,9 @@ import numpy as np
 
 from dreamvid.errors import OutputError
 from dreamvid.ffmpeg import ffmpeg_exe
+from dreamvid.livesources import URL
 from dreamvid.sinks import check_output_path, open_sink
 
-URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "rtsp": "rtsp"}  # else MPEG-TS, what udp/srt/tcp receivers expect
 
 

@@ -47,7 +47,7 @@ from dreamvid.sources import exact_fps, open_source
 START_TIMEOUT = 30.0  # seconds to wait for a stream's first frame: a live encoder sends a key frame within a few
 CAMERA_FPS = Fraction(30)  # what a camera is taken to run at when its driver does not say
 STREAM_FPS = Fraction(25)  # the same for a stream whose rate ffmpeg cannot read
-URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")  # a URL and its scheme
 
 
 @dataclass
@@ -358,4 +358,4 @@ def open_live_source(spec: str, *, width: int | None = None, loop: bool = False,
     return FileSource(spec, width, loop, sound_modes).start()
 
 
-__all__ = ["CameraSource", "Captured", "FileSource", "LiveSource", "StreamSource", "open_live_source"]
+__all__ = ["URL", "CameraSource", "Captured", "FileSource", "LiveSource", "StreamSource", "open_live_source"]

@@ -439,12 +439,17 @@ class VideoSource(FrameSource):
         """One warning when the decoder says the stream's frame size changed (concatenated
         transport streams, some broadcast captures): ffmpeg scales those frames to the first
         frame's size (its autoscale), which is what the chain needs. Reads ffmpeg's log from
-        `offset` on; returns the new offset."""
+        `offset` on, up to its last whole line (a line still being written is read again whole the
+        next time); returns the new offset. Once warned, nothing more is read (this runs per frame)."""
+        if self._noticed:
+            return offset
         try:
             new = os.pread(errlog.fileno(), 1 << 16, offset)
         except OSError:
             return offset
-        if new and not self._noticed:
+        if len(new) < 1 << 16:  # (a full read with no line end is taken as it is)
+            new = new[:new.rfind(b"\n") + 1]
+        if new:
             first = (self.header.width, self.header.height)
             for m in _SIZE_CHANGE.finditer(new.decode("utf-8", "replace")):
                 size = (int(m.group(1)), int(m.group(2)))
@@ -506,6 +511,8 @@ def open_source(path: str, *, start: float = 0.0, duration: float | None = None,
     Raises InputError when the path is missing, empty or not decodable.
     """
     path = os.fspath(path)
+    if "\x00" in path:  # no file system takes one (glob and open raise ValueError)
+        raise InputError(f"cannot read {path!r}: a path cannot hold a NUL character; check the path")
     _check_range(start, duration, max_frames, width, fps)
     kw = dict(start=start, duration=duration, max_frames=max_frames, width=width, fps=fps)
     if GLOB_CHARS.search(path) and not os.path.exists(path):

@@ -25,6 +25,7 @@ from dreamvid.config import Config, build_config, job_config, load_preset
 from dreamvid.errors import ConfigError, DreamvidError, InputError
 from dreamvid.ffmpeg import ffmpeg_exe
 from dreamvid.files import write_image
+from dreamvid.gallery import tile_stem
 from dreamvid.sources import IMAGE_EXTENSIONS, open_source
 from dreamvid.workfolder import fingerprint, record_path, work_folder
 
@@ -403,5 +404,4 @@ def gallery_tiles(output: str) -> list[tuple[str, str]]:
     for name in sorted(os.listdir(tiles_dir)) if os.path.isdir(tiles_dir) else []:
         label = name.rsplit("-", 1)[0]
         found[label] = os.path.join(tiles_dir, name)
-    return [(label, found[re.sub(r"[^A-Za-z0-9_.-]+", "-", label)[:60]]) for label in labels
-            if re.sub(r"[^A-Za-z0-9_.-]+", "-", label)[:60] in found]
+    return [(label, found[stem]) for label, stem in ((x, tile_stem(x)) for x in labels) if stem in found]
