@@ -244,7 +244,7 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
                              f"(a retry or a resume), on {node[:8]}")
     progress = Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
     render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
-    return dreamed_with(dreamer[0]), f"{ray.get_runtime_context().get_node_id()}:{os.getpid()}", int(loaded)
+    return dreamed_with(dreamer[0]), f"{node}:{os.getpid()}", int(loaded)
 
 
 def _plain(stats: dict) -> dict:
