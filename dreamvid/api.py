@@ -119,7 +119,8 @@ def _network(model):
 
 def _progress(callback: Callable[[Update], Any] | None, cancel: threading.Event | None) -> Progress:
     """A Progress that hands each event to `callback` as an Update and raises Cancelled once the
-    callback returns False or `cancel` is set (checked at each frame's end, after it is stored)."""
+    callback returns False or `cancel` is set (checked at each frame's end, after it is stored,
+    and at the jobs' other safe points: the network loaded, the encoder about to close)."""
 
     def check(answer) -> None:
         if answer is False or (cancel is not None and cancel.is_set()):
@@ -131,14 +132,15 @@ def _progress(callback: Callable[[Update], Any] | None, cancel: threading.Event 
 
     return Progress(start=lambda total, done: check(send(Update("start", total=total, done=done))),
                     frame=lambda k, stats: check(send(Update("frame", index=k, stats=dict(stats)))),
-                    info=lambda message: send(Update("info", message=message)))
+                    info=lambda message: send(Update("info", message=message)),
+                    check=lambda: check(None))
 
 
 # ----------------------------------------------------------------------------- jobs
 
 
-def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None, preset: str | None = None,
-          **options) -> np.ndarray:
+def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None,
+          cancel: threading.Event | None = None, preset: str | None = None, **options) -> np.ndarray:
     """One still dreamed: `image` a path, or an RGB uint8 array (H, W, 3) (float arrays are
     taken on 0..255); returns the dream as RGB uint8 (H, W, 3), at `width` if given. Settings as
     keyword arguments (`layers`, `octaves`, `iterations`, `step`, `seed`, `mask`, `guide`, ...)."""
@@ -152,18 +154,18 @@ def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None,
                              f"convert it first (a greyscale image: np.stack([g] * 3, axis=-1))")
         if img.dtype != np.uint8:
             img = np.clip(np.rint(img.astype(np.float32)), 0, 255).astype(np.uint8)
-    out, _ = dream_image(cfg, still_input(cfg, img), _progress(progress, None), _network(model))
+    out, _ = dream_image(cfg, still_input(cfg, img), _progress(progress, cancel), _network(model))
     return out
 
 
 def render_image(input, output, *, model=None, progress: Callable[[Update], Any] | None = None,
-                 preset: str | None = None, gradient: str | None = None, strip: str | None = None,
+                 cancel: threading.Event | None = None, preset: str | None = None, gradient: str | None = None, strip: str | None = None,
                  strip_every: int = 5, **options) -> RenderResult:
     """A still dreamed into a file, as `dreamvid image INPUT -o OUTPUT` (.png, .jpg), with its
     record; `gradient`, `strip`: the seed blog's views too (the layer's gradient; the image every
     `strip_every` steps). Returns RenderResult."""
     cfg = job_config("image", options, preset)
-    return _image_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, None), _network(model),
+    return _image_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), _network(model),
                       gradient_path=gradient, strip_path=strip, strip_every=strip_every)
 
 
@@ -189,14 +191,15 @@ def render_zoom(image, output, *, model=None, progress: Callable[[Update], Any] 
     return _zoom_job(cfg, path, os.fspath(output), _progress(progress, cancel), _network(model))
 
 
-def render_gallery(image, output, *, progress: Callable[[Update], Any] | None = None, preset: str | None = None,
+def render_gallery(image, output, *, progress: Callable[[Update], Any] | None = None,
+                   cancel: threading.Event | None = None, preset: str | None = None,
                    layers: str | None = None, channels: str | None = None, count: int = 12, presets: bool = False,
                    tile_width: int = 256, columns: int | None = None, model=None, **options) -> RenderResult:
     """`image` dreamed small once per dreamable layer of the network (or per name in `layers`,
     `count` channels of the layer `channels`, or each named preset with `presets=True`), laid out
     with each name under its tile into `output` (.png, .jpg), as `dreamvid gallery`. Tiles are
     kept beside it, so a second call dreams only what is missing. RenderResult.frames: tiles."""
-    return render_tiles(os.fspath(image), os.fspath(output), _progress(progress, None), values=options, preset=preset,
+    return render_tiles(os.fspath(image), os.fspath(output), _progress(progress, cancel), values=options, preset=preset,
                         layers=layers, channels=channels, count=count, presets=presets, tile_width=tile_width,
                         columns=columns, model=model)
 

@@ -220,7 +220,7 @@ class KeysResult:
 
 def write_keys(input_path: str, output_path: str, *, fps, mode: str = "rms", attack=ATTACK, release=RELEASE,
                lo=0.0, hi=1.0, frames: int | None = None, plot_path: str | None = None) -> KeysResult:
-    """`render.py keys`: the schedule text for a sound at `fps` into `output_path` (and its plot
+    """`dreamvid keys`: the schedule text for a sound at `fps` into `output_path` (and its plot
     into `plot_path`). Every setting and path is checked, and the sound decoded, before anything
     is written; each file is written all or nothing."""
     rate = _fps(fps)

@@ -41,6 +41,7 @@ This module is a command-line tool: it prints, and `main()` returns an exit code
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -59,9 +60,9 @@ from dreamvid.chain import DeviceValues, carry_over
 from dreamvid.config import DreamSettings, VideoSettings, build_config
 from dreamvid.dreamer import Dreamer
 from dreamvid.flow import Motion
+from dreamvid.frames import to_uint8
 from dreamvid.metrics import measure_videos
 from dreamvid.models import OFFLINE_MODEL, load_model
-from dreamvid.frames import to_uint8
 from dreamvid.objectives import layer as term
 from dreamvid.pipeline import Progress, render_sheet, render_video
 from dreamvid.reference import SEED, STAGES, Run, native_torch_loop, plain_loop, run_reference, step_flops
@@ -226,9 +227,24 @@ def _reference_in_child(args, model, layer: str, clip: str, workdir: str, octave
 # ----------------------------------------------------------------------------- arithmetic
 
 
+def max_clock_mhz() -> float:
+    """The cores' highest clock in MHz (cpufreq's cpuinfo_max_freq, the most of any core), or 0
+    where the system does not say (a virtual machine often does not)."""
+    best = 0.0
+    for path in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq"):
+        try:
+            with open(path, encoding="ascii") as f:
+                best = max(best, int(f.read().strip()) / 1000)  # kHz
+        except (OSError, ValueError):
+            continue
+    return best
+
+
 def cpu_peak(precision: str = "float32") -> tuple[str, int, float, float, str]:
     """(CPU model, usable cores, GHz, estimated peak in GFLOP/s for `precision`, the basis of the
-    estimate) from /proc/cpuinfo and the CPU's flags (hardware.flop_per_cycle)."""
+    estimate) from the cores' maximum clock (max_clock_mhz; where unknown, the clock /proc/cpuinfo
+    names, which may be the base clock: `basis` says so) and the CPU's flags
+    (hardware.flop_per_cycle)."""
     model, mhz = "unknown CPU", 0.0
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -242,12 +258,23 @@ def cpu_peak(precision: str = "float32") -> tuple[str, int, float, float, str]:
             mhz = float(m.group(1)) * 1000
     except OSError:
         pass
+    top = max_clock_mhz()
+    clock = "the maximum clock" if top else "the clock /proc/cpuinfo names (no maximum to read: maybe the base clock)"
+    mhz = top or mhz
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     ghz = mhz / 1000
     per_cycle, unit = hardware.flop_per_cycle(hardware.cpu_flags(), precision, model)
     flags_known = hardware.cpu_flags() is not None
     basis = f"cores x GHz x {per_cycle} FLOP/cycle, {unit}" + ("" if flags_known else ", no CPU flags to read")
-    return model, cores, ghz, cores * ghz * per_cycle, basis + "; an estimate"
+    return model, cores, ghz, cores * ghz * per_cycle, f"{basis} at {clock}; an estimate"
+
+
+def share_of_peak(gflops: float, peak: float) -> str:
+    """'73%' of an assumed peak, never above 100%: a figure past it means the cores ran faster
+    than the clock the estimate used, which is said instead."""
+    if gflops <= peak:
+        return f"{100 * gflops / peak:.0f}%"
+    return "100% (the cores ran faster than the clock assumed)"
 
 
 # ----------------------------------------------------------------------------- peak memory
@@ -393,7 +420,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1,
                    help="run both N times, alternating, and report each one's fastest (other load evens out)")
     p.add_argument("--backend", choices=("auto", "tensorflow", "jax", "torch"), default="auto",
-                   help="Keras backend of both implementations (auto: as render.py chooses)")
+                   help="Keras backend of both implementations (auto: as the dreamvid command chooses)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="where both run")
     p.add_argument("--io", choices=("mp4", "png"), default=None,
                    help="the clip and the outputs as MP4 (ffmpeg) or PNG folders; default mp4 where "
@@ -539,7 +566,7 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         peak = peaks.get(prec, 0.0)
         if not r.overlapped:
             print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
-                  f"{gflops:.1f} GFLOP/s" + (f", {100 * gflops / peak:.0f}% of the assumed {prec} peak" if peak else ""))
+                  f"{gflops:.1f} GFLOP/s" + (f", {share_of_peak(gflops, peak)} of the assumed {prec} peak" if peak else ""))
     if len(runs) == 2:
         proj, ref = runs
         print(f"ratio (reference / project): {ref.per_frame / proj.per_frame:.3f}; "

@@ -4,8 +4,17 @@ one-line messages and exit codes. The only module that prints or exits; no stage
 Exit codes: 0 done, 2 bad input or settings (one line, no traceback unless DREAMVID_DEBUG=1),
 1 an unexpected failure; stopped by a signal, 128 + its number (the shells' convention): 130
 Ctrl-C (SIGINT), 143 SIGTERM (job schedulers, `timeout`, `docker stop`), 129 SIGHUP (a closed
-terminal). All three stop a render alike: the frame being dreamed abandoned, the finished frames
-kept, ffmpeg closed, the line saying how to resume.
+terminal).
+
+Stopping is a flag, not an exception: the three signals only set `Stop.event` (the API's
+`cancel=`), which the job honours at its next safe point (after the network loads, between
+octaves of a still, between frames and tiles, before the encoder closes), through the same path a
+cancelled API call takes: the finished frames kept, ffmpeg closed, nothing under the output's
+name unless it is whole, one line saying how to resume. An exception raised from a signal handler
+would be lost wherever the signal lands in a `finally`, a `__del__` or a garbage-collection
+callback; a flag is never lost, and a second signal during the clean-up only sets it again. The
+handlers are in place before anything slow is imported (this module imports only the settings at
+its top; `dreamvid`'s own names load lazily), so a stop in the first second is honoured too.
 """
 
 from __future__ import annotations
@@ -19,13 +28,25 @@ import threading
 import time
 from dataclasses import fields
 
-from dreamvid import api, audio, backends, ui
-from dreamvid.config import (RAY_CHUNK_FRAMES, SECTIONS, Config, LiveSettings, build_config, job_config, live_config,
-                             load_preset, preset_descriptions)
-from dreamvid.errors import DreamvidError
-from dreamvid.live import HELP as LIVE_KEYS_HELP
+from dreamvid.config import (
+    LIVE_HELP,
+    RAY_CHUNK_FRAMES,
+    SECTIONS,
+    UI_AUTH_ENV,
+    UI_FOLDER,
+    UI_LOOPBACK,
+    UI_MAX_UPLOAD_MB,
+    UI_PORT,
+    Config,
+    LiveSettings,
+    build_config,
+    job_config,
+    live_config,
+    load_preset,
+    preset_descriptions,
+)
+from dreamvid.errors import Cancelled, DreamvidError
 from dreamvid.version import VERSION
-from dreamvid.workfolder import record_path
 
 log = logging.getLogger("dreamvid")
 DEBUG = os.environ.get("DREAMVID_DEBUG", "") not in ("", "0")
@@ -68,7 +89,7 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
          help="TensorFlow: XLA-compile the ascent loop (auto: on for videos and zooms on CPUs without AVX-512, "
               "for networks up to 40 layers deep; JAX always compiles with XLA)")
     _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
-    p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'render.py presets'); flags override it")
+    p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'dreamvid presets'); flags override it")
 
 
 def _mask_options(p: argparse.ArgumentParser) -> None:
@@ -148,7 +169,7 @@ def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
 
 def _zoom_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("zoom (numbers, Deforum schedules like \"0:(1.02), 120:(1.05)\", "
-                             "or a sound: \"audio:FILE:MIN:MAX[:MODE]\", see 'render.py keys')")
+                             "or a sound: \"audio:FILE:MIN:MAX[:MODE]\", see 'dreamvid keys')")
     _add(g, "--frames", key="frames", metavar="N", help="number of frames")
     _add(g, "--seconds", key="seconds", metavar="SEC", help="length in seconds (overrides --frames)")
     _add(g, "--zoom", key="zoom", metavar="SCHED", help="scale per frame")
@@ -240,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=help + ("" if default in (None, "", False) else f" (default: {default})"), **kw)
 
     live_opt("--seconds", key="seconds", metavar="SEC", help="run this long (default: until q, Ctrl-C or the source's end)")
+    live_opt("--frames", key="frames", metavar="N", help="or end after N frames dreamed")
+    live_opt("--pace", key="pace", choices=("source", "dream"),
+             help="a file source: at its own rate, the newest frame dreamed (source), or every frame in turn at "
+                  "the dream's pace (dream: a rehearsal, nothing dropped)")
     live_opt("--fps", key="fps", metavar="X", help="target frames/s out: a governor adapts steps, then octaves, to hold it")
     live_opt("--min-steps", key="min_steps", metavar="N", help="the governor's fewest steps per octave")
     live_opt("--max-steps", key="max_steps", metavar="N", help="its most (default: --iterations-next)")
@@ -309,16 +334,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="a web page to open, preview, steer and render dreams (pip install 'dreamvid[ui]')",
                        description="A local web page: open a clip or a still, pick a look, preview it, render with "
                        "progress, cancel and resume, play and download the result. It serves this machine only "
-                       f"({ui.LOOPBACK}) unless --listen names an address, and then only with a password.")
-    p.add_argument("--port", type=int, default=ui.DEFAULT_PORT, metavar="N", help=f"port (default: {ui.DEFAULT_PORT})")
+                       f"({UI_LOOPBACK}) unless --listen names an address, and then only with a password.")
+    p.add_argument("--port", type=int, default=UI_PORT, metavar="N", help=f"port (default: {UI_PORT})")
     p.add_argument("--listen", default=None, metavar="ADDRESS",
                    help="serve other machines on this address (0.0.0.0: all); needs --auth")
     p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                   help=f"the page's login (better: set {ui.AUTH_ENV}=USER:PASSWORD, which `ps` does not show)")
-    p.add_argument("--folder", default=ui.DEFAULT_FOLDER, metavar="DIR",
-                   help=f"the work folder: uploads, renders, previews; the only files served (default: ./{ui.DEFAULT_FOLDER})")
-    p.add_argument("--max-upload", dest="max_upload", type=float, default=ui.MAX_UPLOAD_MB, metavar="MB",
-                   help=f"largest upload accepted (default: {ui.MAX_UPLOAD_MB})")
+                   help=f"the page's login (better: set {UI_AUTH_ENV}=USER:PASSWORD, which `ps` does not show)")
+    p.add_argument("--folder", default=UI_FOLDER, metavar="DIR",
+                   help=f"the work folder: uploads, renders, previews; the only files served (default: ./{UI_FOLDER})")
+    p.add_argument("--allow-folder", dest="allow_folders", action="append", default=None, metavar="DIR",
+                   help="with --listen: a folder whose files a path typed into the page may name (repeat for "
+                        "several); without it only uploads are opened (on the loopback: any path)")
+    p.add_argument("--max-upload", dest="max_upload", type=float, default=UI_MAX_UPLOAD_MB, metavar="MB",
+                   help=f"largest upload accepted (default: {UI_MAX_UPLOAD_MB})")
     return parser
 
 
@@ -364,7 +392,7 @@ class _Bar:
         if self.bar is not None:
             self.bar.update(1)
 
-    def update(self, u: api.Update) -> None:
+    def update(self, u) -> None:
         """The API's progress callback: the bar for the start and each frame, notices printed."""
         if u.kind == "start":
             self.start(u.total, u.done)
@@ -379,10 +407,13 @@ class _Bar:
 
 
 def _start_backend(backend: str, device: str) -> str:
-    """Choose the Keras backend before anything imports Keras (backends.configure), and import it
-    with file descriptor 2 pointed at /dev/null: the frameworks' C++ start-up lines (CUDA stubs,
-    absl notices) bypass Python logging. DREAMVID_DEBUG=1 shows them."""
-    name = backends.configure(backend, device)
+    """Choose the Keras backend before anything imports Keras (backends.configure, only the chosen
+    framework imported), and import it with file descriptor 2 pointed at /dev/null: the
+    frameworks' C++ start-up lines (CUDA stubs, absl notices) bypass Python logging.
+    DREAMVID_DEBUG=1 shows them."""
+    from dreamvid import backends  # imported once the stop signals are caught (the platform's probes)
+
+    name = backends.configure(backend, device, exclusive=True)
     if DEBUG:
         return name
     sys.stderr.flush()
@@ -404,18 +435,21 @@ def _info(message: str) -> None:
     print(f"dreamvid: {message}", file=sys.stderr)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, stop: Stop) -> int:
+    from dreamvid import api  # imported once the stop signals are caught (OpenCV, SciPy: the slow part of a start)
+
     if args.command == "presets":
         for name, description in preset_descriptions():
             print(f"{name:14s} {description}")
         return 0
     if args.command == "sheet":
         result = api.render_sheet(args.input, args.output, count=args.count, columns=args.columns,
-                                       width=args.sheet_width)
+                                  width=args.sheet_width)
         print(f"dreamvid: wrote {result.path}: {result.frames} frames", file=sys.stderr)
         return 0
     if args.command == "layers":
         _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"))
+        stop.check()
         model = api.load_model(args.model, weights=args.weights)
         print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})")
         print(f"{'layer':40s} {'channels':>8s} {'stride':>6s}")
@@ -424,17 +458,18 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     if args.command == "gallery":
-        return _gallery(args)
+        return _gallery(args, stop)
     if args.command == "keys":
         return _keys(args)
     if args.command == "ui":
-        return _ui(args)
+        return _ui(args, stop)
     if args.command == "live":
-        return _live(args)
+        return _live(args, stop)
     cfg = config_from_args(args)  # checked before the framework starts
     _start_backend(cfg.dream.backend, cfg.dream.device)
+    stop.check()  # a stop while the framework loaded: nothing started yet
     bar = _Bar("octave" if args.command == "image" else "frame")
-    given = dict(settings_given(args), preset=args.preset, progress=bar.update)
+    given = dict(settings_given(args), preset=args.preset, progress=bar.update, cancel=stop.event)
     t0 = time.perf_counter()
     try:
         if args.command == "image":
@@ -454,31 +489,36 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ui(args: argparse.Namespace) -> int:
+def _ui(args: argparse.Namespace, stop: Stop) -> int:
+    from dreamvid import ui  # imported once the stop signals are caught (Gradio: the ui extra)
+
     ui.check_listen(args.listen, args.auth)  # refused before anything starts
     _start_backend("auto", "auto")
-    page, url = ui.serve(port=args.port, listen=args.listen, auth=args.auth, folder=args.folder, max_mb=args.max_upload)
+    stop.check()
+    page, url = ui.serve(port=args.port, listen=args.listen, auth=args.auth, folder=args.folder, max_mb=args.max_upload,
+                         allow_folders=args.allow_folders)
     _info(f"the page is at {url} (work folder: {os.path.abspath(args.folder)}); Ctrl-C stops it")
-    page.block_thread()
+    try:
+        while not stop.event.wait(0.5):  # until Ctrl-C, SIGTERM or SIGHUP
+            pass
+    finally:
+        page.close()
+    stop.check()
     return 0
 
 
-def _live(args: argparse.Namespace) -> int:
-    """`dreamvid live`: the status line live on stderr, commands from stdin, SIGINT/SIGTERM end it
+def _live(args: argparse.Namespace, stop: Stop) -> int:
+    """`dreamvid live`: the status line live on stderr, commands from stdin, the stop signals end it
     cleanly (sinks closed, the recording playable), the summary at the end."""
+    from dreamvid import api  # imported once the stop signals are caught (OpenCV, SciPy)
+
     given = {k: v for k, v in settings_given(args).items() if k != "no_stdin"}
     if "looks" in given:
         given["looks"] = ";".join(given["looks"])
     cfg, _ = live_config(given, args.preset)  # checked before the framework starts
     _start_backend(cfg.dream.backend, cfg.dream.device)
-    cancel, commands = threading.Event(), api.Commands()
-
-    def stop(signum, frame):
-        if cancel.is_set():  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        cancel.set()
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop.check()
+    commands = api.Commands()
 
     def read_stdin():
         try:
@@ -510,21 +550,21 @@ def _live(args: argparse.Namespace) -> int:
             _info(s.line())
 
     try:
-        _info(f"live: {args.input} -> {', '.join(args.output)}; {LIVE_KEYS_HELP}")
-        result = api.render_live(args.input, args.output, preset=args.preset, progress=status, cancel=cancel,
+        _info(f"live: {args.input} -> {', '.join(args.output)}; {LIVE_HELP}")
+        result = api.render_live(args.input, args.output, preset=args.preset, progress=status, cancel=stop.event,
                                  commands=commands, **given)
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         if tty:
             print(file=sys.stderr)
     _info("live: " + result.summary())
     for path in result.outputs:
         _info(f"wrote {path}")
-    return 0
+    return 0  # a show's end, whatever ended it: the recording is whole
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from dreamvid import audio  # imported once the stop signals are caught (SciPy)
+
     result = audio.write_keys(args.input, args.output, fps=args.fps, mode=args.mode, attack=args.attack,
                               release=args.release, lo=args.lo, hi=args.hi, frames=args.frames, plot_path=args.plot)
     print(f"dreamvid: wrote {args.output}: {result.frames} keyframes at {result.fps} fps, "
@@ -532,7 +572,10 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gallery(args: argparse.Namespace) -> int:
+def _gallery(args: argparse.Namespace, stop: Stop) -> int:
+    from dreamvid import api  # imported once the stop signals are caught (OpenCV, SciPy)
+    from dreamvid.workfolder import record_path  # (the same: OpenCV)
+
     given = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS | _GALLERY_ARGS}
     # the backend before the network loads: the flags', over --preset's (one framework for every tile)
     values = load_preset(args.preset)[0] if args.preset and not args.presets else {}
@@ -541,13 +584,14 @@ def _gallery(args: argparse.Namespace) -> int:
             values.pop(f"{section}.{key}", None)
     dream = build_config({**values, **given}).dream
     _start_backend(dream.backend, dream.device)
+    stop.check()
     bar = _Bar("tile")
     t0 = time.perf_counter()
     try:
         result = api.render_gallery(
-            args.input, args.output, progress=bar.update, preset=args.preset, layers=args.tile_layers,
-            channels=args.channels, count=args.count, presets=args.presets, tile_width=args.tile_width,
-            columns=args.columns, **given)
+            args.input, args.output, progress=bar.update, cancel=stop.event, preset=args.preset,
+            layers=args.tile_layers, channels=args.channels, count=args.count, presets=args.presets,
+            tile_width=args.tile_width, columns=args.columns, **given)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
@@ -557,35 +601,49 @@ def _gallery(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C is, so the jobs' cleanup (threads
-    stopped, the encoder closed, the finished frames kept) runs the same way."""
+class Stop:
+    """SIGINT, SIGTERM and SIGHUP as a flag (module docstring): `event` (a threading.Event, what
+    the API takes as `cancel=`) is set by the first of them, and `signum` says which. Installed
+    only in the main thread (where Python runs handlers), leaving a signal someone set to be
+    ignored (nohup, a background job's SIGINT) ignored; `restore()` puts the handlers back (main
+    is called in-process too)."""
 
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self.before: dict = {}
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+    def _handle(self, signum, _frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.event.set()  # nothing raised: the job sees it at its next safe point
 
+    def install(self) -> Stop:
+        if threading.current_thread() is threading.main_thread():
+            self.before = {s: signal.getsignal(s) for s in self.SIGNALS}
+            for s, handler in self.before.items():
+                if handler is not signal.SIG_IGN:
+                    signal.signal(s, self._handle)
+        return self
 
-def _stop(signum, _frame) -> None:
-    for s in _STOP_SIGNALS:  # once: a second signal must not cut the cleanup short (kill -9 still can)
-        signal.signal(s, signal.SIG_IGN)
-    raise _Stopped(signum)
+    def restore(self) -> None:
+        for s, handler in self.before.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
+    def check(self) -> None:
+        """A safe point of the command line's own: Cancelled once a stop signal came."""
+        if self.event.is_set():
+            raise Cancelled("stopped before the work began")
 
-def _catch_stop_signals() -> dict:
-    """SIGTERM and SIGHUP as Ctrl-C (see the module docstring); only in the main thread, where
-    Python runs signal handlers, and leaving a signal someone set to be ignored (nohup) ignored.
-    Returns the handlers replaced, for main to put back (main is called in-process too)."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    before = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
-    for s, handler in before.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(s, _stop)
-    return before
+    def code(self) -> int:
+        """The exit code of a stop: 128 + the signal's number (130 where no signal was seen)."""
+        return 128 + int(self.signum or signal.SIGINT)
+
+    def how(self) -> str:
+        signum = self.signum or signal.SIGINT
+        return "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
 
 
 def _say(line: str) -> None:
@@ -597,6 +655,14 @@ def _say(line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = Stop().install()  # first: a stop from here on is a flag the command honours
+    try:
+        return _main(argv, stop)
+    finally:
+        stop.restore()
+
+
+def _main(argv: list[str] | None, stop: Stop) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     # dreamvid's own notices at INFO; other libraries' only from WARNING (JAX, say, logs at INFO
     # that it found no TPU while it looks for a GPU)
@@ -606,31 +672,28 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error (2, one line already printed)
         return exc.code if isinstance(exc.code, int) else 2
-    before = _catch_stop_signals()
+    resumable = args.command in ("video", "zoom", "gallery")
     try:
-        return _run(args)
+        code = _run(args, stop)
+    except (Cancelled, KeyboardInterrupt):  # a stop honoured (KeyboardInterrupt: a SIGINT before main ran)
+        kept = ": finished frames are kept; run the same command again to resume" if resumable else ""
+        _say(f"{stop.how()}{kept}")
+        return stop.code()
     except DreamvidError as exc:
         if DEBUG:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, _Stopped) else signal.SIGINT
-        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        if args.command in ("video", "zoom", "gallery"):
-            _say(f"{how}: finished frames are kept; run the same command again to resume")
-        else:
-            _say(how)
-        return 128 + signum
     except Exception as exc:  # a bug or an environment failure: one line unless debugging
         if DEBUG:
             raise
         print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
               "(run with DREAMVID_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+    if stop.event.is_set() and args.command != "live":  # the stop came after the last safe point: the work is whole
+        _say(f"{stop.how()} after the work was complete")
+        return stop.code()
+    return code
 
 
 if __name__ == "__main__":

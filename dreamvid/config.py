@@ -165,10 +165,15 @@ class Config:
 
 @dataclass
 class LiveSettings:
-    """Dreaming live (`render.py live`): how long, how fast, what the show may switch between.
+    """Dreaming live (`dreamvid live`): how long, how fast, what the show may switch between.
     Not part of a render's Config: a live run makes no resumable output and no record."""
 
     seconds: float | None = None  # run this long; None: until quit, Ctrl-C, SIGTERM or the source's end
+    frames: int | None = None  # or end after this many frames dreamed; None: no such end
+    # a file source: "source" plays it at its own rate, as a camera would (the newest frame
+    # dreamed, the rest dropped); "dream" hands every frame in turn at the pace the dream takes
+    # them (nothing dropped: a rehearsal frame by frame, the same frames on any machine)
+    pace: str = "source"
     # a target rate out: the governor lowers the steps (then the octaves) per frame to hold it,
     # within the bounds below, and raises them again where there is room; None: no governor, the
     # sinks' steady rate is the source's
@@ -184,6 +189,16 @@ class LiveSettings:
     # by the chain's schedule name (step, octaves, iterations): set by live_config, not given
     sounds: dict = field(default_factory=dict)
 
+
+LIVE_HELP = ("keys / commands: n next look, p previous, + stronger, - weaker, ] more carry, [ less, r reset, "
+             "space pause, s snapshot, q quit")
+
+# `dreamvid ui`: the page's server
+UI_LOOPBACK = "127.0.0.1"  # served to this machine only, unless --listen names another address
+UI_AUTH_ENV = "DREAMVID_UI_AUTH"  # USER:PASSWORD, kept off the command line (and out of `ps`)
+UI_MAX_UPLOAD_MB = 2048  # a few minutes of 4K footage; Gradio refuses larger uploads before they land
+UI_FOLDER = "dreamvid-ui"  # the work folder: uploads, renders, previews; the only files served
+UI_PORT = 7860  # Gradio's own default, what its users expect
 
 LIVE_KEYS = frozenset(f.name for f in fields(LiveSettings) if f.name != "sounds")
 LIVE_SOUND = "source"  # "audio:source:...": the live source's own sound track, followed as it plays
@@ -259,6 +274,7 @@ RULES: dict[str, Any] = {
     "min_steps": (0, 1000),
     "max_steps": (0, 1000),
     "min_octaves": (1, 12),
+    "pace": ("source", "dream"),
 }
 # Text settings without a rule (model, layers, schedules, pix_fmt) are checked by their own stage.
 
@@ -362,7 +378,7 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
         else:
             if key not in owner:
                 hint = difflib.get_close_matches(key, list(owner), n=3)
-                raise ConfigError(f"{where}unknown setting '{raw_key}'" + (f"; did you mean {', '.join(hint)}?" if hint else "; run 'python render.py --help' for the settings"))
+                raise ConfigError(f"{where}unknown setting '{raw_key}'" + (f"; did you mean {', '.join(hint)}?" if hint else "; run 'dreamvid --help' for the settings"))
             section, f = owner[key]
             name = key
         _check_audio(section, name, value, where)
@@ -470,7 +486,7 @@ def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
                 f"unknown preset '{name_or_path}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
                 + f" (presets: {', '.join(names)}; or pass a path to a .toml file)")
     if not path.is_file():
-        raise ConfigError(f"preset file '{path}' does not exist; check the path or use a preset name from 'python render.py presets'")
+        raise ConfigError(f"preset file '{path}' does not exist; check the path or use a preset name from 'dreamvid presets'")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

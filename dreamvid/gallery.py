@@ -1,10 +1,10 @@
 """The gallery: one image dreamed at many layers (or channels, or presets), side by side on a
 labelled sheet, so a look is picked by seeing it rather than by reading layer names.
 
-    python render.py gallery IMAGE -o gallery.jpg                       # every dreamable layer
-    python render.py gallery IMAGE -o g.jpg --layers block3_conv3,block4_conv3
-    python render.py gallery IMAGE -o g.jpg --channels block4_conv3 --count 12
-    python render.py gallery IMAGE -o g.jpg --presets                   # each named preset
+    dreamvid gallery IMAGE -o gallery.jpg                       # every dreamable layer
+    dreamvid gallery IMAGE -o g.jpg --layers block3_conv3,block4_conv3
+    dreamvid gallery IMAGE -o g.jpg --channels block4_conv3 --count 12
+    dreamvid gallery IMAGE -o g.jpg --presets                   # each named preset
 
 Each tile is a small, fast dream: the image `tile_width` pixels wide (256), with the preview
 preset's octaves, steps and step size (PREVIEW_KEYS) unless --preset or flags say otherwise;
@@ -126,7 +126,7 @@ def plan_tiles(model, *, values: dict | None = None, preset: str | None = None, 
         specs = [s.strip() for s in layers.split(",") if s.strip()]
         if not specs:
             raise ConfigError("--layers is empty; name layers like --layers block3_conv3,block4_conv3 "
-                              "(list them with 'python render.py layers')")
+                              "(list them with 'dreamvid layers')")
     else:
         specs = [info.name for info in model.layers()]
     for spec in specs:  # every tile's objective checked before the first is dreamed
@@ -263,6 +263,7 @@ def _dream_tiles(tiles, paths, network, img, store, progress, quiet, images, rec
     told = False
     for i, (tile, path) in enumerate(zip(tiles, paths)):
         net = network(tile.cfg)
+        progress.check()  # a safe point: the network loaded (the first tile's load takes seconds)
         if os.path.isfile(path):  # dreamed by an earlier run
             kept = read_image(path)
             if kept.shape != (h, w, 3):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamvid.config import Config, LiveSettings
+from dreamvid.config import LIVE_HELP, Config, LiveSettings
 from dreamvid.errors import ConfigError
 from dreamvid.files import write_image
 from dreamvid.livesinks import LiveSink, check_live_sink, open_live_sink
@@ -49,8 +49,7 @@ CARRY_STEP = 0.05  # more / less carry: the blend plus or minus this
 COMMANDS = {"next": "n", "prev": "p", "stronger": "+", "weaker": "-", "more": "]", "less": "[",
             "reset": "r", "pause": " ", "snapshot": "s", "quit": "q"}
 KEYS = {ord(k): name for name, k in COMMANDS.items()} | {ord("="): "stronger", 27: "quit"}  # '=' beside '+', Esc
-HELP = ("keys / commands: n next look, p previous, + stronger, - weaker, ] more carry, [ less, r reset, "
-        "space pause, s snapshot, q quit")
+HELP = LIVE_HELP
 
 
 class Commands:
@@ -217,7 +216,7 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
     commands = commands or Commands()
     cancel = cancel or threading.Event()
     source = open_live_source(source_spec, width=cfg.output.width, loop=live.loop,
-                              sound_modes={spec.mode for spec in live.sounds.values()})
+                              sound_modes={spec.mode for spec in live.sounds.values()}, pace=live.pace)
     sinks: list[LiveSink] = []
     chains = []
     result = LiveResult(Status())
@@ -302,7 +301,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
             for key in sink.keys():  # noqa: SIM118 (a sink's pressed keys, not a dict)
                 if key in KEYS:
                     commands.put(KEYS[key])
-        message = ""
+        messages = []  # each command's notice, in order (several may wait behind a slow frame)
         for cmd in commands.take():
             _, chain, sched = chains[current]
             if cmd == "quit":
@@ -310,35 +309,40 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
             elif cmd in ("next", "prev"):
                 current = (current + (1 if cmd == "next" else -1)) % len(chains)
                 chains[current][1].reset()  # a fresh shot in the new look
-                message = f"look: {chains[current][0]}"
+                messages.append(f"look: {chains[current][0]}")
             elif cmd in ("stronger", "weaker"):
                 sched["step"].factor *= STEP_FACTOR if cmd == "stronger" else 1 / STEP_FACTOR
-                message = f"step x{sched['step'].factor:.2f}"
+                messages.append(f"step x{sched['step'].factor:.2f}")
             elif cmd in ("more", "less"):
                 v = chain.cfg.video
                 v.blend = float(min(1.0, max(0.0, v.blend + (CARRY_STEP if cmd == "more" else -CARRY_STEP))))
-                message = f"carry {v.blend:.2f}"
+                messages.append(f"carry {v.blend:.2f}")
             elif cmd == "reset":
                 chain.reset()
-                message = "chain reset"
+                messages.append("chain reset")
             elif cmd == "pause":
                 paused = not paused
-                message = "paused" if paused else "playing"
+                messages.append("paused" if paused else "playing")
             elif cmd == "snapshot" and last_dream is not None:
                 os.makedirs(live.snapshots, exist_ok=True)
                 path = os.path.join(live.snapshots, f"dreamvid-{time.strftime('%Y%m%d-%H%M%S')}-{status.dreamed}.png")
                 write_image(path, last_dream)
-                message = f"snapshot {path}"
-        if message:
+                messages.append(f"snapshot {path}")
+            elif cmd == "snapshot":
+                messages.append("snapshot: nothing dreamed yet")
+        for message in messages:
             report(message)
-        if cancel.is_set():
+        if cancel.is_set() or (live.frames is not None and status.dreamed >= live.frames):
             break
         got = source.take(timeout=0.1)
         if got is None:
             if source.ended:
                 break
             continue
-        if paused:
+        if paused:  # the status goes on (the operator sees PAUSED and the rates), nothing is dreamed
+            if last_status is None or time.perf_counter() - last_status > STATUS_EVERY:
+                report()
+                last_status = time.perf_counter()
             continue
         _, chain, sched = chains[current]
         if governor is not None:

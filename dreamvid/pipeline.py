@@ -131,6 +131,7 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
             if written == 0:
                 raise InputError(f"'{input_path}' yielded no frames in the chosen range; check --start and --duration")
             writer.finish()
+            progress.check()  # a safe point: every frame stored, the output not yet under its name
             with clock("encode"):
                 path = sink.close()  # atomic: the final name appears only now, complete
         except BaseException:
@@ -280,6 +281,7 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
             progress.frame(k, {"cut": k == 0, "amount": amount(out, img), "seconds": time.perf_counter() - t})
             prev = out
         writer.finish()
+        progress.check()  # a safe point: every frame stored, the output not yet under its name
         with clock("encode"):
             path = sink.close()
     except BaseException:
@@ -354,6 +356,7 @@ def render_image(cfg: Config, input_path: str, output_path: str, progress: Progr
         raise ConfigError(f"--strip-every must be >= 1 step, got {strip_every}")
     img = still_input(cfg, read_image(input_path))  # (H, W, 3) uint8
     out, dreamer = dream_image(cfg, img, progress, model)
+    progress.check()  # a safe point: dreamed, nothing written yet
     write_image(output_path, out)
     if gradient_path:
         g = dreamer.gradient_image(img.astype(np.float32))

@@ -63,6 +63,11 @@ def make_dreamer(cfg: Config, model, progress: Progress, settings=None):
         guide_image = read_image(cfg.dream.guide).astype(np.float32)
         for name in objective.layers:
             objective = objective + cfg.dream.guide_weight * guide(name)
+    mapped = {n: model.resolve(n) for n in objective.layers if model.resolve(n) != n}
+    if mapped:
+        progress.info(f"{model.name} has no GoogLeNet layers: " + ", ".join(f"{a} dreamed as {b}" for a, b in mapped.items())
+                      + " (give --layers to choose)")
+    progress.check()  # a safe point: the network loaded (seconds), nothing dreamed yet
     dreamer = Dreamer(model, objective, settings or cfg.dream, guide=guide_image)
     progress.info(f"dreaming {objective} of {model.name}"
                   + (f", guided by '{cfg.dream.guide}'" if cfg.dream.guide else "")
@@ -101,7 +106,7 @@ DREAM_SCHEDULES = (
 
 def schedule(text, name: str, interpolation: str, fps: Fraction, frames: int | None = None):
     """Schedule.parse, where a setting written "audio:FILE[:MIN:MAX[:MODE]]" first becomes the
-    keyframes `render.py keys` writes for that sound at the render's `fps` (audio.schedule_text;
+    keyframes `dreamvid keys` writes for that sound at the render's `fps` (audio.schedule_text;
     `frames`: the render's length where known). The setting itself stays as written, so the
     record repeats the render."""
     if audio.is_audio(text):

@@ -1,7 +1,7 @@
 """Contact sheets: a render's frames at a glance, for people who would rather look than read.
 
     sheet, shown = contact_sheet("zoom.mp4", count=8, columns=4)   # (H, W, 3) uint8 RGB, frame indices
-    python render.py sheet zoom.mp4 -o zoom-sheet.png --count 8
+    dreamvid sheet zoom.mp4 -o zoom-sheet.png --count 8
     sheet = labelled_sheet(images, ["block3_conv3", ...], columns=6)  # a name under each image (the gallery's)
 
 Frames are taken evenly from the first to the last (the last frame always shows: it is where a

@@ -22,11 +22,14 @@ class Progress:
     frame(index, stats): after each frame is written; stats holds "cut" (bool, a new shot
         starts here), "amount" (mean |dream - its start image| on 0..255) and "seconds".
     info(message): one-line messages (device, scene cuts, resume, fallbacks).
+    check(): a safe point between the others (the network loaded, the encoder about to close):
+        raises errors.Cancelled once the caller asked to stop (`start` and `frame` check too).
     """
 
     start: Callable[[int | None, int], None] = _noop
     frame: Callable[[int, dict], None] = _noop
     info: Callable[[str], None] = _noop
+    check: Callable[[], None] = _noop
 
 
 @dataclass

@@ -184,6 +184,7 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
                          **sink_options(cfg.output))
     try:
         _assemble(cfg, plan, work, sink, clock)
+        progress.check()  # a safe point: assembled, the output not yet under its name
         with clock("encode"):
             path = sink.close()  # atomic: the final name appears only now, complete
     except BaseException:

@@ -27,7 +27,7 @@ import os
 import time
 
 from dreamvid import api
-from dreamvid.config import list_presets
+from dreamvid.config import UI_FOLDER, UI_PORT, list_presets
 from dreamvid.errors import Cancelled, ConfigError, DreamvidError
 from dreamvid.uiwork import (
     AUTH_ENV,
@@ -51,6 +51,7 @@ from dreamvid.uiwork import (
     record_look,
     status,
     stem,
+    typed_path,
 )
 from dreamvid.workfolder import fingerprint, record_path, work_folder
 
@@ -64,8 +65,7 @@ __all__ = [
     "serve",
 ]
 
-DEFAULT_FOLDER = "dreamvid-ui"
-DEFAULT_PORT = 7860  # Gradio's own default, what its users expect
+DEFAULT_FOLDER, DEFAULT_PORT = UI_FOLDER, UI_PORT
 EXCERPT_SECONDS = 2.0
 GALLERY_TILE_WIDTH = 160  # small: a tile in about a second or two on a CPU
 # what the page writes; served by Gradio from here (the uploads folder is not among them: an
@@ -84,9 +84,10 @@ CSS = """
 """
 
 
-def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
+def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | None = None):
     """The page, as a gr.Blocks, writing into `folder` (made here). Gradio must be imported
-    after GRADIO_TEMP_DIR is set (serve does both)."""
+    after GRADIO_TEMP_DIR is set (serve does both). `allowed`: where a typed path may point
+    (uiwork.typed_path; None: anywhere on this machine)."""
     import gradio as gr  # the optional `ui` extra: only `dreamvid ui` needs it
 
     folder = os.path.abspath(folder)
@@ -117,7 +118,7 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
         if not path:
             return None, "", None, None, status("error: choose a clip or a still to upload, or type a path on this machine")
         try:
-            opened, _ = describe(path, folder, max_mb)
+            opened, _ = describe(path if upload else typed_path(path, allowed), folder, max_mb)
         except DreamvidError as exc:
             return None, "", None, None, status(one_line(exc))
         return opened, opened.line, opened.first, None, status("opened; pick a look, then Preview or Render")
@@ -373,10 +374,16 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB):
 
 
 def serve(*, port: int = DEFAULT_PORT, listen: str | None = None, auth: str | None = None,
-          folder: str = DEFAULT_FOLDER, max_mb: float = MAX_UPLOAD_MB):
+          folder: str = DEFAULT_FOLDER, max_mb: float = MAX_UPLOAD_MB, allow_folders: list[str] | None = None):
     """Start the page (returns (page, url) once it listens; `page.block_thread()` waits). The
-    checks come first: a bad --listen/--auth raises ConfigError before anything starts."""
+    checks come first: a bad --listen/--auth raises ConfigError before anything starts. A path
+    typed into the page may name any file on this machine while it serves the loopback only;
+    with `listen`, only a file inside `allow_folders` (none: uploads only)."""
     host, pair = check_listen(listen, auth)
+    allowed = None if host in (LOOPBACK, "localhost", "::1") else [os.path.abspath(f) for f in (allow_folders or [])]
+    for f in allowed or []:
+        if not os.path.isdir(f):
+            raise ConfigError(f"--allow-folder '{f}' is not a folder on this machine; check the path")
     if not 1 <= int(port) <= 65535:
         raise ConfigError(f"--port must be 1..65535, got {port}")
     if max_mb <= 0:
@@ -399,7 +406,7 @@ def serve(*, port: int = DEFAULT_PORT, listen: str | None = None, auth: str | No
         from starlette.middleware import Middleware
     except ImportError:
         raise ConfigError("the web page needs Gradio; install it with pip install 'dreamvid[ui]'") from None
-    page = build(folder, max_mb=max_mb)
+    page = build(folder, max_mb=max_mb, allowed=allowed)
     page.queue(default_concurrency_limit=1)
     system = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: nothing is fetched from outside
     theme = gr.themes.Default(font=system, font_mono=["ui-monospace", "monospace"])

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from dreamvid import api
-from dreamvid.config import Config, build_config, job_config, load_preset
+from dreamvid.config import UI_AUTH_ENV, UI_LOOPBACK, UI_MAX_UPLOAD_MB, Config, build_config, job_config, load_preset
 from dreamvid.errors import ConfigError, DreamvidError, InputError
 from dreamvid.ffmpeg import ffmpeg_exe
 from dreamvid.files import write_image
@@ -44,6 +44,7 @@ __all__ = [
     "Opened",
     "Pace",
     "check_listen",
+    "typed_path",
     "describe",
     "gallery_tiles",
     "image_upload",
@@ -58,9 +59,7 @@ __all__ = [
     "video_stream",
 ]
 
-LOOPBACK = "127.0.0.1"
-AUTH_ENV = "DREAMVID_UI_AUTH"  # USER:PASSWORD, kept off the command line (and out of `ps`)
-MAX_UPLOAD_MB = 2048  # a few minutes of 4K footage; Gradio refuses larger uploads before they land
+LOOPBACK, AUTH_ENV, MAX_UPLOAD_MB = UI_LOOPBACK, UI_AUTH_ENV, UI_MAX_UPLOAD_MB
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
 TICK = 0.25  # seconds between the page's progress redraws while a job runs
 NO_PRESET = "(none)"
@@ -106,6 +105,24 @@ class Opened:
     line: str
     fps: float = 25.0
     frames: int | None = None
+
+
+def typed_path(path: str, allowed: list[str] | None) -> str:
+    """A path typed into the page, checked before it is opened: any file on this machine while the
+    page serves this machine only (`allowed` None); served to others (--listen), only a file inside
+    one of the `allowed` folders (--allow-folder; links and '..' resolved first), else InputError:
+    a logged-in visitor must not read whatever the server's user can."""
+    path = os.path.expanduser(path.strip())
+    if allowed is None:
+        return path
+    real = os.path.realpath(path)
+    for root in allowed:
+        root = os.path.realpath(root)
+        if os.path.commonpath([real, root]) == root:
+            return real
+    where = f"inside {', '.join(allowed)}" if allowed else "in no folder (none allowed)"
+    raise InputError(f"this page is served to other machines, so a typed path must lie {where}; upload the file, "
+                     f"or start the page with --allow-folder DIR")
 
 
 def describe(path: str, folder: str, max_mb: float = MAX_UPLOAD_MB) -> tuple[Opened, object]:

@@ -100,9 +100,8 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
     bench's switches turn the chain and the one call off, to measure what each gains."""
     import keras
 
-    from dreamvid.dreamer import Dreamer
-
     from dreamvid import chain
+    from dreamvid.dreamer import Dreamer
 
     init, carry_over, calls = Dreamer.__init__, chain.carry_over, []
 
@@ -162,3 +161,21 @@ def test_the_assumed_peak_follows_the_vector_units_and_precision(monkeypatch):
     assert peak == cores * ghz * hardware.flop_per_cycle(zen4, "bfloat16", bench.cpu_peak()[0])[0]
     monkeypatch.setattr(hardware, "cpu_flags", lambda: None)  # macOS, Windows: nothing to read
     assert "no CPU flags to read" in bench.cpu_peak()[4]
+
+
+def test_the_share_of_the_peak_never_passes_100_percent(monkeypatch, tmp_path):
+    """The peak uses the cores' maximum clock where cpufreq gives one; a figure above the peak
+    (cores running faster than the clock assumed) is said as such, never as 117%."""
+    from dreamvid import bench
+
+    assert bench.share_of_peak(73.0, 100.0) == "73%"
+    assert bench.share_of_peak(117.0, 100.0).startswith("100% (the cores ran faster")
+    for n, khz in enumerate((2_600_000, 3_700_000)):
+        d = tmp_path / f"cpu{n}" / "cpufreq"
+        d.mkdir(parents=True)
+        (d / "cpuinfo_max_freq").write_text(f"{khz}\n")
+    real_glob = bench.glob.glob
+    monkeypatch.setattr(bench.glob, "glob", lambda pattern: real_glob(str(tmp_path / "cpu[0-9]*/cpufreq/cpuinfo_max_freq"))
+                        if "cpuinfo_max_freq" in pattern else real_glob(pattern))
+    assert bench.max_clock_mhz() == 3700.0
+    assert bench.cpu_peak()[2] == 3.7 and "at the maximum clock" in bench.cpu_peak()[4]

@@ -11,11 +11,18 @@ latency is compared over the first and last WINDOW seconds of a run. They run on
 (`one_pass`: CI's TensorFlow pass), as every live run here does but one: they measure the live
 loop, the sources and the sinks, one code on every backend (and JAX on CPU dreams the preview
 at 320x180 in about 4 s a frame, a show of a frame or two); test_a_short_show_on_this_backend
-dreams a small show live on whichever backend the pass runs."""
+dreams a small show live on whichever backend the pass runs.
+
+No verdict here depends on how fast the machine dreams (a 2-core Xeon with AMX dreams the
+preview about 4x faster than a 2-core EPYC without it, and one core half that again): the UDP
+stream is a single shot that plays back and forth (`long_shot`: no cut however few frames a
+show dreams of it), the flicker is compared on the very inputs a show dreamed, shows that count
+frames end after a number of dreams (`frames=`) rather than seconds, and the tests about the
+chain rather than the clock take a file at the dream's pace (`pace="dream"`: every frame in
+turn, the same frames on any machine)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import signal
@@ -67,9 +74,23 @@ def send_udp(clip, sound=False):
     return f"udp://127.0.0.1:{port}", proc
 
 
+@pytest.fixture(scope="module")
+def long_shot(tmp_path_factory):
+    """One shot that never cuts, however it is sampled: the clip's first shot (frames 0-57 of the
+    sample's pan) played forwards then backwards, 3.9 s that loop seamlessly, 320x180."""
+    if CLIP != SAMPLE:
+        return CLIP
+    path = tmp_path_factory.mktemp("live") / "pingpong.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", SAMPLE, "-filter_complex",
+                    "[0:v]trim=end_frame=58,setpts=PTS-STARTPTS,split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1[v]",
+                    "-map", "[v]", "-an", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", str(path)],
+                   check=True, stdin=subprocess.DEVNULL)
+    return str(path)
+
+
 @pytest.fixture
-def udp_sender():
-    url, proc = send_udp(CLIP)
+def udp_sender(long_shot):
+    url, proc = send_udp(long_shot)
     yield url
     proc.kill()
     proc.wait()
@@ -181,6 +202,21 @@ def assert_dreamed_stream(path, seen):
     assert to_dream < 6.0 and to_dream < to_input and cos > 0.5, (to_dream, to_input, cos)
 
 
+def against_alone(seen, fps, most: int = 24) -> tuple[float, float, int]:
+    """The relative detail flicker of a show's dreams against the same inputs dreamed each alone
+    (no flow), over its longest run of frames without a cut (up to `most` of them): (chained,
+    alone, frames compared)."""
+    starts = [n for n, (_, _, st) in enumerate(seen) if st["cut"] or n == 0] + [len(seen)]
+    a, b = max(zip(starts, starts[1:]), key=lambda r: r[1] - r[0])
+    pairs = [(i, o) for i, o, _ in seen[a:b][:most]]
+    assert len(pairs) >= 3, f"only {len(pairs)} frames dreamed in the show"
+    with dreamvid.VideoDreamer(**LIVE, no_flow=True, fps=fps) as alone:
+        alone_out = [alone.dream(i) for i, _ in pairs]
+    inputs = [i for i, _ in pairs]
+    return (detail_flicker(inputs, [o for _, o in pairs], relative=True),
+            detail_flicker(inputs, alone_out, relative=True), len(pairs))
+
+
 @one_pass
 def test_a_udp_stream_dreamed_live_never_falls_behind(udp_sender, tmp_path):
     rec = tmp_path / "show.mp4"
@@ -194,22 +230,16 @@ def test_a_udp_stream_dreamed_live_never_falls_behind(udp_sender, tmp_path):
     rule = never_behind(result, 1 / FPS_IN)
     print(f"\nudp: {result.summary()}; in {s.fps_in:.1f} fps; " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in rule.items()))
     assert 20 <= s.fps_in <= 30  # the sender's 25 frames/s arrive
-    assert s.dropped > 0 and s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # every frame counted
+    assert s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # every frame counted
+    assert s.dropped > 0 or s.fps_out >= 0.9 * s.fps_in  # what the dream could not take was dropped
     assert result.outputs == [str(rec)]
     assert_dreamed_recording(rec, seen, s.seconds, FPS_IN)
     assert_dreamed_stream(tmp_path / "sent.ts", seen)  # the UDP sink, read back
-    # the same inputs (the longest run of dreams without a cut, up to 24) dreamed each alone
-    starts = [n for n, (_, _, st) in enumerate(seen) if st["cut"] or n == 0] + [len(seen)]
-    a, b = max(itertools.pairwise(starts), key=lambda r: r[1] - r[0])
-    run = seen[a:b][:24]
-    alone = dreamvid.VideoDreamer(**LIVE, no_flow=True, fps=FPS_IN)
-    alone_out = [alone.dream(i) for i, _, _ in run]
-    alone.close()
-    inputs = [i for i, _, _ in run]
-    chained = detail_flicker(inputs, [o for _, o, _ in run], relative=True)
-    independent = detail_flicker(inputs, alone_out, relative=True)
-    print(f"udp: relative flicker {chained:.3f} chained vs {independent:.3f} alone over {len(run)} frames")
-    assert len(run) >= 5 and chained < 0.8 * independent
+    # one shot that plays back and forth (long_shot: a cut only where the stream's damage makes one),
+    # the longest run of it dreamed again, each frame alone
+    chained, independent, n = against_alone(seen, FPS_IN)
+    print(f"udp: relative flicker {chained:.3f} chained vs {independent:.3f} alone over {n} frames")
+    assert chained < 0.8 * independent
     with pytest.raises(dreamvid.InputError, match="has no sound track; audio:source"):
         open_live_source(udp_sender, sound_modes=("rms",))  # this stream is sent without its sound
 
@@ -219,16 +249,16 @@ def test_a_file_source_s_own_sound_drives_the_step(tmp_path):
     """step "audio:source:0.5:3": each frame dreamed takes the step the file's sound track gives
     at the frame it plays (audio.envelope over the sample's track, looped with it)."""
     looks = []
-    _, seen = live_run(SAMPLE, [str(tmp_path / "s.mkv")], loop=True, step="audio:source:0.5:3", seconds=4.0,
-                       progress=lambda st: looks.append(st.look))
+    _, seen = live_run(SAMPLE, [str(tmp_path / "s.mkv")], loop=True, step="audio:source:0.5:3", seconds=None,
+                       frames=10, pace="dream", progress=lambda st: looks.append(st.look))
     assert set(looks) == {LIVE["preset"]}, set(looks)  # the look's own name, not the sound setting's
     fps = probe_video(SAMPLE)["fps"]
     env = audio.envelope(audio.decode(SAMPLE), audio.RATE, fps, frames=probe_video(SAMPLE)["n_frames"])
     got = np.array([st["step"] for _, _, st in seen])
     want = np.array([0.5 + 2.5 * env[st["index"] % len(env)] for _, _, st in seen])
     assert np.allclose(got, want, atol=1e-9)
-    # it moves with the sound: the follower's swell from silence lasts two frames at each loop's start, which a
-    # show at ~7 frames/s may step over, so the check is that it varies frame to frame as the envelope does
+    # every frame in turn (pace "dream"): the step swells with the sound from the file's first frames on
+    assert [st["index"] for _, _, st in seen] == list(range(1, 11))
     assert len(set(np.round(got, 6).tolist())) > 3 and got.max() - got.min() > 0.01, got
 
 
@@ -236,36 +266,31 @@ def test_a_file_source_s_own_sound_drives_the_step(tmp_path):
 def test_a_stream_s_own_sound_heard_live_drives_the_step(udp_sender_with_sound, tmp_path):
     """The same over UDP with the sample's sound track in the stream: the step follows the sound
     heard as it arrives (0.5 in silence, rising toward 3 with the tones)."""
-    _, seen = live_run(udp_sender_with_sound, [str(tmp_path / "s.mkv")], step="audio:source:0.5:3", seconds=4.0)
+    _, seen = live_run(udp_sender_with_sound, [str(tmp_path / "s.mkv")], step="audio:source:0.5:3", seconds=120,
+                       frames=8)
     steps = np.array([st["step"] for _, _, st in seen])
     print(f"\nstream sound: steps {np.round(steps, 2).tolist()}")
     assert ((steps >= 0.5) & (steps <= 3.0)).all() and steps.max() > 1.5 and len(set(steps.tolist())) > 3
 
 
 @one_pass
-def test_a_file_played_live_flickers_less_than_frames_dreamed_alone(tmp_path):
+def test_a_file_played_live_flickers_less_than_frames_dreamed_alone(tmp_path, long_shot):
     rec = tmp_path / "show.mkv"
     receiver = UdpReceiver(tmp_path / "sent.ts")
     try:
-        result, seen = live_run(CLIP, [str(rec), receiver.url], loop=True)
+        result, seen = live_run(long_shot, [str(rec), receiver.url], loop=True)
     finally:
         time.sleep(0.3)
         receiver.close()
-    _, seen_alone = live_run(CLIP, [str(tmp_path / "alone.mkv")], no_flow=True, seconds=min(LIVE_SECONDS, 5.0),
-                             loop=True)
-    fps = float(probe_video(CLIP)["fps"])
+    fps = float(probe_video(long_shot)["fps"])
     rule = never_behind(result, 1 / fps)
     s = result.status
-    assert 0.8 * fps <= s.fps_in <= 1.2 * fps and s.dropped > 0
+    assert 0.8 * fps <= s.fps_in <= 1.2 * fps
+    assert s.dropped > 0 or s.fps_out >= 0.9 * s.fps_in  # what the dream could not take was dropped
     assert s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # every frame counted
     assert_dreamed_recording(rec, seen, s.seconds, fps)
     assert_dreamed_stream(tmp_path / "sent.ts", seen)
-
-    def flicker(frames):  # over runs of frames without a cut between them
-        pairs = [(i, o) for i, o, st in frames if not st["cut"]]
-        return detail_flicker([i for i, _ in pairs], [o for _, o in pairs], relative=True)
-
-    chained, independent = flicker(seen), flicker(seen_alone)
+    chained, independent, _ = against_alone(seen, fps)
     print(f"\nfile: {result.summary()}; relative flicker {chained:.3f} chained vs {independent:.3f} alone; "
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in rule.items()))
     assert chained < 0.8 * independent
@@ -276,9 +301,10 @@ def test_the_live_chain_limits_the_carried_detail(tmp_path):
     """--carry-limit holds live as in a render (chain.Chain): carried detail limited to a twentieth
     of a fresh dream's amount leaves the next frames about what their own two steps add; with no
     limit they carry the whole dream on."""
-    def amounts(limit):
-        _, seen = live_run(SAMPLE, [str(tmp_path / f"c{limit}.mkv")], loop=True, octaves=1, seconds=2.5,
-                           carry_limit=limit)
+    def amounts(limit):  # the same 8 frames of the sample's first shot, whatever the machine's speed
+        _, seen = live_run(SAMPLE, [str(tmp_path / f"c{limit}.mkv")], pace="dream", octaves=1, seconds=None,
+                           frames=8, carry_limit=limit)
+        assert [st["index"] for _, _, st in seen] == list(range(1, 9))
         first = seen[0][2]["amount"]
         return first, np.mean([st["amount"] for _, _, st in seen[1:] if not st["cut"]])
 
@@ -295,22 +321,31 @@ def test_pause_holds_the_show_and_play_resumes_it(tmp_path):
         counts.append((time.perf_counter(), s.dreamed, s.paused))
         started.set()
 
+    def until(test, timeout=120.0):  # the show's own state, not the clock, says when to act
+        t0 = time.perf_counter()
+        while not (counts and test(counts[-1])) and time.perf_counter() - t0 < timeout:
+            time.sleep(0.05)
+
     def operate():
-        started.wait(60)
-        time.sleep(1.0)
+        started.wait(120)
+        until(lambda c: c[1] >= 1)
         commands.put("pause")
-        time.sleep(2.0)
+        until(lambda c: c[2])
+        t_paused = time.perf_counter()
+        until(lambda c: time.perf_counter() - t_paused > 2.0)  # two seconds paused, statuses coming
         commands.put(" ")  # the window's space bar
-        time.sleep(1.5)
+        until(lambda c: not c[2])
+        held = counts[-1][1]
+        until(lambda c: c[1] >= held + 3)
         commands.put("q")
 
     threading.Thread(target=operate, daemon=True).start()
-    result = dreamvid.render_live(SAMPLE, [str(tmp_path / "p.mkv")], **LIVE, octaves=1, loop=True, seconds=30,
+    result = dreamvid.render_live(SAMPLE, [str(tmp_path / "p.mkv")], **LIVE, octaves=1, loop=True, seconds=600,
                                   commands=commands, progress=progress)
     paused = [n for _, n, p in counts if p]
-    assert paused and max(paused) - min(paused) <= 1  # nothing dreamed while paused (one may finish)
+    assert len(paused) >= 3 and max(paused) - min(paused) <= 1  # nothing dreamed while paused (one may finish)
     assert result.status.dreamed > max(paused) + 2  # play resumed it
-    assert result.status.seconds < 25  # q ended it
+    assert result.status.seconds < 590  # q ended it
 
 
 def test_a_short_show_on_this_backend(tmp_path):
@@ -318,10 +353,10 @@ def test_a_short_show_on_this_backend(tmp_path):
     second pass): dreams come out, every frame dreamed or dropped and counted (one that came during the
 warm-up may be dropped once the show started), the recording plays."""
     rec = tmp_path / "short.mkv"
-    result, seen = live_run(SAMPLE, [str(rec)], loop=True, width=128, octaves=1, seconds=5.0)
+    result, seen = live_run(SAMPLE, [str(rec)], loop=True, width=128, octaves=1, seconds=300, frames=3)
     s = result.status
     print(f"\nshort show: {result.summary()}")
-    assert s.dreamed >= 2 and s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # all counted
+    assert s.dreamed == 3 and s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # all counted
     info = probe_video(str(rec))
     assert (info["width"], info["height"]) == (128, 72) and info["n_frames"] >= 2
     change = [float(np.abs(o.astype(np.float32) - i).mean()) for i, o, _ in seen]
@@ -343,8 +378,18 @@ def test_the_governor_lowers_steps_then_octaves_and_raises_them_again():
 
 @one_pass
 def test_the_governor_holds_a_target_live(tmp_path):
-    result, _ = live_run(CLIP, [str(tmp_path / "g.mp4")], fps=12, min_steps=1, max_steps=6, iterations_next=6,
-                            loop=True, seconds=min(LIVE_SECONDS, 6.0))
+    # the target: three times the rate this machine dreams at the most steps (measured here, now),
+    # so the governor must lower them on any machine
+    with dreamvid.VideoDreamer(**LIVE, iterations_next=6, fps=FPS_IN) as chain:
+        frames = frames_of(SAMPLE)[:4]
+        chain.dream(frames[0])
+        chain.dream(frames[1])
+        t0 = time.perf_counter()
+        chain.dream(frames[2])
+        chain.dream(frames[3])
+        rate = 2 / (time.perf_counter() - t0)
+    result, _ = live_run(CLIP, [str(tmp_path / "g.mp4")], fps=min(3 * rate, 1000), min_steps=1, max_steps=6,
+                         iterations_next=6, loop=True, seconds=None, frames=12)
     steps = [f[3] for f in result.frames]
     print(f"\ngovernor: {result.summary()}")
     assert min(steps) < 6 and result.governor_changes >= 1  # it lowered the steps from the 6 asked

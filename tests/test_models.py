@@ -142,7 +142,7 @@ def test_layer_behind_an_untranslated_op_says_which_op(tiny_pb):
     assert "head_conv" not in m.layer_names() and "nn0" not in m.layer_names()
     with pytest.raises(ModelError, match="depends on 'head_reshape', a Reshape op") as err:
         m.extractor(["head_conv"])
-    assert "\n" not in str(err.value) and "render.py layers --model tiny" in str(err.value)
+    assert "\n" not in str(err.value) and "dreamvid layers --model tiny" in str(err.value)
     with pytest.raises(ModelError, match="MatMul"):
         m.check_layer("nn0")
     with pytest.raises(LayerError, match="has no layer 'mixed9'"):  # not in the graph at all
@@ -285,3 +285,32 @@ def test_lower_precision_computes_in_that_type_and_still_dreams(tiny_keras_file,
     dreamer = Dreamer(low, parse("conv2"), DreamSettings(octaves=1, iterations=4, seed=1, device="cpu"))
     out = dreamer.dream(img)
     assert out.dtype == np.float32 and dreamer.objective_value(out) > 1.2 * dreamer.objective_value(img)
+
+
+def test_a_googlenet_look_on_another_network_is_mapped_or_refused_in_one_line(tiny_keras_file):
+    """The classic presets name GoogLeNet's layers: vgg16-hed maps them (GOOGLENET_TO_VGG), any
+    other network refuses them in one line that names --layers and one of its own layers."""
+    hed = load_model("vgg16-hed")
+    assert hed.resolve("mixed4c") == "block4_conv3" and hed.resolve("block3_conv3") == "block3_conv3"
+    hed.check_layer("mixed4c")  # dreamable: mapped
+    tiny = load_model(str(tiny_keras_file))
+    with pytest.raises(LayerError) as err:
+        tiny.check_layer("mixed4c")
+    message = str(err.value)
+    assert "GoogLeNet layer" in message and f"--layers {tiny.default_layer}" in message and "\n" not in message
+
+
+def test_a_tensorflow_run_imports_neither_jax_nor_torch(tiny_keras_file, tmp_path):
+    """The command line runs one framework: TensorFlow imports JAX by itself where it is installed
+    (its tf.lite converter), which backends.configure(exclusive=True) keeps out."""
+    from test_robustness import pan_frames, write_png
+
+    photo = tmp_path / "p.png"
+    write_png(photo, pan_frames(1)[0])
+    code = ("import sys; from dreamvid.cli import main; "
+            f"rc = main(['image', {str(photo)!r}, '-o', {str(tmp_path / 'o.png')!r}, '--model', {str(tiny_keras_file)!r}, "
+            "'--layers', 'conv2', '--octaves', '1', '--iterations', '2']); "
+            "print(rc, sorted(m for m in ('jax', 'torch', 'tensorflow') if sys.modules.get(m)))")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "0 ['tensorflow']", out.stdout + out.stderr

@@ -55,6 +55,27 @@ def test_loopback_by_default_and_a_password_from_the_environment(monkeypatch):
         uiwork.check_listen("0.0.0.0", "ann:")
 
 
+def test_a_typed_path_reaches_only_allowed_folders_once_others_are_served(tmp_path):
+    """On the loopback a typed path may name any file here; served to other machines (--listen),
+    only one inside an --allow-folder (links and '..' resolved first), else uploads only."""
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir()
+    private.mkdir()
+    (private / "secret.png").write_bytes(b"x")
+    (shared / "clip.mp4").write_bytes(b"x")
+    (shared / "link.png").symlink_to(private / "secret.png")
+    assert uiwork.typed_path(str(private / "secret.png"), None) == str(private / "secret.png")
+    assert uiwork.typed_path(str(shared / "clip.mp4"), [str(shared)]) == str(shared / "clip.mp4")
+    for escape in (private / "secret.png", shared / "link.png", shared / ".." / "private" / "secret.png"):
+        with pytest.raises(InputError, match="--allow-folder DIR") as err:
+            uiwork.typed_path(str(escape), [str(shared)])
+        assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match="in no folder"):
+        uiwork.typed_path(str(shared / "clip.mp4"), [])
+    with pytest.raises(ConfigError, match="is not a folder"):
+        ui.serve(listen="0.0.0.0", auth="u:p", folder=str(tmp_path / "w"), allow_folders=[str(tmp_path / "nowhere")])
+
+
 def test_an_upload_is_checked_for_its_type_before_any_work(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a video\n")

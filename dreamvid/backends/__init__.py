@@ -116,9 +116,17 @@ def choose(backend: str = "auto", device: str = "auto") -> tuple[str, str]:
     raise ConfigError("no Keras backend is installed; pip install dreamvid (TensorFlow), 'dreamvid[jax]' or 'dreamvid[torch]'")
 
 
-def configure(backend: str = "auto", device: str = "auto") -> str:
+# the frameworks a process on another backend never needs, kept out by `exclusive` (TensorFlow
+# imports JAX by itself where it is installed: tf.lite's converter looks for it at import time)
+OTHERS = {"tensorflow": ("jax", "torch"), "jax": ("torch",), "torch": ("jax",)}
+
+
+def configure(backend: str = "auto", device: str = "auto", *, exclusive: bool = False) -> str:
     """Choose the backend and the device for this process, before Keras is imported; returns the
-    backend's name. device "cpu" hides GPUs from the framework."""
+    backend's name. device "cpu" hides GPUs from the framework. `exclusive` (the command line's
+    processes, which run one backend): the other frameworks (OTHERS) are made unimportable here,
+    so a TensorFlow run neither imports JAX nor pays for it (seconds of start-up) nor runs its
+    garbage-collection callbacks; a library user's process (a notebook) keeps them importable."""
     if "keras" in sys.modules:  # already chosen in this process (a library user, the tests)
         import keras
 
@@ -129,6 +137,10 @@ def configure(backend: str = "auto", device: str = "auto") -> str:
         return active
     name, _WHY["reason"] = choose(backend, device)
     os.environ["KERAS_BACKEND"] = name
+    if exclusive:
+        for other in OTHERS.get(name, ()):
+            if other not in sys.modules:
+                sys.modules[other] = None  # Python's own rule: `import other` raises ImportError
     if device == "cpu":  # hide GPUs from whichever framework runs
         os.environ["JAX_PLATFORMS"] = "cpu"
         os.environ["KERAS_TORCH_DEVICE"] = "cpu"
