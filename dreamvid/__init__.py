@@ -24,8 +24,8 @@ _WHERE = {  # public name -> the module that defines it
     **dict.fromkeys(["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet",
                      "render_live", "VideoDreamer", "load_model", "settings", "Update"], "dreamvid.api"),
     **dict.fromkeys(["DreamvidError", "ConfigError", "InputError", "OutputError", "BusyError", "ModelError",
-                     "LayerError", "ResumeError", "Cancelled"], "dreamvid.errors"),
-    "RenderResult": "dreamvid.progress",
+                     "LayerError", "ResumeError", "Cancelled"], "dreamvid.core.errors"),
+    "RenderResult": "dreamvid.core.progress",
 }
 __all__ = [*_WHERE, "__version__"]
 

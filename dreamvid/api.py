@@ -34,22 +34,25 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dreamvid import backends, flow
-from dreamvid.chain import Chain
-from dreamvid.config import LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
-from dreamvid.errors import Cancelled, ConfigError, InputError
-from dreamvid.frames import output_size, resize
-from dreamvid.gallery import render_gallery as render_tiles
-from dreamvid.live import Commands, LiveResult, Status, run_live
-from dreamvid.models import DreamModel
-from dreamvid.models import load_model as load_network  # the registry's loader, behind the cache here
-from dreamvid.pipeline import dream_image, still_input
-from dreamvid.plan import CutTest
-from dreamvid.pipeline import render_image as _image_job, render_sheet as _sheet_job, render_video as _video_job
-from dreamvid.pipeline import render_zoom as _zoom_job
-from dreamvid.prepare import make_dreamer, open_masks_for, video_schedules
-from dreamvid.progress import Progress, RenderResult
-from dreamvid.sources import read_image
+from dreamvid.core.errors import Cancelled, ConfigError, InputError
+from dreamvid.core.frames import output_size, resize
+from dreamvid.core.progress import Progress, RenderResult
+from dreamvid.engine import backends
+from dreamvid.engine.models import DreamModel
+from dreamvid.engine.models import load_model as load_network  # the registry's loader, behind the cache here
+from dreamvid.jobs.gallery import render_gallery as render_tiles
+from dreamvid.jobs.pipeline import dream_image, still_input
+from dreamvid.jobs.pipeline import render_image as _image_job
+from dreamvid.jobs.pipeline import render_sheet as _sheet_job
+from dreamvid.jobs.pipeline import render_video as _video_job
+from dreamvid.jobs.pipeline import render_zoom as _zoom_job
+from dreamvid.live.show import Commands, LiveResult, Status, run_live
+from dreamvid.media.sources import read_image
+from dreamvid.motion import flow
+from dreamvid.render.chain import Chain
+from dreamvid.render.plan import CutTest
+from dreamvid.render.prepare import make_dreamer, open_masks_for, video_schedules
+from dreamvid.settings.config import LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
 
 __all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "render_live",
            "load_model", "VideoDreamer", "Update", "settings", "Commands", "LiveResult", "Status"]

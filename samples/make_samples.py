@@ -30,8 +30,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from anywhere inside the repo
 
-from dreamvid.sinks import AudioSpec, open_sink  # noqa: E402
-from dreamvid.sources import read_image  # noqa: E402
+from dreamvid.media.sinks import AudioSpec, open_sink  # noqa: E402
+from dreamvid.media.sources import read_image  # noqa: E402
 
 FPS = Fraction(30000, 1001)  # NTSC rate, to exercise exact frame rates end to end
 SIZE = (320, 180)  # (width, height): small, even, 16:9

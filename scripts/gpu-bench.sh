@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurement: `python -m dreamvid.bench` on the whole 1280x720 pipeline for each Keras
+# The GPU measurement: `python -m dreamvid.measure.bench` on the whole 1280x720 pipeline for each Keras
 # backend the machine has (JAX and PyTorch in one run: PyTorch's native network beside JAX),
 # project and reference side by side in each run, each first frame's compile time reported,
 # then the dream alone; a summary at the end gives PyTorch's frames/s as a share of JAX's.
@@ -49,13 +49,13 @@ for b in $backends; do
   [[ " $parts " == *" pipeline "* ]] || break
   python3 -c "import $b" 2>/dev/null || { echo "$b: not installed, skipped" | tee -a "$out/machine.txt"; continue; }
   n=$frames
-  timeout 240 python3 -m dreamvid.bench --backend "$b" "${size[@]}" \
+  timeout 240 python3 -m dreamvid.measure.bench --backend "$b" "${size[@]}" \
     --frames "$n" --io "$io" --sheet "$out/sheet-$b.jpg" 2>&1 | grep -v "^WARNING\|^I0000\|^W0000" | tee "$out/bench-$b.txt"
   if [ "$b" = jax ]; then
     # what the chain kept on the device gains: the same render fetching each dream before the
     # next frame is queued; a new process, so its compile time is that of loops loaded from
     # JAX's persistent compilation cache
-    timeout 120 python3 -m dreamvid.bench --backend jax "${size[@]}" \
+    timeout 120 python3 -m dreamvid.measure.bench --backend jax "${size[@]}" \
       --frames "$n" --io "$io" --only project --no-chain 2>&1 | grep -v "^WARNING" | tee "$out/bench-jax-no-chain.txt"
   fi
 done
@@ -71,7 +71,7 @@ for b in $backends; do
     [ "$p" = reduce-overhead ] && [ "$b" != torch ] && continue
     precision=$p; mode=auto; [ "$p" = reduce-overhead ] && { precision=auto; mode=reduce-overhead; }
     echo "$b --precision $precision DREAMVID_TORCH_COMPILE=$mode" | tee -a "$out/dream-only.txt"
-    DREAMVID_TORCH_COMPILE=$mode timeout 240 python3 -m dreamvid.bench --backend "$b" "${size[@]}" \
+    DREAMVID_TORCH_COMPILE=$mode timeout 240 python3 -m dreamvid.measure.bench --backend "$b" "${size[@]}" \
       --dream-only "$dream_n" --precision "$precision" 2>&1 | grep "^dream only" | tee -a "$out/dream-only.txt"
   done
 done

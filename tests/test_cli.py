@@ -5,9 +5,10 @@ import re
 import cv2
 import numpy as np
 import pytest
-
-from dreamvid.cli import config_from_args, build_parser, main
 from cli_asserts import one_line_error
+
+from dreamvid.cli import main
+from dreamvid.cli.parser import build_parser, config_from_args
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_debug_switch_shows_the_traceback(tmp_path, photo, tiny_keras_file, monk
     import dreamvid.cli as cli
 
     monkeypatch.setattr(cli, "DEBUG", True)
-    from dreamvid.errors import DreamvidError
+    from dreamvid.core.errors import DreamvidError
 
     with pytest.raises(DreamvidError):
         main(["image", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"), *map(str, tiny_args(tiny_keras_file))])
@@ -96,7 +97,7 @@ def test_flags_override_preset_and_unknown_preset_keys_are_named(tmp_path):
     assert cfg.dream.octaves == 2 and cfg.dream.layers == "mixed4c" and cfg.dream.grad_norm == "mean"
     bad = tmp_path / "bad.toml"
     bad.write_text('[dream]\noctavs = 3\n')
-    from dreamvid.errors import ConfigError
+    from dreamvid.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"bad.toml.*octavs.*octaves"):
         config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--preset", str(bad)]))
@@ -114,7 +115,7 @@ def test_zoom_and_video_route_dream_schedules_and_numbers_override_them():
     assert cfg.zoom.iterations == "0:(3), 9:(6)" and cfg.zoom.octaves is None and cfg.dream.octaves == 3
     cfg = config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--step", "2"]))
     assert cfg.dream.step == 2.0 and cfg.zoom.step is None
-    from dreamvid.errors import ConfigError
+    from dreamvid.core.errors import ConfigError
 
     cfg = config_from_args(parser.parse_args(["video", "x.mp4", "-o", "y.mp4", "--step", "0:(1), 5:(2)",
                                               "--iterations-next", "0:(3), 9:(6)", "--interpolation", "smooth"]))
@@ -150,7 +151,7 @@ def test_other_libraries_info_notices_stay_out_of_the_output():
 
     code = ("import logging, sys; from dreamvid import cli; rc = cli.main(['presets']); "
             "logging.getLogger('jax._src.xla_bridge').info('Unable to initialize backend tpu'); "
-            "logging.getLogger('dreamvid.stages').info('own notice'); "
+            "logging.getLogger('dreamvid.render.threads').info('own notice'); "
             "logging.getLogger('some.library').warning('a warning of theirs'); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -1,11 +1,11 @@
-"""Behaviour of dreamvid.colors: the dream's luma, the input's chroma."""
+"""Behaviour of dreamvid.motion.colors: the dream's luma, the input's chroma."""
 
 import cv2
 import numpy as np
 import pytest
 
-from dreamvid.colors import keep_colors, luma
-from dreamvid.errors import InputError
+from dreamvid.core.errors import InputError
+from dreamvid.motion.colors import keep_colors, luma
 
 
 def ycrcb(image):

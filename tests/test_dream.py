@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
-
-from dreamvid.config import DreamSettings
-from dreamvid.dreamer import Dreamer, octave_sizes, tile_grid
-from dreamvid.errors import LayerError
-from dreamvid.objectives import channel, layer, parse
-
 from dream_asserts import assert_gradient_ascent
+
+from dreamvid.core.errors import LayerError
+from dreamvid.engine.dreamer import Dreamer, octave_sizes, tile_grid
+from dreamvid.engine.objectives import channel, layer, parse
+from dreamvid.settings.config import DreamSettings
 
 
 def settings(**kw):
@@ -210,7 +209,7 @@ def test_normalised_step_does_not_depend_on_the_gradients_scale(tiny_model, text
 def test_uint8_frames_go_in_and_come_out_as_the_host_would_round_them(tiny_model, texture):
     """A video frame goes to the device as uint8 and its dream comes back rounded there: the same
     dream as from float32, the same bytes as to_uint8 on the host."""
-    from dreamvid.frames import to_uint8
+    from dreamvid.core.frames import to_uint8
 
     d = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.5, step=20.0))
     frame = np.clip(np.rint(texture(40, 56)), 0, 255).astype(np.uint8)

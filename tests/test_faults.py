@@ -25,9 +25,9 @@ import pytest
 from cli_asserts import one_line_error
 from test_robustness import REPO, pan_frames, run, tiny, write_clip
 
-from dreamvid import pipeline
-from dreamvid.errors import BusyError
-from dreamvid.workfolder import lock_output, lock_path
+from dreamvid.core.errors import BusyError
+from dreamvid.jobs import pipeline
+from dreamvid.render.workfolder import lock_output, lock_path
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -267,7 +267,7 @@ def _enospc(*_a, **_k):
 def _inject(monkeypatch, site, out, frame=3):
     """Make the write at `site` fail with ENOSPC, as a full disk does (site "frame": the stored
     frame `frame`); returns the name the message must hold."""
-    from dreamvid import sinks
+    from dreamvid.media import sinks
 
     real_replace, real_makedirs, real_open = os.replace, os.makedirs, open
     target = str(out).rstrip("/")
@@ -403,7 +403,7 @@ def test_a_read_only_mount_answers_in_one_line_and_resumes_once_writable(capsys,
 
 
 def ffmpeg_make(path, *args):
-    from dreamvid.sources import ffmpeg_exe
+    from dreamvid.media.sources import ffmpeg_exe
 
     p = subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", *args, str(path)], capture_output=True, check=False)
     assert p.returncode == 0, p.stderr.decode()[-300:]
@@ -454,7 +454,7 @@ def smooth_pan(texture, n):
 
 
 def test_a_single_flash_frame_cuts_once(tmp_path, texture):
-    from dreamvid.plan import scan_cuts
+    from dreamvid.render.plan import scan_cuts
 
     frames = smooth_pan(texture, 30)
     frames[20] = np.full_like(frames[20], 255)  # one white frame
@@ -463,7 +463,7 @@ def test_a_single_flash_frame_cuts_once(tmp_path, texture):
     assert scan_cuts(frames, 27.0, 1)[1] == [20, 21]  # without a minimum: into the flash and out of it
     # the setting reaches the frame loop through config, CLI and API alike
     import dreamvid
-    from dreamvid.cli import build_parser, config_from_args
+    from dreamvid.cli.parser import build_parser, config_from_args
 
     assert dreamvid.settings("video").video.min_shot_frames == 15
     assert dreamvid.settings("video", min_shot_frames=1).video.min_shot_frames == 1

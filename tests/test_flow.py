@@ -1,4 +1,4 @@
-"""Behaviour tests for dreamvid.flow on synthetic frames made here.
+"""Behaviour tests for dreamvid.motion.flow on synthetic frames made here.
 
 Frames are windows of a smooth random colour texture: moving the window by (-sx, -sy) makes the
 scene move by (sx, sy) pixels, so the true current -> previous (backward) flow is (-sx, -sy).
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dreamvid.errors import ConfigError, InputError
-from dreamvid.flow import (
+from dreamvid.core.errors import ConfigError, InputError
+from dreamvid.motion.flow import (
     DEFAULT_CUT_THRESHOLD,
     compute_flow,
     cut_score,

@@ -16,16 +16,17 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
-
-from dreamvid import pipeline, sinks
-from dreamvid.config import Config
-from dreamvid.depth import to_uint16
-from dreamvid.frames import to_uint8
-from dreamvid.errors import OutputError
-from dreamvid.sinks import AudioSpec, check_output_path, open_sink
-from dreamvid.ffmpeg import ffmpeg_exe, run_probe
-from dreamvid.sources import probe_video, read_image
 from cli_asserts import one_line_error
+
+from dreamvid.core.errors import OutputError
+from dreamvid.core.ffmpeg import ffmpeg_exe, run_probe
+from dreamvid.core.frames import to_uint8
+from dreamvid.jobs import pipeline
+from dreamvid.media import sinks
+from dreamvid.media.bitdepth import to_uint16
+from dreamvid.media.sinks import AudioSpec, check_output_path, open_sink
+from dreamvid.media.sources import probe_video, read_image
+from dreamvid.settings.config import Config
 
 NTSC = Fraction(30000, 1001)
 W, H = 64, 48
@@ -85,7 +86,7 @@ def test_lossless_h264_keeps_the_frames(tmp_path):
     with open_sink(str(path), fps=Fraction(25), size=(W, H), crf=0) as sink:
         for i in range(3):
             sink.write(frame(i))
-    from dreamvid.sources import open_source
+    from dreamvid.media.sources import open_source
 
     back = list(open_source(str(path)))
     assert len(back) == 3

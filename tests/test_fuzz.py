@@ -15,8 +15,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dreamvid import config, objectives, pipeline, schedule, zoom
-from dreamvid.errors import ConfigError, DreamvidError
+from dreamvid.core.errors import ConfigError, DreamvidError
+from dreamvid.engine import objectives
+from dreamvid.jobs import pipeline
+from dreamvid.motion import zoom
+from dreamvid.settings import config, schedule
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -254,8 +257,8 @@ def mask_folder(tmp_path_factory):
 @example("x.mp4", 0.0)
 @example("m\0.png", 0.0)
 def test_a_mask_or_guide_opens_or_says_one_line(mask_folder, monkeypatch, path, feather):
-    from dreamvid.masks import open_masks
-    from dreamvid.sources import read_image
+    from dreamvid.media.masks import open_masks
+    from dreamvid.media.sources import read_image
 
     monkeypatch.chdir(mask_folder)
     cfg = parses_or_config_error(config.job_config, "video", {"mask": path, "mask_feather": feather, "guide": path})

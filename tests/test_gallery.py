@@ -10,14 +10,14 @@ import os
 import cv2
 import numpy as np
 import pytest
-
-from dreamvid import gallery, pipeline
-from dreamvid.config import list_presets, load_preset
-from dreamvid.dreamer import Dreamer
-from dreamvid.errors import ConfigError, LayerError
-from dreamvid.preview import caption_height
-from dreamvid.sources import read_image
 from cli_asserts import one_line_error
+
+from dreamvid.core.errors import ConfigError, LayerError
+from dreamvid.engine.dreamer import Dreamer
+from dreamvid.jobs import gallery, pipeline
+from dreamvid.media.sheets import caption_height
+from dreamvid.media.sources import read_image
+from dreamvid.settings.config import list_presets, load_preset
 
 TILE = 48
 FAST = {"octaves": 1, "iterations": 2, "seed": 3}
@@ -31,7 +31,7 @@ def net_file(tiny3_keras_file):
 
 @pytest.fixture(scope="module")
 def net(net_file):
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     return load_model(net_file)
 

@@ -6,16 +6,14 @@ import json
 import cv2
 import numpy as np
 import pytest
-
-from dreamvid.cli import main
-from dreamvid.config import DreamSettings
-from dreamvid.dreamer import Dreamer
-from dreamvid.errors import ConfigError
-from dreamvid.objectives import GuideTerm, Term, guide, layer
-
+from cli_asserts import one_line_error
 from dream_asserts import assert_gradient_ascent
 
-from cli_asserts import one_line_error
+from dreamvid.cli import main
+from dreamvid.core.errors import ConfigError
+from dreamvid.engine.dreamer import Dreamer
+from dreamvid.engine.objectives import GuideTerm, Term, guide, layer
+from dreamvid.settings.config import DreamSettings
 
 
 def settings(**kw):
@@ -49,7 +47,7 @@ def term_and_gradient(term, x, *args):
     """(value, d value / d x) of an objective term at the activations x, on the running backend."""
     import keras
 
-    from dreamvid import backends
+    from dreamvid.engine import backends
 
     fn = lambda state, a: term(a, *[keras.ops.convert_to_tensor(t) for t in args])
     t = keras.ops.convert_to_tensor(x)

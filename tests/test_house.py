@@ -11,21 +11,34 @@ import pathlib
 
 import dreamvid
 
-# Lowest first; a module may import from its own layer or a lower one. The same table is in DESIGN.md.
+# A module's layer is its folder (lowest first); a module may import from its own layer or a lower
+# one. The same table is in DESIGN.md. The package's own modules: __init__ and api (the Python
+# face), version (the ground).
 LAYERS = [
-    ("ground", {"version", "errors", "frames", "files", "ffmpeg", "schedule", "config"}),
-    ("stages", {"sources", "depth", "masks", "flow", "carry", "colors", "zoom", "sinks", "audio", "plan",
-                "preview", "metrics", "livesources", "livesinks"}),
-    ("engine", {"backends", "backends.tensorflow", "backends.jax", "backends.torch", "backends.torchnet", "hardware", "graphdef",
-                "models", "objectives", "dreamer"}),
-    ("plumbing", {"progress", "workfolder", "stages"}),
-    ("render", {"prepare", "chain", "segments"}),
-    ("runners", {"cluster"}),
-    ("jobs", {"pipeline", "gallery", "live"}),
+    ("ground", {"core", "version"}),
+    ("settings", {"settings"}),
+    ("stages", {"media", "motion"}),
+    ("engine", {"engine"}),
+    ("render", {"render"}),
+    ("jobs", {"jobs", "live"}),
     ("api", {"api", ""}),  # "": the package's __init__
-    ("faces", {"cli", "ui", "uiwork", "bench", "reference"}),
+    ("faces", {"cli", "ui", "measure"}),
 ]
-LEVEL = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
+TOP_MODULES = 6  # at most this many modules directly in dreamvid/: the rest live in the folders
+FOLDER_LEVEL = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
+
+
+class _Levels(dict):
+    """module name -> its layer's index, read from the module's folder (its first name)."""
+
+    def __missing__(self, module: str) -> int:
+        return FOLDER_LEVEL[module.split(".")[0]]
+
+    def __contains__(self, module) -> bool:
+        return module.split(".")[0] in FOLDER_LEVEL
+
+
+LEVEL = _Levels()
 ROOT = pathlib.Path(dreamvid.__file__).parent
 
 
@@ -67,7 +80,34 @@ def _imports():
 
 def test_every_module_has_a_layer():
     mods, _ = _imports()
-    assert sorted(set(mods) - set(LEVEL)) == [], "give each new module a layer here and in DESIGN.md"
+    assert sorted(m for m in mods if m not in LEVEL) == [], "put each new module in a layer's folder (here and DESIGN.md)"
+
+
+def test_the_tree_shows_the_layers():
+    """Few modules directly in dreamvid/, each folder a layer with a docstring that says what it holds."""
+    top = sorted(p.stem for p in ROOT.glob("*.py"))
+    assert len(top) <= TOP_MODULES, top
+    folders = sorted(p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name in FOLDER_LEVEL)
+    assert len(folders) >= 5 and set(folders) == {f for f in FOLDER_LEVEL if f and (ROOT / f).is_dir()}, folders
+    for folder in folders:
+        doc = ast.get_docstring(ast.parse((ROOT / folder / "__init__.py").read_text()))
+        assert doc, f"dreamvid/{folder}/__init__.py needs a docstring saying what the folder holds"
+
+
+MAX_MODULE_LINES, MAX_CLASS_LINES = 550, 250
+
+
+def test_no_module_or_class_grows_past_what_one_reader_holds():
+    mods, _ = _imports()
+    long = {}
+    for name, path in mods.items():
+        src = path.read_text()
+        if len(src.splitlines()) > MAX_MODULE_LINES:
+            long[name] = len(src.splitlines())
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+                long[f"{name}.{node.name}"] = node.end_lineno - node.lineno + 1
+    assert long == {}, f"split these along the data flow: {long}"
 
 
 def upward(found) -> list[str]:
@@ -123,7 +163,7 @@ def test_function_level_imports_of_dreamvid_say_why():
 
 def test_the_checks_catch_what_they_are_for():
     """The checks themselves fail on a made-up graph: a stage importing a job, a circle."""
-    found = [("sources", "pipeline", "render_video", 1, True, "    from dreamvid.pipeline import render_video"),
-             ("pipeline", "sources", "read_image", 2, False, "from dreamvid.sources import read_image")]
-    assert upward(found) == ["sources (layer stages) imports pipeline (layer jobs), line 1"]
-    assert circles(found) == ["pipeline -> sources -> pipeline"]
+    found = [("media.sources", "jobs.pipeline", "render_video", 1, True, "    from dreamvid.jobs.pipeline import render_video"),
+             ("jobs.pipeline", "media.sources", "read_image", 2, False, "from dreamvid.media.sources import read_image")]
+    assert upward(found) == ["media.sources (layer stages) imports jobs.pipeline (layer jobs), line 1"]
+    assert circles(found) == ["jobs.pipeline -> media.sources -> jobs.pipeline"]

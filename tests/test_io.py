@@ -1,4 +1,4 @@
-"""Behaviour tests for dreamvid.sources and dreamvid.sinks.
+"""Behaviour tests for dreamvid.media.sources and dreamvid.media.sinks.
 
 Clips are made in tmp_path: 64x48 frames whose flat gray level encodes the frame index
 (level = 10 * index), written through the sinks themselves, so a round trip checks count,
@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from dreamvid.errors import InputError, OutputError
-from dreamvid.sinks import AudioSpec, open_sink
-from dreamvid.sources import (
+from dreamvid.core.errors import InputError, OutputError
+from dreamvid.media.sinks import AudioSpec, open_sink
+from dreamvid.media.sources import (
     as_fps,
     exact_fps,
     ffmpeg_exe,
@@ -243,7 +243,7 @@ def test_wrong_frame_shape_is_refused(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_disk_full_is_an_output_error_and_temp_is_removed(tmp_path, monkeypatch):
-    import dreamvid.sinks as sinks
+    import dreamvid.media.sinks as sinks
 
     removed = []
     monkeypatch.setattr(sinks, "_partial_path", lambda path, folder=False: "/dev/full")

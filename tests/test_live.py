@@ -1,4 +1,4 @@
-"""Dreaming live (dreamvid.live, livesources, livesinks): a real clip sent over UDP on the loopback
+"""Dreaming live (dreamvid.live.show, livesources, livesinks): a real clip sent over UDP on the loopback
 by ffmpeg at 25 frames/s, and the same clip as a file played at its own rate, dreamed live with
 the preview preset (vgg16-hed, bundled: offline) at 320x180; the recording and a UDP sink read
 back; the window under Xvfb with real key presses (xdotool); commands on standard input; the
@@ -36,12 +36,12 @@ import numpy as np
 import pytest
 
 import dreamvid
-from dreamvid import audio
-from dreamvid.ffmpeg import ffmpeg_exe
-from dreamvid.live import Commands, Governor
-from dreamvid.livesources import open_live_source
-from dreamvid.metrics import detail_flicker
-from dreamvid.sources import open_source, probe_video
+from dreamvid.core.ffmpeg import ffmpeg_exe
+from dreamvid.live.show import Commands, Governor
+from dreamvid.live.sources import open_live_source
+from dreamvid.measure.metrics import detail_flicker
+from dreamvid.media import audio
+from dreamvid.media.sources import open_source, probe_video
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "pan.mp4")
 CLIP = os.environ.get("DREAMVID_LIVE_CLIP") or SAMPLE
@@ -466,7 +466,7 @@ def test_virtualcam_where_it_exists(tmp_path, capsys):
     try:
         import pyvirtualcam  # noqa: F401
     except ImportError:
-        from dreamvid.livesinks import VirtualCamSink
+        from dreamvid.live.sinks import VirtualCamSink
 
         with pytest.raises(dreamvid.OutputError, match=r"pip install 'dreamvid\[virtualcam\]'"):
             VirtualCamSink(25, (320, 180))

@@ -9,18 +9,17 @@ import os
 import cv2
 import numpy as np
 import pytest
-
-from dreamvid import pipeline
-from dreamvid.cli import main
-from dreamvid.config import Config, DreamSettings
-from dreamvid.dreamer import Dreamer
-from dreamvid.flow import carry_over, motion
-from dreamvid.masks import prepare
-from dreamvid.objectives import layer
-from dreamvid.sinks import open_sink
-from dreamvid.sources import open_source, read_image
-
 from cli_asserts import one_line_error
+
+from dreamvid.cli import main
+from dreamvid.engine.dreamer import Dreamer
+from dreamvid.engine.objectives import layer
+from dreamvid.jobs import pipeline
+from dreamvid.media.masks import prepare
+from dreamvid.media.sinks import open_sink
+from dreamvid.media.sources import open_source, read_image
+from dreamvid.motion.flow import carry_over, motion
+from dreamvid.settings.config import Config, DreamSettings
 
 W, H = 64, 48
 
@@ -44,7 +43,7 @@ def write_grey(path, m):
 
 @pytest.fixture(scope="module")
 def model(tiny_keras_file):
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     return load_model(str(tiny_keras_file))
 

@@ -1,4 +1,4 @@
-"""Behaviour tests for dreamvid.metrics on synthetic clips made here.
+"""Behaviour tests for dreamvid.measure.metrics on synthetic clips made here.
 
 The input clip is a pan over a smooth random texture (scene moves (3, 1) px a frame). A
 "coherent" output adds a detail pattern that moves with the scene (a window of a second texture
@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dreamvid.errors import InputError
-from dreamvid.metrics import added_amount, detail_flicker, main, warping_error
+from dreamvid.core.errors import InputError
+from dreamvid.measure.metrics import added_amount, detail_flicker, main, warping_error
 
 H, W = 96, 128
 N = 5

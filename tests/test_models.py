@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dreamvid import files, models
-from dreamvid.models import load_model
-from dreamvid.errors import LayerError, ModelError
+from dreamvid.core import files
+from dreamvid.core.errors import LayerError, ModelError
+from dreamvid.engine import models
+from dreamvid.engine.models import load_model
 
 
 def test_keras_file_loads_and_lists_layers(tiny_keras_file):
@@ -81,7 +82,7 @@ def test_graph_converter_runs_on_other_backends_without_tensorflow(tiny_pb, text
 import sys
 import numpy as np
 import keras
-from dreamvid import graphdef
+from dreamvid.engine import graphdef
 ref = dict(np.load({str(tmp_path / "ref.npz")!r}))
 img = ref.pop("img")
 model = graphdef.read_graph({str(tiny_pb)!r}).to_keras(list(ref))
@@ -94,14 +95,14 @@ for name, out in zip(ref, outs):
     assert out.shape == want.shape and err < 1e-4, (name, out.shape, err)
 print("ok")
 """
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(Path(models.__file__).parents[1])}
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(Path(models.__file__).parents[2])}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
 def test_lrn_layer_matches_tensorflow_and_rebuilds_from_its_config():
     tf = pytest.importorskip("tensorflow")
-    from dreamvid.graphdef import LocalResponseNormalization
+    from dreamvid.engine.graphdef import LocalResponseNormalization
 
     # 20 channels > the 11-channel window, and values large enough that the window's sum
     # outweighs the bias: an off-by-one window or a wrong power would show
@@ -117,7 +118,7 @@ def test_lrn_layer_matches_tensorflow_and_rebuilds_from_its_config():
 
 def test_graph_parser_reads_constants_like_tensorflow(tmp_path):
     tf = pytest.importorskip("tensorflow")
-    from dreamvid import graphdef
+    from dreamvid.engine import graphdef
 
     g = tf.Graph()
     with g.as_default():  # tensor_content, a value filled from one float_val, ints, int64, bool, half
@@ -136,7 +137,7 @@ def test_graph_parser_reads_constants_like_tensorflow(tmp_path):
 
 
 def test_layer_behind_an_untranslated_op_says_which_op(tiny_pb):
-    from dreamvid import graphdef
+    from dreamvid.engine import graphdef
 
     m = models.load_model(str(tiny_pb))
     assert "head_conv" not in m.layer_names() and "nn0" not in m.layer_names()
@@ -267,9 +268,9 @@ def test_unknown_layer_suggests_close_names(tiny_model):
 def test_lower_precision_computes_in_that_type_and_still_dreams(tiny_keras_file, texture, precision):
     from keras import ops
 
-    from dreamvid.config import DreamSettings
-    from dreamvid.dreamer import Dreamer
-    from dreamvid.objectives import parse
+    from dreamvid.engine.dreamer import Dreamer
+    from dreamvid.engine.objectives import parse
+    from dreamvid.settings.config import DreamSettings
 
     full = load_model(str(tiny_keras_file))
     low = load_model(str(tiny_keras_file), precision=precision)

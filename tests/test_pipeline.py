@@ -1,4 +1,4 @@
-"""Behaviour tests for dreamvid.pipeline: the frame loop, scene cuts, resume, zoom and stills.
+"""Behaviour tests for dreamvid.jobs.pipeline: the frame loop, scene cuts, resume, zoom and stills.
 
 Everything is tiny so the file runs in well under a minute on two CPU cores:
 - the network is a three-layer random conv net (c1, c2 stride 2, c3) built here, saved as .keras
@@ -20,17 +20,17 @@ import cv2
 import numpy as np
 import pytest
 
-from dreamvid import pipeline
-from dreamvid.config import Config, build_config, load_preset
-from dreamvid.dreamer import Dreamer
-from dreamvid.errors import ConfigError, OutputError, ResumeError
-from dreamvid.frames import amount
-from dreamvid.metrics import added_amount, detail_flicker
-from dreamvid.objectives import parse
-from dreamvid.sinks import open_sink
-from dreamvid.sources import open_source, probe_video, read_image
-from dreamvid.workfolder import Work
-from dreamvid.zoom import estimate_zoom
+from dreamvid.core.errors import ConfigError, OutputError, ResumeError
+from dreamvid.core.frames import amount
+from dreamvid.engine.dreamer import Dreamer
+from dreamvid.engine.objectives import parse
+from dreamvid.jobs import pipeline
+from dreamvid.measure.metrics import added_amount, detail_flicker
+from dreamvid.media.sinks import open_sink
+from dreamvid.media.sources import open_source, probe_video, read_image
+from dreamvid.motion.zoom import estimate_zoom
+from dreamvid.render.workfolder import Work
+from dreamvid.settings.config import Config, build_config, load_preset
 
 NTSC = Fraction(30000, 1001)
 W, H = 64, 48
@@ -62,7 +62,7 @@ def make_clip(path, n, cut_at=None):
 
 @pytest.fixture(scope="module")
 def model(tiny3_keras_file):
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     return load_model(tiny3_keras_file)
 
@@ -144,7 +144,7 @@ def test_decode_and_flow_run_ahead_and_frames_are_written_behind_in_other_thread
                                                                                     monkeypatch):
     import threading
 
-    from dreamvid import flow as flow_mod
+    from dreamvid.motion import flow as flow_mod
 
     flow_ready = threading.Event()
     motion_threads, store_threads, waited = set(), [], []
@@ -235,7 +235,7 @@ def test_motion_of_several_frame_pairs_is_computed_at_once_and_taken_in_order(mo
                                                                             monkeypatch):
     import threading
 
-    from dreamvid import flow as flow_mod
+    from dreamvid.motion import flow as flow_mod
 
     real_motion = flow_mod.motion
     gate = threading.Barrier(3, timeout=60)  # passes only when 3 motions run at the same time

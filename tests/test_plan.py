@@ -9,13 +9,13 @@ import os
 
 import numpy as np
 import pytest
-
-from dreamvid import pipeline
-from dreamvid.config import build_config
-from dreamvid.errors import ConfigError, ResumeError
-from dreamvid.plan import make_plan, scan_cuts, weights
-from dreamvid.sources import open_source, probe_video
 from test_pipeline import NTSC, frames_of, make_clip, model, small  # noqa: F401  (model: a fixture)
+
+from dreamvid.core.errors import ConfigError, ResumeError
+from dreamvid.jobs import pipeline
+from dreamvid.media.sources import open_source, probe_video
+from dreamvid.render.plan import make_plan, scan_cuts, weights
+from dreamvid.settings.config import build_config
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +129,14 @@ def test_without_ray_nothing_imports_it():
     import subprocess
     import sys
 
-    code = ("import sys; from dreamvid import cli, pipeline, plan; "
+    code = ("import sys; from dreamvid.cli import parser as cli; from dreamvid.jobs import pipeline; from dreamvid.render import plan; "
             "cli.config_from_args(cli.build_parser().parse_args(['video', 'a.mp4', '-o', 'b.mp4', '--chunk-frames'])); "
-            "assert 'ray' not in sys.modules and 'dreamvid.cluster' not in sys.modules")
+            "assert 'ray' not in sys.modules and 'dreamvid.render.cluster' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_ray_missing_names_the_extra(monkeypatch):
-    from dreamvid import cluster
+    from dreamvid.render import cluster
 
     monkeypatch.setattr(cluster, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'dreamvid\[ray\]'"):

@@ -4,14 +4,14 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-from dreamvid import pipeline
-from dreamvid.cli import main
-from dreamvid.errors import ConfigError
-from dreamvid.preview import contact_sheet, pick_frames
-from dreamvid.sinks import open_sink
-from dreamvid.sources import read_image
 from cli_asserts import one_line_error
+
+from dreamvid.cli import main
+from dreamvid.core.errors import ConfigError
+from dreamvid.jobs import pipeline
+from dreamvid.media.sheets import contact_sheet, pick_frames
+from dreamvid.media.sinks import open_sink
+from dreamvid.media.sources import read_image
 
 W, H, N = 64, 48, 10
 

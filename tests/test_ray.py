@@ -15,8 +15,8 @@ ray = pytest.importorskip("ray")
 
 from test_pipeline import frames_of, make_clip, small
 
-from dreamvid import pipeline
-from dreamvid.plan import make_plan
+from dreamvid.jobs import pipeline
+from dreamvid.render.plan import make_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,7 +148,7 @@ def test_ray_auto_joins_only_a_cluster_this_user_started(tmp_path, monkeypatch):
     import tempfile
     import time
 
-    from dreamvid import cluster
+    from dreamvid.render import cluster
 
     if os.geteuid() != 0:
         pytest.skip("giving the cluster's file to another user (chown) needs root")

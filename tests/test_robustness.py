@@ -26,14 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_asserts import one_line_error
 
 import dreamvid
-from dreamvid import pipeline
 from dreamvid.cli import main
-from dreamvid.config import PRESET_DIR, build_config, list_presets, load_preset
-from dreamvid.sinks import open_sink
-from dreamvid.sources import ffmpeg_exe, probe_video, read_image
-from cli_asserts import one_line_error
+from dreamvid.jobs import pipeline
+from dreamvid.media.sinks import open_sink
+from dreamvid.media.sources import ffmpeg_exe, probe_video, read_image
+from dreamvid.settings.config import PRESET_DIR, build_config, list_presets, load_preset
 
 W, H = 64, 48
 REPO = Path(dreamvid.__file__).resolve().parent.parent  # the folder holding the dreamvid under test
@@ -402,7 +402,7 @@ def test_file_name_starting_with_a_dash(capsys, tmp_path, media, tiny_keras_file
 
 
 def test_keyboard_interrupt_exits_130_and_resumes(capsys, tmp_path, media, tiny_keras_file, monkeypatch):
-    import dreamvid.cli as cli
+    from dreamvid.cli import commands as cli
 
     out = tmp_path / "o.mp4"
     args = ["video", media["clip"], "-o", out, *tiny(tiny_keras_file)]

@@ -16,15 +16,16 @@ import cv2
 import numpy as np
 import pytest
 
-from dreamvid import flow, pipeline
-from dreamvid.carry import carry_init
-from dreamvid.chain import carry_over
-from dreamvid.config import Config, DreamSettings
-from dreamvid.dreamer import Dreamer
-from dreamvid.metrics import Tail, detail_flicker, detail_tail
-from dreamvid.objectives import layer
-from dreamvid.sinks import open_sink
-from dreamvid.sources import read_image
+from dreamvid.engine.dreamer import Dreamer
+from dreamvid.engine.objectives import layer
+from dreamvid.jobs import pipeline
+from dreamvid.measure.metrics import Tail, detail_flicker, detail_tail
+from dreamvid.media.sinks import open_sink
+from dreamvid.media.sources import read_image
+from dreamvid.motion import flow
+from dreamvid.motion.carry import carry_init
+from dreamvid.render.chain import carry_over
+from dreamvid.settings.config import Config, DreamSettings
 
 W, H, FRAMES, PAN = 128, 96, 32, 2
 
@@ -57,7 +58,7 @@ def feedback_model(tmp_path_factory):
     """The module docstring's network, saved as a .keras file and loaded as a user's would be."""
     import keras
 
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     inp = keras.Input((None, None, 3))
     conv = keras.layers.Conv2D(2, 3, padding="same", activation="exponential", use_bias=False, name="opp")

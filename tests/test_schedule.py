@@ -4,9 +4,8 @@ import math
 
 import pytest
 
-from dreamvid.errors import ConfigError
-from dreamvid.schedule import Schedule
-
+from dreamvid.core.errors import ConfigError
+from dreamvid.settings.schedule import Schedule
 
 # ---- numbers -------------------------------------------------------------------------------
 

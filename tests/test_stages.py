@@ -1,4 +1,4 @@
-"""Behaviour tests for dreamvid.stages' flow pool (`run_ahead`) and its reader thread, with stub
+"""Behaviour tests for dreamvid.render.threads' flow pool (`run_ahead`) and its reader thread, with stub
 calls that record their threads and times: no frames, no network, a second or two in all."""
 
 import threading
@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from dreamvid.stages import Clock, Reader, pool_size, run_ahead
+from dreamvid.render.threads import Clock, Reader, pool_size, run_ahead
 
 
 def pool_threads() -> list[str]:
@@ -134,7 +134,7 @@ def test_writer_saves_several_frames_at_once_and_marks_them_done_in_order(tmp_pa
     the sink still gets every frame in order and the state counts frames in order."""
     import threading
 
-    from dreamvid.stages import Clock, Writer
+    from dreamvid.render.threads import Clock, Writer
 
     gate = threading.Barrier(2, timeout=30)  # passes only when two saves run at the same time
     marked, written, overlapped = [], [], []

@@ -23,8 +23,8 @@ import pytest
 from test_faults import ENV, decoded, encoders_writing, render_cmd
 from test_robustness import pan_frames, write_clip
 
-from dreamvid import pipeline
-from dreamvid.workfolder import lock_path
+from dreamvid.jobs import pipeline
+from dreamvid.render.workfolder import lock_path
 
 FRAMES = 24
 CODE = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGHUP: 129}

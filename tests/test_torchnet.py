@@ -1,4 +1,4 @@
-"""The network as native PyTorch ops (dreamvid.backends.torchnet): every layer kind it rebuilds
+"""The network as native PyTorch ops (dreamvid.engine.backends.torchnet): every layer kind it rebuilds
 gives the Keras layer's numbers (odd and even sizes, "same" padding's odd pixel, pooling's
 edges), frozen graphs' LRN included; what it cannot rebuild is refused by name and runs through
 Keras; on the PyTorch backend the Dreamer dreams with it the dream Keras' layers dream, and a
@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dreamvid.backends import torchnet
+from dreamvid.engine.backends import torchnet
 
 
 def _every_layer_model():
@@ -60,7 +60,7 @@ def test_every_layer_kind_gives_the_keras_numbers(texture, size):
 
 
 def test_a_frozen_graph_with_lrn_converts(tiny_pb, texture):
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     m = load_model(str(tiny_pb))
     keras_net = m.network(["mixed2", "lrn1", "pool_valid"])
@@ -71,7 +71,7 @@ def test_a_frozen_graph_with_lrn_converts(tiny_pb, texture):
 
 
 def test_bfloat16_networks_compute_under_autocast(tiny_keras, texture):
-    from dreamvid.models import from_keras
+    from dreamvid.engine.models import from_keras
 
     m = from_keras(tiny_keras, preprocess="tf", default_layer="conv2", precision="bfloat16")
     keras_net = m.network(["conv2"])
@@ -102,7 +102,7 @@ def test_compile_mode_reads_the_switch(monkeypatch):
     monkeypatch.setenv("DREAMVID_TORCH_COMPILE", "reduce-overhead")
     assert torchnet.compile_mode("cuda") == "reduce-overhead"
     monkeypatch.setenv("DREAMVID_TORCH_COMPILE", "fast")
-    from dreamvid.errors import ConfigError
+    from dreamvid.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="DREAMVID_TORCH_COMPILE=fast"):
         torchnet.compile_mode("cpu")
@@ -120,15 +120,15 @@ def on_torch():
 
 
 def _dreamer(model, **kw):
-    from dreamvid.config import DreamSettings
-    from dreamvid.dreamer import Dreamer
-    from dreamvid.objectives import layer
+    from dreamvid.engine.dreamer import Dreamer
+    from dreamvid.engine.objectives import layer
+    from dreamvid.settings.config import DreamSettings
 
     return Dreamer(model, layer("c3"), DreamSettings(octaves=2, iterations=3, step=3.0, seed=5, device="cpu", **kw))
 
 
 def test_the_native_network_dreams_the_keras_dream(on_torch, tiny3_keras_file, texture, monkeypatch):
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     m = load_model(tiny3_keras_file)
     img = texture(40, 52, seed=3)
@@ -147,7 +147,7 @@ def test_nothing_recompiles_across_frames(on_torch, tiny3_keras_file, texture, m
     compiles one graph per octave size; later frames, first-frame step counts or not, none."""
     import torch._dynamo
 
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     graphs = []
 
@@ -203,7 +203,7 @@ def test_no_step_waits_for_the_device(on_torch, tiny3_keras_file, texture):
     """A frame's octaves of steps left on the device (to_host=False) read nothing back: no
     .item(), no bool of a tensor, no copy to the host, whatever the step count; the frame's one
     read is its fetch."""
-    from dreamvid.models import load_model
+    from dreamvid.engine.models import load_model
 
     d = _dreamer(load_model(tiny3_keras_file))
     frame = texture(64, 80, seed=1).astype(np.uint8)

@@ -27,8 +27,10 @@ import urllib.request
 import pytest
 from cli_asserts import one_line_error
 
-from dreamvid import cli, ui, uiwork
-from dreamvid.errors import ConfigError, InputError
+from dreamvid import cli
+from dreamvid.core.errors import ConfigError, InputError
+from dreamvid.ui import page as ui
+from dreamvid.ui import work as uiwork
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
 CHROMIUM = os.environ.get("DREAMVID_CHROMIUM", "/usr/bin/chromium")
@@ -180,7 +182,7 @@ def test_gallery_tiles_are_kept_so_a_second_look_is_instant(handlers):
 def _frames(path):
     import numpy as np
 
-    from dreamvid.sources import open_source
+    from dreamvid.media.sources import open_source
 
     with open_source(path) as source:
         return np.stack(list(source))
@@ -193,7 +195,7 @@ def test_a_record_loads_back_and_repeats_the_render(handlers, tmp_path):
     assert "done in" in line, line
     output, record = files
     assert play == output  # an H.264 MP4 plays as it is: no copy
-    from dreamvid.sources import open_source
+    from dreamvid.media.sources import open_source
 
     with open_source(output) as source:  # the sound ends with the 6 frames, not a second later
         assert source.info.n_frames == 6 and abs(source.info.duration - 6 / 29.97) < 0.05, source.info
@@ -215,7 +217,7 @@ def test_a_record_loads_back_and_repeats_the_render(handlers, tmp_path):
 
 
 def test_prores_and_16_bit_renders_play_from_an_h264_copy(handlers):
-    from dreamvid.sources import probe_video
+    from dreamvid.media.sources import probe_video
 
     fns, folder, controls = handlers
     opened = fns["open_input"](None, os.path.join(SAMPLES, "pan.mp4"))[0]
@@ -435,7 +437,7 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
         rows.nth(0).locator("a").click()
     saved = str(tmp_path / "download.mp4")
     got.value.save_as(saved)
-    from dreamvid.sources import probe_video
+    from dreamvid.media.sources import probe_video
 
     facts = probe_video(saved)
     assert facts["n_frames"] == FRAMES and facts["width"] == 96 and facts["has_audio"], facts

@@ -1,14 +1,14 @@
 """Behaviour of the infinite-zoom transform and its measurements.
 
-The texture is dreamvid.zoom.noise_image: octaves of bicubic-upscaled Gaussian noise from 1/64 of
+The texture is dreamvid.motion.zoom.noise_image: octaves of bicubic-upscaled Gaussian noise from 1/64 of
 the frame down to 2 px, so it has edges at every scale, which the log-polar estimate needs.
 """
 
 import numpy as np
 import pytest
 
-from dreamvid.errors import ConfigError
-from dreamvid.zoom import (
+from dreamvid.core.errors import ConfigError
+from dreamvid.motion.zoom import (
     ColorStats,
     color_stats,
     contrast_saturation,

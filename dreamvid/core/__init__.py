@@ -1,0 +1,1 @@
+"""The ground every layer stands on: errors, frames, files, ffmpeg, progress reports."""

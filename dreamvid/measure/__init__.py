@@ -1,0 +1,1 @@
+"""Measures of a render, the benchmark and its reference loop."""

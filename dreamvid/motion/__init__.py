@@ -1,0 +1,1 @@
+"""What moves between frames: optical flow, the carry, colours, zoom transforms."""

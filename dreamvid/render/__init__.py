@@ -1,0 +1,1 @@
+"""A clip's frames in order: what a job prepares, the chain, segments, the work folder, threads, Ray."""

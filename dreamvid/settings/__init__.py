@@ -1,0 +1,1 @@
+"""Every setting once: its default and why, its bounds, presets and schedules."""
