@@ -52,7 +52,7 @@ from dreamvid.motion import flow
 from dreamvid.render.chain import Chain
 from dreamvid.render.plan import CutTest
 from dreamvid.render.prepare import make_dreamer, open_masks_for, video_schedules
-from dreamvid.settings.config import LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
+from dreamvid.settings.config import DEFAULTS, LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
 
 __all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "render_live",
            "load_model", "VideoDreamer", "Update", "settings", "Commands", "LiveResult", "Status"]
@@ -86,8 +86,8 @@ def settings(job: str = "video", *, preset: str | None = None, **options) -> Con
 _NETWORKS: dict[tuple, DreamModel] = {}  # (name, weights, precision, device) -> the loaded network
 
 
-def load_model(model: str = "googlenet", *, weights: str | None = None, precision: str = "auto",
-               device: str = "auto", backend: str = "auto") -> DreamModel:
+def load_model(model: str = DEFAULTS["model"], *, weights: str | None = None, precision: str = DEFAULTS["precision"],
+               device: str = DEFAULTS["device"], backend: str = DEFAULTS["backend"]) -> DreamModel:
     """The network `model` names (googlenet, vgg16-hed, a Keras application, or a .keras/.pb
     path), loaded once per process and kept: later calls with the same arguments return it.
     Pass it as `model=` to any call, or let each call load (and keep) its own. googlenet

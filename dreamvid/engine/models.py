@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 from dreamvid.core.errors import LayerError, ModelError
 from dreamvid.core.files import cache_dir
 from dreamvid.engine import backends, hardware
+from dreamvid.settings.config import DEFAULTS
 
 log = logging.getLogger("dreamvid")
 
@@ -443,7 +444,7 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
 
 def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
                progress: Callable[[int, int], None] | None = None, precision: str = "float32",
-               device: str = "auto") -> DreamModel:
+               device: str = DEFAULTS["device"]) -> DreamModel:
     """Load a network by registry name or path.
 
     `fallback=True` (used for the default model): when googlenet's weights cannot be had

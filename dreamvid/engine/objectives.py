@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from dreamvid.core.errors import ConfigError
+from dreamvid.settings.config import DEFAULTS
 
 REDUCTIONS = ("square", "mean")
 GUIDE_EPS = 1e-6  # guards the directions of zero vectors (a ReLU layer's dead positions)
@@ -49,7 +50,7 @@ class Term:
 
     layer: str
     channel: int | None = None
-    reduce: str = "square"
+    reduce: str = DEFAULTS["reduce"]
 
     def __call__(self, act):
         """act: (B, h, w, C) activations -> scalar."""
@@ -174,11 +175,11 @@ class Objective:
         return self.spec()
 
 
-def layer(name: str, reduce: str = "square") -> Objective:
+def layer(name: str, reduce: str = DEFAULTS["reduce"]) -> Objective:
     return Objective([Term(name, None, reduce)], [1.0])
 
 
-def channel(name: str, index: int, reduce: str = "square") -> Objective:
+def channel(name: str, index: int, reduce: str = DEFAULTS["reduce"]) -> Objective:
     return Objective([Term(name, int(index), reduce)], [1.0])
 
 
@@ -190,7 +191,7 @@ def guide(name: str) -> Objective:
 _WHOLE = re.compile(r"-?[0-9]+")  # a channel: ASCII digits (str.isdigit also takes '²', which int() does not)
 
 
-def parse(spec: str, reduce: str = "square") -> Objective:
+def parse(spec: str, reduce: str = DEFAULTS["reduce"]) -> Objective:
     """Parse the `--layers` text form (see the module docstring)."""
     if reduce not in REDUCTIONS:
         raise ConfigError(f"reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,7 @@ from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source
 from dreamvid.motion.flow import Motion
 from dreamvid.render.chain import DeviceValues, carry_over
-from dreamvid.settings.config import DreamSettings, VideoSettings, build_config
+from dreamvid.settings.config import DEFAULTS, DreamSettings, VideoSettings, build_config
 
 DEFAULT_SIZE = (320, 180, 6)  # (width, height, frames): ~3-5 minutes on 2 CPU cores with vgg16-hed
 FULL_SIZE = (640, 360, 12)  # the issue's setting
@@ -169,7 +170,7 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
 
 
 def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
-                steps_next: int, xla: str = "auto", device: str = "auto", chain: bool = True, fuse: bool = True) -> Run:
+                steps_next: int, xla: str = DEFAULTS["xla"], device: str = DEFAULTS["device"], chain: bool = True, fuse: bool = True) -> Run:
     """pipeline.render_video on the clip, instrumented from outside (see _instrument)."""
     cfg = build_config({"model": model.name, "layers": layer, "octaves": octaves, "iterations": steps_first,
                         "iterations_next": steps_next, "seed": SEED, "device": device, "audio": False, "xla": xla,

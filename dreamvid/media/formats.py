@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from dreamvid.core.errors import OutputError
 from dreamvid.core.ffmpeg import ffmpeg_exe
 from dreamvid.core.files import check_folder
+from dreamvid.settings.config import DEFAULTS
 
 VIDEO_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # extension -> ffmpeg muxer
 AUDIO_BITRATE = "192k"  # AAC at 192 kb/s is transparent for most stereo sources
@@ -85,7 +86,7 @@ def subsampled(pix_fmt: str) -> tuple[bool, bool]:
     return False, False
 
 
-def default_pix_fmt(codec: str, crf: int = 18) -> str:
+def default_pix_fmt(codec: str, crf: int = DEFAULTS["crf"]) -> str:
     """The pixel format `codec` writes unless told: its table entry; yuv444p for H.264/H.265 at
     crf 0, since lossless with half the chroma thrown away would not be."""
     if crf == 0 and codec in ("h264", "h265"):
@@ -109,8 +110,8 @@ def kind_of(path: str) -> str:
     return "gif" if ext == ".gif" else "video"
 
 
-def check_output_path(path: str, *, codec: str = "h264", pix_fmt: str | None = None, crf: int = 18,
-                      bit_depth: int = 8, frame_format: str = "png") -> str | None:
+def check_output_path(path: str, *, codec: str = DEFAULTS["codec"], pix_fmt: str | None = None, crf: int = DEFAULTS["crf"],
+                      bit_depth: int = DEFAULTS["bit_depth"], frame_format: str = DEFAULTS["frame_format"]) -> str | None:
     """OutputError unless open_sink could write `path` with these settings: its folder exists
     and is writable, the extension is a known format, and this ffmpeg has the codec's encoder
     and writes it, in that pixel format and bit depth, into that container. Each refusal is one

@@ -20,6 +20,7 @@ import numpy as np
 
 from dreamvid.core.errors import InputError
 from dreamvid.media.sources import IMAGE_EXTENSIONS, open_source, read_image
+from dreamvid.settings.config import DEFAULTS
 
 __all__ = ["Masks", "open_masks", "prepare", "ASPECT_TOLERANCE"]
 
@@ -90,7 +91,7 @@ class Masks:
 
 
 def open_masks(path: str, size: tuple[int, int], count: int | None, *, invert: bool = False, feather: float = 0.0,
-               start: float = 0.0, duration: float | None = None, max_frames: int | None = None, fps=None) -> Masks:
+               start: float = DEFAULTS["start"], duration: float | None = None, max_frames: int | None = None, fps=None) -> Masks:
     """Open `path` as masks for frames of size = (w, h).
 
     An image file is one mask for every frame. A folder, glob or video is one mask per frame,

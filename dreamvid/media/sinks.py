@@ -62,6 +62,7 @@ from dreamvid.media.formats import (  # noqa: F401  (split out: formats)
     subsampled,
 )
 from dreamvid.media.sources import as_fps
+from dreamvid.settings.config import DEFAULTS
 
 log = logging.getLogger("dreamvid")
 
@@ -74,7 +75,7 @@ class AudioSpec:
     (normally the input video, with the same range the frames came from)."""
 
     path: str
-    start: float = 0.0
+    start: float = DEFAULTS["start"]
     duration: float | None = None  # None: to the end (the video's length still wins)
 
 
@@ -86,7 +87,7 @@ class FrameSink:
     normally calls `close()` unless it was already called (call it yourself for the path).
     """
 
-    def __init__(self, path: str, size: tuple[int, int], bit_depth: int = 8):
+    def __init__(self, path: str, size: tuple[int, int], bit_depth: int = DEFAULTS["bit_depth"]):
         self.path = path  # final path
         self.size = size  # (width, height)
         self.bit_depth = bit_depth  # 8, or 16 (see the module docstring)
@@ -159,7 +160,7 @@ class _FfmpegSink(FrameSink):
     """Raw RGB frames piped into an ffmpeg subprocess that writes the temporary file."""
 
     def __init__(self, path: str, fps: Fraction, size: tuple[int, int], output_args: list[str],
-                 input_args: tuple[list[str], ...] = (), bit_depth: int = 8):
+                 input_args: tuple[list[str], ...] = (), bit_depth: int = DEFAULTS["bit_depth"]):
         super().__init__(path, size, bit_depth)
         self.tmp = _partial_path(path)
         w, h = size
@@ -276,7 +277,7 @@ class ImageFolderSink(FrameSink):
     """Frames as `frame_000001.png`... (or `.tiff`, 8 or 16 bits) in a folder, built under
     `.name.partial/` and renamed."""
 
-    def __init__(self, path: str, size: tuple[int, int], frame_format: str = "png", bit_depth: int = 8):
+    def __init__(self, path: str, size: tuple[int, int], frame_format: str = DEFAULTS["frame_format"], bit_depth: int = DEFAULTS["bit_depth"]):
         super().__init__(path.rstrip("/") or path, size, bit_depth)
         self.ext = FRAME_FORMATS[frame_format]
         if os.path.isdir(self.path) and os.listdir(self.path):
@@ -368,8 +369,8 @@ PngFolderSink = ImageFolderSink  # the name it had when it wrote PNGs only
 # ----------------------------------------------------------------------------- what ffmpeg writes
 
 def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSpec | None = None,
-              crf: int = 18, codec: str = "h264", pix_fmt: str | None = None, bit_depth: int = 8,
-              frame_format: str = "png") -> FrameSink:
+              crf: int = DEFAULTS["crf"], codec: str = DEFAULTS["codec"], pix_fmt: str | None = None, bit_depth: int = DEFAULTS["bit_depth"],
+              frame_format: str = DEFAULTS["frame_format"]) -> FrameSink:
     """Open the output at `path` for frames of size = (width, height) at `fps` frames/s.
 
     The extension picks the format (see the module docstring). `audio` is muxed into video

@@ -35,6 +35,7 @@ import numpy as np
 from dreamvid.core.errors import InputError
 from dreamvid.core.ffmpeg import complaint, ffmpeg_exe, run_probe
 from dreamvid.core.frames import output_size, resize
+from dreamvid.settings.config import DEFAULTS
 
 log = logging.getLogger("dreamvid")
 
@@ -332,7 +333,7 @@ def _parse_header(path: str, text: str) -> _VideoHeader:
     )
 
 
-def _probe(path: str, start: float = 0.0, decode_one: bool = True) -> _VideoHeader:
+def _probe(path: str, start: float = DEFAULTS["start"], decode_one: bool = True) -> _VideoHeader:
     extra = ["-ss", f"{start:.6f}"] if start > 0 else []
     rc, text = run_probe(path, extra, decode_one)
     header = _parse_header(path, text)
@@ -498,7 +499,7 @@ def _stop(proc: subprocess.Popen) -> None:
 # ----------------------------------------------------------------------------- entry points
 
 
-def open_source(path: str, *, start: float = 0.0, duration: float | None = None,
+def open_source(path: str, *, start: float = DEFAULTS["start"], duration: float | None = None,
                 max_frames: int | None = None, width: int | None = None,
                 fps=None) -> FrameSource:
     """Open a video file, an image folder, a glob pattern or a single image as a FrameSource.

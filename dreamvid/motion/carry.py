@@ -22,6 +22,7 @@ interpolation weights to 1/32, this does not, so the two agree to a fraction of 
 from __future__ import annotations
 
 from dreamvid.motion.flow import CARRY_MODES
+from dreamvid.settings.config import DEFAULTS
 
 
 def warp(image, flow):
@@ -62,7 +63,7 @@ def limit_carried(change, limit):
     return change * scale
 
 
-def carry_init(prev_dream, prev_frame, frame, flow, share, carry: str = "detail", limit=None):
+def carry_init(prev_dream, prev_frame, frame, flow, share, carry: str = DEFAULTS["carry"], limit=None):
     """The image the dream of `frame` starts from (module docstring); keras.ops, traceable.
     limit: None, or a scalar tensor: the carried change soft-limited per pixel (limit_carried)."""
     from keras import ops

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from dreamvid.core.errors import ConfigError, InputError
+from dreamvid.settings.config import DEFAULTS
 
 __all__ = [
     "DEFAULT_CUT_THRESHOLD",
@@ -346,7 +347,7 @@ def limit_carried(change: np.ndarray, limit: float) -> np.ndarray:
 
 
 def carry_over(prev_dream: np.ndarray, prev_frame: np.ndarray, cur_frame: np.ndarray, move: Motion, *,
-               blend: float, carry: str = "detail", mask: np.ndarray | None = None,
+               blend: float, carry: str = DEFAULTS["carry"], mask: np.ndarray | None = None,
                limit: float = 0.0) -> np.ndarray:
     """Steps 3-4 of the temporal stage: warp what the previous dream carries onto frame t along
     `move` and blend it in where the mask says; see temporal_init for the arguments and formulas.
@@ -377,7 +378,7 @@ def temporal_init(
     blend: float,
     flow_method: str = "dis",
     preset: str = "medium",
-    carry: str = "detail",
+    carry: str = DEFAULTS["carry"],
     limit: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The image the dream of frame t starts from, carrying over the dream of frame t-1:

@@ -36,7 +36,7 @@ from dreamvid.motion import flow
 from dreamvid.motion.carry import carry_init, carry_share_scale
 from dreamvid.motion.colors import keep_colors
 from dreamvid.render.threads import Clock
-from dreamvid.settings.config import Config
+from dreamvid.settings.config import DEFAULTS, Config
 
 
 def full_float(cfg: Config) -> bool:
@@ -70,7 +70,7 @@ def carry_share(blend: float, target: float, previous: float) -> float:
     return blend * target / previous
 
 
-def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = "detail", mask=None,
+def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = DEFAULTS["carry"], mask=None,
                limit=0.0):
     """flow.carry_over for a video frame `dreamer` dreams next: the previous dream carried along
     `move` onto `frame`, the image `dream` starts from. With carry_on_device (a GPU) made on

@@ -26,6 +26,7 @@ from typing import Iterable
 import numpy as np
 
 from dreamvid.motion.flow import cut_score
+from dreamvid.settings.config import DEFAULTS
 
 __all__ = ["Segment", "Plan", "make_plan", "scan_cuts", "weights", "PLAN_VERSION"]
 
@@ -125,7 +126,7 @@ def scan_cuts(frames: Iterable[np.ndarray], threshold: float, min_shot: int = 1)
     return n, cuts
 
 
-def make_plan(n: int, cuts: Iterable[int], chunk_frames: int = 0, warmup_frames: int = 0,
+def make_plan(n: int, cuts: Iterable[int], chunk_frames: int = DEFAULTS["chunk_frames"], warmup_frames: int = 0,
               overlap_frames: int = 0) -> Plan:
     """The plan of a clip of `n` frames with new shots at `cuts` (see the module docstring).
     chunk_frames 0: one segment per shot."""

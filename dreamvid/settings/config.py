@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamvid.core.errors import ConfigError
-from dreamvid.settings.schedule import Schedule, is_audio, parse_spec
+from dreamvid.settings.schedule import LINEAR, Schedule, is_audio, parse_spec
 
 
 def _preset_dir():
@@ -120,7 +120,7 @@ class ZoomSettings:
     blend: str = "1.0"  # share of the transformed previous dream kept (1 = pure feedback)
     color_match: float = 0.5  # pull each frame's colour statistics towards the first frame's (0 = off)
     init: str = "image"  # what frame 0 is: "image", "noise", or a colour "#rrggbb" (--from)
-    interpolation: str = "linear"  # schedule interpolation: "linear" or "smooth"
+    interpolation: str = LINEAR  # schedule interpolation: "linear" or "smooth"
     # The dream over time: schedules that replace a number for the zoom's frames (None = the
     # number: dream.step, dream.octaves, video.iterations_next). The CLI routes a schedule given
     # to --step, --octaves or --iterations-next here; frame 0 keeps dream.iterations.
@@ -228,6 +228,22 @@ def live_config(given: dict[str, Any], preset: str | None = None) -> tuple[Confi
 
 
 SECTIONS = {"dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings, "output": OutputSettings}
+
+
+def _defaults() -> dict[str, Any]:
+    """Each setting's default by its name, where the name is one setting's (a name two sections
+    share with different defaults, such as blend, is left out: name it by its section)."""
+    seen: dict[str, set] = {}
+    for cls in SECTIONS.values():
+        for f in fields(cls):
+            if f.default is not dataclasses.MISSING:
+                seen.setdefault(f.name, set()).add(repr(f.default))
+    return {f.name: f.default for cls in SECTIONS.values() for f in fields(cls) if len(seen.get(f.name, ())) == 1}
+
+
+# the stages' own parameters take their defaults from here (`crf: int = DEFAULTS["crf"]`), so each is
+# declared once, in its section's dataclass above (tests/test_config.py walks the source for copies)
+DEFAULTS: dict[str, Any] = _defaults()
 
 # Allowed values: (min, max) for numbers (None = unbounded), a tuple of choices for strings.
 RULES: dict[str, Any] = {

@@ -45,6 +45,7 @@ from dreamvid.core.errors import ConfigError
 __all__ = ["Schedule", "AudioSpec", "is_audio", "parse_spec", "check_follower", "check_range", "MODES",
            "ATTACK", "RELEASE"]
 
+LINEAR = "linear"  # between keyframes: straight lines, Deforum's default (the settings' interpolation)
 MODES = ("rms", "onsets")  # what an audio: spec follows (audio.py): loudness, or percussive hits
 ATTACK = 0.05  # seconds: a beat is followed within about a frame and a half at 30 fps
 RELEASE = 0.3  # seconds: and fades over about 9 frames, so the dream swells and settles, not flickers
@@ -142,7 +143,7 @@ class Schedule:
     weights_at(frame) -> {name: weight} with weights summing to 1.
     """
 
-    def __init__(self, keyframes, *, name="value", kind=float, interpolation="linear", fade=None):
+    def __init__(self, keyframes, *, name="value", kind=float, interpolation=LINEAR, fade=None):
         """keyframes: sequence of (frame, value) pairs, frames distinct non-negative ints."""
         if kind not in (float, str):
             raise TypeError(f"Schedule kind must be float or str, got {kind!r}")
@@ -172,7 +173,7 @@ class Schedule:
     # ---- parsing ---------------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, text, *, name="value", kind=float, interpolation="linear", fade=None) -> "Schedule":
+    def parse(cls, text, *, name="value", kind=float, interpolation=LINEAR, fade=None) -> "Schedule":
         """Read a constant (1.02, "1.02", "mixed4c") or keyframes "FRAME:(VALUE), FRAME:(VALUE)".
 
         A Schedule passed in is returned as it is. Raises ConfigError naming the problem and the fix for an empty text, a malformed

@@ -28,6 +28,7 @@ from dreamvid.jobs.gallery import tile_stem
 from dreamvid.media.sources import IMAGE_EXTENSIONS, open_source
 from dreamvid.render.workfolder import fingerprint, record_path, work_folder
 from dreamvid.settings.config import (
+    DEFAULTS,
     UI_AUTH_ENV,
     UI_LOOPBACK,
     UI_MAX_UPLOAD_MB,
@@ -216,20 +217,20 @@ class Look:
     preset: str | None = "preview"
     record: str | None = None  # an output's record loaded back: its settings under the page's
     model: str = ""
-    layers: str = ""
+    layers: str = DEFAULTS["layers"]
     step: float = 1.5
     octaves: int = 4
     iterations: int = 10
-    iterations_next: int = 5
+    iterations_next: int = DEFAULTS["iterations_next"]
     blend: float = 0.9
-    carry_limit: float = 3.0
-    zoom: str = "1.02"
+    carry_limit: float = DEFAULTS["carry_limit"]
+    zoom: str = DEFAULTS["zoom"]
     width: int | None = None
     seed: int | None = 0
     keep_colors: bool = False
     mask: str | None = None
     guide: str | None = None
-    guide_weight: float = 1.0
+    guide_weight: float = DEFAULTS["guide_weight"]
     frames: int | None = None  # a clip: at most this many frames; a still: the zoom's length
     fmt: str = FORMATS[0][0]
     extra: dict = field(default_factory=dict)

@@ -33,6 +33,7 @@ import sys
 
 from dreamvid.core.errors import ConfigError
 from dreamvid.engine import hardware
+from dreamvid.settings.config import DEFAULTS
 
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)
@@ -81,12 +82,12 @@ def why() -> str:
     return _WHY["reason"]
 
 
-def resolve(backend: str = "auto", device: str = "auto") -> str:
+def resolve(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"]) -> str:
     """The backend `auto` stands for here (see the module docstring); a named one is checked."""
     return choose(backend, device)[0]
 
 
-def choose(backend: str = "auto", device: str = "auto") -> tuple[str, str]:
+def choose(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"]) -> tuple[str, str]:
     """(backend, why): resolve's answer and the reason, in a few words."""
     if backend not in CHOICES:
         raise ConfigError(f"backend must be one of {', '.join(CHOICES)}; got {backend!r}")
@@ -121,7 +122,7 @@ def choose(backend: str = "auto", device: str = "auto") -> tuple[str, str]:
 OTHERS = {"tensorflow": ("jax", "torch"), "jax": ("torch",), "torch": ("jax",)}
 
 
-def configure(backend: str = "auto", device: str = "auto", *, exclusive: bool = False) -> str:
+def configure(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"], *, exclusive: bool = False) -> str:
     """Choose the backend and the device for this process, before Keras is imported; returns the
     backend's name. device "cpu" hides GPUs from the framework. `exclusive` (the command line's
     processes, which run one backend): the other frameworks (OTHERS) are made unimportable here,

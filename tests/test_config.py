@@ -1,0 +1,84 @@
+"""The settings (dreamvid.settings.config): each declared once, with its default, its reason and its
+rule; what the command line and the page show is made from that declaration; presets, records
+and keyword settings all pass through one validation."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+from dataclasses import fields
+
+import pytest
+
+import dreamvid
+from dreamvid.core.errors import ConfigError
+from dreamvid.settings.config import RULES, SECTIONS, build_config, job_config, load_preset
+
+ROOT = pathlib.Path(dreamvid.__file__).parent
+SETTINGS = {f.name: f for cls in SECTIONS.values() for f in fields(cls)}
+
+
+def literal_defaults(tree: ast.AST):
+    """(name, line, value) of every parameter or dataclass field given a literal default in `tree`."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = node.args
+            pos = a.posonlyargs + a.args
+            pairs = list(zip(pos[len(pos) - len(a.defaults):], a.defaults)) + [
+                (arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+            for arg, d in pairs:
+                if isinstance(d, ast.Constant) and d.value is not None and not isinstance(d.value, bool):
+                    yield arg.arg, d.lineno, d.value
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and \
+                        isinstance(item.value, ast.Constant) and item.value.value is not None and \
+                        not isinstance(item.value.value, bool):
+                    yield item.target.id, item.lineno, item.value.value
+
+
+def test_no_setting_has_its_default_declared_twice():
+    """A setting's default lives in its dataclass field only: a parameter or a field elsewhere
+    named like a setting that writes the same default again would drift from it when it changes
+    (a stage's own neutral value, such as a sink's start at 0 s, is not the setting's default)."""
+    twice = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path == ROOT / "settings" / "config.py":
+            continue
+        for name, line, value in literal_defaults(ast.parse(path.read_text())):
+            if name in SETTINGS and value == SETTINGS[name].default:
+                twice.append(f"{path.relative_to(ROOT)}:{line} {name}")
+    assert twice == [], "take these defaults from dreamvid.settings.config: " + "; ".join(twice)
+
+
+def test_the_check_finds_a_default_written_twice():
+    tree = ast.parse("def open_sink(path, *, crf: int = 18, codec='h264'):\n    pass\n"
+                     "class Look:\n    carry_limit: float = 3.0\n")
+    assert sorted(n for n, _, _ in literal_defaults(tree)) == ["carry_limit", "codec", "crf"]
+
+
+def test_every_rule_names_a_setting_and_every_choice_is_its_own_default_s_kind():
+    live = {"seconds", "frames", "fps", "min_steps", "max_steps", "min_octaves", "pace"}
+    assert sorted(set(RULES) - set(SETTINGS) - live) == []
+    for name, rule in RULES.items():
+        if name in SETTINGS and isinstance(rule, tuple) and rule and isinstance(rule[0], str):
+            default = SETTINGS[name].default
+            assert default is None or default in rule, (name, default, rule)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in RULES.items() if n in SETTINGS and isinstance(r, tuple)
+                                        and len(r) == 2 and not isinstance(r[0], str) and r[0] is not None))
+def test_a_value_below_a_setting_s_bound_is_refused_in_one_line(name):
+    section = next(s for s, cls in SECTIONS.items() if name in {f.name for f in fields(cls)})
+    low = RULES[name][0]
+    with pytest.raises(ConfigError) as err:
+        build_config({f"{section}.{name}": low - 1})
+    assert name in str(err.value) and "\n" not in str(err.value)
+
+
+def test_presets_validate_and_flags_override_them():
+    for preset in ("classic", "preview", "gentle"):
+        values, _ = load_preset(preset)
+        build_config(values)  # every named preset is valid
+    cfg = job_config("video", {"octaves": 2}, "classic")
+    assert cfg.dream.octaves == 2 and cfg.dream.layers == "mixed4c"
