@@ -29,17 +29,14 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Callable
 
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS, LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
 from dreamvid.core.errors import Cancelled, ConfigError, InputError
-from dreamvid.core.frames import output_size, resize
 from dreamvid.core.progress import Progress, RenderResult
-from dreamvid.engine import backends
-from dreamvid.engine.models import DreamModel
-from dreamvid.engine.models import load_model as load_network  # the registry's loader, behind the cache here
+from dreamvid.engine.models import DreamModel, cached_model
 from dreamvid.jobs.gallery import render_gallery as render_tiles
 from dreamvid.jobs.pipeline import dream_image, still_input
 from dreamvid.jobs.pipeline import render_image as _image_job
@@ -48,11 +45,7 @@ from dreamvid.jobs.pipeline import render_video as _video_job
 from dreamvid.jobs.pipeline import render_zoom as _zoom_job
 from dreamvid.live.show import Commands, LiveResult, Status, run_live
 from dreamvid.media.sources import read_image
-from dreamvid.motion import flow
-from dreamvid.render.chain import Chain
-from dreamvid.render.plan import CutTest
-from dreamvid.render.prepare import make_dreamer, open_masks_for, video_schedules
-from dreamvid.settings.config import DEFAULTS, LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
+from dreamvid.render.videodreamer import VideoDreamer
 
 __all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "render_live",
            "load_model", "VideoDreamer", "Update", "settings", "Commands", "LiveResult", "Status"]
@@ -83,38 +76,17 @@ def settings(job: str = "video", *, preset: str | None = None, **options) -> Con
 
 # ----------------------------------------------------------------------------- networks
 
-_NETWORKS: dict[tuple, DreamModel] = {}  # (name, weights, precision, device) -> the loaded network
-
 
 def load_model(model: str = DEFAULTS["model"], *, weights: str | None = None, precision: str = DEFAULTS["precision"],
                device: str = DEFAULTS["device"], backend: str = DEFAULTS["backend"]) -> DreamModel:
     """The network `model` names (googlenet, vgg16-hed, a Keras application, or a .keras/.pb
-    path), loaded once per process and kept: later calls with the same arguments return it.
-    Pass it as `model=` to any call, or let each call load (and keep) its own. googlenet
-    without its weights and no network falls back to vgg16-hed, as on the command line."""
+    path), loaded once per process and kept (models.cached_model, the one cache every job loads
+    through): later calls with the same arguments return it. Pass it as `model=` to any call, or
+    let each call load (and keep) its own. googlenet without its weights and no network falls
+    back to vgg16-hed, as on the command line."""
     if isinstance(model, DreamModel):
         return model
-    model = os.fspath(model)
-    backends.configure(backend, device)  # before Keras is imported
-    key = (model, weights, precision, device)
-    if key not in _NETWORKS:
-        _NETWORKS[key] = load_network(model, weights, fallback=(model == "googlenet"),
-                                       precision=precision, device=device)
-    return _NETWORKS[key]
-
-
-def _network(model):
-    """What a job's make_dreamer takes for `model`: the network given, or a function that loads
-    the settings' network (or the one named) through the cache, once the job's checks passed."""
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        return model
-
-    def load(cfg: Config) -> DreamModel:
-        d = cfg.dream
-        return load_model(os.fspath(model) if model is not None else d.model, weights=d.weights, precision=d.precision, device=d.device,
-                          backend=d.backend)
-
-    return load
+    return cached_model(os.fspath(model), weights=weights, precision=precision, device=device, backend=backend)
 
 
 # ----------------------------------------------------------------------------- progress
@@ -157,7 +129,7 @@ def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None,
                              f"convert it first (a greyscale image: np.stack([g] * 3, axis=-1))")
         if img.dtype != np.uint8:
             img = np.clip(np.rint(img.astype(np.float32)), 0, 255).astype(np.uint8)
-    out, _ = dream_image(cfg, still_input(cfg, img), _progress(progress, cancel), _network(model))
+    out, _ = dream_image(cfg, still_input(cfg, img), _progress(progress, cancel), model)
     return out
 
 
@@ -168,7 +140,7 @@ def render_image(input, output, *, model=None, progress: Callable[[Update], Any]
     record; `gradient`, `strip`: the seed blog's views too (the layer's gradient; the image every
     `strip_every` steps). Returns RenderResult."""
     cfg = job_config("image", options, preset)
-    return _image_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), _network(model),
+    return _image_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), model,
                       gradient_path=gradient, strip_path=strip, strip_every=strip_every)
 
 
@@ -180,7 +152,7 @@ def render_video(input, output, *, model=None, progress: Callable[[Update], Any]
     after Ctrl-C, a crash or `cancel`, the same call continues after the frames kept.
     Returns RenderResult (path, frames, seconds, fps, cuts, record: the settings' record)."""
     cfg = job_config("video", options, preset)
-    return _video_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), _network(model))
+    return _video_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), model)
 
 
 def render_zoom(image, output, *, model=None, progress: Callable[[Update], Any] | None = None,
@@ -191,7 +163,7 @@ def render_zoom(image, output, *, model=None, progress: Callable[[Update], Any] 
     Resumable as render_video. Returns RenderResult."""
     cfg = job_config("zoom", options, preset)
     path = None if image is None else os.fspath(image)
-    return _zoom_job(cfg, path, os.fspath(output), _progress(progress, cancel), _network(model))
+    return _zoom_job(cfg, path, os.fspath(output), _progress(progress, cancel), model)
 
 
 def render_gallery(image, output, *, progress: Callable[[Update], Any] | None = None,
@@ -233,8 +205,7 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
         if name in live.sounds:
             lo = live.sounds[name].lo
             dream_options[key] = lo if key == "step" else max(1, round(lo))
-    network = _network(model)
-    shared = network if not callable(network) else load_model(
+    shared = model if isinstance(model, DreamModel) else load_model(
         os.fspath(model) if model is not None else cfg.dream.model, weights=cfg.dream.weights,
         precision=cfg.dream.precision, device=cfg.dream.device, backend=cfg.dream.backend)
     looks: list[tuple[str, dict]] = [(preset or cfg.dream.layers or "the settings", {"preset": preset})]
@@ -255,96 +226,3 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
 
     return run_live(cfg, live, os.fspath(source), [os.fspath(o) for o in outputs], make_look, looks,
                     progress=progress, cancel=cancel, commands=commands, on_frame=on_frame)
-
-
-# ----------------------------------------------------------------------------- frame by frame
-
-
-class VideoDreamer:
-    """A clip's chain one frame at a time, for frames that come from anywhere (a camera, a
-    stream, a game): `dream(frame)` takes the next input frame, RGB uint8 (H, W, 3), and returns
-    its dream, started from the previous dream carried along the optical flow between the two
-    inputs (occlusions dreamed fresh), as a render's frames are. A cut (the scene changes, as
-    the video job's cut test says) or `reset()` starts a fresh shot. Every frame must have the
-    first frame's size (after `width`, when given).
-
-    `fps`: the rate the frames come at (for schedules over frames, `audio:` ones included).
-    Frame k is dreamed with seed `seed + k`. The network loads at construction and is kept.
-
-    For a steady pace on a GPU, `push(frame)` queues a frame and returns the frames finished
-    meanwhile (on a GPU the previous one, fetched once this one is queued), each as
-    (index, dream, stats); `flush()` returns the last one. `dream(frame)` is the two in one."""
-
-    def __init__(self, *, model=None, fps: float | Fraction = 25, preset: str | None = None, **options):
-        self.cfg = job_config("video", options, preset)
-        self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
-        self.progress = Progress()
-        self.dreamer, self.weights_at = make_dreamer(self.cfg, _network(model), self.progress)
-        self.sched = video_schedules(self.cfg, self.fps)
-        self.base_seed = self.dreamer.seed
-        self.frames = 0  # frames taken so far
-        self.cuts: list[int] = []  # the frames where a new shot started (a cut or reset), after the first
-        self._size = None  # (H, W) of every frame
-        self._masks = None
-        self._cuts = CutTest(self.cfg.video.cut_threshold, self.cfg.video.min_shot_frames)  # as a render's
-        self._reset()
-
-    def _reset(self) -> None:
-        self.chain = Chain(self.cfg, self.sched, self.dreamer, self.weights_at, self.base_seed)
-        self._prev = None  # the previous input frame, for the cut test and the flow
-
-    def reset(self) -> None:
-        """Start a fresh shot with the next frame (it is dreamed in full); a frame still queued
-        is lost, so `flush()` first to keep it."""
-        self._reset()
-
-    def _frame(self, frame) -> np.ndarray:
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise InputError(f"a frame must be RGB uint8 of shape (H, W, 3), got {frame.dtype} {frame.shape}")
-        if self.cfg.output.width:
-            frame = resize(frame, output_size(frame.shape[0], frame.shape[1], self.cfg.output.width))
-        if self._size is None:
-            self._size = frame.shape[:2]
-            self._masks = open_masks_for(self.cfg, (frame.shape[1], frame.shape[0]), None)
-        elif frame.shape[:2] != self._size:
-            raise InputError(f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, the first was "
-                             f"{self._size[1]}x{self._size[0]}; give every frame one size (or set width=)")
-        return frame
-
-    def push(self, frame, *, index: int | None = None) -> list:
-        """Queue the next frame; returns the frames finished now as (index, dream, stats).
-        `index`: the frame's number in its stream, for the schedules and the seed (a live
-        source's, frames dropped in between); default: the next after the last."""
-        frame = self._frame(frame)
-        k, v = (self.frames if index is None else int(index)), self.cfg.video
-        cut = not v.no_flow and self._cuts(k, self._prev, frame)
-        new_shot = not self.chain.started or cut or v.no_flow
-        move = None if new_shot else flow.motion(self._prev, frame, v.flow, v.flow_preset)
-        if new_shot and k > 0:
-            self.cuts.append(k)
-        mask = None if self._masks is None else self._masks.at(k)
-        done = self.chain.dream(k, frame, move, new_shot=new_shot, cut=cut, mask=mask)
-        self._prev, self.frames = frame, k + 1
-        return done
-
-    def flush(self) -> list:
-        """The frame still queued, finished: [] or [(index, dream, stats)]."""
-        return self.chain.flush()
-
-    def dream(self, frame) -> np.ndarray:
-        """The dream of `frame` (RGB uint8 (H, W, 3)), as RGB uint8 (float32 for bit_depth=16)."""
-        done = self.push(frame) + self.flush()
-        return done[-1][1]
-
-    def close(self) -> None:
-        if self._masks is not None:
-            self._masks.close()
-            self._masks = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-

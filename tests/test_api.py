@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import dreamvid
-from dreamvid import api
 from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source
 from dreamvid.motion import flow
@@ -70,11 +69,23 @@ def test_settings_are_checked_where_the_cli_checks_them(tiny_keras_file, texture
         dreamvid.dream(np.zeros((8, 8), np.uint8), model=tiny_keras_file)
 
 
+def _still(img) -> str:
+    import tempfile
+
+    from dreamvid.core.files import write_image
+
+    path = tempfile.mkstemp(suffix=".png")[1]
+    write_image(path, img)
+    return path
+
+
 def test_a_network_loads_once_for_many_calls(tiny_keras_file, texture, monkeypatch):
+    from dreamvid.engine import models
+
     loads = []
-    real = api.load_network
-    monkeypatch.setattr(api, "load_network", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
-    monkeypatch.setattr(api, "_NETWORKS", {})
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
+    monkeypatch.setattr(models, "_LOADED", {})  # the one cache (models.cached_model), empty for this test
     img = texture(H, W).astype(np.uint8)
     for seed in range(3):
         dreamvid.dream(img, model=tiny_keras_file, seed=seed, octaves=1, iterations=1)
@@ -82,6 +93,9 @@ def test_a_network_loads_once_for_many_calls(tiny_keras_file, texture, monkeypat
     net = dreamvid.load_model(tiny_keras_file)
     assert dreamvid.load_model(tiny_keras_file) is net and len(loads) == 1
     dreamvid.dream(img, model=net, octaves=1, iterations=1)
+    assert len(loads) == 1
+    dreamvid.render_gallery(img_path := _still(img), img_path + ".g.png", model=tiny_keras_file, tile_width=32,
+                            layers="conv1,conv2", octaves=1, iterations=1)  # the gallery's tiles: the same cache
     assert len(loads) == 1
 
 

@@ -15,9 +15,9 @@ from cli_asserts import one_line_error
 from scipy.io import wavfile
 
 from dreamvid.cli import main
+from dreamvid.config.schedule import Schedule
 from dreamvid.core.errors import ConfigError
 from dreamvid.media import audio
-from dreamvid.settings.schedule import Schedule
 
 R = audio.RATE
 NTSC = Fraction(30000, 1001)
@@ -259,10 +259,10 @@ def test_a_still_cannot_follow_a_sound(capsys, tmp_path):
 
 
 def test_an_audio_step_in_a_video_follows_the_envelope_at_the_clip_rate(tmp_path, tiny_model, monkeypatch):
+    from dreamvid.config.settings import build_config
     from dreamvid.engine.dreamer import Dreamer
     from dreamvid.jobs import pipeline
     from dreamvid.media.sinks import open_sink
-    from dreamvid.settings.config import build_config
 
     clip = str(tmp_path / "clip.mp4")
     rng = np.random.default_rng(0)

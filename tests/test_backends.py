@@ -141,7 +141,7 @@ _DREAM_SCRIPT = """
 import sys, numpy as np
 from dreamvid.engine import backends
 backends.configure(sys.argv[1], "cpu")
-from dreamvid.settings.config import DreamSettings
+from dreamvid.config.settings import DreamSettings
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.models import load_model
 from dreamvid.engine.objectives import layer
@@ -206,9 +206,9 @@ def test_vgg16_hed_weights_are_hed_tensors_own(monkeypatch):
 
 
 def test_images_smaller_than_the_network_sees_are_dreamed_enlarged(tiny_model, texture):
+    from dreamvid.config.settings import DreamSettings
     from dreamvid.engine.dreamer import Dreamer
     from dreamvid.engine.objectives import layer
-    from dreamvid.settings.config import DreamSettings
 
     d = Dreamer(tiny_model, layer("conv2"), DreamSettings(octaves=3, iterations=3, step=4.0, seed=0))
     img = texture(3, 5)

@@ -76,10 +76,10 @@ def test_the_plainest_loop_dreams(tiny_model):
     """The control dreams for real: uint8 in and out, the image changed, the objective up."""
     import numpy as np
 
+    from dreamvid.config.settings import DreamSettings
     from dreamvid.core.frames import to_uint8
     from dreamvid.engine.dreamer import Dreamer
     from dreamvid.engine.objectives import layer
-    from dreamvid.settings.config import DreamSettings
 
     frame = to_uint8(bench.texture(40, 48, 1))
     plain = reference.plain_loop(tiny_model, "conv2", [(28, 34), (40, 48)], 4, 2.0)

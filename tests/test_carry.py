@@ -5,13 +5,13 @@ with it: tests/test_pipeline.py)."""
 import numpy as np
 import pytest
 
+from dreamvid.config.settings import DreamSettings
 from dreamvid.core.errors import ConfigError, InputError
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.objectives import layer
 from dreamvid.motion import flow
 from dreamvid.motion.carry import warp
 from dreamvid.render.chain import carry_over
-from dreamvid.settings.config import DreamSettings
 
 
 def scene(texture, h=48, w=64, dx=3, dy=2):

@@ -1,4 +1,4 @@
-"""The settings (dreamvid.settings.config): each declared once, with its default, its reason and its
+"""The settings (dreamvid.config.settings): each declared once, with its default, its reason and its
 rule; what the command line and the page show is made from that declaration; presets, records
 and keyword settings all pass through one validation."""
 
@@ -11,8 +11,8 @@ from dataclasses import fields
 import pytest
 
 import dreamvid
+from dreamvid.config.settings import RULES, SECTIONS, build_config, job_config, load_preset
 from dreamvid.core.errors import ConfigError
-from dreamvid.settings.config import RULES, SECTIONS, build_config, job_config, load_preset
 
 ROOT = pathlib.Path(dreamvid.__file__).parent
 SETTINGS = {f.name: f for cls in SECTIONS.values() for f in fields(cls)}
@@ -43,12 +43,12 @@ def test_no_setting_has_its_default_declared_twice():
     (a stage's own neutral value, such as a sink's start at 0 s, is not the setting's default)."""
     twice = []
     for path in sorted(ROOT.rglob("*.py")):
-        if path == ROOT / "settings" / "config.py":
+        if path == ROOT / "config" / "settings.py":
             continue
         for name, line, value in literal_defaults(ast.parse(path.read_text())):
             if name in SETTINGS and value == SETTINGS[name].default:
                 twice.append(f"{path.relative_to(ROOT)}:{line} {name}")
-    assert twice == [], "take these defaults from dreamvid.settings.config: " + "; ".join(twice)
+    assert twice == [], "take these defaults from dreamvid.config.settings: " + "; ".join(twice)
 
 
 def test_the_check_finds_a_default_written_twice():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from dream_asserts import assert_gradient_ascent
 
+from dreamvid.config.settings import DreamSettings
 from dreamvid.core.errors import LayerError
 from dreamvid.engine.dreamer import Dreamer, octave_sizes, tile_grid
 from dreamvid.engine.objectives import channel, layer, parse
-from dreamvid.settings.config import DreamSettings
 
 
 def settings(**kw):

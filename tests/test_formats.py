@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from cli_asserts import one_line_error
 
+from dreamvid.config.settings import Config
 from dreamvid.core.errors import OutputError
 from dreamvid.core.ffmpeg import ffmpeg_exe, run_probe
 from dreamvid.core.frames import to_uint8
@@ -26,7 +27,6 @@ from dreamvid.media import sinks
 from dreamvid.media.bitdepth import to_uint16
 from dreamvid.media.sinks import AudioSpec, check_output_path, open_sink
 from dreamvid.media.sources import probe_video, read_image
-from dreamvid.settings.config import Config
 
 NTSC = Fraction(30000, 1001)
 W, H = 64, 48

@@ -15,11 +15,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from dreamvid.config import schedule
+from dreamvid.config import settings as config
 from dreamvid.core.errors import ConfigError, DreamvidError
 from dreamvid.engine import objectives
 from dreamvid.jobs import pipeline
 from dreamvid.motion import zoom
-from dreamvid.settings import config, schedule
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

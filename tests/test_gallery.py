@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from cli_asserts import one_line_error
 
+from dreamvid.config.settings import list_presets, load_preset
 from dreamvid.core.errors import ConfigError, LayerError
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.jobs import gallery, pipeline
 from dreamvid.media.sheets import caption_height
 from dreamvid.media.sources import read_image
-from dreamvid.settings.config import list_presets, load_preset
 
 TILE = 48
 FAST = {"octaves": 1, "iterations": 2, "seed": 3}

@@ -10,10 +10,10 @@ from cli_asserts import one_line_error
 from dream_asserts import assert_gradient_ascent
 
 from dreamvid.cli import main
+from dreamvid.config.settings import DreamSettings
 from dreamvid.core.errors import ConfigError
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.objectives import GuideTerm, Term, guide, layer
-from dreamvid.settings.config import DreamSettings
 
 
 def settings(**kw):

@@ -16,7 +16,7 @@ import dreamvid
 # face), version (the ground).
 LAYERS = [
     ("ground", {"core", "version"}),
-    ("settings", {"settings"}),
+    ("config", {"config"}),
     ("stages", {"media", "motion"}),
     ("engine", {"engine"}),
     ("render", {"render"}),

@@ -12,6 +12,7 @@ import pytest
 from cli_asserts import one_line_error
 
 from dreamvid.cli import main
+from dreamvid.config.settings import Config, DreamSettings
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.objectives import layer
 from dreamvid.jobs import pipeline
@@ -19,7 +20,6 @@ from dreamvid.media.masks import prepare
 from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source, read_image
 from dreamvid.motion.flow import carry_over, motion
-from dreamvid.settings.config import Config, DreamSettings
 
 W, H = 64, 48
 

@@ -268,9 +268,9 @@ def test_unknown_layer_suggests_close_names(tiny_model):
 def test_lower_precision_computes_in_that_type_and_still_dreams(tiny_keras_file, texture, precision):
     from keras import ops
 
+    from dreamvid.config.settings import DreamSettings
     from dreamvid.engine.dreamer import Dreamer
     from dreamvid.engine.objectives import parse
-    from dreamvid.settings.config import DreamSettings
 
     full = load_model(str(tiny_keras_file))
     low = load_model(str(tiny_keras_file), precision=precision)

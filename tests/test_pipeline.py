@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dreamvid.config.settings import Config, build_config, load_preset
 from dreamvid.core.errors import ConfigError, OutputError, ResumeError
 from dreamvid.core.frames import amount
 from dreamvid.engine.dreamer import Dreamer
@@ -30,7 +31,6 @@ from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source, probe_video, read_image
 from dreamvid.motion.zoom import estimate_zoom
 from dreamvid.render.workfolder import Work
-from dreamvid.settings.config import Config, build_config, load_preset
 
 NTSC = Fraction(30000, 1001)
 W, H = 64, 48

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from test_pipeline import NTSC, frames_of, make_clip, model, small  # noqa: F401  (model: a fixture)
 
+from dreamvid.config.settings import build_config
 from dreamvid.core.errors import ConfigError, ResumeError
 from dreamvid.jobs import pipeline
 from dreamvid.media.sources import open_source, probe_video
 from dreamvid.render.plan import make_plan, scan_cuts, weights
-from dreamvid.settings.config import build_config
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 
 import numpy as np
 
+from dreamvid.config.settings import DreamSettings
 from dreamvid.core.frames import resize
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.models import load_model
 from dreamvid.engine.objectives import parse
 from dreamvid.media.sources import read_image
-from dreamvid.settings.config import DreamSettings
 
 
 def test_vgg16_hed_dreams_a_photo():

@@ -30,10 +30,10 @@ from cli_asserts import one_line_error
 
 import dreamvid
 from dreamvid.cli import main
+from dreamvid.config.settings import PRESET_DIR, build_config, list_presets, load_preset
 from dreamvid.jobs import pipeline
 from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import ffmpeg_exe, probe_video, read_image
-from dreamvid.settings.config import PRESET_DIR, build_config, list_presets, load_preset
 
 W, H = 64, 48
 REPO = Path(dreamvid.__file__).resolve().parent.parent  # the folder holding the dreamvid under test

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dreamvid.config.settings import Config, DreamSettings
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.objectives import layer
 from dreamvid.jobs import pipeline
@@ -25,7 +26,6 @@ from dreamvid.media.sources import read_image
 from dreamvid.motion import flow
 from dreamvid.motion.carry import carry_init
 from dreamvid.render.chain import carry_over
-from dreamvid.settings.config import Config, DreamSettings
 
 W, H, FRAMES, PAN = 128, 96, 32, 2
 

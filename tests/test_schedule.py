@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from dreamvid.config.schedule import Schedule
 from dreamvid.core.errors import ConfigError
-from dreamvid.settings.schedule import Schedule
 
 # ---- numbers -------------------------------------------------------------------------------
 

@@ -120,9 +120,9 @@ def on_torch():
 
 
 def _dreamer(model, **kw):
+    from dreamvid.config.settings import DreamSettings
     from dreamvid.engine.dreamer import Dreamer
     from dreamvid.engine.objectives import layer
-    from dreamvid.settings.config import DreamSettings
 
     return Dreamer(model, layer("c3"), DreamSettings(octaves=2, iterations=3, step=3.0, seed=5, device="cpu", **kw))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from dreamvid.settings.config import (
+from dreamvid.config.settings import (
     RAY_CHUNK_FRAMES,
     SECTIONS,
     UI_AUTH_ENV,

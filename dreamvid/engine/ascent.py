@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from dreamvid.config.settings import DreamSettings
 from dreamvid.core.errors import ConfigError
 from dreamvid.core.frames import resize
 from dreamvid.engine import backends, hardware
 from dreamvid.engine.objectives import Objective
-from dreamvid.settings.config import DreamSettings
 
 # Added to the gradient's max |g| before dividing by it: only guards 0/0. Tiny, so that gradients
 # of any scale are normalised (an untrained network's deep layers give std ~1e-11, and 1e-8

@@ -22,10 +22,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import DreamSettings
 from dreamvid.core.frames import to_uint8
 from dreamvid.engine.ascent import DEFAULT_TILE, MIN_OCTAVE_SIDE, XLA_MODES, Ascent, tile_grid  # noqa: F401  (tile_grid: part of this module's API)
 from dreamvid.engine.objectives import Objective
-from dreamvid.settings.config import DreamSettings
 
 # With static_steps, the step counts compiled into the loop per kind of loop at most: a shot's first
 # frame and the rest; an iterations schedule's further counts share one loop with the count passed in

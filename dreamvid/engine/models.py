@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import LayerError, ModelError
 from dreamvid.core.files import cache_dir
 from dreamvid.engine import backends, hardware
-from dreamvid.settings.config import DEFAULTS
 
 log = logging.getLogger("dreamvid")
 
@@ -441,6 +441,22 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
 
 
 # --- entry point --------------------------------------------------------------------------------
+
+_LOADED: dict[tuple, DreamModel] = {}  # (name, weights, precision, device) -> the network loaded
+
+
+def cached_model(name: str = DEFAULTS["model"], *, weights: str | None = None, precision: str = DEFAULTS["precision"],
+                 device: str = DEFAULTS["device"], backend: str = DEFAULTS["backend"]) -> DreamModel:
+    """The network `name` names, loaded once per process and kept: the one cache every job, the
+    API and the gallery's tiles load through (ten stills in a notebook load it once). The
+    backend is chosen first (backends.configure, before Keras is imported); googlenet without its
+    weights and no network falls back to vgg16-hed, as everywhere."""
+    backends.configure(backend, device)
+    key = (name, weights, precision, device)
+    if key not in _LOADED:
+        _LOADED[key] = load_model(name, weights, fallback=(name == "googlenet"), precision=precision, device=device)
+    return _LOADED[key]
+
 
 def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
                progress: Callable[[int, int], None] | None = None, precision: str = "float32",

@@ -32,8 +32,8 @@ from typing import Callable
 
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import ConfigError
-from dreamvid.settings.config import DEFAULTS
 
 REDUCTIONS = ("square", "mean")
 GUIDE_EPS = 1e-6  # guards the directions of zero vectors (a ReLU layer's dead positions)

@@ -36,11 +36,12 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import SECTIONS, Config, build_config, list_presets, load_preset
 from dreamvid.core.errors import ConfigError, ResumeError
 from dreamvid.core.files import atomic_write, check_image_output, encode_image, make_folder, write_image
 from dreamvid.core.frames import amount, to_uint8
 from dreamvid.core.progress import Progress, RenderResult
-from dreamvid.engine.models import load_model
+from dreamvid.engine.models import cached_model
 from dreamvid.engine.objectives import parse
 from dreamvid.media.sheets import labelled_sheet, pick_frames
 from dreamvid.media.sources import read_image
@@ -55,7 +56,6 @@ from dreamvid.render.workfolder import (
     record_path,
     work_folder,
 )
-from dreamvid.settings.config import SECTIONS, Config, build_config, list_presets, load_preset
 from dreamvid.version import VERSION
 
 __all__ = ["Tile", "plan_tiles", "render_gallery", "tile_stem", "PREVIEW_KEYS", "DEFAULT_TILE_WIDTH"]
@@ -213,17 +213,13 @@ def render_gallery(image_path: str, output_path: str, progress=None, *, values: 
     # and the work folder's switches (--restart, --keep-frames) for either
     base = build_config(dict(values or {}) if presets else _base_values(values, preset, tile_width))
     img = read_image(image_path)  # (H, W, 3) uint8
-    networks: dict = {}
 
-    def network(cfg: Config):
-        if model is not None and not isinstance(model, str):
+    def network(cfg: Config):  # each network loads once, whatever the number of tiles (models.cached_model)
+        if model is not None and not isinstance(model, (str, os.PathLike)):
             return model
         d = cfg.dream
-        name = model or d.model
-        key = (name, d.weights, d.precision)
-        if key not in networks:  # each network loads once, whatever the number of tiles
-            networks[key] = load_model(name, d.weights, fallback=(name == "googlenet"), precision=d.precision)
-        return networks[key]
+        return cached_model(os.fspath(model) if model else d.model, weights=d.weights, precision=d.precision,
+                            device=d.device, backend=d.backend)
 
     tiles = plan_tiles(None if presets else network(base), values=values, preset=preset, layers=layers,
                        channels=channels, count=count, presets=presets, tile_width=tile_width)

@@ -38,6 +38,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import Config
 from dreamvid.core.errors import ConfigError, InputError, ResumeError
 from dreamvid.core.files import check_image_output, check_output, write_image
 from dreamvid.core.frames import amount, even, output_size, resize, to_uint8
@@ -63,7 +64,6 @@ from dreamvid.render.prepare import (
 from dreamvid.render.segments import render_segments
 from dreamvid.render.threads import Clock, Reader, Writer, pool_size
 from dreamvid.render.workfolder import Work, locks_output, record_path, work_folder, write_record
-from dreamvid.settings.config import Config
 
 __all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image", "render_sheet", "dream_image",
            "still_input",

@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from dreamvid.config.settings import LIVE_HELP, Config, LiveSettings
 from dreamvid.core.errors import ConfigError
 from dreamvid.core.files import write_image
 from dreamvid.live.sinks import LiveSink, check_live_sink, open_live_sink
 from dreamvid.live.sources import open_live_source
 from dreamvid.media.sinks import sink_options
-from dreamvid.settings.config import LIVE_HELP, Config, LiveSettings
 
 STATUS_EVERY = 0.5  # seconds between status updates
 WINDOW = 2.0  # seconds of frames the status's rates and latencies are taken over
@@ -230,10 +230,11 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
             chain.push(first.frame, index=first.index + 1)
             chain.flush()
             chain.reset()
-            schedules = {k: Governed(chain.sched[k]) for k in ("step", "iterations", "octaves")}
+            schedules = {k: Governed(chain.schedule(k)) for k in ("step", "iterations", "octaves")}
             for key, spec in live.sounds.items():  # settings that follow the source's own sound
                 schedules[key].follow(spec, source.level)
-            chain.sched.update(schedules)  # the chain reads them each frame (the same dict)
+            for key, governed in schedules.items():  # the chain reads them each frame
+                chain.set_schedule(key, governed)
             chains.append((name, chain, schedules))
         rate = live.fps or float(source.fps)
         fps = Fraction(rate).limit_denominator(1001)
@@ -314,9 +315,8 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
                 sched["step"].factor *= STEP_FACTOR if cmd == "stronger" else 1 / STEP_FACTOR
                 messages.append(f"step x{sched['step'].factor:.2f}")
             elif cmd in ("more", "less"):
-                v = chain.cfg.video
-                v.blend = float(min(1.0, max(0.0, v.blend + (CARRY_STEP if cmd == "more" else -CARRY_STEP))))
-                messages.append(f"carry {v.blend:.2f}")
+                chain.blend += CARRY_STEP if cmd == "more" else -CARRY_STEP  # (kept within 0..1)
+                messages.append(f"carry {chain.blend:.2f}")
             elif cmd == "reset":
                 chain.reset()
                 messages.append("chain reset")

@@ -52,6 +52,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS, DreamSettings, VideoSettings, build_config
 from dreamvid.core.frames import to_uint8
 from dreamvid.engine import backends
 from dreamvid.engine import dreamer as dream_mod
@@ -66,7 +67,6 @@ from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source
 from dreamvid.motion.flow import Motion
 from dreamvid.render.chain import DeviceValues, carry_over
-from dreamvid.settings.config import DEFAULTS, DreamSettings, VideoSettings, build_config
 
 DEFAULT_SIZE = (320, 180, 6)  # (width, height, frames): ~3-5 minutes on 2 CPU cores with vgg16-hed
 FULL_SIZE = (640, 360, 12)  # the setting

@@ -38,11 +38,11 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import VideoSettings
 from dreamvid.core.errors import DreamvidError, InputError
 from dreamvid.media.sources import list_sequence, read_image
 from dreamvid.motion.flow import DEFAULT_CUT_THRESHOLD, compute_flow, occlusion_mask, warp
 from dreamvid.render.plan import CutTest, scan_cuts
-from dreamvid.settings.config import VideoSettings
 
 MIN_SHOT_FRAMES = VideoSettings.min_shot_frames  # the renderer's default: cuts found as it finds them
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dreamvid.config.settings import DreamSettings, VideoSettings
 from dreamvid.core.frames import amount
 from dreamvid.engine import backends
 from dreamvid.engine.dreamer import over_octaves
 from dreamvid.engine.models import CAFFE_MEAN_BGR
-from dreamvid.settings.config import DreamSettings, VideoSettings
 
 SEED = 1234  # jitter of the reference (the bench's clip and project use the same)
 # Dreaming takes the gradient with respect to the image only: per convolution the forward pass

@@ -33,11 +33,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from dreamvid.core.errors import ConfigError, InputError
-from dreamvid.core.ffmpeg import complaint, ffmpeg_exe
-from dreamvid.core.files import atomic_write, check_output
-from dreamvid.media.sources import as_fps
-from dreamvid.settings.schedule import (
+from dreamvid.config.schedule import (
     ATTACK,
     MODES,
     RELEASE,
@@ -47,6 +43,10 @@ from dreamvid.settings.schedule import (
     is_audio,
     parse_spec,
 )
+from dreamvid.core.errors import ConfigError, InputError
+from dreamvid.core.ffmpeg import complaint, ffmpeg_exe
+from dreamvid.core.files import atomic_write, check_output
+from dreamvid.media.sources import as_fps
 
 __all__ = ["RATE", "MODES", "ATTACK", "RELEASE", "AudioSpec", "is_audio", "parse_spec", "check_follower",
            "decode", "envelope", "Follower", "follow", "keyframes", "schedule_text", "write_keys", "plot"]

@@ -8,10 +8,10 @@ import re
 import subprocess
 from dataclasses import dataclass
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import OutputError
 from dreamvid.core.ffmpeg import ffmpeg_exe
 from dreamvid.core.files import check_folder
-from dreamvid.settings.config import DEFAULTS
 
 VIDEO_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # extension -> ffmpeg muxer
 AUDIO_BITRATE = "192k"  # AAC at 192 kb/s is transparent for most stereo sources

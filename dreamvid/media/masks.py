@@ -18,9 +18,9 @@ import os
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import InputError
 from dreamvid.media.sources import IMAGE_EXTENSIONS, open_source, read_image
-from dreamvid.settings.config import DEFAULTS
 
 __all__ = ["Masks", "open_masks", "prepare", "ASPECT_TOLERANCE"]
 

@@ -38,6 +38,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import OutputError
 from dreamvid.core.ffmpeg import ffmpeg_exe, run_probe
 from dreamvid.core.files import remove
@@ -62,7 +63,6 @@ from dreamvid.media.formats import (  # noqa: F401  (split out: formats)
     subsampled,
 )
 from dreamvid.media.sources import as_fps
-from dreamvid.settings.config import DEFAULTS
 
 log = logging.getLogger("dreamvid")
 

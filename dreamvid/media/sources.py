@@ -32,10 +32,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import InputError
 from dreamvid.core.ffmpeg import complaint, ffmpeg_exe, run_probe
 from dreamvid.core.frames import output_size, resize
-from dreamvid.settings.config import DEFAULTS
 
 log = logging.getLogger("dreamvid")
 

@@ -21,8 +21,8 @@ interpolation weights to 1/32, this does not, so the two agree to a fraction of 
 
 from __future__ import annotations
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.motion.flow import CARRY_MODES
-from dreamvid.settings.config import DEFAULTS
 
 
 def warp(image, flow):

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import ConfigError, InputError
-from dreamvid.settings.config import DEFAULTS
 
 __all__ = [
     "DEFAULT_CUT_THRESHOLD",

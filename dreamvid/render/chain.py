@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS, Config
 from dreamvid.core.errors import InputError
 from dreamvid.core.frames import amount, to_uint8
 from dreamvid.engine.dreamer import Dreamer, is_tensor
@@ -36,7 +37,6 @@ from dreamvid.motion import flow
 from dreamvid.motion.carry import carry_init, carry_share_scale
 from dreamvid.motion.colors import keep_colors
 from dreamvid.render.threads import Clock
-from dreamvid.settings.config import DEFAULTS, Config
 
 
 def full_float(cfg: Config) -> bool:
@@ -186,6 +186,11 @@ class Chain:
         self.target = 0.0  # amount added to the shot's first frame
         self.pending = None  # the frame dreamed last, handed on once the next one is queued (or at once on the host)
 
+    def starts_shot(self, cut: bool) -> bool:
+        """Whether the next frame starts a shot (dreamed in full): the chain's first frame, a cut,
+        or every frame with video.no_flow. The one rule for a render's loop and VideoDreamer."""
+        return not self.started or cut or self.cfg.video.no_flow
+
     @property
     def started(self) -> bool:
         """Whether a frame went through: the next frame may start from its dream."""
@@ -275,7 +280,7 @@ def dream_clip(cfg: Config, sched: dict, dreamer: Dreamer, weights_at, inputs, s
             if cut:
                 cuts.append(k)
                 progress.info(f"scene cut at frame {k}")
-            new_shot = not chain.started or cut or cfg.video.no_flow
+            new_shot = chain.starts_shot(cut)
             if k < done_until:  # 0) done by an earlier run: pass the stored frame on
                 stored = store.read(k, frame.shape)
                 writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else stored,

@@ -31,6 +31,7 @@ try:
 except ImportError:  # the extra is optional: only --ray needs it
     ray = None
 
+from dreamvid.config.settings import Config, build_config
 from dreamvid.core.errors import ConfigError, OutputError
 from dreamvid.core.progress import Progress
 from dreamvid.engine import backends
@@ -38,7 +39,6 @@ from dreamvid.render.plan import Segment
 from dreamvid.render.prepare import make_dreamer
 from dreamvid.render.segments import dreamed_with, render_segment
 from dreamvid.render.workfolder import SegmentFrames
-from dreamvid.settings.config import Config, build_config
 
 __all__ = ["MAX_RETRIES", "RayRunner", "connect", "latest_cluster"]
 

@@ -25,8 +25,8 @@ from typing import Iterable
 
 import numpy as np
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.motion.flow import cut_score
-from dreamvid.settings.config import DEFAULTS
 
 __all__ = ["Segment", "Plan", "make_plan", "scan_cuts", "weights", "PLAN_VERSION"]
 

@@ -8,16 +8,19 @@ and a segment of a render in segments (segments.py) share these; none of them wr
 from __future__ import annotations
 
 import functools
+import os
 from fractions import Fraction
 from typing import Callable
 
 import numpy as np
 
+from dreamvid.config.schedule import Schedule
+from dreamvid.config.settings import Config
 from dreamvid.core.errors import ConfigError
 from dreamvid.core.progress import Progress
 from dreamvid.engine import backends
 from dreamvid.engine.dreamer import Dreamer
-from dreamvid.engine.models import load_model
+from dreamvid.engine.models import cached_model
 from dreamvid.engine.objectives import GuideTerm, guide, layer, parse
 from dreamvid.media import audio  # flow.motion looked up when called, so a test may replace it
 from dreamvid.media.masks import open_masks
@@ -25,8 +28,6 @@ from dreamvid.media.sources import is_sequence, open_source, read_image
 from dreamvid.motion import flow
 from dreamvid.render.plan import CutTest
 from dreamvid.render.threads import Clock, run_ahead
-from dreamvid.settings.config import Config
-from dreamvid.settings.schedule import Schedule
 
 # ----------------------------------------------------------------------------- model
 
@@ -34,18 +35,16 @@ from dreamvid.settings.schedule import Schedule
 def make_dreamer(cfg: Config, model, progress: Progress, settings=None):
     """One Dreamer per render, and weights_at(k) -> objective weights for frame k (None = fixed).
     `settings`: DreamSettings to use instead of cfg.dream. `model`: None loads cfg.dream.model,
-    a str names the network to load, or a models.DreamModel, or a function cfg -> DreamModel
-    (the API's: a network loaded once and kept), called only here, after the job's checks.
+    a str or path names the network to load (both through models.cached_model: once per
+    process, after the job's checks), or a models.DreamModel to use.
 
     `cfg.dream.layers` containing "(" is a layer schedule ("0:(block3_conv3), 60:(block4_conv3)"):
     the objective sums every scheduled layer and the schedule's cross-fade sets their weights.
     """
-    if callable(model):
-        model = model(cfg)
-    if model is None or isinstance(model, str):
-        name = cfg.dream.model if model is None else model
-        model = load_model(name, cfg.dream.weights, fallback=(name == "googlenet"),  # logs a fallback itself
-                           precision=cfg.dream.precision, device=cfg.dream.device)
+    if model is None or isinstance(model, (str, os.PathLike)):  # loaded once per process (logs a fallback itself)
+        d = cfg.dream
+        model = cached_model(d.model if model is None else os.fspath(model), weights=d.weights,
+                             precision=d.precision, device=d.device, backend=d.backend)
     spec = cfg.dream.layers or model.default_layer
     weights_at: Callable[[int], list[float] | None] = lambda k: None
     if "(" in spec:

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from dreamvid.config.settings import Config
 from dreamvid.core.errors import InputError
 from dreamvid.core.files import check_output
 from dreamvid.core.frames import to_uint8
@@ -27,7 +28,6 @@ from dreamvid.render.plan import make_plan, scan_cuts
 from dreamvid.render.prepare import close_all, make_dreamer, open_clip, open_masks_for, video_inputs, video_schedules
 from dreamvid.render.threads import Clock, Reader, Writer, pool_size
 from dreamvid.render.workfolder import Work, locks_output, write_record
-from dreamvid.settings.config import Config
 
 __all__ = ["render_segment", "render_segments", "dreamed_with"]
 

@@ -39,13 +39,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from dreamvid.config.schedule import is_audio, parse_spec
+from dreamvid.config.settings import Config
 from dreamvid.core.errors import BusyError, OutputError, ResumeError
 from dreamvid.core.files import atomic_write, check_folder, encode_image, make_folder, remove
 from dreamvid.core.progress import RenderResult
 from dreamvid.media.bitdepth import to_uint16
 from dreamvid.media.sources import list_sequence, read_image
-from dreamvid.settings.config import Config
-from dreamvid.settings.schedule import is_audio, parse_spec
 from dreamvid.version import VERSION
 
 __all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "withdraw", "fingerprint", "sounds", "job_sections",

@@ -27,9 +27,9 @@ import os
 import time
 
 from dreamvid import api
+from dreamvid.config.settings import UI_FOLDER, UI_PORT, list_presets
 from dreamvid.core.errors import Cancelled, ConfigError, DreamvidError
 from dreamvid.render.workfolder import fingerprint, record_path, work_folder
-from dreamvid.settings.config import UI_FOLDER, UI_PORT, list_presets
 from dreamvid.ui.work import (
     AUTH_ENV,
     FORMATS,

@@ -21,13 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from dreamvid import api
-from dreamvid.core.errors import ConfigError, DreamvidError, InputError
-from dreamvid.core.ffmpeg import ffmpeg_exe
-from dreamvid.core.files import write_image
-from dreamvid.jobs.gallery import tile_stem
-from dreamvid.media.sources import IMAGE_EXTENSIONS, open_source
-from dreamvid.render.workfolder import fingerprint, record_path, work_folder
-from dreamvid.settings.config import (
+from dreamvid.config.settings import (
     DEFAULTS,
     UI_AUTH_ENV,
     UI_LOOPBACK,
@@ -37,6 +31,12 @@ from dreamvid.settings.config import (
     job_config,
     load_preset,
 )
+from dreamvid.core.errors import ConfigError, DreamvidError, InputError
+from dreamvid.core.ffmpeg import ffmpeg_exe
+from dreamvid.core.files import write_image
+from dreamvid.jobs.gallery import tile_stem
+from dreamvid.media.sources import IMAGE_EXTENSIONS, open_source
+from dreamvid.render.workfolder import fingerprint, record_path, work_folder
 
 __all__ = [
     "AUTH_ENV",

@@ -31,9 +31,9 @@ import importlib.util
 import os
 import sys
 
+from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import ConfigError
 from dreamvid.engine import hardware
-from dreamvid.settings.config import DEFAULTS
 
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)

@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dreamvid.config.schedule import LINEAR, Schedule, is_audio, parse_spec
 from dreamvid.core.errors import ConfigError
-from dreamvid.settings.schedule import LINEAR, Schedule, is_audio, parse_spec
 
 
 def _preset_dir():

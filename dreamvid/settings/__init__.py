@@ -1,1 +1,0 @@
-"""Every setting once: its default and why, its bounds, presets and schedules."""
