@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from dreamvid.measure import bench, reference
+from dreamvid.measure import bench, machine, reference
 
 
 def _floats(pattern, text):
@@ -156,11 +156,11 @@ def test_the_assumed_peak_follows_the_vector_units_and_precision(monkeypatch):
     assert hardware.flop_per_cycle(xeon, "float32", "Intel(R) Xeon(R) Platinum") == (64, "AVX-512 FMA")
     assert hardware.flop_per_cycle(xeon, "bfloat16", "Intel(R) Xeon(R) Platinum") == (1024, "AMX bfloat16 tiles")
     monkeypatch.setattr(hardware, "cpu_flags", lambda: zen4)
-    _, cores, ghz, peak, basis = bench.cpu_peak("bfloat16")
+    _, cores, ghz, peak, basis = machine.cpu_peak("bfloat16")
     assert "an estimate" in basis and "FLOP/cycle" in basis
-    assert peak == cores * ghz * hardware.flop_per_cycle(zen4, "bfloat16", bench.cpu_peak()[0])[0]
+    assert peak == cores * ghz * hardware.flop_per_cycle(zen4, "bfloat16", machine.cpu_peak()[0])[0]
     monkeypatch.setattr(hardware, "cpu_flags", lambda: None)  # macOS, Windows: nothing to read
-    assert "no CPU flags to read" in bench.cpu_peak()[4]
+    assert "no CPU flags to read" in machine.cpu_peak()[4]
 
 
 def test_the_share_of_the_peak_never_passes_100_percent(monkeypatch, tmp_path):

@@ -6,7 +6,8 @@ from dream_asserts import assert_gradient_ascent
 
 from dreamvid.config.settings import DreamSettings
 from dreamvid.core.errors import LayerError
-from dreamvid.engine.dreamer import Dreamer, octave_sizes, tile_grid
+from dreamvid.engine.ascent import tile_grid
+from dreamvid.engine.dreamer import Dreamer, octave_sizes
 from dreamvid.engine.objectives import channel, layer, parse
 
 

@@ -23,9 +23,10 @@ from dreamvid.core.errors import OutputError
 from dreamvid.core.ffmpeg import ffmpeg_exe, run_probe
 from dreamvid.core.frames import to_uint8
 from dreamvid.jobs import pipeline
-from dreamvid.media import sinks
+from dreamvid.media import formats
 from dreamvid.media.bitdepth import to_uint16
-from dreamvid.media.sinks import AudioSpec, check_output_path, open_sink
+from dreamvid.media.formats import check_output_path
+from dreamvid.media.sinks import AudioSpec, open_sink
 from dreamvid.media.sources import probe_video, read_image
 
 NTSC = Fraction(30000, 1001)
@@ -155,11 +156,11 @@ def test_the_check_agrees_with_ffmpeg(tmp_path, name, codec, pix_fmt):
         fmt = check_output_path(str(path), codec=codec, pix_fmt=pix_fmt)
         ok = True
     except OutputError:
-        fmt, ok = pix_fmt or sinks.CODECS[codec].pix_fmt, False
-    c = sinks.CODECS[codec]
+        fmt, ok = pix_fmt or formats.CODECS[codec].pix_fmt, False
+    c = formats.CODECS[codec]
     p = subprocess.run([ffmpeg_exe(), "-v", "warning", "-y", "-f", "lavfi", "-i", f"testsrc=size={W}x{H}:rate=25",
                         "-frames:v", "2", "-c:v", c.encoder, *c.args, "-pix_fmt", fmt,
-                        "-f", sinks.VIDEO_FORMATS[os.path.splitext(name)[1]], str(path)], capture_output=True)
+                        "-f", formats.VIDEO_FORMATS[os.path.splitext(name)[1]], str(path)], capture_output=True)
     # written means: exit 0 and in that pixel format (ffmpeg swaps in another with a warning)
     written = p.returncode == 0 and re.search(rf"Incompatible pixel format '{fmt}'", p.stderr.decode()) is None
     assert ok == written, p.stderr.decode()[-300:]
@@ -184,7 +185,7 @@ def test_what_ffmpeg_cannot_write_is_refused_by_the_check(tmp_path, output, opti
 
 
 def test_a_missing_encoder_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(sinks, "ffmpeg_encoders", lambda: frozenset({"libx264", "prores_ks"}))
+    monkeypatch.setattr(formats, "ffmpeg_encoders", lambda: frozenset({"libx264", "prores_ks"}))
     with pytest.raises(OutputError, match="no libx265 encoder; choose --codec h264|prores"):
         check_output_path(str(tmp_path / "o.mp4"), codec="h265")
 

@@ -136,9 +136,9 @@ class OutputSettings:
     # Video files for editors. codec: "h264" plays everywhere; "h265" is about half the size at
     # the same quality; "prores" (422 HQ) and "prores4444" are what editors cut and grade
     # without a second generation of loss (.mov/.mkv only). Which combinations this ffmpeg can
-    # write is checked against ffmpeg itself before dreaming (sinks.check_output_path).
+    # write is checked against ffmpeg itself before dreaming (media.formats.check_output_path).
     codec: str = "h264"
-    pix_fmt: str | None = None  # ffmpeg's name; None = the codec's own (sinks.CODECS: yuv420p, yuv422p10le...; yuv444p at crf 0)
+    pix_fmt: str | None = None  # ffmpeg's name; None = the codec's own (media.formats.CODECS: yuv420p, yuv422p10le...; yuv444p at crf 0)
     # 16 keeps the float dream past 8 bits: 16-bit PNG/TIFF frames, or 16-bit input to a
     # pixel format of more than 8 bits (ProRes, yuv420p10le...); work-folder frames become 16-bit
     bit_depth: int = 8

@@ -24,7 +24,7 @@ import numpy as np
 
 from dreamvid.config.settings import DreamSettings
 from dreamvid.core.frames import to_uint8
-from dreamvid.engine.ascent import DEFAULT_TILE, MIN_OCTAVE_SIDE, XLA_MODES, Ascent, tile_grid  # noqa: F401  (tile_grid: part of this module's API)
+from dreamvid.engine.ascent import MIN_OCTAVE_SIDE, Ascent
 from dreamvid.engine.objectives import Objective
 
 # With static_steps, the step counts compiled into the loop per kind of loop at most: a shot's first
@@ -286,4 +286,4 @@ class Dreamer(Ascent):
 
 
 
-__all__ = ["Dreamer", "octave_sizes", "tile_grid", "is_tensor", "over_octaves"]
+__all__ = ["Dreamer", "octave_sizes", "is_tensor", "over_octaves"]

@@ -43,12 +43,13 @@ from dreamvid.core.errors import ConfigError, InputError, ResumeError
 from dreamvid.core.files import check_image_output, check_output, write_image
 from dreamvid.core.frames import amount, even, output_size, resize, to_uint8
 from dreamvid.core.progress import Progress, RenderResult
-from dreamvid.media.bitdepth import read_frame
+from dreamvid.media.formats import check_output_path, sink_options
 from dreamvid.media.sheets import contact_sheet
-from dreamvid.media.sinks import AudioSpec, check_output_path, open_sink, sink_options
+from dreamvid.media.sinks import AudioSpec
 from dreamvid.media.sources import as_fps, read_image
 from dreamvid.motion.zoom import color_stats, match_color, noise_image, solid_image, transform
 from dreamvid.render.chain import dream_clip, full_float, palette
+from dreamvid.render.output import Output
 from dreamvid.render.prepare import (
     DREAM_SCHEDULES,
     check_schedules,
@@ -62,8 +63,8 @@ from dreamvid.render.prepare import (
     video_schedules,
 )
 from dreamvid.render.segments import render_segments
-from dreamvid.render.threads import Clock, Reader, Writer, pool_size
-from dreamvid.render.workfolder import Work, locks_output, record_path, work_folder, write_record
+from dreamvid.render.threads import Clock, Reader, pool_size
+from dreamvid.render.workfolder import Work, locks_output, record_path, stored_for_sink, work_folder, write_record
 
 __all__ = ["Progress", "RenderResult", "render_video", "render_zoom", "render_image", "render_sheet", "dream_image",
            "still_input",
@@ -126,35 +127,24 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
                               f"--chunk-frames, or with --restart to discard it")
         dreamer, weights_at = make_dreamer(cfg, model, progress)
         audio = AudioSpec(input_path, cfg.output.start, _sound_length(cfg.output, info.fps)) if cfg.output.audio and info.has_audio else None
-        with clock("encode"):
-            sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
-                             **sink_options(cfg.output))
-        writer = Writer(work, sink, clock)
         cuts: list[int] = []
-        try:
+        with Output(work, output_path, clock, progress, fps=info.fps, size=(info.width, info.height), audio=audio,
+                    **sink_options(cfg.output)) as out:
             if work.done:
                 progress.info(f"resuming from frame {work.done} (frames 0-{work.done - 1} are in '{work.path}')")
             progress.start(info.n_frames, work.done)
             reader = Reader(video_inputs(source, cfg.video, work.done, clock, pool_size()), clock)
-            written = dream_clip(cfg, sched, dreamer, weights_at, reader, work, writer, clock, progress,
-                                  work.base_seed, work.done, cuts, masks)
+            written = dream_clip(cfg, sched, dreamer, weights_at, reader, work, out, clock, progress,
+                                 work.base_seed, work.done, cuts, masks)
             if written == 0:
                 raise InputError(f"'{input_path}' yielded no frames in the chosen range; check --start and --duration")
-            writer.finish()
-            progress.check()  # a safe point: every frame stored, the output not yet under its name
-            with clock("encode"):
-                path = sink.close()  # atomic: the final name appears only now, complete
-        except BaseException:
-            writer.finish(check=False)  # frames already finished are stored, for a resume
-            sink.abort()  # no partial file under the final name; the work folder stays for a resume
-            raise
+            path = out.close()
     finally:
         close_all(reader, masks, source)
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=cuts, resumed_from=work.done, stages=dict(clock.seconds))
     result.record = write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result)
-    if not cfg.output.keep_frames:
-        work.remove()
+    out.done(cfg.output.keep_frames)
     return result
 
 
@@ -241,71 +231,60 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     h, w = start_img.shape[:2]
     dreamer, weights_at = make_dreamer(cfg, model, progress)
     clock = Clock()
-    with clock("encode"):
-        sink = open_sink(output_path, fps=fps, size=(w, h), **sink_options(cfg.output))
-    writer = Writer(work, sink, clock)
     written = 0
     try:
-        if work.done:
-            progress.info(f"resuming from frame {min(work.done, n)} (frames 0-{min(work.done, n) - 1} are in '{work.path}')")
-        progress.start(n, min(work.done, n))
-        prev = first_stats = None  # the previous frame exactly as saved (uint8); frame 0's colours
-        for k in range(n):
-            if k < work.done:  # 0) done by an earlier run
-                prev = work.read(k, start_img.shape)
-                writer.put(k, read_frame(work.frame_path(k)) if cfg.output.bit_depth == 16 else prev,
-                           store=False)  # 16 bits: the stored frame at its full depth
-                if first_stats is None:
-                    first_stats = color_stats(prev)
+        with Output(work, output_path, clock, progress, fps=fps, size=(w, h), **sink_options(cfg.output)) as output:
+            if work.done:
+                progress.info(f"resuming from frame {min(work.done, n)} (frames 0-{min(work.done, n) - 1} are in '{work.path}')")
+            progress.start(n, min(work.done, n))
+            prev = first_stats = None  # the previous frame exactly as saved (uint8); frame 0's colours
+            for k in range(n):
+                if k < work.done:  # 0) done by an earlier run
+                    prev = work.read(k, start_img.shape)
+                    output.put(k, stored_for_sink(work, k, prev, cfg.output.bit_depth), store=False)
+                    if first_stats is None:
+                        first_stats = color_stats(prev)
+                    written += 1
+                    continue
+                t = time.perf_counter()
+                seed = work.base_seed + k
+                if prev is None:
+                    # 1) frame 0: the start image dreamed in full
+                    img, iterations = start_img, cfg.dream.iterations
+                else:
+                    # 2) move the previous dream: zoom/rotate about the centre, then pan
+                    img = transform(prev.astype(np.float32), zoom=sched["zoom"].at(k), rotate=sched["rotate"].at(k),
+                                    pan=(sched["pan_x"].at(k), sched["pan_y"].at(k)), center=center)
+                    # 3) optionally let the start image show through
+                    b = sched["blend"].at(k)
+                    if not 0.0 <= b <= 1.0:
+                        raise ConfigError(f"zoom blend must stay within 0..1 (1 = pure feedback), got {b:g} at frame {k}")
+                    if b < 1.0:
+                        img = np.float32(b) * img + np.float32(1.0 - b) * start_img
+                    # 4) hold frame 0's colours, 5) dream on
+                    if z.color_match > 0:
+                        img = match_color(img, first_stats, strength=z.color_match)
+                    iterations = round(sched["iterations"].at(k))
+                with clock("dream"):
+                    dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
+                                            octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
+                                            mask=None if masks is None else masks.at(k), as_uint8=not full_float(cfg))
+                dreamed = palette(cfg, dreamed, img)  # the palette of the frame it started from
+                out = to_uint8(dreamed)
+                output.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
                 written += 1
-                continue
-            t = time.perf_counter()
-            seed = work.base_seed + k
-            if prev is None:
-                # 1) frame 0: the start image dreamed in full
-                img, iterations = start_img, cfg.dream.iterations
-            else:
-                # 2) move the previous dream: zoom/rotate about the centre, then pan
-                img = transform(prev.astype(np.float32), zoom=sched["zoom"].at(k), rotate=sched["rotate"].at(k),
-                                pan=(sched["pan_x"].at(k), sched["pan_y"].at(k)), center=center)
-                # 3) optionally let the start image show through
-                b = sched["blend"].at(k)
-                if not 0.0 <= b <= 1.0:
-                    raise ConfigError(f"zoom blend must stay within 0..1 (1 = pure feedback), got {b:g} at frame {k}")
-                if b < 1.0:
-                    img = np.float32(b) * img + np.float32(1.0 - b) * start_img
-                # 4) hold frame 0's colours, 5) dream on
-                if z.color_match > 0:
-                    img = match_color(img, first_stats, strength=z.color_match)
-                iterations = round(sched["iterations"].at(k))
-            with clock("dream"):
-                dreamed = dreamer.dream(img, iterations=iterations, step=sched["step"].at(k),
-                                        octaves=round(sched["octaves"].at(k)), seed=seed, weights=weights_at(k),
-                                        mask=None if masks is None else masks.at(k), as_uint8=not full_float(cfg))
-            dreamed = palette(cfg, dreamed, img)  # the palette of the frame it started from
-            out = to_uint8(dreamed)
-            writer.put(k, dreamed if cfg.output.bit_depth == 16 else out)  # 16 bits: the float dream
-            written += 1
-            if first_stats is None:
-                first_stats = color_stats(out)
-            progress.frame(k, {"cut": k == 0, "amount": amount(out, img), "seconds": time.perf_counter() - t})
-            prev = out
-        writer.finish()
-        progress.check()  # a safe point: every frame stored, the output not yet under its name
-        with clock("encode"):
-            path = sink.close()
-    except BaseException:
-        writer.finish(check=False)  # frames already finished are stored, for a resume
-        sink.abort()
-        raise
+                if first_stats is None:
+                    first_stats = color_stats(out)
+                progress.frame(k, {"cut": k == 0, "amount": amount(out, img), "seconds": time.perf_counter() - t})
+                prev = out
+            path = output.close()
     finally:
         if masks is not None:
             masks.close()
     result = RenderResult(path=path, frames=written, seconds=time.perf_counter() - t0, fps=fps,
                           cuts=[], resumed_from=min(work.done, n), stages=dict(clock.seconds))
     result.record = write_record(output_path, "zoom", cfg, dreamer, image_path_used, work.base_seed, result)
-    if not cfg.output.keep_frames:
-        work.remove()
+    output.done(cfg.output.keep_frames)
     return result
 
 

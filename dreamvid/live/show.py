@@ -38,7 +38,7 @@ from dreamvid.core.errors import ConfigError
 from dreamvid.core.files import write_image
 from dreamvid.live.sinks import LiveSink, check_live_sink, open_live_sink
 from dreamvid.live.sources import open_live_source
-from dreamvid.media.sinks import sink_options
+from dreamvid.media.formats import sink_options
 
 STATUS_EVERY = 0.5  # seconds between status updates
 WINDOW = 2.0  # seconds of frames the status's rates and latencies are taken over

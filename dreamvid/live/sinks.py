@@ -30,7 +30,8 @@ import numpy as np
 from dreamvid.core.errors import OutputError
 from dreamvid.core.ffmpeg import ffmpeg_exe
 from dreamvid.live.sources import URL
-from dreamvid.media.sinks import check_output_path, open_sink
+from dreamvid.media.formats import check_output_path
+from dreamvid.media.sinks import open_sink
 
 STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "rtsp": "rtsp"}  # else MPEG-TS, what udp/srt/tcp receivers expect
 

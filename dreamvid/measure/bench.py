@@ -60,7 +60,7 @@ from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.models import OFFLINE_MODEL, load_model
 from dreamvid.engine.objectives import layer as term
 from dreamvid.jobs.pipeline import Progress, render_sheet, render_video
-from dreamvid.measure.machine import cpu_peak, max_clock_mhz, peak_memory_4k, share_of_peak  # noqa: F401  (split out: machine)
+from dreamvid.measure.machine import cpu_peak, peak_memory_4k, share_of_peak
 from dreamvid.measure.metrics import measure_videos
 from dreamvid.measure.reference import SEED, STAGES, Run, native_torch_loop, plain_loop, run_reference, step_flops
 from dreamvid.media.sinks import open_sink

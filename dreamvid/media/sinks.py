@@ -43,23 +43,14 @@ from dreamvid.core.errors import OutputError
 from dreamvid.core.ffmpeg import ffmpeg_exe, run_probe
 from dreamvid.core.files import remove
 from dreamvid.media import bitdepth as depth
-from dreamvid.media.formats import (  # noqa: F401  (split out: formats)
+from dreamvid.media.formats import (
     AUDIO_BITRATE,
     CODECS,
     FRAME_FORMATS,
     PCM_AUDIO,
     VIDEO_FORMATS,
-    X264_PRESET,
-    Codec,
     check_output_path,
-    default_pix_fmt,
-    encoder_pix_fmts,
-    ffmpeg_encoders,
-    ffmpeg_text,
     kind_of,
-    pix_fmt_bits,
-    sink_options,
-    stem_of,
     subsampled,
 )
 from dreamvid.media.sources import as_fps

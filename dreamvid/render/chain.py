@@ -32,11 +32,11 @@ from dreamvid.config.settings import DEFAULTS, Config
 from dreamvid.core.errors import InputError
 from dreamvid.core.frames import amount, to_uint8
 from dreamvid.engine.dreamer import Dreamer, is_tensor
-from dreamvid.media.bitdepth import read_frame
 from dreamvid.motion import flow
 from dreamvid.motion.carry import carry_init, carry_share_scale
 from dreamvid.motion.colors import keep_colors
 from dreamvid.render.threads import Clock
+from dreamvid.render.workfolder import stored_for_sink
 
 
 def full_float(cfg: Config) -> bool:
@@ -283,8 +283,7 @@ def dream_clip(cfg: Config, sched: dict, dreamer: Dreamer, weights_at, inputs, s
             new_shot = chain.starts_shot(cut)
             if k < done_until:  # 0) done by an earlier run: pass the stored frame on
                 stored = store.read(k, frame.shape)
-                writer.put(k, read_frame(store.frame_path(k)) if cfg.output.bit_depth == 16 else stored,
-                           store=False)  # 16 bits: the stored frame at its full depth
+                writer.put(k, stored_for_sink(store, k, stored, cfg.output.bit_depth), store=False)
                 chain.keep(frame, stored, new_shot)
                 written += 1
                 continue

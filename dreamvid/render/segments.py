@@ -21,9 +21,11 @@ from dreamvid.core.files import check_output
 from dreamvid.core.frames import to_uint8
 from dreamvid.core.progress import Progress, RenderResult
 from dreamvid.media.bitdepth import read_frame
-from dreamvid.media.sinks import AudioSpec, check_output_path, open_sink, sink_options
+from dreamvid.media.formats import check_output_path, sink_options
+from dreamvid.media.sinks import AudioSpec
 from dreamvid.media.sources import read_image
 from dreamvid.render.chain import dream_clip
+from dreamvid.render.output import Output
 from dreamvid.render.plan import make_plan, scan_cuts
 from dreamvid.render.prepare import close_all, make_dreamer, open_clip, open_masks_for, video_inputs, video_schedules
 from dreamvid.render.threads import Clock, Reader, Writer, pool_size
@@ -179,20 +181,12 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
                 render_segment(cfg, input_path, s, work.segment(s.index, s.start), work.base_seed,
                                (dreamer, weights_at), progress)
     audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
-    with clock("encode"):
-        sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
-                         **sink_options(cfg.output))
-    try:
-        _assemble(cfg, plan, work, sink, clock)
-        progress.check()  # a safe point: assembled, the output not yet under its name
-        with clock("encode"):
-            path = sink.close()  # atomic: the final name appears only now, complete
-    except BaseException:
-        sink.abort()  # the work folder stays for a resume
-        raise
+    with Output(work, output_path, clock, progress, writer=False, fps=info.fps, size=(info.width, info.height),
+                audio=audio, **sink_options(cfg.output)) as out:
+        _assemble(cfg, plan, work, out.sink, clock)  # the segments' stored frames, in order, cross-faded
+        path = out.close()
     result = RenderResult(path=path, frames=plan.frames, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=list(plan.cuts), resumed_from=done, stages=dict(clock.seconds))
     result.record = write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result, plan=plan.to_dict())
-    if not cfg.output.keep_frames:
-        work.remove()
+    out.done(cfg.output.keep_frames)
     return result

@@ -44,7 +44,7 @@ from dreamvid.config.settings import Config
 from dreamvid.core.errors import BusyError, OutputError, ResumeError
 from dreamvid.core.files import atomic_write, check_folder, encode_image, make_folder, remove
 from dreamvid.core.progress import RenderResult
-from dreamvid.media.bitdepth import to_uint16
+from dreamvid.media.bitdepth import read_frame, to_uint16
 from dreamvid.media.sources import list_sequence, read_image
 from dreamvid.version import VERSION
 
@@ -318,6 +318,13 @@ def withdraw(output_path: str) -> None:
 
 
 # ----------------------------------------------------------------------------- work folder
+
+
+def stored_for_sink(store, k: int, frame, bit_depth: int):
+    """Frame k as an earlier run stored it, for the sink: at 16 bits re-read at its full depth
+    from `store`'s file (a Work or a segment's frames), else `frame`, the uint8 frame the chain
+    carries on. The one rule for a resumed video, zoom and segment."""
+    return read_frame(store.frame_path(k)) if bit_depth == 16 else frame
 
 
 class Work:
