@@ -248,8 +248,6 @@ def gallery(args: argparse.Namespace, stop) -> int:
     return 0
 
 
-
-
 # name -> the function that runs it: (args, stop) -> exit code
 COMMANDS = {"image": render, "video": render, "zoom": render, "live": live, "layers": layers, "presets": presets,
             "sheet": sheet, "keys": keys, "gallery": gallery, "ui": ui_page}

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from dreamvid.config.schedule import MODES
 from dreamvid.config.settings import (
     RAY_CHUNK_FRAMES,
+    RULES,
     SECTIONS,
     UI_AUTH_ENV,
     UI_FOLDER,
@@ -30,6 +32,12 @@ def _d(key: str) -> str:
     return "" if value in (None, "") else f" (default: {value})"
 
 
+def _choices(key: str) -> tuple[str, ...]:
+    """A setting's choices as the command line takes them (text), from its rule (config.settings.RULES)."""
+    rule = RULES[key]
+    return tuple(str(c) for c in (sorted(rule) if isinstance(rule, frozenset) else rule))
+
+
 def _add(group, *flags, key: str, help: str, **kw):
     group.add_argument(*flags, dest=key, default=argparse.SUPPRESS, help=help + _d(key), **kw)
 
@@ -41,22 +49,22 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--weights", key="weights", metavar="FILE", help="weights fetched elsewhere (googlenet: inception5h.zip); 'random' for untrained Keras nets")
     _add(g, "--layers", key="layers", metavar="SPEC",
          help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; default: the model's own choice")
-    _add(g, "--reduce", key="reduce", choices=("square", "mean"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
+    _add(g, "--reduce", key="reduce", choices=_choices("reduce"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
     _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (video, zoom: also a schedule)")
     _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
     _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
     _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule, "
               "or audio:FILE:MIN:MAX[:MODE] to follow a sound)")
-    _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
+    _add(g, "--grad-norm", key="grad_norm", choices=_choices("grad_norm"), help="gradient normalisation")
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
     g.add_argument("--keep-colors", dest="keep_colors", action="store_const", const=True, default=argparse.SUPPRESS,
                    help="keep the input's colours: the dream changes light and shape, not the palette")
     _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
     _add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
     _backend_options(g)
-    _add(g, "--precision", key="precision", choices=("auto", "float32", "bfloat16", "float16"),
+    _add(g, "--precision", key="precision", choices=_choices("precision"),
          help="network arithmetic (auto: bfloat16 or float16 where the GPU or CPU runs it fast, else float32)")
-    _add(g, "--xla", key="xla", choices=("auto", "on", "off"),
+    _add(g, "--xla", key="xla", choices=_choices("xla"),
          help="TensorFlow: XLA-compile the ascent loop (auto: on for videos and zooms on CPUs without AVX-512, "
               "for networks up to 40 layers deep; JAX always compiles with XLA)")
     _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
@@ -80,10 +88,10 @@ def _guide_options(p: argparse.ArgumentParser) -> None:
 
 
 def _backend_options(g) -> None:
-    _add(g, "--backend", key="backend", choices=("auto", "tensorflow", "jax", "torch"),
+    _add(g, "--backend", key="backend", choices=_choices("backend"),
          help="framework that runs the network (auto: one that sees a GPU, JAX first, else TensorFlow; "
               "KERAS_BACKEND is honoured)")
-    _add(g, "--device", key="device", choices=("auto", "cpu", "gpu"), help="where the gradient loop runs")
+    _add(g, "--device", key="device", choices=_choices("device"), help="where the gradient loop runs")
 
 
 _CHUNK_FRAMES = RAY_CHUNK_FRAMES  # --chunk-frames alone, and with --ray: 8 s at 30 fps
@@ -91,15 +99,15 @@ _CHUNK_FRAMES = RAY_CHUNK_FRAMES  # --chunk-frames alone, and with --ray: 8 s at
 
 def _video_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("video")
-    _add(g, "--flow", key="flow", choices=("dis", "farneback"), help="optical flow method")
-    _add(g, "--flow-preset", key="flow_preset", choices=("ultrafast", "fast", "medium"), help="DIS flow preset")
+    _add(g, "--flow", key="flow", choices=_choices("flow"), help="optical flow method")
+    _add(g, "--flow-preset", key="flow_preset", choices=_choices("flow_preset"), help="DIS flow preset")
     _add(g, "--blend", key="blend", metavar="X", help="share of the previous dream carried into the next frame (0..1)")
-    _add(g, "--carry", key="carry", choices=("detail", "dream"), help="carry the dream's added detail, or the dreamed frame")
+    _add(g, "--carry", key="carry", choices=_choices("carry"), help="carry the dream's added detail, or the dreamed frame")
     _add(g, "--carry-limit", key="carry_limit", metavar="X",
          help="limit each pixel's carried change to X times a fresh dream's mean amount, so the dream "
               "cannot run away into saturated blobs (0 = no limit)")
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
-    _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="schedules: between keyframes")
+    _add(g, "--interpolation", key="interpolation", choices=_choices("interpolation"), help="schedules: between keyframes")
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
     _add(g, "--min-shot-frames", key="min_shot_frames", metavar="N",
          help="frames a shot lasts at least: a cut sooner after the last is ignored (a flash frame cuts once)")
@@ -120,12 +128,12 @@ def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
     g = p.add_argument_group("output")
     _add(g, "--fps", key="fps", metavar="X", help="frame rate (video: the input's; image sequences and zooms: 25)")
     _add(g, "--crf", key="crf", metavar="N", help="H.264/H.265 quality, lower is better; 0 = lossless")
-    _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"),
+    _add(g, "--codec", key="codec", choices=_choices("codec"),
          help="video codec; prores and prores4444 (for editors) write .mov or .mkv")
     _add(g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
-    _add(g, "--bit-depth", key="bit_depth", choices=("8", "16"),
+    _add(g, "--bit-depth", key="bit_depth", choices=_choices("bit_depth"),
          help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input")
-    _add(g, "--frame-format", key="frame_format", choices=("png", "tiff"), help="files in a frame folder (an output ending in '/')")
+    _add(g, "--frame-format", key="frame_format", choices=_choices("frame_format"), help="files in a frame folder (an output ending in '/')")
     if video:
         _add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
         _add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")
@@ -152,7 +160,7 @@ def _zoom_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--zoom-blend", key="zoom.blend", metavar="SCHED", help="share of the previous dream kept each frame")
     _add(g, "--color-match", key="color_match", metavar="X", help="pull colours towards the first frame's (0..1)")
     _add(g, "--from", key="init", metavar="image|noise|#RRGGBB", help="start frame: the image, noise, or a colour")
-    _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="between keyframes")
+    _add(g, "--interpolation", key="interpolation", choices=_choices("interpolation"), help="between keyframes")
 
 
 _DEFAULTS.update({"pan": None, "zoom.blend": "1.0"})
@@ -233,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     live_opt("--seconds", key="seconds", metavar="SEC", help="run this long (default: until q, Ctrl-C or the source's end)")
     live_opt("--frames", key="frames", metavar="N", help="or end after N frames dreamed")
-    live_opt("--pace", key="pace", choices=("source", "dream"),
+    live_opt("--pace", key="pace", choices=_choices("pace"),
              help="a file source: at its own rate, the newest frame dreamed (source), or every frame in turn at "
                   "the dream's pace (dream: a rehearsal, nothing dropped)")
     live_opt("--fps", key="fps", metavar="X", help="target frames/s out: a governor adapts steps, then octaves, to hold it")
@@ -248,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat")
     live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
     _add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
-    _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"), help="the recording's codec")
+    _add(g, "--codec", key="codec", choices=_choices("codec"), help="the recording's codec")
     g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")
 
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
@@ -273,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="AUDIO_OR_VIDEO", help="an audio file, or a video with sound")
     p.add_argument("-o", "--output", required=True, metavar="KEYS.txt", help="the schedule text")
     p.add_argument("--fps", required=True, metavar="X", help="the render's frame rate (29.97 or 30000/1001 for NTSC)")
-    p.add_argument("--mode", choices=("rms", "onsets"), default="rms", help="rms: loudness; onsets: percussive hits (default: rms)")
+    p.add_argument("--mode", choices=MODES, default=MODES[0], help="rms: loudness; onsets: percussive hits (default: rms)")
     p.add_argument("--attack", default="0.05", metavar="SEC", help="seconds to rise towards a louder value (default: 0.05)")
     p.add_argument("--release", default="0.3", metavar="SEC", help="seconds to fall back after it (default: 0.3)")
     p.add_argument("--min", dest="lo", default="0", metavar="X", help="the value in silence (default: 0)")

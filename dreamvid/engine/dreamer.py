@@ -56,14 +56,6 @@ def _resize(x, size: tuple[int, int]):
     return ops.image.resize(x, (h, w), interpolation="bilinear" if down else "bicubic", antialias=down)
 
 
-
-
-
-
-
-
-
-
 def is_tensor(x) -> bool:
     """A backend tensor (on the dream's device), not a NumPy array or a Python number."""
     return not isinstance(x, (np.ndarray, np.generic, int, float)) and hasattr(x, "shape")
@@ -100,9 +92,6 @@ class Dreamer(Ascent):
     `seed`) never recompile the loop.
     """
 
-
-
-
     def __init__(self, model, objective: Objective, settings: DreamSettings, guide: np.ndarray | None = None):
         """guide: as Ascent's. Then the device policy a video's chain reads (chain.py): where a
         frame's start is made, whether a frame's octaves run as one call, how steps compile."""
@@ -125,10 +114,6 @@ class Dreamer(Ascent):
         self.static_steps = self.device == "gpu"
 
     # --- the compiled parts (keras.ops only) -----------------------------------------------------
-
-
-
-
 
 
     def _loop(self, steps: int, masked: bool, sizes: tuple | None = None, as_uint8: bool = False):
@@ -159,9 +144,6 @@ class Dreamer(Ascent):
     # --- public API -----------------------------------------------------------------------------
 
 
-
-
-
     def ascend(self, image, iterations: int | None = None, step: float | None = None, weights=None, mask=None):
         """Gradient ascent at the image's own size (one octave). A NumPy image in, a NumPy image
         out; a backend tensor in (what `dream` passes), a tensor out, left on the device.
@@ -180,7 +162,6 @@ class Dreamer(Ascent):
             out = fn(self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
                      *self._loop_args(shifts, bound, step, weights), *masks)
             return self.backend.to_numpy(out) if on_host else out
-
 
 
     def compiled(self, key, fn):
@@ -275,7 +256,6 @@ class Dreamer(Ascent):
         return over_octaves(image, mask, sizes, ascend, as_uint8)
 
 
-
     def steps_strip(self, image: np.ndarray, every: int, count: int) -> list[np.ndarray]:
         """The seed blog's strip: the image after every `every` steps, `count` times (one octave)."""
         out, img = [], np.asarray(image, np.float32)
@@ -283,7 +263,6 @@ class Dreamer(Ascent):
             img = self.ascend(img, iterations=every)
             out.append(img)
         return out
-
 
 
 __all__ = ["Dreamer", "octave_sizes", "is_tensor", "over_octaves"]

@@ -265,6 +265,46 @@ def detail_tail(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], cut
     return tails, shot_tails(tails, cuts)
 
 
+REVEAL_LAG = 5  # frames after a reveal at which its detail is compared with the frame's
+REVEAL_MIN_SHARE = 0.002  # a reveal smaller than this share of the frame says nothing
+
+
+def reveal_catch_up(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], cuts: Sequence[int] = (),
+                    lag: int = REVEAL_LAG, method: str = "dis") -> float:
+    """How far newly revealed regions catch up: for each frame t whose occlusion mask (the input
+    pair t-1 -> t, as the renderer computes it) reveals pixels, those pixels are followed along
+    the input's flow to frame t + `lag` (the mask warped frame to frame, kept where it stays above
+    one half), and their mean detail |output - input| there is divided by that frame's mean detail.
+    Returns the mean of those ratios over the clip (1 = the revealed pixels carry as much detail as
+    the frame; NaN where nothing was revealed), leaving out any reveal a cut interrupts."""
+    _check_pairs(inputs, outputs, lag + 2)
+    starts = sorted({0, *cuts})
+    shot = np.zeros(len(inputs), int)
+    for s in starts:
+        shot[s:] = s
+    flows: dict[int, np.ndarray] = {}  # t -> (flow t -> t-1, visible mask of t)
+
+    def pair(t: int):
+        if t not in flows:
+            flows[t] = _pair_flow(inputs[t - 1], inputs[t], method)
+        return flows[t]
+
+    ratios = []
+    for t in range(1, len(inputs) - lag):
+        if shot[t] != shot[t - 1] or shot[t + lag] != shot[t]:
+            continue  # a cut at t or before t + lag: no reveal to follow
+        revealed = 1.0 - pair(t)[1]  # (H, W) 1 where frame t shows what frame t-1 did not
+        if revealed.mean() < REVEAL_MIN_SHARE:
+            continue
+        for j in range(t + 1, t + lag + 1):  # carried along the flow into frame j
+            revealed = (warp(revealed.astype(np.float32), pair(j)[0]) > 0.5).astype(np.float32)
+        if revealed.mean() < REVEAL_MIN_SHARE / 2:
+            continue
+        detail = np.abs(outputs[t + lag].astype(np.float32) - inputs[t + lag].astype(np.float32)).mean(axis=2)
+        ratios.append(float((detail * revealed).sum() / revealed.sum()) / max(float(detail.mean()), 1e-6))
+    return float(np.mean(ratios)) if ratios else float("nan")
+
+
 # --- command line ---------------------------------------------------------------------------
 
 

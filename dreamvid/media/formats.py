@@ -44,7 +44,6 @@ CODECS = {
 FRAME_FORMATS = {"png": ".png", "tiff": ".tiff"}  # folder outputs: frame_000001.png / .tiff
 
 
-
 @functools.lru_cache(maxsize=None)
 def ffmpeg_encoders() -> frozenset[str]:
     """The encoders of the ffmpeg in use (`ffmpeg -encoders`), read once per process."""

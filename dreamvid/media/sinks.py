@@ -58,8 +58,6 @@ from dreamvid.media.sources import as_fps
 log = logging.getLogger("dreamvid")
 
 
-
-
 @dataclass
 class AudioSpec:
     """The audio to mux: the range [start, start + duration) seconds of the file at `path`
