@@ -231,14 +231,21 @@ SECTIONS = {"dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings
 
 
 def _defaults() -> dict[str, Any]:
-    """Each setting's default by its name, where the name is one setting's (a name two sections
-    share with different defaults, such as blend, is left out: name it by its section)."""
+    """Each setting's default by "section.name" ("video.blend", "zoom.blend"), and by its name
+    alone where the name is one setting's or its sections agree (a name two sections give other
+    defaults, such as blend, only by its section)."""
     seen: dict[str, set] = {}
-    for cls in SECTIONS.values():
+    out: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
         for f in fields(cls):
             if f.default is not dataclasses.MISSING:
                 seen.setdefault(f.name, set()).add(repr(f.default))
-    return {f.name: f.default for cls in SECTIONS.values() for f in fields(cls) if len(seen.get(f.name, ())) == 1}
+                out[f"{section}.{f.name}"] = f.default
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            if len(seen.get(f.name, ())) == 1:
+                out.setdefault(f.name, f.default)
+    return out
 
 
 # the stages' own parameters take their defaults from here (`crf: int = DEFAULTS["crf"]`), so each is

@@ -218,11 +218,11 @@ class Look:
     record: str | None = None  # an output's record loaded back: its settings under the page's
     model: str = ""
     layers: str = DEFAULTS["layers"]
-    step: float = 1.5
-    octaves: int = 4
-    iterations: int = 10
+    step: float = DEFAULTS["dream.step"]
+    octaves: int = DEFAULTS["dream.octaves"]
+    iterations: int = DEFAULTS["dream.iterations"]
     iterations_next: int = DEFAULTS["iterations_next"]
-    blend: float = 0.9
+    blend: float = DEFAULTS["video.blend"]
     carry_limit: float = DEFAULTS["carry_limit"]
     zoom: str = DEFAULTS["zoom"]
     width: int | None = None
