@@ -10,7 +10,7 @@
 
 Settings are named as the command line's long options are (`iterations_next=5` is
 `--iterations-next 5`, `preset="classic"`, `layers="mixed4c"`, `no_audio=True`), and validated
-in the one place the command line's are (config.job_config): a bad one raises
+in the one place the command line's are (config.presets.job_config): a bad one raises
 `dreamvid.ConfigError` with the same one-line message, never SystemExit. Every error is a
 `dreamvid.DreamvidError` whose message names the fix; nothing here prints or exits.
 
@@ -33,7 +33,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dreamvid.config.settings import DEFAULTS, LIVE_KEYS, SCHEDULED_KEYS, Config, job_config, live_config, load_preset
+from dreamvid.config.presets import job_config, live_config, load_preset
+from dreamvid.config.settings import DEFAULTS, LIVE_KEYS, SCHEDULED_KEYS, Config
 from dreamvid.core.errors import Cancelled, ConfigError, InputError
 from dreamvid.core.progress import Progress, RenderResult
 from dreamvid.engine.models import DreamModel, cached_model

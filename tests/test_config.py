@@ -11,7 +11,8 @@ from dataclasses import fields
 import pytest
 
 import dreamvid
-from dreamvid.config.settings import RULES, SECTIONS, build_config, job_config, load_preset
+from dreamvid.config.presets import job_config, load_preset
+from dreamvid.config.settings import RULES, SECTIONS, build_config
 from dreamvid.core.errors import ConfigError
 
 ROOT = pathlib.Path(dreamvid.__file__).parent

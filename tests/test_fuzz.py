@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dreamvid.config import schedule
+from dreamvid.config import presets, schedule
 from dreamvid.config import settings as config
 from dreamvid.core.errors import ConfigError, DreamvidError
 from dreamvid.engine import objectives
@@ -192,12 +192,12 @@ def check_types(cfg):
 
 
 @FUZZ
-@given(st.sampled_from(config.JOBS + ("still",)), st.dictionaries(st.sampled_from(OPTION_KEYS), values, max_size=4))
+@given(st.sampled_from(presets.JOBS + ("still",)), st.dictionaries(st.sampled_from(OPTION_KEYS), values, max_size=4))
 @example("zoom", {"pan": "1,2,3"})
 @example("zoom", {"step": "0:(1e400)"})
 @example("video", {"octaves": "audio:"})
 def test_a_job_config_builds_or_says_one_line(job, options):
-    check_types(parses_or_config_error(config.job_config, job, options))
+    check_types(parses_or_config_error(presets.job_config, job, options))
 
 
 @FUZZ
@@ -209,7 +209,7 @@ def test_a_job_config_builds_or_says_one_line(job, options):
 def test_a_preset_file_loads_or_says_one_line(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("preset") / "p.toml"
     path.write_text(text, encoding="utf-8")
-    parses_or_config_error(config.load_preset, str(path))
+    parses_or_config_error(presets.load_preset, str(path))
 
 
 @FUZZ
@@ -221,13 +221,13 @@ def test_a_preset_file_loads_or_says_one_line(tmp_path_factory, text):
 def test_a_record_read_as_a_preset_loads_or_says_one_line(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("record") / "o.mp4.json"
     path.write_text(text, encoding="utf-8")
-    parses_or_config_error(config.load_preset, str(path))
+    parses_or_config_error(presets.load_preset, str(path))
 
 
 @FUZZ
 @given(texts)
 def test_a_preset_name_is_found_or_says_one_line(name):
-    parses_or_config_error(config.load_preset, name, types=(DreamvidError,))
+    parses_or_config_error(presets.load_preset, name, types=(DreamvidError,))
 
 
 # ----------------------------------------------------------------------------- mask and guide options
@@ -262,7 +262,7 @@ def test_a_mask_or_guide_opens_or_says_one_line(mask_folder, monkeypatch, path, 
     from dreamvid.media.sources import read_image
 
     monkeypatch.chdir(mask_folder)
-    cfg = parses_or_config_error(config.job_config, "video", {"mask": path, "mask_feather": feather, "guide": path})
+    cfg = parses_or_config_error(presets.job_config, "video", {"mask": path, "mask_feather": feather, "guide": path})
     if cfg is None:
         return
     masks = parses_or_config_error(open_masks, cfg.dream.mask, (16, 12), None, feather=cfg.dream.mask_feather,

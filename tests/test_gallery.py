@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from cli_asserts import one_line_error
 
-from dreamvid.config.settings import list_presets, load_preset
+from dreamvid.config.presets import list_presets, load_preset
 from dreamvid.core.errors import ConfigError, LayerError
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.jobs import gallery, pipeline

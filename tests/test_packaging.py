@@ -15,7 +15,7 @@ import pytest
 import setuptools
 
 import dreamvid
-from dreamvid.config.settings import list_presets, load_preset
+from dreamvid.config.presets import list_presets, load_preset
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTALLED = os.path.commonpath([os.path.abspath(dreamvid.__file__), CHECKOUT]) != CHECKOUT

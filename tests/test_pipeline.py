@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dreamvid.config.settings import Config, build_config, load_preset
+from dreamvid.config.presets import load_preset
+from dreamvid.config.settings import Config, build_config
 from dreamvid.core.errors import ConfigError, OutputError, ResumeError
 from dreamvid.core.frames import amount
 from dreamvid.engine.dreamer import Dreamer

@@ -30,7 +30,8 @@ from cli_asserts import one_line_error
 
 import dreamvid
 from dreamvid.cli import main
-from dreamvid.config.settings import PRESET_DIR, build_config, list_presets, load_preset
+from dreamvid.config.presets import PRESET_DIR, list_presets, load_preset
+from dreamvid.config.settings import build_config
 from dreamvid.jobs import pipeline
 from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import ffmpeg_exe, probe_video, read_image

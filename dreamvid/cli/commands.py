@@ -13,7 +13,8 @@ import time
 
 from dreamvid import api
 from dreamvid.cli.parser import GALLERY_ARGS, NOT_SETTINGS, config_from_args, settings_given
-from dreamvid.config.settings import LIVE_HELP, SECTIONS, build_config, live_config, load_preset, preset_descriptions
+from dreamvid.config.presets import live_config, load_preset, preset_descriptions
+from dreamvid.config.settings import LIVE_HELP, SECTIONS, build_config
 from dreamvid.core.errors import DreamvidError
 from dreamvid.render.workfolder import record_path
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from dreamvid.config.presets import RAY_CHUNK_FRAMES, job_config
 from dreamvid.config.schedule import MODES
 from dreamvid.config.settings import (
-    RAY_CHUNK_FRAMES,
     RULES,
     SECTIONS,
     UI_AUTH_ENV,
@@ -20,7 +20,6 @@ from dreamvid.config.settings import (
     UI_PORT,
     Config,
     LiveSettings,
-    job_config,
 )
 from dreamvid.version import VERSION
 
@@ -107,6 +106,9 @@ def _video_options(p: argparse.ArgumentParser) -> None:
          help="limit each pixel's carried change to X times a fresh dream's mean amount, so the dream "
               "cannot run away into saturated blobs (0 = no limit)")
     _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
+    _add(g, "--next-skip", key="next_skip", metavar="N",
+         help="frames after the first of a shot skip their N finest octaves: a touch-up at a lower resolution "
+              "upsampled onto the carried dream (0: every octave, the recipe before)")
     _add(g, "--interpolation", key="interpolation", choices=_choices("interpolation"), help="schedules: between keyframes")
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
     _add(g, "--min-shot-frames", key="min_shot_frames", metavar="N",
@@ -342,7 +344,7 @@ def settings_given(args: argparse.Namespace) -> dict:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Preset values, overridden by the flags the user gave: config.job_config, as the API does."""
+    """Preset values, overridden by the flags the user gave: config.presets.job_config, as the API does."""
     return job_config(args.command, settings_given(args), args.preset)
 
 

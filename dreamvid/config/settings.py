@@ -10,28 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
-import os
-import tomllib
 from dataclasses import dataclass, field, fields
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from dreamvid.config.schedule import LINEAR, Schedule, is_audio, parse_spec
 from dreamvid.core.errors import ConfigError
-
-
-def _preset_dir():
-    """The named presets: the installed package's data (dreamvid/presets in the wheel, built from
-    the top-level presets/ folder), read through importlib.resources; in a checkout run without
-    installing, that folder itself."""
-    inside = resources.files("dreamvid") / "presets"
-    return inside if inside.is_dir() else Path(__file__).resolve().parents[2] / "presets"
-
-
-PRESET_DIR = _preset_dir()
 
 
 @dataclass
@@ -80,6 +64,12 @@ class VideoSettings:
     # saturated shares within 3x of its first frame's on real footage (DESIGN.md); 0 = no limit.
     carry_limit: float = 3.0
     iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
+    # A later frame of a shot starts from the carried dream, whose fine detail is already there: its
+    # touch-up skips this many of the finest octaves, dreams the rest and upsamples what they add
+    # onto the carried frame. 1 roughly halves a later frame's work (the finest octave is half
+    # of all of them) with the look held (README, Speed: strength, flicker, tails, revealed
+    # regions, measured by the bench's --recipes); 0 dreams every octave (the recipe before).
+    next_skip: int = 1
     cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
     # frames a shot started by a cut lasts at least: a cut sooner after the last is no cut, so a
     # single white flash frame resets the chain once, not twice (PySceneDetect's min_scene_len)
@@ -204,29 +194,6 @@ LIVE_KEYS = frozenset(f.name for f in fields(LiveSettings) if f.name != "sounds"
 LIVE_SOUND = "source"  # "audio:source:...": the live source's own sound track, followed as it plays
 SCHEDULED_KEYS = {"step": "step", "octaves": "octaves", "iterations_next": "iterations"}  # setting -> its job's schedule
 
-
-def live_config(given: dict[str, Any], preset: str | None = None) -> tuple[Config, LiveSettings]:
-    """The settings of a live run: the dream's as a video's (job_config("live"): every setting,
-    preset and schedule a video takes), and the live ones (LiveSettings), checked here."""
-    given = {k: v for k, v in given.items() if v is not None}
-    live, values = LiveSettings(), {}
-    for key in LIVE_KEYS:
-        if key in given:
-            values[key] = given.pop(key)
-    for f in fields(LiveSettings):
-        if f.name in values:  # (seconds, fps: the bounds a zoom's and an output's have)
-            setattr(live, f.name, _coerce(f.name, values[f.name], f, "live: "))
-    if live.max_steps is not None and live.max_steps < live.min_steps:
-        raise ConfigError(f"max_steps ({live.max_steps}) is below min_steps ({live.min_steps}); raise --max-steps")
-    for key, name in SCHEDULED_KEYS.items():  # the source's own sound: followed live, the chain starts at MIN
-        if is_audio(given.get(key)):
-            spec = parse_spec(given[key], key)
-            if spec.path == LIVE_SOUND:
-                live.sounds[name] = spec
-                given[key] = spec.lo if key == "step" else max(1, round(spec.lo))
-    return job_config("live", given, preset), live
-
-
 SECTIONS = {"dream": DreamSettings, "video": VideoSettings, "zoom": ZoomSettings, "output": OutputSettings}
 
 
@@ -275,6 +242,7 @@ RULES: dict[str, Any] = {
     "carry": ("detail", "dream"),
     "carry_limit": (0.0, 1000.0),
     "iterations_next": (0, 1000),
+    "next_skip": (0, 11),
     "cut_threshold": (0.0, 255.0),
     "min_shot_frames": (1, 100_000),
     "chunk_frames": (0, 1_000_000),
@@ -329,7 +297,7 @@ def _key_owner() -> dict[str, tuple[str, dataclasses.Field]]:
     return owner
 
 
-def _coerce(key: str, value: Any, f: dataclasses.Field, where: str) -> Any:
+def coerce(key: str, value: Any, f: dataclasses.Field, where: str) -> Any:
     """Turn `value` into the field's type and check it against RULES; raise ConfigError naming the fix."""
     kind = str(f.type)  # annotations are strings here: "int", "float | None", "str", "bool"
     if value is None:
@@ -376,6 +344,16 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, where: str) -> Any:
     return value
 
 
+def _check_segments(v: VideoSettings, where: str) -> None:
+    """The segment settings together: a segment must be longer than what it shares with its
+    neighbours, or the cross-fades would overlap each other."""
+    if v.chunk_frames and v.chunk_frames < 2 * (v.overlap_frames + 1):
+        raise ConfigError(f"{where}chunk_frames ({v.chunk_frames}) must be at least twice overlap_frames + 1 "
+                          f"({2 * (v.overlap_frames + 1)}); raise --chunk-frames or lower --overlap-frames")
+    if v.ray is not None and not str(v.ray).strip():
+        raise ConfigError(f"{where}ray must be 'auto' or a cluster address like 10.0.0.5:6379")
+
+
 def build_config(values: dict[str, Any], *, source: str = "") -> Config:
     """Build a validated Config from flat `key: value` pairs (CLI flags, preset entries).
 
@@ -405,7 +383,7 @@ def build_config(values: dict[str, Any], *, source: str = "") -> Config:
             section, f = owner[key]
             name = key
         _check_audio(section, name, value, where)
-        setattr(sections[section], name, _coerce(name, value, f, where))
+        setattr(sections[section], name, coerce(name, value, f, where))
     _check_segments(cfg.video, where)
     _check_schedules(cfg, where)
     return cfg
@@ -432,125 +410,3 @@ def _parse(parse, value, where, **kw):
 
 
 # --ray alone: the segment length a cluster shares out (8 s at 30 fps), as --chunk-frames alone
-RAY_CHUNK_FRAMES = 240
-JOBS = ("image", "video", "zoom", "gallery", "live")
-# long options whose setting has another name: --zoom-blend, --from, --no-audio (a flag: False)
-ALIASES = {"zoom_blend": "zoom.blend", "from_": "init", "from": "init"}
-
-
-def job_config(job: str, given: dict[str, Any], preset: str | None = None) -> Config:
-    """The settings of one job ("image", "video", "zoom", "gallery"): the preset's values (a
-    name, a .toml path or an output's .json record), overridden by `given`, the options named as
-    the command line's long options are (`iterations_next`, `layers`, `pan="2,0"`, `zoom_blend`,
-    `no_audio=True`), validated here. The command line and the Python API both come here, so
-    both say the same one-line ConfigError.
-
-    Where the job changes a dream number frame by frame (video, zoom), a schedule or an audio:
-    spec given to --step, --octaves or --iterations-next goes to that job's schedules; --ray
-    implies segments of RAY_CHUNK_FRAMES."""
-    if job not in JOBS:
-        raise ConfigError(f"job must be one of {', '.join(JOBS)}, got {job!r}")
-    values: dict[str, Any] = dict(load_preset(preset)[0]) if preset else {}
-    given = {ALIASES.get(k, k): v for k, v in given.items() if v is not None}  # None: not given
-    if given.pop("no_audio", False):
-        given["audio"] = False
-    if "pan" in given:
-        pan = str(given.pop("pan")).split(",")
-        if len(pan) != 2:
-            raise ConfigError(f"--pan must be X,Y in pixels per frame, e.g. --pan 2,0; got {','.join(pan)}")
-        given["pan_x"], given["pan_y"] = pan[0].strip(), pan[1].strip()
-    # a plain option overrides the preset's qualified key for the same setting
-    for key in given:
-        for section in SECTIONS:
-            values.pop(f"{section}.{key}", None)
-    job = "video" if job == "live" else job  # a live dream is a video's chain, frame by frame
-    if job in ("zoom", "video"):  # a schedule for a dream number goes to the job's schedules
-        for key, name in SCHEDULED_KEYS.items():
-            target = f"{job}.{name}"
-            if key in given and ("(" in str(given[key]) or is_audio(given[key])):  # keyframes, or a sound's
-                given[target] = given.pop(key)
-                values.pop(target, None)
-    if job == "zoom" and "iterations_next" in given:
-        given["video.iterations_next"] = given.pop("iterations_next")
-    values.update(given)
-    if job == "video" and values.get("ray", values.get("video.ray")) \
-            and not values.get("chunk_frames", values.get("video.chunk_frames")):
-        values["chunk_frames"] = RAY_CHUNK_FRAMES  # a cluster needs long shots split to share them out
-    return build_config(values)
-
-
-def _check_segments(v: VideoSettings, where: str) -> None:
-    """The segment settings together: a segment must be longer than what it shares with its
-    neighbours, or the cross-fades would overlap each other."""
-    if v.chunk_frames and v.chunk_frames < 2 * (v.overlap_frames + 1):
-        raise ConfigError(f"{where}chunk_frames ({v.chunk_frames}) must be at least twice overlap_frames + 1 "
-                          f"({2 * (v.overlap_frames + 1)}); raise --chunk-frames or lower --overlap-frames")
-    if v.ray is not None and not str(v.ray).strip():
-        raise ConfigError(f"{where}ray must be 'auto' or a cluster address like 10.0.0.5:6379")
-
-
-def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
-    """Read a preset (a name in presets/, a path to a .toml file, or the `<output>.json` record
-    written beside every output) into flat qualified keys.
-
-    Returns (values, description). Tables `[dream]`, `[video]`, `[zoom]`, `[output]` map to the
-    sections; top-level keys other than `description` are taken as plain keys. A record's
-    "settings" object has the same sections.
-    """
-    path = Path(name_or_path)
-    if path.suffix.lower() == ".json":
-        return _load_record(path)
-    if not (path.suffix == ".toml" or os.sep in name_or_path):
-        path = PRESET_DIR / f"{name_or_path}.toml"
-        if not path.is_file():
-            names = list_presets()
-            hint = difflib.get_close_matches(name_or_path, names, n=1)
-            raise ConfigError(
-                f"unknown preset '{name_or_path}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
-                + f" (presets: {', '.join(names)}; or pass a path to a .toml file)")
-    if not path.is_file():
-        raise ConfigError(f"preset file '{path}' does not exist; check the path or use a preset name from 'dreamvid presets'")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"preset file '{path}' is not valid TOML ({exc}); fix the file") from None
-    description = str(data.pop("description", ""))
-    return _flatten(data, path), description
-
-
-def _load_record(path: Path) -> tuple[dict[str, Any], str]:
-    """The settings of an output's record (`out.mp4.json`) as a preset."""
-    if not path.is_file():
-        raise ConfigError(f"record '{path}' does not exist; pass the .json file written beside an output")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        settings = data["settings"]
-        if not isinstance(settings, dict):
-            raise TypeError
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-        raise ConfigError(f"'{path}' is not a dreamvid record (no \"settings\" object); pass the .json "
-                          f"file written beside an output, or a .toml preset") from None
-    return _flatten(settings, path), f"the settings of {data.get('output') or path}"
-
-
-def _flatten(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """{"dream": {"octaves": 4}, "seed": 1} -> {"dream.octaves": 4, "seed": 1}, validated."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            if key not in SECTIONS:
-                raise ConfigError(f"{path}: unknown table [{key}]; tables are {', '.join(f'[{s}]' for s in SECTIONS)}")
-            for sub, v in value.items():
-                flat[f"{key}.{sub}"] = v
-        else:
-            flat[key] = value
-    build_config(flat, source=str(path))  # validate now, so the message names the file
-    return flat
-
-
-def list_presets() -> list[str]:
-    return sorted(p.name[: -len(".toml")] for p in PRESET_DIR.iterdir() if p.name.endswith(".toml"))
-
-
-def preset_descriptions() -> list[tuple[str, str]]:
-    return [(name, load_preset(name)[1]) for name in list_presets()]

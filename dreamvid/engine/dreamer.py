@@ -61,19 +61,24 @@ def is_tensor(x) -> bool:
     return not isinstance(x, (np.ndarray, np.generic, int, float)) and hasattr(x, "shape")
 
 
-def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None):
+def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None, dreamed: int | None = None):
     """The octave loop (keras.ops, traceable): image (H, W, 3) uint8 or float32 on [0, 255], mask
     None or (H, W, 1); for each size in `sizes` (smallest first) the input at that size plus the
     detail the smaller octaves added goes through ascend(k, image, mask at that size), and only
-    what the ascent added is kept. Returns the input plus the detail (cut by the mask), clipped to
-    [0, 255], rounded to uint8 (half to even, as to_uint8 on the host) with `as_uint8`."""
+    what the ascent added is kept. `dreamed`: only the first so many sizes are ascended (None:
+    all); the detail is carried up through the others as it is, upsampled (a touch-up at a lower
+    resolution, Dreamer.dream's `skip_top`). Returns the input plus the detail (cut by the mask),
+    clipped to [0, 255], rounded to uint8 (half to even, as to_uint8 on the host) with `as_uint8`."""
     from keras import ops
 
+    dreamed = len(sizes) if dreamed is None else dreamed
     full = ops.cast(image, "float32")
     detail = ops.zeros((*sizes[0], 3), "float32")
     for k, size in enumerate(sizes):
-        base = _resize(full, size)  # 1) the input at this octave's size
         detail = _resize(detail, size)  # 2) upscale the detail the smaller octaves added
+        if k >= dreamed:  # an octave the touch-up leaves out: the detail only carried up to its size
+            continue
+        base = _resize(full, size)  # 1) the input at this octave's size
         m = None if mask is None else _resize(mask, size)  # area average down: stays in [0, 1]
         detail = ascend(k, base + detail, m) - base  # 3) ascend, 4) keep only what it added
         if progress:
@@ -118,7 +123,8 @@ class Dreamer(Ascent):
 
     def _loop(self, steps: int, masked: bool, sizes: tuple | None = None, as_uint8: bool = False):
         """(the compiled call, its loop-bound arguments) of `steps` ascent steps on one octave
-        (sizes None: ascend) or on a whole frame's octaves (`_frame_loop`), masked or not (a loop
+        (sizes None: ascend) or on a whole frame's octaves (`_frame_loop`; sizes: (the octave sizes,
+        how many are ascended)), masked or not (a loop
         of its own, so the unmasked loop carries no mask ops at all). The call takes (state,
         image, shifts, *bound, step, weights[, mask]): `bound` is [] where static_steps compiles
         the count in (the first STATIC_STEP_COUNTS counts of each kind), else [the count as a
@@ -182,7 +188,8 @@ class Dreamer(Ascent):
     def dream(self, image: np.ndarray, *, iterations: int | None = None, step: float | None = None,
               octaves: int | None = None, octave_scale: float | None = None, weights=None,
               seed: int | None = None, progress: Callable[[int, int], None] | None = None,
-              mask: np.ndarray | None = None, as_uint8: bool = False, to_host: bool = True) -> np.ndarray:
+              mask: np.ndarray | None = None, as_uint8: bool = False, to_host: bool = True,
+              skip_top: int = 0) -> np.ndarray:
         """DeepDream over octaves. image: (H, W, 3) on [0, 255], float32 or uint8 (NumPy), or the
         backend tensor `carry_over` made on the device -> float32 (H, W, 3) in [0, 255]; with
         as_uint8, rounded (half to even, as to_uint8) to uint8 on the device: a quarter of the
@@ -199,6 +206,10 @@ class Dreamer(Ascent):
         `progress(done, total)` is called after each octave (once, at the end, where
         `fuse_octaves` puts the frame's octaves in one compiled call). An image smaller than the network
         can see (Dreamer.min_side) is dreamed enlarged to that size, then brought back.
+
+        skip_top: the finest octaves left out (a later frame's touch-up, chain.py): the ascent
+        stops that many octaves below the full size and its detail is upsampled onto the image,
+        whose own fine detail (the carried dream's) stays; at least one octave is always dreamed.
         """
         from keras import ops
 
@@ -218,11 +229,12 @@ class Dreamer(Ascent):
             big_mask = None if mask is None else cv2.resize(np.asarray(mask, np.float32).reshape(h, w), (bw, bh),
                                                             interpolation=cv2.INTER_LINEAR)
             out = self.dream(big, iterations=iterations, step=step, octaves=octaves, octave_scale=octave_scale,
-                             weights=weights, progress=progress, mask=big_mask)
+                             weights=weights, progress=progress, mask=big_mask, skip_top=skip_top)
             out = np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA), 0.0, 255.0)
             out = to_uint8(out) if as_uint8 else out
             return out if to_host else ops.convert_to_tensor(out)
         sizes = tuple(self.octave_sizes(h, w, octaves, octave_scale))
+        dreamed = len(sizes) - min(max(0, int(skip_top)), len(sizes) - 1)  # the octaves ascended
         with self.backend.placement(self.device):
             full = image if on_device else ops.convert_to_tensor(image)
             full_mask = None
@@ -233,8 +245,8 @@ class Dreamer(Ascent):
                 full_mask = ops.convert_to_tensor(np.clip(mask.reshape(h, w, 1), 0.0, 1.0))
             if self.fuse_octaves:  # the whole frame in one compiled call
                 steps = self._steps(iterations)
-                shifts = np.stack([self._shifts(*size, steps) for size in sizes])  # as ascend would draw them
-                fn, bound = self._loop(steps, full_mask is not None, sizes, as_uint8)
+                shifts = np.stack([self._shifts(*size, steps) for size in sizes[:dreamed]])  # as ascend would draw them
+                fn, bound = self._loop(steps, full_mask is not None, (sizes, dreamed), as_uint8)
                 # (cast first: a uint8 frame and a float32 start from carry_over share one compile)
                 out = fn(self._state, ops.cast(full, "float32"), *self._loop_args(shifts, bound, step, weights),
                          *([] if full_mask is None else [full_mask]))
@@ -243,17 +255,19 @@ class Dreamer(Ascent):
             else:  # octave by octave: a compiled call each, progress after each
                 def ascend(k, image, m):
                     return self.ascend(image, iterations, step, weights, m)
-                out = over_octaves(full, full_mask, sizes, ascend, as_uint8, progress)
+                out = over_octaves(full, full_mask, sizes, ascend, as_uint8, progress, dreamed)
             return self.backend.to_numpy(out) if to_host else out
 
     def _frame_loop(self, state, image, shifts, steps, step, weights, mask=None, *, sizes, as_uint8):
-        """`dream` of one frame in one compiled call: every octave's ascent (shifts: one jitter
-        table per octave, stacked), the resizes between them and the final rounding."""
+        """`dream` of one frame in one compiled call: every ascended octave's ascent (shifts: one
+        jitter table per octave, stacked), the resizes between them and the final rounding.
+        sizes: (the octave sizes, how many of them are ascended)."""
         from keras import ops
 
         def ascend(k, img, m):
             return self._ascend_steps(state, img, ops.take(shifts, k, axis=0), steps, step, weights, m)
-        return over_octaves(image, mask, sizes, ascend, as_uint8)
+        octave_sizes, dreamed = sizes
+        return over_octaves(image, mask, octave_sizes, ascend, as_uint8, dreamed=dreamed)
 
 
     def steps_strip(self, image: np.ndarray, every: int, count: int) -> list[np.ndarray]:

@@ -36,7 +36,8 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from dreamvid.config.settings import SECTIONS, Config, build_config, list_presets, load_preset
+from dreamvid.config.presets import list_presets, load_preset
+from dreamvid.config.settings import SECTIONS, Config, build_config
 from dreamvid.core.errors import ConfigError, ResumeError
 from dreamvid.core.files import atomic_write, check_image_output, encode_image, make_folder, write_image
 from dreamvid.core.frames import amount, to_uint8

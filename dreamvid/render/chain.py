@@ -233,7 +233,8 @@ class Chain:
             dreamed = self.dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
                                          octaves=round(sched["octaves"].at(k)), seed=self.base_seed + k,
                                          weights=self.weights_at(k), mask=mask, as_uint8=self.as_uint8,
-                                         to_host=not values.on_device)
+                                         to_host=not values.on_device,
+                                         skip_top=0 if new_shot else cfg.video.next_skip)  # 3) a later frame: a touch-up
         dreamed, kept, added = values.kept(dreamed, frame)  # as saved, what the chain carries on, what it added
         if new_shot:
             self.target = added  # the amount a full dream of this shot adds: the chain's set point

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from dreamvid.config.settings import job_config
+from dreamvid.config.presets import job_config
 from dreamvid.core.errors import InputError
 from dreamvid.core.frames import output_size, resize
 from dreamvid.core.progress import Progress

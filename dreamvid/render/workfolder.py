@@ -268,7 +268,7 @@ def write_record(output_path: str, job: str, cfg: Config, dreamer, input_path: s
                  result: RenderResult, plan: dict | None = None) -> str:
     """Write `record_path(output_path)` atomically, after the output itself is complete; returns its path.
 
-    Its "settings" sections are those of a preset file (see config.load_preset, which reads this
+    Its "settings" sections are those of a preset file (see config.presets.load_preset, which reads this
     JSON too), with the model, layers and seed that were actually used, so the record reproduces
     the output even when the requested model fell back or no seed was given. The work folder's
     switches (restart, keep_frames) are left out: they do not shape the output.

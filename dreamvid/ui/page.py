@@ -27,7 +27,8 @@ import os
 import time
 
 from dreamvid import api
-from dreamvid.config.settings import UI_FOLDER, UI_PORT, list_presets
+from dreamvid.config.presets import list_presets
+from dreamvid.config.settings import UI_FOLDER, UI_PORT
 from dreamvid.core.errors import Cancelled, ConfigError, DreamvidError
 from dreamvid.render.workfolder import fingerprint, record_path, work_folder
 from dreamvid.ui.work import (

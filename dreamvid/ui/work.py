@@ -21,16 +21,8 @@ import time
 from dataclasses import dataclass, field
 
 from dreamvid import api
-from dreamvid.config.settings import (
-    DEFAULTS,
-    UI_AUTH_ENV,
-    UI_LOOPBACK,
-    UI_MAX_UPLOAD_MB,
-    Config,
-    build_config,
-    job_config,
-    load_preset,
-)
+from dreamvid.config.presets import job_config, load_preset
+from dreamvid.config.settings import DEFAULTS, UI_AUTH_ENV, UI_LOOPBACK, UI_MAX_UPLOAD_MB, Config, build_config
 from dreamvid.core.errors import ConfigError, DreamvidError, InputError
 from dreamvid.core.ffmpeg import ffmpeg_exe
 from dreamvid.core.files import write_image
