@@ -3,6 +3,7 @@ and a ratio, and dream about as strongly. No timing is asserted (machines differ
 
 import re
 
+import numpy as np
 import pytest
 
 from dreamvid.measure import bench, machine, reference
@@ -179,3 +180,33 @@ def test_the_share_of_the_peak_never_passes_100_percent(monkeypatch, tmp_path):
                         if "cpuinfo_max_freq" in pattern else real_glob(pattern))
     assert bench.max_clock_mhz() == 3700.0
     assert bench.cpu_peak()[2] == 3.7 and "at the maximum clock" in bench.cpu_peak()[4]
+
+
+def test_the_recipes_compare_the_full_dream_and_the_touch_up_on_the_same_frames(tiny_model, tmp_path, texture):
+    """bench --recipes: both recipes render the same frames, the first frame of the shot dreamed in full
+    by each (identical), the later frames different; every measure and every aim is reported."""
+    from dreamvid.measure import recipes
+    from dreamvid.media.sinks import open_sink
+
+    import cv2
+
+    tex = cv2.GaussianBlur(texture(64, 64 + 40, seed=5), (0, 0), 2).astype(np.uint8)  # one shot: no cut
+    clip = str(tmp_path / "pan.mp4")
+    with open_sink(clip, fps=25, size=(64, 64), crf=0) as sink:
+        for i in range(10):
+            sink.write(np.ascontiguousarray(tex[:, 2 * i: 2 * i + 64]))
+    inputs = recipes._inputs(clip, 64, 10)
+    runs = {name: recipes.render(clip, str(tmp_path / name) + "/", skip, model=tiny_model, width=64, frames=10,
+                                 seed=1, layers="conv2", octaves=2, octave_scale=1.5, iterations=3)
+            for name, skip in recipes.RECIPES.items()}
+    full, touch = runs["full"]["outputs"], runs["touch"]["outputs"]
+    assert len(full) == len(touch) == 10 and np.array_equal(full[0], touch[0])
+    assert runs["full"]["cuts"] == runs["touch"]["cuts"] == []
+    assert all(not np.array_equal(a, b) for a, b in zip(full[1:], touch[1:]))
+    rows = {name: {**run, **recipes.measure(inputs, run)} for name, run in runs.items()}
+    lines = recipes.report(clip, rows)
+    assert lines[0] == "pan.mp4:" and len(lines) == 1 + len(runs) + 5
+    for words in ("frames/s after the first", "strength", "flicker", "tails", "revealed", "frames/s: ",
+                  "revealed regions: "):
+        assert any(words in line for line in lines), (words, lines)
+    assert all(0 < v < 255 for r in rows.values() for v in r["strength"])

@@ -281,3 +281,29 @@ def test_a_step_count_compiled_in_dreams_the_same_and_compiles_once_per_count(ti
         for n in (4, 5, 6, 3):
             fresh.dream(frame, seed=4, iterations=n, as_uint8=True)
         assert two > 0 and fresh.trace_count - two == two // 2
+
+
+def test_a_touch_up_skips_the_finest_octaves_and_keeps_the_image_s_own_fine_detail(tiny_model, texture,
+                                                                                      monkeypatch):
+    """skip_top=1 (a later frame's touch-up): the octaves below the full size are ascended, the
+    full size is not, and what they added comes back upsampled onto the image; at least one
+    octave is dreamed whatever skip_top asks."""
+    d = Dreamer(tiny_model, layer("conv2"), settings(octaves=3, octave_scale=1.5, iterations=2, step=8.0))
+    img = texture(96, 96).astype(np.float32)
+    sizes = [tuple(s) for s in d.octave_sizes(96, 96)]
+    seen = []
+    real = d.ascend
+    monkeypatch.setattr(d, "ascend", lambda image, *a, **k: (seen.append(tuple(image.shape[:2])), real(image, *a, **k))[1])
+    full = d.dream(img, seed=1)
+    assert seen == sizes
+    seen.clear()
+    touched = d.dream(img, seed=1, skip_top=1)
+    assert seen == sizes[:-1] and touched.shape == img.shape
+    added = np.abs(touched - img).mean()
+    assert 0 < added < np.abs(full - img).mean()  # dreamed, less than every octave adds
+    # what was added is smooth at the full size: its finest (pixel-to-pixel) variation below the full dream's
+    fine = lambda x: np.abs(np.diff(x - img, axis=1)).mean()  # noqa: E731
+    assert fine(touched) < fine(full)
+    seen.clear()
+    d.dream(img, seed=1, skip_top=9)
+    assert seen == sizes[:1]  # the smallest octave still dreams

@@ -60,6 +60,7 @@ from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.models import OFFLINE_MODEL, load_model
 from dreamvid.engine.objectives import layer as term
 from dreamvid.jobs.pipeline import Progress, render_sheet, render_video
+from dreamvid.measure import recipes
 from dreamvid.measure.machine import cpu_peak, peak_memory_4k, share_of_peak
 from dreamvid.measure.metrics import measure_videos
 from dreamvid.measure.reference import SEED, STAGES, Run, native_torch_loop, plain_loop, run_reference, step_flops
@@ -375,6 +376,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--octave-calls", action="store_true",
                    help="on a GPU, one compiled call per octave instead of one per frame: what the one call gains")
     p.add_argument("--sheet", metavar="FILE", help="also save a contact sheet of the project's output frames")
+    p.add_argument("--recipes", nargs="+", metavar="CLIP",
+                   help="compare the later frames' recipes on these clips (the first --frames frames at --width): the "
+                        "full dream and the touch-up, frames/s and the look's measures (measure/recipes.py)")
     p.add_argument("--peak-memory", action="store_true", help="only measure peak memory dreaming one 4K frame")
     p.add_argument("--_child-4k", dest="child_4k", help=argparse.SUPPRESS)
     p.add_argument("--_child-reference", dest="child_reference", nargs=2, metavar=("CLIP", "WORKDIR"),
@@ -421,6 +425,14 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         return 0
     if args.dream_only:
         return _dream_only(model, layer, width, height, args)
+    if args.recipes:
+        print(f"dreamvid bench --recipes: {model.name}, {width} px wide, {frames} frames, seed {SEED}; "
+              f"{backends.current().NAME} {model.precision}")
+        for clip in args.recipes:
+            rows = recipes.compare(clip, model=model, width=width, frames=frames, seed=SEED,
+                                   sheet=args.sheet and f"{os.path.splitext(args.sheet)[0]}-{os.path.basename(clip)}.jpg")
+            print("\n".join(recipes.report(clip, rows)), flush=True)
+        return 0
     io = args.io or ("mp4" if backends.installed("imageio_ffmpeg") else "png")
     bk = backends.current()
     gpu = bk.gpu_name() if args.device != "cpu" else None
