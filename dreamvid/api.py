@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -111,8 +112,8 @@ def _network(model):
 
     def load(cfg: Config) -> DreamModel:
         d = cfg.dream
-        return load_model(os.fspath(model) if model is not None else d.model, weights=d.weights, precision=d.precision, device=d.device,
-                          backend=d.backend)
+        return load_model(os.fspath(model) if model is not None else d.model, weights=d.weights, precision=d.precision,
+                          device=d.device, backend=d.backend)
 
     return load
 
@@ -162,8 +163,8 @@ def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None,
 
 
 def render_image(input, output, *, model=None, progress: Callable[[Update], Any] | None = None,
-                 cancel: threading.Event | None = None, preset: str | None = None, gradient: str | None = None, strip: str | None = None,
-                 strip_every: int = 5, **options) -> RenderResult:
+                 cancel: threading.Event | None = None, preset: str | None = None, gradient: str | None = None,
+                 strip: str | None = None, strip_every: int = 5, **options) -> RenderResult:
     """A still dreamed into a file, as `dreamvid image INPUT -o OUTPUT` (.png, .jpg), with its
     record; `gradient`, `strip`: the seed blog's views too (the layer's gradient; the image every
     `strip_every` steps). Returns RenderResult."""

@@ -112,7 +112,8 @@ def test_tiled_gradient_equals_the_sum_of_each_tiles_own_gradient(tiny_model, te
     for iy in range(ny):
         for ix in range(nx):
             y0, x0 = iy * th, ix * tw
-            total[y0:y0 + th, x0:x0 + tw] = single._call(single._gradient, ext[y0:y0 + th, x0:x0 + tw], d._weights(None))
+            total[y0:y0 + th, x0:x0 + tw] = single._call(single._gradient, ext[y0:y0 + th, x0:x0 + tw],
+                                                         d._weights(None))
     folded = total[:h, :w].copy()
     folded[: ny * th - h] += total[h:, :w]
     folded[:, : nx * tw - w] += total[:h, w:]

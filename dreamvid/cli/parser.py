@@ -38,14 +38,19 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dream")
     _add(g, "--model", key="model", metavar="NAME|PATH",
          help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., or a .keras/.pb path")
-    _add(g, "--weights", key="weights", metavar="FILE", help="weights fetched elsewhere (googlenet: inception5h.zip); 'random' for untrained Keras nets")
+    _add(g, "--weights", key="weights", metavar="FILE",
+         help="weights fetched elsewhere (googlenet: inception5h.zip); 'random' for untrained Keras nets")
     _add(g, "--layers", key="layers", metavar="SPEC",
-         help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; default: the model's own choice")
-    _add(g, "--reduce", key="reduce", choices=("square", "mean"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
-    _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (video, zoom: also a schedule)")
+         help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; "
+              "default: the model's own choice")
+    _add(g, "--reduce", key="reduce", choices=("square", "mean"),
+         help="objective per layer: mean of squares, or plain mean (the seed blog)")
+    _add(g, "--octaves", key="octaves", metavar="N",
+         help="number of scales the dream runs at (video, zoom: also a schedule)")
     _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
     _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
-    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule, "
+    _add(g, "--step", key="step", metavar="X",
+         help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule, "
               "or audio:FILE:MIN:MAX[:MODE] to follow a sound)")
     _add(g, "--grad-norm", key="grad_norm", choices=("std", "max", "mean"), help="gradient normalisation")
     _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
@@ -60,7 +65,8 @@ def _dream_options(p: argparse.ArgumentParser) -> None:
          help="TensorFlow: XLA-compile the ascent loop (auto: on for videos and zooms on CPUs without AVX-512, "
               "for networks up to 40 layers deep; JAX always compiles with XLA)")
     _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
-    p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'dreamvid presets'); flags override it")
+    p.add_argument("--preset", default=None, metavar="NAME|PATH",
+                   help="start from a named look (see 'dreamvid presets'); flags override it")
 
 
 def _mask_options(p: argparse.ArgumentParser) -> None:
@@ -94,11 +100,13 @@ def _video_options(p: argparse.ArgumentParser) -> None:
     _add(g, "--flow", key="flow", choices=("dis", "farneback"), help="optical flow method")
     _add(g, "--flow-preset", key="flow_preset", choices=("ultrafast", "fast", "medium"), help="DIS flow preset")
     _add(g, "--blend", key="blend", metavar="X", help="share of the previous dream carried into the next frame (0..1)")
-    _add(g, "--carry", key="carry", choices=("detail", "dream"), help="carry the dream's added detail, or the dreamed frame")
+    _add(g, "--carry", key="carry", choices=("detail", "dream"),
+         help="carry the dream's added detail, or the dreamed frame")
     _add(g, "--carry-limit", key="carry_limit", metavar="X",
          help="limit each pixel's carried change to X times a fresh dream's mean amount, so the dream "
               "cannot run away into saturated blobs (0 = no limit)")
-    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
+    _add(g, "--iterations-next", key="iterations_next", metavar="N",
+         help="steps per octave for frames after the first of a shot (also a schedule)")
     _add(g, "--interpolation", key="interpolation", choices=("linear", "smooth"), help="schedules: between keyframes")
     _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
     _add(g, "--min-shot-frames", key="min_shot_frames", metavar="N",
@@ -108,8 +116,10 @@ def _video_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("segments and clusters (README: Rendering on a cluster)")
     _add(g, "--chunk-frames", key="chunk_frames", metavar="N", nargs="?", const=_CHUNK_FRAMES,
          help=f"render in segments: shots split at cuts, longer ones into N-frame segments (alone: {_CHUNK_FRAMES})")
-    _add(g, "--warmup-frames", key="warmup_frames", metavar="N", help="frames dreamed and thrown away before a later segment")
-    _add(g, "--overlap-frames", key="overlap_frames", metavar="N", help="frames consecutive segments share, cross-faded")
+    _add(g, "--warmup-frames", key="warmup_frames", metavar="N",
+         help="frames dreamed and thrown away before a later segment")
+    _add(g, "--overlap-frames", key="overlap_frames", metavar="N",
+         help="frames consecutive segments share, cross-faded")
     _add(g, "--ray", key="ray", metavar="auto|ADDRESS",
          help="each segment a Ray task on a cluster (auto: RAY_ADDRESS, a cluster on this machine, or a new one); "
               f"the output's folder must be on storage every node sees; implies --chunk-frames {_CHUNK_FRAMES}")
@@ -122,10 +132,12 @@ def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
     _add(g, "--crf", key="crf", metavar="N", help="H.264/H.265 quality, lower is better; 0 = lossless")
     _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"),
          help="video codec; prores and prores4444 (for editors) write .mov or .mkv")
-    _add(g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
+    _add(g, "--pix-fmt", key="pix_fmt", metavar="FMT",
+         help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
     _add(g, "--bit-depth", key="bit_depth", choices=("8", "16"),
          help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input")
-    _add(g, "--frame-format", key="frame_format", choices=("png", "tiff"), help="files in a frame folder (an output ending in '/')")
+    _add(g, "--frame-format", key="frame_format", choices=("png", "tiff"),
+         help="files in a frame folder (an output ending in '/')")
     if video:
         _add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
         _add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")
@@ -190,14 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("video", help="dream a video clip or image sequence",
                        description="Dream a clip: flow-guided, so the dream moves with the scene.")
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
     _dream_options(p)
     _mask_options(p)
     _guide_options(p)
     _video_options(p)
     _output_options(p, video=True)
 
-    p = sub.add_parser("zoom", help="infinite-zoom animation from a still", description="Infinite zoom: transform, dream, repeat.")
+    p = sub.add_parser("zoom", help="infinite-zoom animation from a still",
+                       description="Infinite zoom: transform, dream, repeat.")
     p.add_argument("input", metavar="IMAGE", nargs="?", help="start image (omit with --from noise or a colour)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4, .gif, or a folder/ of PNGs")
     _dream_options(p)
@@ -205,17 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     _guide_options(p)
     _zoom_options(p)
     g = p.add_argument_group("zoom dream")
-    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame (a number or a schedule)")
+    _add(g, "--iterations-next", key="iterations_next", metavar="N",
+         help="steps per octave after the first frame (a number or a schedule)")
     _output_options(p, video=False)
 
     p = sub.add_parser("live", help="dream a camera or a stream as it happens, out to a window, a stream or a file",
-                       description="Dream live: the newest frame of SOURCE is always dreamed next (the rest dropped and "
-                       "counted, so latency never grows), flow-coherent, shown on every sink at once. "
+                       description="Dream live: the newest frame of SOURCE is always dreamed next (the rest dropped "
+                       "and counted, so latency never grows), flow-coherent, shown on every sink at once. "
                        "Keys in the window and lines on standard input: next, prev (look), stronger, weaker, "
                        "more, less (carry), reset, pause, snapshot, quit.")
     p.add_argument("input", metavar="SOURCE",
-                   help="camera:N, a stream URL ffmpeg reads (udp://, srt://, rtsp://, rtmp://, HLS), /dev/videoN, or a "
-                        "file played at its own frame rate")
+                   help="camera:N, a stream URL ffmpeg reads (udp://, srt://, rtsp://, rtmp://, HLS), /dev/videoN, or "
+                        "a file played at its own frame rate")
     p.add_argument("-o", "--output", action="append", required=True, metavar="SINK",
                    help="window, virtualcam, a stream URL (udp://, srt://, rtmp://), or a recording (.mp4, .mkv, "
                         "folder/); repeat for several")
@@ -231,12 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument(*flags, dest=key, default=argparse.SUPPRESS,
                        help=help + ("" if default in (None, "", False) else f" (default: {default})"), **kw)
 
-    live_opt("--seconds", key="seconds", metavar="SEC", help="run this long (default: until q, Ctrl-C or the source's end)")
+    live_opt("--seconds", key="seconds", metavar="SEC",
+             help="run this long (default: until q, Ctrl-C or the source's end)")
     live_opt("--frames", key="frames", metavar="N", help="or end after N frames dreamed")
     live_opt("--pace", key="pace", choices=("source", "dream"),
              help="a file source: at its own rate, the newest frame dreamed (source), or every frame in turn at "
                   "the dream's pace (dream: a rehearsal, nothing dropped)")
-    live_opt("--fps", key="fps", metavar="X", help="target frames/s out: a governor adapts steps, then octaves, to hold it")
+    live_opt("--fps", key="fps", metavar="X",
+             help="target frames/s out: a governor adapts steps, then octaves, to hold it")
     live_opt("--min-steps", key="min_steps", metavar="N", help="the governor's fewest steps per octave")
     live_opt("--max-steps", key="max_steps", metavar="N", help="its most (default: --iterations-next)")
     live_opt("--min-octaves", key="min_octaves", metavar="N", help="its fewest octaves (the most: --octaves)")
@@ -245,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fullscreen", dest="fullscreen", action="store_const", const=True, default=argparse.SUPPRESS,
                    help="the window fills the screen (a projector)")
     g.add_argument("--look", dest="looks", action="append", default=argparse.SUPPRESS, metavar="PRESET|LAYERS",
-                   help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat")
+                   help="a look the keys n/p switch to (a preset or a layer spec), "
+                        "compiled before the first frame; repeat")
     live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
     _add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
     _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"), help="the recording's codec")
@@ -273,12 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="AUDIO_OR_VIDEO", help="an audio file, or a video with sound")
     p.add_argument("-o", "--output", required=True, metavar="KEYS.txt", help="the schedule text")
     p.add_argument("--fps", required=True, metavar="X", help="the render's frame rate (29.97 or 30000/1001 for NTSC)")
-    p.add_argument("--mode", choices=("rms", "onsets"), default="rms", help="rms: loudness; onsets: percussive hits (default: rms)")
-    p.add_argument("--attack", default="0.05", metavar="SEC", help="seconds to rise towards a louder value (default: 0.05)")
+    p.add_argument("--mode", choices=("rms", "onsets"), default="rms",
+                   help="rms: loudness; onsets: percussive hits (default: rms)")
+    p.add_argument("--attack", default="0.05", metavar="SEC",
+                   help="seconds to rise towards a louder value (default: 0.05)")
     p.add_argument("--release", default="0.3", metavar="SEC", help="seconds to fall back after it (default: 0.3)")
     p.add_argument("--min", dest="lo", default="0", metavar="X", help="the value in silence (default: 0)")
-    p.add_argument("--max", dest="hi", default="1", metavar="X", help="the value at the loudest frame or hardest hit (default: 1)")
-    p.add_argument("--frames", type=int, default=None, metavar="N", help="this many frames (default: the sound's length)")
+    p.add_argument("--max", dest="hi", default="1", metavar="X",
+                   help="the value at the loudest frame or hardest hit (default: 1)")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="this many frames (default: the sound's length)")
     p.add_argument("--plot", default=None, metavar="PNG", help="also draw the values against frame numbers")
 
     # "resolve": the gallery's --layers (a list, one tile each) and --width (the tile's) replace the dream options'
@@ -289,9 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IMAGE", help="an image file")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="the sheet (.png, .jpg)")
     _dream_options(p)
-    g = p.add_argument_group("gallery (default: one tile per dreamable layer, at the preview preset's octaves and steps)")
-    g.add_argument("--layers", dest="tile_layers", metavar="A,B,C", help="these layers (or LAYER:CHANNEL), one tile each")
-    g.add_argument("--channels", metavar="LAYER", help="one tile per channel of LAYER, --count of them spread over its channels")
+    g = p.add_argument_group("gallery (default: one tile per dreamable layer, "
+                             "at the preview preset's octaves and steps)")
+    g.add_argument("--layers", dest="tile_layers", metavar="A,B,C",
+                   help="these layers (or LAYER:CHANNEL), one tile each")
+    g.add_argument("--channels", metavar="LAYER",
+                   help="one tile per channel of LAYER, --count of them spread over its channels")
     g.add_argument("--count", type=int, default=12, metavar="N", help="channels to show with --channels (default: 12)")
     g.add_argument("--presets", action="store_true", help="one tile per named preset, each dreamed as the preset says")
     g.add_argument("--tile-width", "--width", dest="tile_width", type=int, default=256, metavar="PX",

@@ -125,7 +125,8 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
             raise ResumeError(f"the work folder '{work.path}' holds a render in segments; run again with the same "
                               f"--chunk-frames, or with --restart to discard it")
         dreamer, weights_at = make_dreamer(cfg, model, progress)
-        audio = AudioSpec(input_path, cfg.output.start, _sound_length(cfg.output, info.fps)) if cfg.output.audio and info.has_audio else None
+        audio = (AudioSpec(input_path, cfg.output.start, _sound_length(cfg.output, info.fps))
+                 if cfg.output.audio and info.has_audio else None)
         with clock("encode"):
             sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
                              **sink_options(cfg.output))
@@ -230,7 +231,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     center = _parse_center(z.center)
     # check the schedules now, before frame 0 is dreamed
     check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
-                             ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
+                             ("blend", lambda x: 0.0 <= x <= 1.0,
+                              "zoom blend must stay within 0..1 (1 = pure feedback)"),
                              *((name, ok, rule) for name, _, ok, rule in DREAM_SCHEDULES)), n)
     masks = None
     if cfg.dream.mask:  # checked before the work folder: the frame size does not depend on the seed
@@ -247,7 +249,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     written = 0
     try:
         if work.done:
-            progress.info(f"resuming from frame {min(work.done, n)} (frames 0-{min(work.done, n) - 1} are in '{work.path}')")
+            progress.info(f"resuming from frame {min(work.done, n)} "
+                          f"(frames 0-{min(work.done, n) - 1} are in '{work.path}')")
         progress.start(n, min(work.done, n))
         prev = first_stats = None  # the previous frame exactly as saved (uint8); frame 0's colours
         for k in range(n):

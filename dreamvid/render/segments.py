@@ -178,7 +178,8 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
             with clock("dream"):
                 render_segment(cfg, input_path, s, work.segment(s.index, s.start), work.base_seed,
                                (dreamer, weights_at), progress)
-    audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
+    audio = (AudioSpec(input_path, cfg.output.start, cfg.output.duration)
+             if cfg.output.audio and info.has_audio else None)
     with clock("encode"):
         sink = open_sink(output_path, fps=info.fps, size=(info.width, info.height), audio=audio,
                          **sink_options(cfg.output))
@@ -192,7 +193,8 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
         raise
     result = RenderResult(path=path, frames=plan.frames, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=list(plan.cuts), resumed_from=done, stages=dict(clock.seconds))
-    result.record = write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result, plan=plan.to_dict())
+    result.record = write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result,
+                                 plan=plan.to_dict())
     if not cfg.output.keep_frames:
         work.remove()
     return result
