@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,8 @@ def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None,
 
 
 def render_image(input, output, *, model=None, progress: Callable[[Update], Any] | None = None,
-                 cancel: threading.Event | None = None, preset: str | None = None, gradient: str | None = None, strip: str | None = None,
+                 cancel: threading.Event | None = None, preset: str | None = None, gradient: str | None = None,
+                 strip: str | None = None,
                  strip_every: int = 5, **options) -> RenderResult:
     """A still dreamed into a file, as `dreamvid image INPUT -o OUTPUT` (.png, .jpg), with its
     record; `gradient`, `strip`: the seed blog's views too (the layer's gradient; the image every

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny networks built here (no downloads), and test images.
+"""Shared fixtures: tiny networks built here (no downloads), and test images (the helpers behind
+them, and the clips and the command-line runner the tests share, are plain functions in helpers.py).
 
 The suite tests the installed package, what a user's `pip install` gives, never the checkout's
 source next to it: the checkout's folder is taken off the import path here (`python -m pytest`
@@ -16,26 +17,15 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != CHECKOU
 os.environ["PYTHONSAFEPATH"] = "1"  # (Python 3.11+) no script folder or current folder on a child's path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import helpers
 import numpy as np
 import pytest
 
 
-def _texture(h, w, seed=0):
-    """Smooth coloured noise at a few scales, float32 in [0, 255]: something with edges to dream on."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    img = np.zeros((h, w, 3), np.float32)
-    for scale in (2, 6, 16):
-        small = rng.random((max(1, h // scale), max(1, w // scale), 3)).astype(np.float32)
-        img += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-    img -= img.min()
-    return (img / img.max() * 200 + 25).astype(np.float32)
-
-
 @pytest.fixture
 def texture():
-    return _texture
+    """helpers.texture: texture(h, w, seed=0), smooth coloured noise, float32 in [0, 255]."""
+    return helpers.texture
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +90,8 @@ def tiny_pb(tmp_path_factory):
         b3 = conv(avg, 16, 4, 1, "mixed1_pool_reduce")
         mixed1 = tf.concat([b1, c2, b3], -1, name="mixed1")  # ConcatV2, 18 channels
         b4 = conv(mixed1, 18, 8, 3, "mixed2_3x3")
-        mixed2 = tf.raw_ops.Concat(concat_dim=tf.constant(3, name="mixed2/concat_dim"), values=[mixed1, b4], name="mixed2")
+        mixed2 = tf.raw_ops.Concat(concat_dim=tf.constant(3, name="mixed2/concat_dim"), values=[mixed1, b4],
+                                   name="mixed2")
         add = tf.raw_ops.AddV2(x=conv(mixed2, 26, 8, 1, "add_a"), y=conv(mixed2, 26, 8, 1, "add_b"), name="add1")
         r6 = tf.nn.relu6(add, name="relu6")
         valid = tf.nn.avg_pool2d(r6, 3, 2, "VALID", name="pool_valid")
@@ -130,3 +121,12 @@ def tiny3_keras_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny3.keras"
     keras.Model(inp, x).save(path)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def model(tiny3_keras_file):
+    """The network of tiny3_keras_file loaded through load_model, as a user's own model file is;
+    one per test module (test_masks has a `model` of its own: the two-conv network)."""
+    from dreamvid.engine.models import load_model
+
+    return load_model(tiny3_keras_file)

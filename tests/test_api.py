@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import pan, write_clip
 
 import dreamvid
-from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source
 from dreamvid.motion import flow
 
@@ -26,11 +27,7 @@ def clip(tmp_path, texture):
     import cv2
 
     tex = cv2.GaussianBlur(texture(H, W + 12, seed=3), (0, 0), 2).astype(np.uint8)
-    path = tmp_path / "clip.mp4"
-    with open_sink(str(path), fps=25, size=(W, H), crf=0) as sink:
-        for i in range(6):
-            sink.write(np.ascontiguousarray(tex[:, 2 * i: 2 * i + W]))
-    return str(path)
+    return str(write_clip(tmp_path / "clip.mp4", pan(tex, 6, W)))
 
 
 def frames_of(path):
@@ -189,7 +186,7 @@ def vd_fresh(model, frame, seed):
 
 def test_the_readme_example_runs(tmp_path, monkeypatch):
     """The README's Python API example, as written, from a folder holding the shipped samples."""
-    readme = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md"), encoding="utf-8").read()
+    readme = Path(os.path.dirname(os.path.dirname(__file__)), "README.md").read_text(encoding="utf-8")
     code = re.search(r"## The Python API.*?```python\n(.*?)```", readme, re.S).group(1)
     samples = os.path.join(os.path.dirname(os.path.dirname(__file__)), "samples")
     monkeypatch.chdir(tmp_path)

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 from cli_asserts import one_line_error
+from helpers import run, write_clip
 from scipy.io import wavfile
 
-from dreamvid.cli import main
 from dreamvid.config.schedule import Schedule
 from dreamvid.core.errors import ConfigError
 from dreamvid.media import audio
@@ -45,11 +45,6 @@ def clicks(seconds, times):
         i = int(round(t * R))
         x[i:i + n] += 0.9 * np.hanning(n).astype(np.float32)
     return x
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- envelope
@@ -103,7 +98,8 @@ def test_the_follower_rises_within_the_attack_and_decays_within_the_release(tmp_
 def test_specs_read_from_the_right():
     assert audio.parse_spec("audio:song.mp3") == audio.AudioSpec("song.mp3", 0.0, 1.0, "rms")
     assert audio.parse_spec("audio:song.mp3:1:3") == audio.AudioSpec("song.mp3", 1.0, 3.0, "rms")
-    assert audio.parse_spec("audio:C:/m/song.mp3:1.0:1.04:onsets") == audio.AudioSpec("C:/m/song.mp3", 1.0, 1.04, "onsets")
+    assert (audio.parse_spec("audio:C:/m/song.mp3:1.0:1.04:onsets")
+            == audio.AudioSpec("C:/m/song.mp3", 1.0, 1.04, "onsets"))
     assert audio.parse_spec("audio:a.wav:onsets").mode == "onsets"
     with pytest.raises(ConfigError, match="MIN 3 is above MAX 1"):
         audio.parse_spec("audio:song.mp3:3:1")
@@ -262,13 +258,10 @@ def test_an_audio_step_in_a_video_follows_the_envelope_at_the_clip_rate(tmp_path
     from dreamvid.config.settings import build_config
     from dreamvid.engine.dreamer import Dreamer
     from dreamvid.jobs import pipeline
-    from dreamvid.media.sinks import open_sink
 
     clip = str(tmp_path / "clip.mp4")
     rng = np.random.default_rng(0)
-    with open_sink(clip, fps=NTSC, size=(64, 48), crf=0) as sink:
-        for _ in range(5):
-            sink.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    write_clip(clip, [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(5)], fps=NTSC)
     # frames 0-1 silent, 2-4 loud at 29.97 fps (frame 2 starts at 0.0667 s)
     sound = wav(tmp_path / "s.wav", np.concatenate([silence(0.07), tone(0.12)]))
     steps = []

@@ -62,11 +62,14 @@ def test_dream_only_times_the_engine_beside_the_plainest_loop(tiny_model, capsys
     out = capsys.readouterr().out
     assert rc == 0, out
     engine = _floats(r"(?m)^dream only: .*: ([\d.]+) frames/s \(median of 2", out)
-    plain = re.findall(r"(?m)^dream only, the plainest compiled loop .*: ([\d.]+) frames/s; the project at ([\d.]+)x", out)
-    per_octave = re.findall(r"(?m)^dream only, one compiled call per octave .*: ([\d.]+) frames/s; the one call at ([\d.]+)x", out)
+    plain = re.findall(r"(?m)^dream only, the plainest compiled loop .*: ([\d.]+) frames/s; "
+                       r"the project at ([\d.]+)x", out)
+    per_octave = re.findall(r"(?m)^dream only, one compiled call per octave .*: ([\d.]+) frames/s; "
+                            r"the one call at ([\d.]+)x", out)
     assert len(engine) == 1 and engine[0] > 0, out
     assert len(plain) == 1 and float(plain[0][0]) > 0 and float(plain[0][1]) > 0, out
-    passed_in = re.findall(r"(?m)^dream only, the step count passed in .*: ([\d.]+) frames/s; compiled in at ([\d.]+)x", out)
+    passed_in = re.findall(r"(?m)^dream only, the step count passed in .*: ([\d.]+) frames/s; "
+                           r"compiled in at ([\d.]+)x", out)
     queued = _floats(r"(?m)^dream only, frames queued one behind another .*: ([\d.]+) frames/s \(2 frames\)", out)
     assert len(queued) == fused and all(q > 0 for q in queued), out
     assert len(per_octave) == fused and all(float(a) > 0 and float(b) > 0 for a, b in per_octave), out
@@ -176,7 +179,8 @@ def test_the_share_of_the_peak_never_passes_100_percent(monkeypatch, tmp_path):
         d.mkdir(parents=True)
         (d / "cpuinfo_max_freq").write_text(f"{khz}\n")
     real_glob = bench.glob.glob
-    monkeypatch.setattr(bench.glob, "glob", lambda pattern: real_glob(str(tmp_path / "cpu[0-9]*/cpufreq/cpuinfo_max_freq"))
+    monkeypatch.setattr(bench.glob, "glob",
+                        lambda pattern: real_glob(str(tmp_path / "cpu[0-9]*/cpufreq/cpuinfo_max_freq"))
                         if "cpuinfo_max_freq" in pattern else real_glob(pattern))
     assert bench.max_clock_mhz() == 3700.0
     assert bench.cpu_peak()[2] == 3.7 and "at the maximum clock" in bench.cpu_peak()[4]
@@ -185,10 +189,10 @@ def test_the_share_of_the_peak_never_passes_100_percent(monkeypatch, tmp_path):
 def test_the_recipes_compare_the_full_dream_and_the_touch_up_on_the_same_frames(tiny_model, tmp_path, texture):
     """bench --recipes: both recipes render the same frames, the first frame of the shot dreamed in full
     by each (identical), the later frames different; every measure and every aim is reported."""
+    import cv2
+
     from dreamvid.measure import recipes
     from dreamvid.media.sinks import open_sink
-
-    import cv2
 
     tex = cv2.GaussianBlur(texture(64, 64 + 40, seed=5), (0, 0), 2).astype(np.uint8)  # one shot: no cut
     clip = str(tmp_path / "pan.mp4")

@@ -52,7 +52,8 @@ def test_device_carry_makes_the_hosts_start_image(dreamer, texture, carry):
     user_mask = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
     for blend, mask in ((1.0, None), (0.6, user_mask)):
         host = flow.carry_over(dream, prev, cur, move, blend=blend, carry=carry, mask=mask)
-        device = dreamer.backend.to_numpy(carry_over(dreamer, dream, prev, cur, move, blend=blend, carry=carry, mask=mask))
+        device = dreamer.backend.to_numpy(carry_over(dreamer, dream, prev, cur, move, blend=blend, carry=carry,
+                                                     mask=mask))
         assert device.shape == host.shape and device.dtype == np.float32
         assert np.abs(device - host).max() < 1.0 and np.abs(device - host).mean() < 0.05
         assert np.abs(host - cur).mean() > 2.0  # something was carried: the comparison means something

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from cli_asserts import one_line_error
+from helpers import run
 
 from dreamvid.cli import main
 from dreamvid.cli.parser import build_parser, config_from_args
@@ -16,12 +17,6 @@ def photo(tmp_path, texture):
     path = tmp_path / "in put é.png"  # spaces and non-ASCII on purpose
     cv2.imwrite(str(path), texture(48, 64).astype(np.uint8))
     return path
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    return code, err
 
 
 def tiny_args(tiny_keras_file):
@@ -88,12 +83,14 @@ def test_debug_switch_shows_the_traceback(tmp_path, photo, tiny_keras_file, monk
     from dreamvid.core.errors import DreamvidError
 
     with pytest.raises(DreamvidError):
-        main(["image", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"), *map(str, tiny_args(tiny_keras_file))])
+        main(["image", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"),
+              *map(str, tiny_args(tiny_keras_file))])
 
 
 def test_flags_override_preset_and_unknown_preset_keys_are_named(tmp_path):
     parser = build_parser()
-    cfg = config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--preset", "classic", "--octaves", "2"]))
+    cfg = config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--preset", "classic",
+                                              "--octaves", "2"]))
     assert cfg.dream.octaves == 2 and cfg.dream.layers == "mixed4c" and cfg.dream.grad_norm == "mean"
     bad = tmp_path / "bad.toml"
     bad.write_text('[dream]\noctavs = 3\n')
@@ -111,7 +108,8 @@ def test_zoom_and_video_route_dream_schedules_and_numbers_override_them():
     args = ["zoom", "x.png", "-o", "z.mp4", "--preset", "zoom-classic"]
     cfg = config_from_args(parser.parse_args(args + ["--step", "0:(1.0), 50:(2.0)", "--iterations-next", "0:(3), 9:(6)",
                                                      "--octaves", "3"]))
-    assert cfg.zoom.step == "0:(1.0), 50:(2.0)" and cfg.dream.step == 1.5  # the preset's number stays for frame 0's default
+    # the preset's number stays for frame 0's default
+    assert cfg.zoom.step == "0:(1.0), 50:(2.0)" and cfg.dream.step == 1.5
     assert cfg.zoom.iterations == "0:(3), 9:(6)" and cfg.zoom.octaves is None and cfg.dream.octaves == 3
     cfg = config_from_args(parser.parse_args(["image", "x.png", "-o", "y.png", "--step", "2"]))
     assert cfg.dream.step == 2.0 and cfg.zoom.step is None
@@ -135,10 +133,10 @@ def test_keep_colors_flag_sets_the_dream_setting():
 def test_layers_and_presets_commands(capsys, tiny_keras_file):
     assert main(["layers", "--model", str(tiny_keras_file)]) == 0
     out = capsys.readouterr().out.splitlines()
-    rows = [l.split() for l in out if l.startswith("conv")]
+    rows = [line.split() for line in out if line.startswith("conv")]
     assert rows == [["conv1", "8", "1"], ["conv2", "16", "2"]]
     assert main(["presets"]) == 0
-    names = [l.split()[0] for l in capsys.readouterr().out.splitlines()]
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert {"classic", "gentle", "deep", "offline", "zoom-classic", "preview"} <= set(names)
 
 
@@ -168,7 +166,8 @@ def test_a_video_reports_its_pace_after_the_first_frame(capsys, tmp_path, tiny_k
     base = rng.integers(0, 256, (40, 72, 3), dtype=np.uint8)
     for k in range(4):
         cv2.imwrite(str(frames / f"{k:03d}.png"), np.roll(base, 2 * k, axis=1))
-    code, err = run(capsys, "video", f"{frames}/", "-o", f"{tmp_path / 'out'}/", "--fps", 10, *tiny_args(tiny_keras_file))
+    code, err = run(capsys, "video", f"{frames}/", "-o", f"{tmp_path / 'out'}/", "--fps", 10,
+                    *tiny_args(tiny_keras_file))
     assert code == 0, err
     m = re.search(r"wrote .*: 4 frames in ([\d.]+) s \(([\d.]+) s/frame; ([\d.]+) frames/s after the first\)", err)
     assert m, err

@@ -113,7 +113,8 @@ def test_tiled_gradient_equals_the_sum_of_each_tiles_own_gradient(tiny_model, te
     for iy in range(ny):
         for ix in range(nx):
             y0, x0 = iy * th, ix * tw
-            total[y0:y0 + th, x0:x0 + tw] = single._call(single._gradient, ext[y0:y0 + th, x0:x0 + tw], d._weights(None))
+            total[y0:y0 + th, x0:x0 + tw] = single._call(single._gradient, ext[y0:y0 + th, x0:x0 + tw],
+                                                         d._weights(None))
     folded = total[:h, :w].copy()
     folded[: ny * th - h] += total[h:, :w]
     folded[:, : nx * tw - w] += total[:h, w:]
@@ -293,7 +294,8 @@ def test_a_touch_up_skips_the_finest_octaves_and_keeps_the_image_s_own_fine_deta
     sizes = [tuple(s) for s in d.octave_sizes(96, 96)]
     seen = []
     real = d.ascend
-    monkeypatch.setattr(d, "ascend", lambda image, *a, **k: (seen.append(tuple(image.shape[:2])), real(image, *a, **k))[1])
+    monkeypatch.setattr(d, "ascend",
+                        lambda image, *a, **k: (seen.append(tuple(image.shape[:2])), real(image, *a, **k))[1])
     full = d.dream(img, seed=1)
     assert seen == sizes
     seen.clear()

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 import pytest
 from cli_asserts import one_line_error
-from test_robustness import REPO, pan_frames, run, tiny, write_clip
+from helpers import pan_frames, run, write_clip
+from test_robustness import REPO, tiny
 
 from dreamvid.core.errors import BusyError
 from dreamvid.jobs import pipeline
@@ -135,7 +136,8 @@ def test_a_second_render_of_the_same_output_is_refused_and_touches_nothing(tmp_p
         freeze(first)  # frozen holding its lock: nothing of its own changes meanwhile
         before = snapshot(tmp_path, skip=("ref", ".ref"))
         code, err = finish(render_cmd(tiny_keras_file, clip, out), tmp_path)
-        line = one_line_error(code, err, f"'{out}' is being rendered by pid {first.pid}", "wait for it", "another output name")
+        line = one_line_error(code, err, f"'{out}' is being rendered by pid {first.pid}", "wait for it",
+                              "another output name")
         print(line)
         assert snapshot(tmp_path, skip=("ref", ".ref")) == before  # nothing new, the work folder untouched
         assert os.path.isfile(lock_path(str(out))) and not out.exists()
@@ -384,13 +386,15 @@ def test_a_read_only_mount_answers_in_one_line_and_resumes_once_writable(capsys,
             _inject(mp, "frame", out)
             assert run(capsys, *args)[0] == 2
         before = snapshot(str(disk))
-        assert subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, check=False).returncode == 0
+        assert subprocess.run(["mount", "-o", "remount,ro", str(disk)],
+                              capture_output=True, check=False).returncode == 0
         code, err = run(capsys, *args)
         line = one_line_error(code, err, str(disk), "writable")
         with capsys.disabled():
             print(line)
         assert snapshot(str(disk)) == before and not os.path.exists(out)
-        assert subprocess.run(["mount", "-o", "remount,rw", str(disk)], capture_output=True, check=False).returncode == 0
+        assert subprocess.run(["mount", "-o", "remount,rw", str(disk)],
+                              capture_output=True, check=False).returncode == 0
         code, err = run(capsys, *args)
         assert code == 0 and "resuming from frame 3" in err, err
         got = decoded(out)

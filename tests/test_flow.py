@@ -4,9 +4,12 @@ Frames are windows of a smooth random colour texture: moving the window by (-sx,
 scene move by (sx, sy) pixels, so the true current -> previous (backward) flow is (-sx, -sy).
 """
 
+from functools import partial
+
 import cv2
 import numpy as np
 import pytest
+from helpers import smooth_texture
 
 from dreamvid.core.errors import ConfigError, InputError
 from dreamvid.motion.flow import (
@@ -23,12 +26,9 @@ H, W = 120, 160
 M = 16  # interior margin: flow and warps are only trusted away from the borders
 
 
-def texture(h, w, sigma=2.0, seed=0):
-    """Smooth random RGB texture, uint8 in [30, 230] (no clipping when detail is added)."""
-    r = np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
-    r = cv2.GaussianBlur(r, (0, 0), sigma)
-    r = (r - r.min()) / (r.max() - r.min())
-    return (30 + 200 * r).astype(np.uint8)
+# texture(h, w, sigma=2.0, seed=0): smooth random RGB texture, uint8 in [30, 230] (no clipping
+# when detail is added)
+texture = partial(smooth_texture, levels=(30, 230))
 
 
 def pan(big, sx, sy, y0=80, x0=80):
@@ -116,7 +116,7 @@ def test_occlusion_mask_pan_flags_entering_border_and_keeps_the_rest():
     assert hard[:, sx + 2:].mean() > 0.97
     soft = occlusion_mask(bw, fw)
     assert soft.dtype == np.float32 and soft.shape == (H, W)
-    assert 0.0 <= soft.min() and soft.max() <= 1.0
+    assert soft.min() >= 0.0 and soft.max() <= 1.0
     assert soft[:, : sx - 1].mean() < 0.2
     assert interior(soft).mean() > 0.97
 

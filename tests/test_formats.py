@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from cli_asserts import one_line_error
+from helpers import write_clip
 
 from dreamvid.config.settings import Config
 from dreamvid.core.errors import OutputError
@@ -192,11 +193,7 @@ def test_a_missing_encoder_is_named(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clip") / "in.mp4"
-    with open_sink(str(path), fps=NTSC, size=(W, H), crf=0) as sink:
-        for i in range(4):
-            sink.write(frame(3 * i))
-    return str(path)
+    return str(write_clip(tmp_path_factory.mktemp("clip") / "in.mp4", [frame(3 * i) for i in range(4)], fps=NTSC))
 
 
 @pytest.mark.parametrize("flags, words", [

@@ -142,7 +142,7 @@ def test_a_layer_spec_parses_or_says_one_line(text, reduce):
 def test_a_colour_parses_or_says_one_line(color):
     rgb = parses_or_config_error(zoom.solid_image, 4, 4, color)
     if rgb is not None:
-        assert rgb.shape == (4, 4, 3) and 0 <= rgb.min() and rgb.max() <= 255
+        assert rgb.shape == (4, 4, 3) and rgb.min() >= 0 and rgb.max() <= 255
 
 
 @FUZZ

@@ -6,6 +6,7 @@ the image is 64x48; tiles are 48 px wide, dreamed with 1 octave of 2 steps.
 
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -69,7 +70,7 @@ def test_one_tile_per_dreamable_layer_on_a_sheet_of_the_expected_size(net, photo
     sheet = read_image(str(out))
     rows, strip = -(-len(names) // 2), caption_height(names, TILE)
     assert sheet.shape == (rows * (tile_height() + strip) + 4 * (rows + 1), 2 * TILE + 3 * 4, 3)
-    record = json.load(open(pipeline.record_path(str(out))))
+    record = json.loads(Path(pipeline.record_path(str(out))).read_text())
     assert record["job"] == "gallery" and [t["label"] for t in record["tiles"]] == names
     assert all(t["seed"] == 3 for t in record["tiles"]) and record["settings"]["dream"]["seed"] == 3
     assert not os.path.exists(pipeline.work_folder(str(out)))  # removed once the sheet is written
@@ -107,9 +108,10 @@ def test_a_rerun_skips_the_finished_tiles(net, photo, tmp_path, dream_calls):
         gallery.render_gallery(photo, out, pipeline.Progress(frame=stop_after(2)), values=values,
                                layers="c1,c2,c3", tile_width=TILE, model=net)
     assert len(dream_calls) == 2 and not os.path.exists(out)
-    seed = json.load(open(os.path.join(pipeline.work_folder(out), "state.json")))["base_seed"]
+    seed = json.loads(Path(os.path.join(pipeline.work_folder(out), "state.json")).read_text())["base_seed"]
     started = []
-    result = gallery.render_gallery(photo, out, pipeline.Progress(start=lambda total, done: started.append((total, done))),
+    result = gallery.render_gallery(photo, out,
+                                    pipeline.Progress(start=lambda total, done: started.append((total, done))),
                                     values=values, layers="c1,c2,c3", tile_width=TILE, model=net)
     assert dream_calls == ["c1", "c2", "c3"] and started == [(3, 2)] and result.resumed_from == 2
     # the resumed sheet is the one an uninterrupted run with that seed makes

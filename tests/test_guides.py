@@ -49,7 +49,9 @@ def term_and_gradient(term, x, *args):
 
     from dreamvid.engine import backends
 
-    fn = lambda state, a: term(a, *[keras.ops.convert_to_tensor(t) for t in args])
+    def fn(state, a):
+        return term(a, *[keras.ops.convert_to_tensor(t) for t in args])
+
     t = keras.ops.convert_to_tensor(x)
     value = float(keras.ops.convert_to_numpy(fn((), t)))
     return value, np.asarray(keras.ops.convert_to_numpy(backends.current().grad(fn)((), t)))

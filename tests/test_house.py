@@ -58,7 +58,7 @@ def _imports():
         src = path.read_text()
         lines = src.splitlines()
 
-        def visit(node, in_function: bool):
+        def visit(node, in_function: bool, name=name, lines=lines):
             for child in ast.iter_child_nodes(node):
                 local = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
                 if isinstance(child, ast.ImportFrom) and child.module and child.module.split(".")[0] == "dreamvid":
@@ -80,7 +80,8 @@ def _imports():
 
 def test_every_module_has_a_layer():
     mods, _ = _imports()
-    assert sorted(m for m in mods if m not in LEVEL) == [], "put each new module in a layer's folder (here and DESIGN.md)"
+    assert sorted(m for m in mods if m not in LEVEL) == [], \
+        "put each new module in a layer's folder (here and DESIGN.md)"
 
 
 def test_the_tree_shows_the_layers():
@@ -163,7 +164,9 @@ def test_function_level_imports_of_dreamvid_say_why():
 
 def test_the_checks_catch_what_they_are_for():
     """The checks themselves fail on a made-up graph: a stage importing a job, a circle."""
-    found = [("media.sources", "jobs.pipeline", "render_video", 1, True, "    from dreamvid.jobs.pipeline import render_video"),
-             ("jobs.pipeline", "media.sources", "read_image", 2, False, "from dreamvid.media.sources import read_image")]
+    found = [("media.sources", "jobs.pipeline", "render_video", 1, True,
+              "    from dreamvid.jobs.pipeline import render_video"),
+             ("jobs.pipeline", "media.sources", "read_image", 2, False,
+              "from dreamvid.media.sources import read_image")]
     assert upward(found) == ["media.sources (layer stages) imports jobs.pipeline (layer jobs), line 1"]
     assert circles(found) == ["jobs.pipeline -> media.sources -> jobs.pipeline"]

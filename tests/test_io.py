@@ -14,6 +14,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
+from helpers import write_clip
 
 from dreamvid.core.errors import InputError, OutputError
 from dreamvid.media.sinks import AudioSpec, open_sink
@@ -42,10 +43,8 @@ def level(frame):
 
 
 def make_clip(path, n=10, fps=NTSC, size=(W, H), audio=None, crf=0):
-    with open_sink(str(path), fps=fps, size=size, audio=audio, crf=crf) as sink:
-        for i in range(n):
-            sink.write(gray(i, *size))
-    return str(path)
+    """n gray() frames of size = (w, h), written with the sinks."""
+    return str(write_clip(path, [gray(i, *size) for i in range(n)], fps=fps, crf=crf, audio=audio))
 
 
 def make_tone(path, seconds=2.0):
@@ -212,10 +211,9 @@ def test_abort_leaves_no_final_file_and_no_temp(tmp_path, name):
 def test_exception_in_with_block_aborts_and_keeps_existing_output(tmp_path):
     final = tmp_path / "out.mp4"
     final.write_bytes(b"previous render")
-    with pytest.raises(RuntimeError):
-        with open_sink(str(final), fps=Fraction(25), size=(W, H)) as sink:
-            sink.write(gray(1))
-            raise RuntimeError("dream failed")
+    with pytest.raises(RuntimeError), open_sink(str(final), fps=Fraction(25), size=(W, H)) as sink:
+        sink.write(gray(1))
+        raise RuntimeError("dream failed")
     assert final.read_bytes() == b"previous render"
     assert os.listdir(tmp_path) == ["out.mp4"]
 

@@ -66,10 +66,10 @@ def send_udp(clip, sound=False):
     (a key frame a second; with `sound`, its AAC track too), in MPEG-TS, in real time (-re)."""
     port = free_port()
     audio_args = ["-c:a", "aac", "-b:a", "64k"] if sound else ["-an"]
-    proc = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1",
-                             "-i", clip, "-vf", "scale=320:180", "-r", str(FPS_IN), *audio_args, "-c:v", "libx264",
-                             "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS_IN), "-bf", "0",
-                             "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+    proc = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+                             "-stream_loop", "-1", "-i", clip, "-vf", "scale=320:180", "-r", str(FPS_IN), *audio_args,
+                             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS_IN),
+                             "-bf", "0", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     return f"udp://127.0.0.1:{port}", proc
 
@@ -228,7 +228,8 @@ def test_a_udp_stream_dreamed_live_never_falls_behind(udp_sender, tmp_path):
         receiver.close()
     s = result.status
     rule = never_behind(result, 1 / FPS_IN)
-    print(f"\nudp: {result.summary()}; in {s.fps_in:.1f} fps; " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in rule.items()))
+    print(f"\nudp: {result.summary()}; in {s.fps_in:.1f} fps; "
+          + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in rule.items()))
     assert 20 <= s.fps_in <= 30  # the sender's 25 frames/s arrive
     assert s.dreamed + s.dropped - 1 <= s.received <= s.dreamed + s.dropped + 2  # every frame counted
     assert s.dropped > 0 or s.fps_out >= 0.9 * s.fps_in  # what the dream could not take was dropped
@@ -455,7 +456,7 @@ def test_bad_sources_and_sinks_say_so_in_one_line(tmp_path, capsys):
     assert main(["live", "camera:x", "-o", "window"]) == 2
     assert "camera:N" in capsys.readouterr().err
     assert main(["live", CLIP, "-o", str(tmp_path / "x.webm"), "--preset", "preview"]) == 2
-    assert "\n" == capsys.readouterr().err[-1]
+    assert capsys.readouterr().err[-1] == "\n"
     assert main(["live", CLIP, "-o", "x.mp4", "--min-octaves", "0"]) == 2
     assert "min_octaves must be between 1 and 12" in capsys.readouterr().err
     with pytest.raises(dreamvid.ConfigError, match="unknown live command"):

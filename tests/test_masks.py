@@ -5,11 +5,13 @@ one line and nothing written. Tiny networks (conftest) and 64x48 clips, so it ru
 import glob
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from cli_asserts import one_line_error
+from helpers import pan, write_clip
 
 from dreamvid.cli import main
 from dreamvid.config.settings import Config, DreamSettings
@@ -17,7 +19,6 @@ from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.objectives import layer
 from dreamvid.jobs import pipeline
 from dreamvid.media.masks import prepare
-from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source, read_image
 from dreamvid.motion.flow import carry_over, motion
 
@@ -52,11 +53,7 @@ def model(tiny_keras_file):
 def clip(tmp_path, texture):
     """4 frames panning 2 px right per frame over a texture, lossless."""
     tex = texture(H, W + 8, seed=3).astype(np.uint8)
-    path = tmp_path / "clip.mp4"
-    with open_sink(str(path), fps=25, size=(W, H), crf=0) as sink:
-        for i in range(4):
-            sink.write(np.ascontiguousarray(tex[:, 2 * i: 2 * i + W]))
-    return str(path)
+    return str(write_clip(tmp_path / "clip.mp4", pan(tex, 4, W)))
 
 
 def cfg_small(**dream):
@@ -156,7 +153,7 @@ def test_video_with_flow_stays_the_input_outside_the_mask(model, clip, tmp_path)
         diff = np.abs(f.astype(np.int16) - x)
         assert diff[:, W // 2:].max() <= 2, k  # nothing leaks outside along the flow
         assert diff[:, : W // 2].mean() > 0.5 * np.abs(p.astype(np.int16) - x)[:, : W // 2].mean(), k
-    record = json.loads(open(str(tmp_path / "o") + ".json").read())["settings"]["dream"]
+    record = json.loads(Path(str(tmp_path / "o") + ".json").read_text())["settings"]["dream"]
     assert record["mask"] == mask and record["mask_invert"] is False and record["mask_feather"] == 0.0
 
 

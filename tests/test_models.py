@@ -20,7 +20,7 @@ from dreamvid.engine.models import load_model
 
 def test_keras_file_loads_and_lists_layers(tiny_keras_file):
     m = models.load_model(str(tiny_keras_file))
-    info = {l.name: l for l in m.layers()}
+    info = {layer.name: layer for layer in m.layers()}
     assert list(info) == ["conv1", "conv2"]  # network order
     assert info["conv1"].channels == 8 and info["conv1"].stride == 1
     assert info["conv2"].channels == 16 and info["conv2"].stride == 2
@@ -28,7 +28,8 @@ def test_keras_file_loads_and_lists_layers(tiny_keras_file):
 
 TINY_LAYERS = ["conv1_pre_relu", "conv1", "maxpool1", "lrn1", "mixed1_1x1_pre_relu", "mixed1_1x1", "conv2",
                "mixed1_pool", "mixed1_pool_reduce_pre_relu", "mixed1_pool_reduce", "mixed1", "mixed2_3x3_pre_relu",
-               "mixed2_3x3", "mixed2", "add_a_pre_relu", "add_a", "add_b_pre_relu", "add_b", "add1", "relu6", "pool_valid"]
+               "mixed2_3x3", "mixed2", "add_a_pre_relu", "add_a", "add_b_pre_relu", "add_b", "add1", "relu6",
+               "pool_valid"]
 
 
 def _tf_activations(pb_path, names, images):
@@ -38,7 +39,8 @@ def _tf_activations(pb_path, names, images):
     graph_def.ParseFromString(Path(pb_path).read_bytes())
     with tf.Graph().as_default() as graph:
         x = tf.compat.v1.placeholder(tf.float32, (None, None, None, 3))
-        outs = tf.import_graph_def(graph_def, input_map={"input": x}, return_elements=[f"{n}:0" for n in names], name="")
+        outs = tf.import_graph_def(graph_def, input_map={"input": x}, return_elements=[f"{n}:0" for n in names],
+                                   name="")
         with tf.compat.v1.Session(graph=graph) as sess:
             return sess.run(outs, {x: images})
 
@@ -52,7 +54,7 @@ def test_frozen_graph_loads_like_inception5h(tiny_pb):
     # the graph's top-level conv/relu/pool/LRN/concat/add nodes, in graph order; not 'conv2/conv'
     # (not top level) nor the head behind its Reshape and MatMul
     assert m.layer_names() == TINY_LAYERS
-    info = {l.name: l for l in m.layers()}
+    info = {layer.name: layer for layer in m.layers()}
     assert info["conv1"].channels == 16 and info["conv1"].stride == 1
     assert info["mixed1"].channels == 18 and info["mixed1"].stride == 2
     assert info["mixed2"].channels == 26 and info["pool_valid"].stride == 4
@@ -171,7 +173,8 @@ def test_real_googlenet_matches_tensorflow(texture):
     # only where inception5h has been downloaded into the cache (no download here)
     pb = files.cache_dir() / "inception5h" / models.GOOGLENET_PB
     if not pb.is_file():
-        pytest.skip(f"inception5h is not in the cache ({pb}); run 'python render.py layers --model googlenet' online once")
+        pytest.skip(f"inception5h is not in the cache ({pb}); "
+                    "run 'python render.py layers --model googlenet' online once")
     names = ["mixed4c", "mixed4d_3x3_bottleneck_pre_relu"]
     m = models.load_model("googlenet", weights=str(pb))
     assert set(names) <= set(m.layer_names()) and {"conv2d0", "localresponsenorm0", "mixed3a"} <= set(m.layer_names())
@@ -309,7 +312,8 @@ def test_a_tensorflow_run_imports_neither_jax_nor_torch(tiny_keras_file, tmp_pat
     photo = tmp_path / "p.png"
     write_png(photo, pan_frames(1)[0])
     code = ("import sys; from dreamvid.cli import main; "
-            f"rc = main(['image', {str(photo)!r}, '-o', {str(tmp_path / 'o.png')!r}, '--model', {str(tiny_keras_file)!r}, "
+            f"rc = main(['image', {str(photo)!r}, '-o', {str(tmp_path / 'o.png')!r}, "
+            f"'--model', {str(tiny_keras_file)!r}, "
             "'--layers', 'conv2', '--octaves', '1', '--iterations', '2']); "
             "print(rc, sorted(m for m in ('jax', 'torch', 'tensorflow') if sys.modules.get(m)))")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}

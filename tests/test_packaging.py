@@ -53,8 +53,8 @@ def test_the_installed_command_runs_from_another_folder_with_a_preset(tmp_path, 
         pytest.skip("no installed dreamvid command on this path (the package is not installed here)")
     shutil.copy(os.path.join(CHECKOUT, "samples", "coffee.jpg"), tmp_path / "photo.jpg")
     proc = subprocess.run([exe, "image", "photo.jpg", "-o", "out.png", "--preset", "preview", "--width", "64",
-                           "--model", str(tiny_keras_file), "--layers", "conv2", "--seed", "1"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+                           "--model", str(tiny_keras_file), "--layers", "conv2", "--seed", "1"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out.png").stat().st_size > 0 and (tmp_path / "out.png.json").is_file()
     listing = subprocess.run([exe, "presets"], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -15,10 +15,12 @@ import glob
 import json
 import os
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import pan, tinted_texture, write_clip
 
 from dreamvid.config.presets import load_preset
 from dreamvid.config.settings import Config, build_config
@@ -28,7 +30,6 @@ from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.objectives import parse
 from dreamvid.jobs import pipeline
 from dreamvid.measure.metrics import added_amount, detail_flicker
-from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import open_source, probe_video, read_image
 from dreamvid.motion.zoom import estimate_zoom
 from dreamvid.render.workfolder import Work
@@ -38,34 +39,12 @@ W, H = 64, 48
 PAN = 2  # pixels per frame
 
 
-def texture(seed, w, h, tint):
-    """(h, w, 3) uint8: smooth grey noise (cells 32, 16, 8 px), times an RGB tint, around 128."""
-    rng = np.random.default_rng(seed)
-    g = np.zeros((h, w), np.float32)
-    for cell in (32, 16, 8):
-        n = rng.standard_normal((h // cell + 2, w // cell + 2)).astype(np.float32)
-        up = cv2.resize(n, ((w // cell + 2) * cell, (h // cell + 2) * cell), interpolation=cv2.INTER_CUBIC)
-        g += up[:h, :w] * np.float32(cell ** 0.5)
-    g = (g - g.mean()) / g.std()
-    return np.clip(128 + 50 * g[..., None] * np.asarray(tint, np.float32), 0, 255).astype(np.uint8)
-
-
 def make_clip(path, n, cut_at=None):
     """n frames panning over one texture; from `cut_at` on, over another (a hard cut)."""
-    a = texture(1, W + PAN * n, H, (1.0, 0.8, 0.6))
-    b = texture(2, W + PAN * n, H, (0.6, 0.8, 1.0))
-    with open_sink(str(path), fps=NTSC, size=(W, H), crf=0) as sink:
-        for i in range(n):
-            tex = b if cut_at is not None and i >= cut_at else a
-            sink.write(np.ascontiguousarray(tex[:, PAN * i:PAN * i + W]))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def model(tiny3_keras_file):
-    from dreamvid.engine.models import load_model
-
-    return load_model(tiny3_keras_file)
+    frames = pan(tinted_texture(H, W + PAN * n, seed=1, tint=(1.0, 0.8, 0.6)), n, W, PAN)
+    if cut_at is not None:
+        frames[cut_at:] = pan(tinted_texture(H, W + PAN * n, seed=2, tint=(0.6, 0.8, 1.0)), n, W, PAN)[cut_at:]
+    return str(write_clip(path, frames, fps=NTSC))
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +186,7 @@ def test_a_video_carried_on_the_device_matches_the_host_carry(model, clips, tmp_
     assert amount(a[-1], frames_of(tmp_path / "host")[1]) > 1.0  # and the frames do differ from each other
     # every frame reported once, in order, with the amount it added and the share it carried as numbers
     assert [k for k, _ in seen] == list(range(10))
-    for (k, stats), frame in zip(seen, b):
+    for (k, stats), _frame in zip(seen, b):
         assert isinstance(stats["amount"], float) and isinstance(stats["carried"], float)
         assert stats["amount"] > 1.0 and (stats["carried"] == 0.0) == (k == 0)
         assert 0.0 < stats["carried"] <= small().video.blend or k == 0
@@ -283,7 +262,7 @@ def test_video_dream_schedules_change_the_dream_where_their_keyframes_say(model,
     assert min(added[3], added[4], added[5]) > 1.0
     assert all(added[k] > 1.5 * base for k in (6, 7, 8)), added  # four times the step, more added
     assert added[5] < 0.8 * min(added[3], added[4])  # octaves 2 -> 1 over frames 0-9: one octave from frame 5 on
-    record = json.load(open(pipeline.record_path(out), encoding="utf-8"))["settings"]
+    record = json.loads(Path(pipeline.record_path(out)).read_text(encoding="utf-8"))["settings"]
     assert record["video"]["step"] == "0:(1.0), 5:(1.0), 6:(4.0)" and record["zoom"] == {"interpolation": "linear"}
     # resumable: an interrupted render continues to the same frames
     part = str(tmp_path / "part") + "/"
@@ -321,7 +300,7 @@ def test_interrupted_render_resumes_to_the_same_frames(model, clips, tmp_path):
     work = pipeline.work_folder(out)
     assert not os.path.exists(out)  # no final output from a broken run
     assert len(glob.glob(os.path.join(work, "frames", "*.png"))) == 4  # frames 0-3 kept
-    state = json.load(open(os.path.join(work, "state.json")))
+    state = json.loads(Path(os.path.join(work, "state.json")).read_text())
     messages = []
     result = pipeline.render_video(cfg, clips["pan"], out, pipeline.Progress(info=messages.append), model=model)
     assert result.resumed_from == 4 and result.frames == 10
@@ -372,7 +351,7 @@ def test_zoom_without_dreaming_zooms_as_the_schedule_says(model, tmp_path, zoom,
 
 def test_zoom_dreams_resumes_exactly_and_keeps_the_rate(model, tmp_path):
     image = tmp_path / "start.png"
-    cv2.imwrite(str(image), cv2.cvtColor(texture(3, 80, 60, (1.0, 0.9, 0.7)), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(image), cv2.cvtColor(tinted_texture(60, 80, seed=3, tint=(1.0, 0.9, 0.7)), cv2.COLOR_RGB2BGR))
     cfg = small(zoom__frames=6, zoom__zoom="0:(1.03), 5:(1.06)", zoom__rotate="1",
                 dream__layers="0:(c2), 5:(c3)")  # a layer schedule cross-fades the objective
     out = str(tmp_path / "z.mp4")
@@ -392,7 +371,7 @@ def test_zoom_dreams_resumes_exactly_and_keeps_the_rate(model, tmp_path):
 
 def test_zoom_dream_schedules_change_the_dream_where_their_keyframes_say(model, tmp_path):
     image = tmp_path / "start.png"
-    cv2.imwrite(str(image), cv2.cvtColor(texture(6, 80, 60, (0.9, 1.0, 0.8)), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(image), cv2.cvtColor(tinted_texture(60, 80, seed=6, tint=(0.9, 1.0, 0.8)), cv2.COLOR_RGB2BGR))
     added = {}
     progress = pipeline.Progress(frame=lambda k, s: added.__setitem__(k, s["amount"]))
     # no steps on frames 1-2, then 4 steps a octave; the step size doubles from frame 4 on
@@ -409,7 +388,7 @@ def test_zoom_dream_schedules_change_the_dream_where_their_keyframes_say(model, 
 
 def test_image_is_dreamed_and_written_atomically(model, tmp_path):
     src = tmp_path / "in.png"
-    img = texture(4, 72, 56, (0.9, 0.9, 1.0))
+    img = tinted_texture(56, 72, seed=4, tint=(0.9, 0.9, 1.0))
     cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     out = tmp_path / "dream.jpg"
     result = pipeline.render_image(small(dream__iterations=5), str(src), str(out), model=model)
@@ -437,7 +416,7 @@ def chroma_and_luma_change(out, original):
 
 def test_keep_colors_keeps_the_inputs_palette_in_stills_videos_and_zooms(model, clips, tmp_path):
     src = tmp_path / "in.png"
-    img = texture(8, 72, 56, (1.0, 0.7, 0.5))
+    img = tinted_texture(56, 72, seed=8, tint=(1.0, 0.7, 0.5))
     cv2.imwrite(str(src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     changes = {}
     for keep in (False, True):
@@ -446,17 +425,18 @@ def test_keep_colors_keeps_the_inputs_palette_in_stills_videos_and_zooms(model, 
         changes["image", keep] = chroma_and_luma_change(read_image(str(tmp_path / f"s{keep}.png")), img)
         pipeline.render_zoom(small(dream__step=3.0, dream__keep_colors=keep, zoom__frames=2), str(src),
                              str(tmp_path / f"z{keep}") + "/", model=model)
-        changes["zoom", keep] = chroma_and_luma_change(frames_of(tmp_path / f"z{keep}")[0], img)  # frame 0's input: the image
-        pipeline.render_video(small(dream__step=3.0, dream__keep_colors=keep), clips["cut"], str(tmp_path / f"v{keep}") + "/",
-                              model=model)
+        # frame 0's input: the image
+        changes["zoom", keep] = chroma_and_luma_change(frames_of(tmp_path / f"z{keep}")[0], img)
+        pipeline.render_video(small(dream__step=3.0, dream__keep_colors=keep), clips["cut"],
+                              str(tmp_path / f"v{keep}") + "/", model=model)
         pairs = zip(frames_of(tmp_path / f"v{keep}"), open_source(clips["cut"]))
         per_frame = np.array([chroma_and_luma_change(out, frame) for out, frame in pairs])
         changes["video", keep] = per_frame[:, 0].max(), per_frame[:, 1].min()  # the worst frame of each
     for job in ("image", "zoom", "video"):
-        (chroma, light), (kept_chroma, kept_light) = changes[job, False], changes[job, True]
+        (chroma, _light), (kept_chroma, kept_light) = changes[job, False], changes[job, True]
         assert kept_chroma < 1.0 < chroma, job  # the palette stays within rounding (and clipping)
         assert kept_light > 2.0, job  # while the dream still changed the light and shapes
-    record = json.load(open(tmp_path / "vTrue.json", encoding="utf-8"))
+    record = json.loads(Path(tmp_path / "vTrue.json").read_text(encoding="utf-8"))
     assert record["settings"]["dream"]["keep_colors"] is True
 
 
@@ -470,7 +450,7 @@ def test_each_output_records_the_settings_that_reproduce_it(model, clips, tmp_pa
         pipeline.render_video(cfg, clips["pan"], out, pipeline.Progress(frame=_stop_at(2)), model=model)
     assert not os.path.exists(pipeline.record_path(out))  # no record for an unfinished output
     pipeline.render_video(cfg, clips["pan"], out, model=model)
-    record = json.load(open(pipeline.record_path(out), encoding="utf-8"))
+    record = json.loads(Path(pipeline.record_path(out)).read_text(encoding="utf-8"))
     assert pipeline.record_path(out) == str(tmp_path / "first.json")
     assert record["job"] == "video" and record["frames"] == 10 and record["fps"] == "30000/1001"
     assert record["input"] == os.path.abspath(clips["pan"]) and record["objective"] == "c3"
@@ -485,11 +465,11 @@ def test_each_output_records_the_settings_that_reproduce_it(model, clips, tmp_pa
 
 def test_zoom_and_still_records_name_their_job_and_seed(model, tmp_path):
     src = tmp_path / "in.png"
-    cv2.imwrite(str(src), cv2.cvtColor(texture(5, 64, 48, (1.0, 1.0, 1.0)), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(src), cv2.cvtColor(tinted_texture(48, 64, seed=5, tint=(1.0, 1.0, 1.0)), cv2.COLOR_RGB2BGR))
     pipeline.render_zoom(small(zoom__frames=2, zoom__zoom="1.04"), str(src), str(tmp_path / "z.mp4"), model=model)
     pipeline.render_image(small(dream__seed=None), str(src), str(tmp_path / "s.png"), model=model)
-    zoom = json.load(open(tmp_path / "z.mp4.json", encoding="utf-8"))
-    still = json.load(open(tmp_path / "s.png.json", encoding="utf-8"))
+    zoom = json.loads(Path(tmp_path / "z.mp4.json").read_text(encoding="utf-8"))
+    still = json.loads(Path(tmp_path / "s.png.json").read_text(encoding="utf-8"))
     assert zoom["job"] == "zoom" and zoom["settings"]["zoom"]["zoom"] == "1.04" and zoom["frames"] == 2
     assert still["job"] == "image" and "zoom" not in still["settings"]
     values, _ = load_preset(str(tmp_path / "s.png.json"))

@@ -6,10 +6,11 @@ three-layer network, dreams of 2 octaves of 3 steps; exact comparisons use PNG-f
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
-from test_pipeline import NTSC, frames_of, make_clip, model, small  # noqa: F401  (model: a fixture)
+from test_pipeline import NTSC, frames_of, make_clip, small
 
 from dreamvid.config.settings import build_config
 from dreamvid.core.errors import ConfigError, ResumeError
@@ -87,7 +88,7 @@ def test_segments_split_only_at_cuts_match_a_plain_render(model, clips, tmp_path
     assert seg.cuts == plain.cuts == [5] and seg.frames == plain.frames == 12
     for a, b in zip(frames_of(tmp_path / "plain"), frames_of(tmp_path / "seg"), strict=True):
         assert np.array_equal(a, b)
-    record = json.load(open(pipeline.record_path(str(tmp_path / "seg") + "/")))
+    record = json.loads(Path(pipeline.record_path(str(tmp_path / "seg") + "/")).read_text())
     assert record["plan"]["cuts"] == [5] and [s[0] for s in record["plan"]["segments"]] == [0, 5]
 
 
@@ -129,7 +130,8 @@ def test_without_ray_nothing_imports_it():
     import subprocess
     import sys
 
-    code = ("import sys; from dreamvid.cli import parser as cli; from dreamvid.jobs import pipeline; from dreamvid.render import plan; "
+    code = ("import sys; from dreamvid.cli import parser as cli; from dreamvid.jobs import pipeline; "
+            "from dreamvid.render import plan; "
             "cli.config_from_args(cli.build_parser().parse_args(['video', 'a.mp4', '-o', 'b.mp4', '--chunk-frames'])); "
             "assert 'ray' not in sys.modules and 'dreamvid.render.cluster' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

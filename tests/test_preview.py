@@ -1,16 +1,14 @@
 """Contact sheets: which frames are shown, where each lands in the grid, the command."""
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 from cli_asserts import one_line_error
+from helpers import write_clip
 
 from dreamvid.cli import main
 from dreamvid.core.errors import ConfigError
 from dreamvid.jobs import pipeline
 from dreamvid.media.sheets import contact_sheet, pick_frames
-from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import read_image
 
 W, H, N = 64, 48, 10
@@ -24,11 +22,7 @@ def colour(k):
 @pytest.fixture
 def frames_dir(tmp_path):
     """N flat-coloured frames as a PNG folder (lossless, so colours survive exactly)."""
-    out = str(tmp_path / "frames") + "/"
-    with open_sink(out, fps=Fraction(25), size=(W, H)) as sink:
-        for k in range(N):
-            sink.write(np.broadcast_to(colour(k), (H, W, 3)).copy())
-    return out
+    return write_clip(str(tmp_path / "frames") + "/", [np.broadcast_to(colour(k), (H, W, 3)).copy() for k in range(N)])
 
 
 def test_pick_frames_spreads_evenly_and_keeps_first_and_last():

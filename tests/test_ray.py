@@ -76,7 +76,8 @@ def test_a_node_lost_mid_render_is_retried_after_its_stored_frames(model_file, t
     from ray.cluster_utils import Cluster
 
     clip = make_clip(tmp_path / "clip.mp4", 24)
-    cfg = small(dream__model=model_file, video__chunk_frames=12, video__iterations_next=4, video__warmup_frames=2, video__overlap_frames=2)
+    cfg = small(dream__model=model_file, video__chunk_frames=12, video__iterations_next=4, video__warmup_frames=2,
+                video__overlap_frames=2)
     local = pipeline.render_video(cfg, clip, str(tmp_path / "local") + "/")
     lengths = [s.end - s.start for s in make_plan(24, [], 12, 2, 2).segments]
     assert len(lengths) == 2

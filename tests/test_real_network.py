@@ -12,7 +12,7 @@ from dreamvid.media.sources import read_image
 
 def test_vgg16_hed_dreams_a_photo():
     model = load_model("vgg16-hed")
-    assert [l.name for l in model.layers()][:2] == ["block1_conv1", "block1_conv2"]
+    assert [layer.name for layer in model.layers()][:2] == ["block1_conv1", "block1_conv2"]
     photo = read_image("samples/coffee.jpg").astype(np.float32)
     photo = resize(photo, (64, 96))
     dreamer = Dreamer(model, parse("block3_conv3"), DreamSettings(octaves=2, iterations=5, seed=0))

@@ -8,7 +8,8 @@ network of conftest.py (`tiny_keras_file`), one octave of 2 steps (1 after a sho
 frame), and media of 64x48 made here:
 - `clip.mp4`: 8 frames panning 2 px a frame over smooth coloured noise, 25 fps, lossless (crf 0);
 - `photo.png`: the first frame of that pan as a still.
-The SIGKILL test runs the installed command (`python -m dreamvid.cli`) in subprocesses (TensorFlow starts in each: about 7 s).
+The SIGKILL test runs the installed command (`python -m dreamvid.cli`) in subprocesses (TensorFlow
+starts in each: about 7 s).
 """
 
 import errno
@@ -20,39 +21,22 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from cli_asserts import one_line_error
+from helpers import pan_frames, run, write_clip
 
 import dreamvid
-from dreamvid.cli import main
 from dreamvid.config.presets import PRESET_DIR, list_presets, load_preset
 from dreamvid.config.settings import build_config
 from dreamvid.jobs import pipeline
-from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import ffmpeg_exe, probe_video, read_image
 
 W, H = 64, 48
 REPO = Path(dreamvid.__file__).resolve().parent.parent  # the folder holding the dreamvid under test
-
-
-def pan_frames(n, seed=0):
-    """n frames (H, W, 3) uint8 RGB: a window panning 2 px right per frame over coloured noise."""
-    rng = np.random.default_rng(seed)
-    wide = cv2.resize(rng.integers(0, 255, (12, 20, 3), dtype=np.uint8), (W + 2 * n, H),
-                      interpolation=cv2.INTER_CUBIC)
-    return [np.ascontiguousarray(wide[:, 2 * i:2 * i + W]) for i in range(n)]
-
-
-def write_clip(path, frames, crf=0):
-    with open_sink(str(path), fps=Fraction(25), size=(frames[0].shape[1], frames[0].shape[0]), crf=crf) as sink:
-        for f in frames:
-            sink.write(f)
-    return path
 
 
 def write_png(path, rgb):
@@ -74,13 +58,6 @@ def tiny(model, image=False, seed=3):
     return args if image else args + ["--iterations-next", "1"]
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
-
-
-
-
 def leftovers(folder):
     """Names in `folder` that a render may have left: outputs, temporaries, work folders."""
     return sorted(p.name for p in Path(folder).iterdir())
@@ -94,7 +71,8 @@ def png_frames(folder):
 
 
 def test_missing_input(capsys, tmp_path, tiny_keras_file):
-    line = one_line_error(*run(capsys, "video", tmp_path / "nope.mp4", "-o", tmp_path / "o.mp4", *tiny(tiny_keras_file)),
+    line = one_line_error(*run(capsys, "video", tmp_path / "nope.mp4", "-o", tmp_path / "o.mp4",
+                               *tiny(tiny_keras_file)),
                           "nope.mp4", "no such file")
     print(line)
     assert leftovers(tmp_path) == []
@@ -122,7 +100,8 @@ def test_text_file_named_mp4(capsys, tmp_path, tiny_keras_file):
 
 def test_truncated_video_renders_what_decodes_and_warns_once(capsys, caplog, tmp_path, tiny_keras_file):
     rng = np.random.default_rng(1)
-    full = write_clip(tmp_path / "full.mp4", [rng.integers(0, 255, (H, W, 3), dtype=np.uint8) for _ in range(16)], crf=18)
+    full = write_clip(tmp_path / "full.mp4", [rng.integers(0, 255, (H, W, 3), dtype=np.uint8) for _ in range(16)],
+                      crf=18)
     data = full.read_bytes()  # +faststart: the index comes first, so half the file still opens
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
@@ -131,7 +110,8 @@ def test_truncated_video_renders_what_decodes_and_warns_once(capsys, caplog, tmp
     assert code == 0, err
     n = len(png_frames(tmp_path / "out"))
     assert 0 < n < 16
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("dreamvid")]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name.startswith("dreamvid")]
     assert len(warnings) == 1 and f"stopped at frame {n}" in warnings[0], warnings
 
 
@@ -175,7 +155,8 @@ def test_one_pixel_and_3x5_images_render(capsys, tmp_path, tiny_keras_file):
                    "1x1", "at least 2x2", "--width")
     assert not (tmp_path / "v1.mp4").exists() and not (tmp_path / ".v1.mp4.dreamvid").exists()
     # a zoom from a 1x1 image: stretched to the smallest even size, 2x2
-    code, err = run(capsys, "zoom", tmp_path / "in1x1.png", "-o", tmp_path / "z1/", "--frames", 2, *tiny(tiny_keras_file))
+    code, err = run(capsys, "zoom", tmp_path / "in1x1.png", "-o", tmp_path / "z1/", "--frames", 2,
+                    *tiny(tiny_keras_file))
     assert code == 0, err
     assert [f.shape for f in png_frames(tmp_path / "z1")] == [(2, 2, 3)] * 2
 
@@ -209,7 +190,8 @@ def test_mixed_sizes_in_a_sequence_render_with_one_warning(capsys, caplog, tmp_p
         code, err = run(capsys, "video", seq, "-o", tmp_path / "out/", *tiny(tiny_keras_file))
     assert code == 0, err
     assert [f.shape for f in png_frames(tmp_path / "out")] == [(H, W, 3)] * 4
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("dreamvid")]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name.startswith("dreamvid")]
     assert len(warnings) == 1 and "f1.png" in warnings[0] and "50x40" in warnings[0], warnings
 
 
@@ -244,9 +226,11 @@ def test_output_folder_not_writable(capsys, tmp_path, media, tiny_keras_file, mo
     ro = tmp_path / "ro"
     ro.mkdir()
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == str(ro) else real_access(p, mode, **kw))
+    monkeypatch.setattr(os, "access",
+                        lambda p, mode, **kw: False if os.fspath(p) == str(ro) else real_access(p, mode, **kw))
     one_line_error(*run(capsys, "video", media["clip"], "-o", ro / "o.mp4", *tiny(tiny_keras_file)), "not writable")
-    one_line_error(*run(capsys, "image", media["photo"], "-o", ro / "o.png", *tiny(tiny_keras_file, image=True)), "not writable")
+    one_line_error(*run(capsys, "image", media["photo"], "-o", ro / "o.png", *tiny(tiny_keras_file, image=True)),
+                   "not writable")
     assert leftovers(ro) == []
 
 

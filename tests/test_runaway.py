@@ -12,16 +12,15 @@ fades the rest; with the default limit, the shot's last quarter stays near its f
 import glob
 import os
 
-import cv2
 import numpy as np
 import pytest
+from helpers import pan, tinted_texture, write_clip
 
 from dreamvid.config.settings import Config, DreamSettings
 from dreamvid.engine.dreamer import Dreamer
 from dreamvid.engine.objectives import layer
 from dreamvid.jobs import pipeline
 from dreamvid.measure.metrics import Tail, detail_flicker, detail_tail
-from dreamvid.media.sinks import open_sink
 from dreamvid.media.sources import read_image
 from dreamvid.motion import flow
 from dreamvid.motion.carry import carry_init
@@ -30,27 +29,12 @@ from dreamvid.render.chain import carry_over
 W, H, FRAMES, PAN = 128, 96, 32, 2
 
 
-def texture(w, h):
-    """(h, w, 3) uint8: smooth warm grey noise around 128 (cells 32, 16, 8 px)."""
-    rng = np.random.default_rng(1)
-    g = np.zeros((h, w), np.float32)
-    for cell in (32, 16, 8):
-        n = rng.standard_normal((h // cell + 2, w // cell + 2)).astype(np.float32)
-        g += cv2.resize(n, ((w // cell + 2) * cell, (h // cell + 2) * cell), interpolation=cv2.INTER_CUBIC)[:h, :w]
-    g = (g - g.mean()) / g.std()
-    return np.clip(128 + 50 * g[..., None] * np.float32([1.0, 0.8, 0.6]), 0, 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    """FRAMES frames panning PAN px a frame over one texture, lossless; and the frames themselves."""
-    tex = texture(W + PAN * FRAMES, H)
-    frames = [np.ascontiguousarray(tex[:, PAN * i:PAN * i + W]) for i in range(FRAMES)]
-    path = str(tmp_path_factory.mktemp("clip") / "pan.mp4")
-    with open_sink(path, fps=25, size=(W, H), crf=0) as sink:
-        for f in frames:
-            sink.write(f)
-    return path, frames
+    """FRAMES frames panning PAN px a frame over smooth warm grey noise around 128 (its octaves
+    alike), lossless; and the frames themselves."""
+    frames = pan(tinted_texture(H, W + PAN * FRAMES, weighted=False), FRAMES, W, PAN)
+    return write_clip(str(tmp_path_factory.mktemp("clip") / "pan.mp4"), frames), frames
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +106,7 @@ def test_limit_carried_passes_small_changes_and_bounds_large_ones():
 
 def scene(h=48, w=64, dx=3):
     """A scene panned by dx px between two frames, and a strong dream of the first one."""
-    big = texture(w + 16, h)
+    big = tinted_texture(h, w + 16, weighted=False)
     prev, cur = big[:, 8:8 + w], big[:, 8 - dx:8 - dx + w]
     ripple = 90 * np.sin(np.arange(w) / 2.0)[None, :, None] * np.cos(np.arange(h) / 3.0)[:, None, None]
     dream = np.clip(prev.astype(np.float32) + ripple * np.float32([1, -1, 1]), 0, 255).astype(np.uint8)

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 import pytest
+from helpers import pan_frames, write_clip
 from test_faults import ENV, decoded, encoders_writing, render_cmd
-from test_robustness import pan_frames, write_clip
 
 from dreamvid.jobs import pipeline
 from dreamvid.render.workfolder import lock_path
@@ -124,7 +124,7 @@ def test_a_stop_at_any_moment_ends_cleanly_and_resumes_to_the_same_frames(tmp_pa
     for name, moment, sigs, gap in MOMENTS:
         render = Render(cmd, tmp_path, frames_dir)
         render.before = render.stored()
-        reached = render.until(lambda: moment(render), name)
+        reached = render.until(lambda moment=moment, render=render: moment(render), name)
         rc, err = render.stop(sigs, gap) if reached else (render.proc.wait(), render.read())
         kept = render.stored()
         seen.append((name, rc, render.before, kept))
@@ -174,7 +174,7 @@ def test_a_still_and_a_gallery_stop_between_their_steps(tmp_path, tiny_keras_fil
             (["gallery", str(photo), "-o", str(tmp_path / "g.png"), "--model", str(tiny_keras_file),
               "--iterations", "30", "--tile-width", "64"], tmp_path / "g.png")):
         render = Render([sys.executable, "-m", "dreamvid.cli", *cmd], tmp_path, str(tmp_path / "none"))
-        assert render.until(lambda: "dreaming" in render.read(), "dreaming")
+        assert render.until(lambda render=render: "dreaming" in render.read(), "dreaming")
         rc, err = render.stop([signal.SIGTERM])
         assert "Traceback" not in err, err
         last = err.strip().splitlines()[-1]

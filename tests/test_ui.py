@@ -145,7 +145,8 @@ def handlers(tmp_path, tiny_keras_file):
 
     def controls(**given):
         values = {"preset": uiwork.NO_PRESET, "record": None, "model": str(tiny_keras_file), "layers": "", "step": 3.0,
-                  "octaves": 2, "iterations": 4, "iterations_next": 2, "blend": 0.9, "carry_limit": 3.0, "zoom": "1.02", "width": 48,
+                  "octaves": 2, "iterations": 4, "iterations_next": 2, "blend": 0.9, "carry_limit": 3.0, "zoom": "1.02",
+                  "width": 48,
                   "seed": 7, "keep_colors": False, "mask": None, "guide": None, "guide_weight": 1.0, "frames": 6,
                   "fmt": uiwork.FORMATS[0][0]}
         values.update(given)
@@ -156,7 +157,7 @@ def handlers(tmp_path, tiny_keras_file):
 
 def _last(gen):
     out = None
-    for out in gen:
+    for out in gen:  # noqa: B007 (the last one is kept)
         pass
     return out
 
@@ -202,9 +203,11 @@ def test_a_record_loads_back_and_repeats_the_render(handlers, tmp_path):
     line, record_state, preset, *values = fns["load_record"](record)
     assert record_state == record and preset == uiwork.NO_PRESET and "Render repeats it" in line, line
     loaded = dict(zip(uiwork.LOOK_KEYS, values))
-    assert loaded["step"] == 2.5 and loaded["seed"] == 11 and loaded["width"] == 48 and loaded["carry_limit"] == 1.5, loaded
+    assert (loaded["step"] == 2.5 and loaded["seed"] == 11 and loaded["width"] == 48
+            and loaded["carry_limit"] == 1.5), loaded
     # the page's controls as the record set them (the defaults elsewhere): the same frames again
-    again = controls(record=record, **{k: v for k, v in loaded.items() if k in ("step", "seed", "octaves", "iterations", "carry_limit")})
+    again = controls(record=record, **{k: v for k, v in loaded.items()
+                                       if k in ("step", "seed", "octaves", "iterations", "carry_limit")})
     line, _, _, files2 = _last(fns["render"](opened, *again))
     assert "done in" in line and files2[0] != output, line
     import numpy as np
@@ -335,7 +338,8 @@ def browser():
         (pytest.fail if required else pytest.skip)(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set "
                                                    f"DREAMVID_CHROMIUM)")
     with sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
         yield b
         b.close()
 

@@ -174,7 +174,7 @@ def test_contrast_saturation_fall_as_an_image_washes_out(texture):
     contrasts, saturations = zip(*values)
     assert list(contrasts) == sorted(contrasts, reverse=True)
     assert list(saturations) == sorted(saturations, reverse=True)
-    assert 0.0 <= min(saturations) and max(saturations) <= 1.0
+    assert min(saturations) >= 0.0 and max(saturations) <= 1.0
 
 
 # ---- starting frames -----------------------------------------------------------------------

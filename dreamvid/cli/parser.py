@@ -8,11 +8,20 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from dreamvid.config.presets import RAY_CHUNK_FRAMES, job_config
+from dreamvid.cli.options import (
+    add,
+    backend_options,
+    choices_of,
+    dream_options,
+    guide_options,
+    mask_options,
+    output_options,
+    video_options,
+    zoom_options,
+)
+from dreamvid.config.presets import job_config
 from dreamvid.config.schedule import MODES
 from dreamvid.config.settings import (
-    RULES,
-    SECTIONS,
     UI_AUTH_ENV,
     UI_FOLDER,
     UI_LOOPBACK,
@@ -22,150 +31,6 @@ from dreamvid.config.settings import (
     LiveSettings,
 )
 from dreamvid.version import VERSION
-
-_DEFAULTS = {f.name: f.default for cls in SECTIONS.values() for f in fields(cls)}
-
-
-def _d(key: str) -> str:
-    value = _DEFAULTS[key]
-    return "" if value in (None, "") else f" (default: {value})"
-
-
-def _choices(key: str) -> tuple[str, ...]:
-    """A setting's choices as the command line takes them (text), from its rule (config.settings.RULES)."""
-    rule = RULES[key]
-    return tuple(str(c) for c in (sorted(rule) if isinstance(rule, frozenset) else rule))
-
-
-def _add(group, *flags, key: str, help: str, **kw):
-    group.add_argument(*flags, dest=key, default=argparse.SUPPRESS, help=help + _d(key), **kw)
-
-
-def _dream_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("dream")
-    _add(g, "--model", key="model", metavar="NAME|PATH",
-         help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., or a .keras/.pb path")
-    _add(g, "--weights", key="weights", metavar="FILE", help="weights fetched elsewhere (googlenet: inception5h.zip); 'random' for untrained Keras nets")
-    _add(g, "--layers", key="layers", metavar="SPEC",
-         help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; default: the model's own choice")
-    _add(g, "--reduce", key="reduce", choices=_choices("reduce"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
-    _add(g, "--octaves", key="octaves", metavar="N", help="number of scales the dream runs at (video, zoom: also a schedule)")
-    _add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
-    _add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
-    _add(g, "--step", key="step", metavar="X", help="step size per iteration, in 0..255 pixel units (video, zoom: also a schedule, "
-              "or audio:FILE:MIN:MAX[:MODE] to follow a sound)")
-    _add(g, "--grad-norm", key="grad_norm", choices=_choices("grad_norm"), help="gradient normalisation")
-    _add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
-    g.add_argument("--keep-colors", dest="keep_colors", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="keep the input's colours: the dream changes light and shape, not the palette")
-    _add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
-    _add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
-    _backend_options(g)
-    _add(g, "--precision", key="precision", choices=_choices("precision"),
-         help="network arithmetic (auto: bfloat16 or float16 where the GPU or CPU runs it fast, else float32)")
-    _add(g, "--xla", key="xla", choices=_choices("xla"),
-         help="TensorFlow: XLA-compile the ascent loop (auto: on for videos and zooms on CPUs without AVX-512, "
-              "for networks up to 40 layers deep; JAX always compiles with XLA)")
-    _add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
-    p.add_argument("--preset", default=None, metavar="NAME|PATH", help="start from a named look (see 'dreamvid presets'); flags override it")
-
-
-def _mask_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("mask (where to dream)")
-    _add(g, "--mask", key="mask", metavar="FILE",
-         help="greyscale image (every frame) or folder/video of one per frame: white dreams, black stays the input")
-    g.add_argument("--mask-invert", dest="mask_invert", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="dream where the mask is black instead")
-    _add(g, "--mask-feather", key="mask_feather", metavar="PX", help="soften the mask's edge over about PX pixels")
-
-
-def _guide_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("guide (look like an image)")
-    _add(g, "--guide", key="guide", metavar="IMAGE",
-         help="make the dream look like this image: at the objective's layers, match its features")
-    _add(g, "--guide-weight", key="guide_weight", metavar="X", help="weight of the guide's term beside the layers'")
-
-
-def _backend_options(g) -> None:
-    _add(g, "--backend", key="backend", choices=_choices("backend"),
-         help="framework that runs the network (auto: one that sees a GPU, JAX first, else TensorFlow; "
-              "KERAS_BACKEND is honoured)")
-    _add(g, "--device", key="device", choices=_choices("device"), help="where the gradient loop runs")
-
-
-_CHUNK_FRAMES = RAY_CHUNK_FRAMES  # --chunk-frames alone, and with --ray: 8 s at 30 fps
-
-
-def _video_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("video")
-    _add(g, "--flow", key="flow", choices=_choices("flow"), help="optical flow method")
-    _add(g, "--flow-preset", key="flow_preset", choices=_choices("flow_preset"), help="DIS flow preset")
-    _add(g, "--blend", key="blend", metavar="X", help="share of the previous dream carried into the next frame (0..1)")
-    _add(g, "--carry", key="carry", choices=_choices("carry"), help="carry the dream's added detail, or the dreamed frame")
-    _add(g, "--carry-limit", key="carry_limit", metavar="X",
-         help="limit each pixel's carried change to X times a fresh dream's mean amount, so the dream "
-              "cannot run away into saturated blobs (0 = no limit)")
-    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave for frames after the first of a shot (also a schedule)")
-    _add(g, "--next-skip", key="next_skip", metavar="N",
-         help="frames after the first of a shot skip their N finest octaves: a touch-up at a lower resolution "
-              "upsampled onto the carried dream (0: every octave, the recipe before)")
-    _add(g, "--interpolation", key="interpolation", choices=_choices("interpolation"), help="schedules: between keyframes")
-    _add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
-    _add(g, "--min-shot-frames", key="min_shot_frames", metavar="N",
-         help="frames a shot lasts at least: a cut sooner after the last is ignored (a flash frame cuts once)")
-    p.add_argument("--no-flow", dest="no_flow", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="dream every frame independently (for comparison)")
-    g = p.add_argument_group("segments and clusters (README: Rendering on a cluster)")
-    _add(g, "--chunk-frames", key="chunk_frames", metavar="N", nargs="?", const=_CHUNK_FRAMES,
-         help=f"render in segments: shots split at cuts, longer ones into N-frame segments (alone: {_CHUNK_FRAMES})")
-    _add(g, "--warmup-frames", key="warmup_frames", metavar="N", help="frames dreamed and thrown away before a later segment")
-    _add(g, "--overlap-frames", key="overlap_frames", metavar="N", help="frames consecutive segments share, cross-faded")
-    _add(g, "--ray", key="ray", metavar="auto|ADDRESS",
-         help="each segment a Ray task on a cluster (auto: RAY_ADDRESS, a cluster on this machine, or a new one); "
-              f"the output's folder must be on storage every node sees; implies --chunk-frames {_CHUNK_FRAMES}")
-    _add(g, "--ray-cpus", key="ray_cpus", metavar="N", help="CPUs per Ray task where the cluster has no GPU")
-
-
-def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
-    g = p.add_argument_group("output")
-    _add(g, "--fps", key="fps", metavar="X", help="frame rate (video: the input's; image sequences and zooms: 25)")
-    _add(g, "--crf", key="crf", metavar="N", help="H.264/H.265 quality, lower is better; 0 = lossless")
-    _add(g, "--codec", key="codec", choices=_choices("codec"),
-         help="video codec; prores and prores4444 (for editors) write .mov or .mkv")
-    _add(g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
-    _add(g, "--bit-depth", key="bit_depth", choices=_choices("bit_depth"),
-         help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input")
-    _add(g, "--frame-format", key="frame_format", choices=_choices("frame_format"), help="files in a frame folder (an output ending in '/')")
-    if video:
-        _add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
-        _add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")
-        _add(g, "--max-frames", key="max_frames", metavar="N", help="render at most N frames")
-        g.add_argument("--no-audio", dest="audio", action="store_const", const=False, default=argparse.SUPPRESS,
-                       help="leave the input's sound out")
-    g.add_argument("--keep-frames", dest="keep_frames", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="keep the work folder of lossless frames")
-    g.add_argument("--restart", dest="restart", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="discard an unfinished earlier render of this output and start over")
-
-
-def _zoom_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("zoom (numbers, Deforum schedules like \"0:(1.02), 120:(1.05)\", "
-                             "or a sound: \"audio:FILE:MIN:MAX[:MODE]\", see 'dreamvid keys')")
-    _add(g, "--frames", key="frames", metavar="N", help="number of frames")
-    _add(g, "--seconds", key="seconds", metavar="SEC", help="length in seconds (overrides --frames)")
-    _add(g, "--zoom", key="zoom", metavar="SCHED", help="scale per frame")
-    _add(g, "--rotate", key="rotate", metavar="SCHED", help="degrees per frame, counter-clockwise")
-    _add(g, "--pan", key="pan", metavar="X,Y", help="pixels per frame the content moves (schedules: --pan-x/--pan-y)")
-    _add(g, "--pan-x", key="pan_x", metavar="SCHED", help="pixels per frame to the right")
-    _add(g, "--pan-y", key="pan_y", metavar="SCHED", help="pixels per frame down")
-    _add(g, "--center", key="center", metavar="X,Y", help="zoom centre in pixels; default the middle")
-    _add(g, "--zoom-blend", key="zoom.blend", metavar="SCHED", help="share of the previous dream kept each frame")
-    _add(g, "--color-match", key="color_match", metavar="X", help="pull colours towards the first frame's (0..1)")
-    _add(g, "--from", key="init", metavar="image|noise|#RRGGBB", help="start frame: the image, noise, or a colour")
-    _add(g, "--interpolation", key="interpolation", choices=_choices("interpolation"), help="between keyframes")
-
-
-_DEFAULTS.update({"pan": None, "zoom.blend": "1.0"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,153 +46,284 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="dreamvid", description="DeepDream images, flicker-free dream videos and infinite zooms.",
-        epilog="Errors exit with code 2 and one line; set DREAMVID_DEBUG=1 for a traceback.")
+        prog="dreamvid",
+        description="DeepDream images, flicker-free dream videos and infinite zooms.",
+        epilog="Errors exit with code 2 and one line; set DREAMVID_DEBUG=1 for a traceback.",
+    )
     parser.add_argument("--version", action="version", version=f"dreamvid {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("image", help="dream a still image", description="Dream a still image.")
     p.add_argument("input", metavar="INPUT", help="an image file")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output image (.png, .jpg)")
-    _dream_options(p)
-    _mask_options(p)
-    _guide_options(p)
+    dream_options(p)
+    mask_options(p)
+    guide_options(p)
     g = p.add_argument_group("views (the seed blog's)")
     g.add_argument("--gradient", metavar="FILE", help="also save the layer's normalised gradient as an image")
     g.add_argument("--strip", metavar="FILE", help="also save a strip of intermediate results")
     g.add_argument("--strip-every", type=int, default=5, metavar="K", help="steps between strip images (default: 5)")
 
-    p = sub.add_parser("video", help="dream a video clip or image sequence",
-                       description="Dream a clip: flow-guided, so the dream moves with the scene.")
+    p = sub.add_parser(
+        "video",
+        help="dream a video clip or image sequence",
+        description="Dream a clip: flow-guided, so the dream moves with the scene.",
+    )
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
-    _dream_options(p)
-    _mask_options(p)
-    _guide_options(p)
-    _video_options(p)
-    _output_options(p, video=True)
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames",
+    )
+    dream_options(p)
+    mask_options(p)
+    guide_options(p)
+    video_options(p)
+    output_options(p, video=True)
 
-    p = sub.add_parser("zoom", help="infinite-zoom animation from a still", description="Infinite zoom: transform, dream, repeat.")
+    p = sub.add_parser(
+        "zoom", help="infinite-zoom animation from a still", description="Infinite zoom: transform, dream, repeat."
+    )
     p.add_argument("input", metavar="IMAGE", nargs="?", help="start image (omit with --from noise or a colour)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4, .gif, or a folder/ of PNGs")
-    _dream_options(p)
-    _mask_options(p)
-    _guide_options(p)
-    _zoom_options(p)
+    dream_options(p)
+    mask_options(p)
+    guide_options(p)
+    zoom_options(p)
     g = p.add_argument_group("zoom dream")
-    _add(g, "--iterations-next", key="iterations_next", metavar="N", help="steps per octave after the first frame (a number or a schedule)")
-    _output_options(p, video=False)
+    add(
+        g,
+        "--iterations-next",
+        key="iterations_next",
+        metavar="N",
+        help="steps per octave after the first frame (a number or a schedule)",
+    )
+    output_options(p, video=False)
 
-    p = sub.add_parser("live", help="dream a camera or a stream as it happens, out to a window, a stream or a file",
-                       description="Dream live: the newest frame of SOURCE is always dreamed next (the rest dropped and "
-                       "counted, so latency never grows), flow-coherent, shown on every sink at once. "
-                       "Keys in the window and lines on standard input: next, prev (look), stronger, weaker, "
-                       "more, less (carry), reset, pause, snapshot, quit.")
-    p.add_argument("input", metavar="SOURCE",
-                   help="camera:N, a stream URL ffmpeg reads (udp://, srt://, rtsp://, rtmp://, HLS), /dev/videoN, or a "
-                        "file played at its own frame rate")
-    p.add_argument("-o", "--output", action="append", required=True, metavar="SINK",
-                   help="window, virtualcam, a stream URL (udp://, srt://, rtmp://), or a recording (.mp4, .mkv, "
-                        "folder/); repeat for several")
-    _dream_options(p)
-    _mask_options(p)
-    _guide_options(p)
-    _video_options(p)
+    p = sub.add_parser(
+        "live",
+        help="dream a camera or a stream as it happens, out to a window, a stream or a file",
+        description="Dream live: the newest frame of SOURCE is always dreamed next (the rest dropped and "
+        "counted, so latency never grows), flow-coherent, shown on every sink at once. "
+        "Keys in the window and lines on standard input: next, prev (look), stronger, weaker, "
+        "more, less (carry), reset, pause, snapshot, quit.",
+    )
+    p.add_argument(
+        "input",
+        metavar="SOURCE",
+        help="camera:N, a stream URL ffmpeg reads (udp://, srt://, rtsp://, rtmp://, HLS), /dev/videoN, or a "
+        "file played at its own frame rate",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        required=True,
+        metavar="SINK",
+        help="window, virtualcam, a stream URL (udp://, srt://, rtmp://), or a recording (.mp4, .mkv, "
+        "folder/); repeat for several",
+    )
+    dream_options(p)
+    mask_options(p)
+    guide_options(p)
+    video_options(p)
     g = p.add_argument_group("live")
     _live = {f.name: f.default for f in fields(LiveSettings)}
 
     def live_opt(*flags, key, help, **kw):
         default = _live[key]
-        g.add_argument(*flags, dest=key, default=argparse.SUPPRESS,
-                       help=help + ("" if default in (None, "", False) else f" (default: {default})"), **kw)
+        g.add_argument(
+            *flags,
+            dest=key,
+            default=argparse.SUPPRESS,
+            help=help + ("" if default in (None, "", False) else f" (default: {default})"),
+            **kw,
+        )
 
-    live_opt("--seconds", key="seconds", metavar="SEC", help="run this long (default: until q, Ctrl-C or the source's end)")
+    live_opt(
+        "--seconds", key="seconds", metavar="SEC", help="run this long (default: until q, Ctrl-C or the source's end)"
+    )
     live_opt("--frames", key="frames", metavar="N", help="or end after N frames dreamed")
-    live_opt("--pace", key="pace", choices=_choices("pace"),
-             help="a file source: at its own rate, the newest frame dreamed (source), or every frame in turn at "
-                  "the dream's pace (dream: a rehearsal, nothing dropped)")
-    live_opt("--fps", key="fps", metavar="X", help="target frames/s out: a governor adapts steps, then octaves, to hold it")
+    live_opt(
+        "--pace",
+        key="pace",
+        choices=choices_of("pace"),
+        help="a file source: at its own rate, the newest frame dreamed (source), or every frame in turn at "
+        "the dream's pace (dream: a rehearsal, nothing dropped)",
+    )
+    live_opt(
+        "--fps", key="fps", metavar="X", help="target frames/s out: a governor adapts steps, then octaves, to hold it"
+    )
     live_opt("--min-steps", key="min_steps", metavar="N", help="the governor's fewest steps per octave")
     live_opt("--max-steps", key="max_steps", metavar="N", help="its most (default: --iterations-next)")
     live_opt("--min-octaves", key="min_octaves", metavar="N", help="its fewest octaves (the most: --octaves)")
-    g.add_argument("--loop", dest="loop", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="a file source starts again at its end (rehearse a show)")
-    g.add_argument("--fullscreen", dest="fullscreen", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="the window fills the screen (a projector)")
-    g.add_argument("--look", dest="looks", action="append", default=argparse.SUPPRESS, metavar="PRESET|LAYERS",
-                   help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat")
+    g.add_argument(
+        "--loop",
+        dest="loop",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="a file source starts again at its end (rehearse a show)",
+    )
+    g.add_argument(
+        "--fullscreen",
+        dest="fullscreen",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="the window fills the screen (a projector)",
+    )
+    g.add_argument(
+        "--look",
+        dest="looks",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="PRESET|LAYERS",
+        help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat",
+    )
     live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
-    _add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
-    _add(g, "--codec", key="codec", choices=_choices("codec"), help="the recording's codec")
+    add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
+    add(g, "--codec", key="codec", choices=choices_of("codec"), help="the recording's codec")
     g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")
 
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
     p.add_argument("--model", default="googlenet", metavar="NAME|PATH", help="network (default: googlenet)")
     p.add_argument("--weights", default=None, metavar="FILE", help="weights file")
-    _backend_options(p)
+    backend_options(p)
 
     sub.add_parser("presets", help="list the named presets", description="List presets with their descriptions.")
 
-    p = sub.add_parser("sheet", help="a contact sheet of a render's frames",
-                       description="A contact sheet: frames spread evenly from first to last, numbered, in a grid.")
+    p = sub.add_parser(
+        "sheet",
+        help="a contact sheet of a render's frames",
+        description="A contact sheet: frames spread evenly from first to last, numbered, in a grid.",
+    )
     p.add_argument("input", metavar="INPUT", help="a video, a folder of images, or a glob pattern")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="the sheet (.png, .jpg)")
     p.add_argument("--count", type=int, default=12, metavar="N", help="frames to show (default: 12)")
     p.add_argument("--columns", type=int, default=4, metavar="N", help="frames per row (default: 4)")
     p.add_argument("--sheet-width", type=int, default=1280, metavar="PX", help="width of the sheet (default: 1280)")
 
-    p = sub.add_parser("keys", help="a schedule that follows a sound track, one keyframe a frame",
-                       description="Keyframes from music: the loudness or the hits of a sound track, one value a "
-                       "frame, as a Deforum schedule that --step, --zoom and the other schedules read. A render takes "
-                       "the same directly as --step \"audio:FILE:MIN:MAX[:MODE]\".")
+    p = sub.add_parser(
+        "keys",
+        help="a schedule that follows a sound track, one keyframe a frame",
+        description="Keyframes from music: the loudness or the hits of a sound track, one value a "
+        "frame, as a Deforum schedule that --step, --zoom and the other schedules read. A render takes "
+        'the same directly as --step "audio:FILE:MIN:MAX[:MODE]".',
+    )
     p.add_argument("input", metavar="AUDIO_OR_VIDEO", help="an audio file, or a video with sound")
     p.add_argument("-o", "--output", required=True, metavar="KEYS.txt", help="the schedule text")
     p.add_argument("--fps", required=True, metavar="X", help="the render's frame rate (29.97 or 30000/1001 for NTSC)")
-    p.add_argument("--mode", choices=MODES, default=MODES[0], help="rms: loudness; onsets: percussive hits (default: rms)")
-    p.add_argument("--attack", default="0.05", metavar="SEC", help="seconds to rise towards a louder value (default: 0.05)")
+    p.add_argument(
+        "--mode", choices=MODES, default=MODES[0], help="rms: loudness; onsets: percussive hits (default: rms)"
+    )
+    p.add_argument(
+        "--attack", default="0.05", metavar="SEC", help="seconds to rise towards a louder value (default: 0.05)"
+    )
     p.add_argument("--release", default="0.3", metavar="SEC", help="seconds to fall back after it (default: 0.3)")
     p.add_argument("--min", dest="lo", default="0", metavar="X", help="the value in silence (default: 0)")
-    p.add_argument("--max", dest="hi", default="1", metavar="X", help="the value at the loudest frame or hardest hit (default: 1)")
-    p.add_argument("--frames", type=int, default=None, metavar="N", help="this many frames (default: the sound's length)")
+    p.add_argument(
+        "--max", dest="hi", default="1", metavar="X", help="the value at the loudest frame or hardest hit (default: 1)"
+    )
+    p.add_argument(
+        "--frames", type=int, default=None, metavar="N", help="this many frames (default: the sound's length)"
+    )
     p.add_argument("--plot", default=None, metavar="PNG", help="also draw the values against frame numbers")
 
     # "resolve": the gallery's --layers (a list, one tile each) and --width (the tile's) replace the dream options'
-    p = sub.add_parser("gallery", help="an image dreamed at each layer (or preset), on one labelled sheet",
-                       description="A gallery: the image dreamed small and fast at each dreamable layer of the network "
-                       "(or the layers, channels or presets asked for), laid out with each name under its tile.",
-                       conflict_handler="resolve")
+    p = sub.add_parser(
+        "gallery",
+        help="an image dreamed at each layer (or preset), on one labelled sheet",
+        description="A gallery: the image dreamed small and fast at each dreamable layer of the network "
+        "(or the layers, channels or presets asked for), laid out with each name under its tile.",
+        conflict_handler="resolve",
+    )
     p.add_argument("input", metavar="IMAGE", help="an image file")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="the sheet (.png, .jpg)")
-    _dream_options(p)
-    g = p.add_argument_group("gallery (default: one tile per dreamable layer, at the preview preset's octaves and steps)")
-    g.add_argument("--layers", dest="tile_layers", metavar="A,B,C", help="these layers (or LAYER:CHANNEL), one tile each")
-    g.add_argument("--channels", metavar="LAYER", help="one tile per channel of LAYER, --count of them spread over its channels")
+    dream_options(p)
+    g = p.add_argument_group(
+        "gallery (default: one tile per dreamable layer, at the preview preset's octaves and steps)"
+    )
+    g.add_argument(
+        "--layers", dest="tile_layers", metavar="A,B,C", help="these layers (or LAYER:CHANNEL), one tile each"
+    )
+    g.add_argument(
+        "--channels", metavar="LAYER", help="one tile per channel of LAYER, --count of them spread over its channels"
+    )
     g.add_argument("--count", type=int, default=12, metavar="N", help="channels to show with --channels (default: 12)")
     g.add_argument("--presets", action="store_true", help="one tile per named preset, each dreamed as the preset says")
-    g.add_argument("--tile-width", "--width", dest="tile_width", type=int, default=256, metavar="PX",
-                   help="width of each tile (default: 256)")
+    g.add_argument(
+        "--tile-width",
+        "--width",
+        dest="tile_width",
+        type=int,
+        default=256,
+        metavar="PX",
+        help="width of each tile (default: 256)",
+    )
     g.add_argument("--columns", type=int, default=None, metavar="N", help="tiles per row (default: a near-square grid)")
-    g.add_argument("--keep-frames", dest="keep_frames", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="keep the work folder of finished tiles")
-    g.add_argument("--restart", dest="restart", action="store_const", const=True, default=argparse.SUPPRESS,
-                   help="discard the tiles of an earlier, unfinished run and dream them again")
+    g.add_argument(
+        "--keep-frames",
+        dest="keep_frames",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="keep the work folder of finished tiles",
+    )
+    g.add_argument(
+        "--restart",
+        dest="restart",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="discard the tiles of an earlier, unfinished run and dream them again",
+    )
 
-    p = sub.add_parser("ui", help="a web page to open, preview, steer and render dreams (pip install 'dreamvid[ui]')",
-                       description="A local web page: open a clip or a still, pick a look, preview it, render with "
-                       "progress, cancel and resume, play and download the result. It serves this machine only "
-                       f"({UI_LOOPBACK}) unless --listen names an address, and then only with a password.")
+    p = sub.add_parser(
+        "ui",
+        help="a web page to open, preview, steer and render dreams (pip install 'dreamvid[ui]')",
+        description="A local web page: open a clip or a still, pick a look, preview it, render with "
+        "progress, cancel and resume, play and download the result. It serves this machine only "
+        f"({UI_LOOPBACK}) unless --listen names an address, and then only with a password.",
+    )
     p.add_argument("--port", type=int, default=UI_PORT, metavar="N", help=f"port (default: {UI_PORT})")
-    p.add_argument("--listen", default=None, metavar="ADDRESS",
-                   help="serve other machines on this address (0.0.0.0: all); needs --auth")
-    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                   help=f"the page's login (better: set {UI_AUTH_ENV}=USER:PASSWORD, which `ps` does not show)")
-    p.add_argument("--folder", default=UI_FOLDER, metavar="DIR",
-                   help=f"the work folder: uploads, renders, previews; the only files served (default: ./{UI_FOLDER})")
-    p.add_argument("--allow-folder", dest="allow_folders", action="append", default=None, metavar="DIR",
-                   help="with --listen: a folder whose files a path typed into the page may name (repeat for "
-                        "several); without it only uploads are opened (on the loopback: any path)")
-    p.add_argument("--max-upload", dest="max_upload", type=float, default=UI_MAX_UPLOAD_MB, metavar="MB",
-                   help=f"largest upload accepted (default: {UI_MAX_UPLOAD_MB})")
+    p.add_argument(
+        "--listen",
+        default=None,
+        metavar="ADDRESS",
+        help="serve other machines on this address (0.0.0.0: all); needs --auth",
+    )
+    p.add_argument(
+        "--auth",
+        default=None,
+        metavar="USER:PASSWORD",
+        help=f"the page's login (better: set {UI_AUTH_ENV}=USER:PASSWORD, which `ps` does not show)",
+    )
+    p.add_argument(
+        "--folder",
+        default=UI_FOLDER,
+        metavar="DIR",
+        help=f"the work folder: uploads, renders, previews; the only files served (default: ./{UI_FOLDER})",
+    )
+    p.add_argument(
+        "--allow-folder",
+        dest="allow_folders",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="with --listen: a folder whose files a path typed into the page may name (repeat for "
+        "several); without it only uploads are opened (on the loopback: any path)",
+    )
+    p.add_argument(
+        "--max-upload",
+        dest="max_upload",
+        type=float,
+        default=UI_MAX_UPLOAD_MB,
+        metavar="MB",
+        help=f"largest upload accepted (default: {UI_MAX_UPLOAD_MB})",
+    )
     return parser
 
 
@@ -346,5 +342,3 @@ def settings_given(args: argparse.Namespace) -> dict:
 def config_from_args(args: argparse.Namespace) -> Config:
     """Preset values, overridden by the flags the user gave: config.presets.job_config, as the API does."""
     return job_config(args.command, settings_given(args), args.preset)
-
-

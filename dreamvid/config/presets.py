@@ -1,4 +1,6 @@
-"""A job's settings put together: a named preset or a record read back (TOML, JSON), then the options given (job_config, live_config: one validation through settings.build_config); the presets' folder, installed as package data."""
+"""A job's settings put together: a named preset or a record read back (TOML, JSON), then the
+options given (job_config, live_config: one validation through settings.build_config); the
+presets' folder, installed as package data."""
 
 from __future__ import annotations
 
@@ -127,7 +129,8 @@ def load_preset(name_or_path: str) -> tuple[dict[str, Any], str]:
                 f"unknown preset '{name_or_path}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
                 + f" (presets: {', '.join(names)}; or pass a path to a .toml file)")
     if not path.is_file():
-        raise ConfigError(f"preset file '{path}' does not exist; check the path or use a preset name from 'dreamvid presets'")
+        raise ConfigError(f"preset file '{path}' does not exist; check the path or use a preset name from "
+                          f"'dreamvid presets'")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

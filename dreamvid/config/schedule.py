@@ -173,11 +173,11 @@ class Schedule:
     # ---- parsing ---------------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, text, *, name="value", kind=float, interpolation=LINEAR, fade=None) -> "Schedule":
+    def parse(cls, text, *, name="value", kind=float, interpolation=LINEAR, fade=None) -> Schedule:
         """Read a constant (1.02, "1.02", "mixed4c") or keyframes "FRAME:(VALUE), FRAME:(VALUE)".
 
-        A Schedule passed in is returned as it is. Raises ConfigError naming the problem and the fix for an empty text, a malformed
-        keyframe, a negative or repeated frame, a non-numeric or non-finite number.
+        A Schedule passed in is returned as it is. Raises ConfigError naming the problem and the fix for an empty text,
+        a malformed keyframe, a negative or repeated frame, a non-numeric or non-finite number.
         """
         if kind not in (float, str):
             raise TypeError(f"Schedule kind must be float or str, got {kind!r}")
@@ -190,7 +190,8 @@ class Schedule:
             )
         if isinstance(text, (int, float)):
             if kind is str:
-                raise ConfigError(f"{name} schedule takes names, got the number {text!r}; write keyframes like {example}")
+                raise ConfigError(f"{name} schedule takes names, got the number {text!r}; "
+                                  f"write keyframes like {example}")
             value = _number(text, name, where="")
             return cls([(0, value)], name=name, kind=kind, interpolation=interpolation, fade=fade)
 

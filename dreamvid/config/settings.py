@@ -208,7 +208,7 @@ def _defaults() -> dict[str, Any]:
             if f.default is not dataclasses.MISSING:
                 seen.setdefault(f.name, set()).add(repr(f.default))
                 out[f"{section}.{f.name}"] = f.default
-    for section, cls in SECTIONS.items():
+    for cls in SECTIONS.values():
         for f in fields(cls):
             if len(seen.get(f.name, ())) == 1:
                 out.setdefault(f.name, f.default)

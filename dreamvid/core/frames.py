@@ -22,7 +22,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
         return image
     if image.dtype == np.float32 and image.ndim == 3 and image.shape[2] in (1, 3, 4) and image.size >= 4096:
         # (tiny arrays stay with NumPy: OpenCV's bindings read a (1, 1, 3) array as a scalar)
-        return cv2.convertScaleAbs(cv2.max(image, 0.0))  # |x| of x >= 0 (0.0 is read as (0, 0, 0, 0): every channel), saturated at 255
+        # |x| of x >= 0 (0.0 is read as (0, 0, 0, 0): every channel), saturated at 255
+        return cv2.convertScaleAbs(cv2.max(image, 0.0))
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
@@ -35,7 +36,8 @@ def amount(a: np.ndarray, b: np.ndarray) -> float:
     if a.size == 0:
         return 0.0
     # as single-channel columns: OpenCV reads any shape that way (it refuses some (1, 1, 3) views)
-    return float(cv2.norm(np.ascontiguousarray(a).reshape(-1, 1), np.ascontiguousarray(b).reshape(-1, 1), cv2.NORM_L1)) / a.size
+    return float(cv2.norm(np.ascontiguousarray(a).reshape(-1, 1), np.ascontiguousarray(b).reshape(-1, 1),
+                          cv2.NORM_L1)) / a.size
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -4,9 +4,9 @@ passes (the CLI's progress bar, the API's callback) and the `RenderResult` it ge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
 
 
 def _noop(*_args) -> None:

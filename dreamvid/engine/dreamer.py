@@ -17,7 +17,7 @@ generator and enter the loop as a table, so a seed makes the same dream on every
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -163,7 +163,8 @@ class Dreamer(Ascent):
             fn, bound = self._loop(steps, mask is not None)
             masks = []
             if mask is not None:
-                mask = np.asarray(mask, np.float32).reshape(*image.shape[:2], 1) if isinstance(mask, np.ndarray) else mask
+                mask = (np.asarray(mask, np.float32).reshape(*image.shape[:2], 1) if isinstance(mask, np.ndarray)
+                        else mask)
                 masks = [ops.convert_to_tensor(mask)]
             out = fn(self._state, ops.convert_to_tensor(np.asarray(image, np.float32) if on_host else image),
                      *self._loop_args(shifts, bound, step, weights), *masks)

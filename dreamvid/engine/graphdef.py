@@ -14,9 +14,9 @@ Softmax) are not translated; the layers that depend on them cannot be built.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np
@@ -232,11 +232,12 @@ def parse_graph(data: bytes, source: str = "this file") -> list[Node]:
     except (_WireError, ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
         raise ModelError(f"{source} is not a frozen TensorFlow graph ({exc}); pass a .pb GraphDef file") from None
     if not nodes or any(not n.name or not n.op for n in nodes):
-        raise ModelError(f"{source} is not a frozen TensorFlow graph (no nodes, or one without a name or op); pass a .pb GraphDef file")
+        raise ModelError(f"{source} is not a frozen TensorFlow graph (no nodes, or one without a name or op); "
+                         "pass a .pb GraphDef file")
     return nodes
 
 
-def read_graph(path: str | Path) -> "Graph":
+def read_graph(path: str | Path) -> Graph:
     """The frozen graph in the .pb file `path`; ModelError naming the file when it is not one."""
     path = Path(path)
     try:
@@ -503,11 +504,13 @@ class Graph:
             return keras.layers.ReLU(max_value=6.0 if op == "Relu6" else None, name=layer_name)(inputs[0])
         if op in ("MaxPool", "AvgPool"):
             pool = keras.layers.MaxPooling2D if op == "MaxPool" else keras.layers.AveragePooling2D
-            return pool(pool_size=_spatial(attrs.get("ksize"), "ksize"), strides=_spatial(attrs.get("strides"), "strides"),
+            return pool(pool_size=_spatial(attrs.get("ksize"), "ksize"),
+                        strides=_spatial(attrs.get("strides"), "strides"),
                         padding=_text(attrs.get("padding")).lower(), name=layer_name)(inputs[0])
         if op == "LRN":
             lrn = LocalResponseNormalization(depth_radius=attrs.get("depth_radius", 5), bias=attrs.get("bias", 1.0),
-                                             alpha=attrs.get("alpha", 1.0), beta=attrs.get("beta", 0.5), name=layer_name)
+                                             alpha=attrs.get("alpha", 1.0), beta=attrs.get("beta", 0.5),
+                                             name=layer_name)
             return lrn(inputs[0])
         if op in ("Concat", "ConcatV2"):
             axis = int(self._const(refs[0] if op == "Concat" else refs[-1]).reshape(()))

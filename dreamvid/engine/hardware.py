@@ -21,7 +21,7 @@ import json
 import os
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from dreamvid.core.files import cache_dir
 
@@ -76,7 +76,8 @@ def flop_per_cycle(flags: set[str] | None, precision: str, cpu: str = "") -> tup
     if precision == "bfloat16" and "amx_bf16" in flags:
         return 1024, "AMX bfloat16 tiles"
     wide = "avx512f" in flags and "amd" not in cpu.lower()
-    lanes, unit = (16, "AVX-512 FMA") if wide else (8, "AVX2 FMA" if "fma" in flags or "avx512f" in flags else "FMA assumed")
+    lanes, unit = ((16, "AVX-512 FMA") if wide
+                   else (8, "AVX2 FMA" if "fma" in flags or "avx512f" in flags else "FMA assumed"))
     if "avx512f" in flags and not wide:
         unit = "AVX-512 FMA as two 256-bit halves"
     per = 2 * lanes * 2

@@ -31,9 +31,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import LayerError, ModelError
@@ -196,11 +196,13 @@ class DreamModel:
                                  f"which maps GoogLeNet's layers")
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise LayerError(f"'{self.name}' has no layer '{name}'; {hint}list them with 'dreamvid layers --model {self.name}'")
+            raise LayerError(f"'{self.name}' has no layer '{name}'; "
+                             f"{hint}list them with 'dreamvid layers --model {self.name}'")
         if channel is not None:
             channels = {info.name: info.channels for info in self.layers()}[name]
             if not 0 <= channel < channels:
-                raise LayerError(f"channel {channel} is out of range for layer '{name}' of '{self.name}', which has channels 0..{channels - 1}")
+                raise LayerError(f"channel {channel} is out of range for layer '{name}' of '{self.name}', "
+                                 f"which has channels 0..{channels - 1}")
 
 
 # --- preprocessing ------------------------------------------------------------------------------
@@ -254,7 +256,8 @@ def _with_precision(base, precision: str):
         clone = keras.models.clone_model(base, clone_function=rebuild)
         clone.set_weights(base.get_weights())
     except Exception as exc:
-        raise ModelError(f"cannot rebuild this network in {precision} ({_short(exc)}); use --precision float32") from None
+        raise ModelError(f"cannot rebuild this network in {precision} ({_short(exc)}); "
+                         "use --precision float32") from None
     return clone
 
 
@@ -336,9 +339,11 @@ def _keras_app(name: str, weights: str | None, precision: str = "float32") -> Dr
     except Exception as exc:  # Keras raises plain Exception on a failed fetch
         if w == "imagenet":
             raise ModelError(
-                f"ImageNet weights for '{name}' are not in Keras' cache (~/.keras/models) and the download failed ({_short(exc)}); "
-                f"connect once to cache them, pass --weights FILE, or use --model {OFFLINE_MODEL} (works offline)") from None
-        raise ModelError(f"cannot load weights '{weights}' into '{name}' ({_short(exc)}); pass the '{name}' no-top weights file") from None
+                f"ImageNet weights for '{name}' are not in Keras' cache (~/.keras/models) and the download failed "
+                f"({_short(exc)}); connect once to cache them, pass --weights FILE, "
+                f"or use --model {OFFLINE_MODEL} (works offline)") from None
+        raise ModelError(f"cannot load weights '{weights}' into '{name}' ({_short(exc)}); "
+                         f"pass the '{name}' no-top weights file") from None
     return _keras_model(name, base, mode, default_layer, precision)
 
 
@@ -346,11 +351,14 @@ def _keras_file(path: Path, precision: str = "float32") -> DreamModel:
     import keras
 
     try:
-        base = keras.saving.load_model(path, safe_mode=True, compile=False) if path.is_file() else keras.layers.TFSMLayer(str(path))
+        base = (keras.saving.load_model(path, safe_mode=True, compile=False) if path.is_file()
+                else keras.layers.TFSMLayer(str(path)))
     except Exception as exc:
-        raise ModelError(f"cannot load model '{path}' ({_short(exc)}); pass a .keras file, a SavedModel folder or a .pb frozen graph") from None
+        raise ModelError(f"cannot load model '{path}' ({_short(exc)}); "
+                         "pass a .keras file, a SavedModel folder or a .pb frozen graph") from None
     if not isinstance(base, keras.Model) or not hasattr(base, "layers"):
-        raise ModelError(f"'{path}' is a SavedModel without Keras layers; save it as a .keras file (model.save('m.keras'))")
+        raise ModelError(f"'{path}' is a SavedModel without Keras layers; "
+                         "save it as a .keras file (model.save('m.keras'))")
     return _keras_model(path.stem, base, "tf", "", precision)
 
 
@@ -398,7 +406,8 @@ def download(url: str, dest: Path, sha256: str, progress: Callable[[int, int], N
                     progress(done, total)
         digest = _sha256(Path(tmp))
         if digest != sha256:
-            raise ModelError(f"download of {url} is corrupt (SHA-256 {digest[:12]}..., expected {sha256[:12]}...); try again")
+            raise ModelError(f"download of {url} is corrupt (SHA-256 {digest[:12]}..., "
+                             f"expected {sha256[:12]}...); try again")
         os.replace(tmp, dest)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
@@ -414,7 +423,8 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
     if weights:
         src = Path(weights)
         if not src.is_file():
-            raise ModelError(f"weights file '{weights}' does not exist; pass the inception5h.zip or {GOOGLENET_PB} you downloaded")
+            raise ModelError(f"weights file '{weights}' does not exist; "
+                             f"pass the inception5h.zip or {GOOGLENET_PB} you downloaded")
         if src.suffix == ".pb":
             return src
         zip_path = src
@@ -428,7 +438,8 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
             except ModelError as exc:
                 raise ModelError(
                     f"weights for 'googlenet' are not cached and the download failed ({exc}); "
-                    f"download {GOOGLENET_URL} elsewhere and pass --weights inception5h.zip, or use --model {OFFLINE_MODEL} (works offline)") from None
+                    f"download {GOOGLENET_URL} elsewhere and pass --weights inception5h.zip, "
+                    f"or use --model {OFFLINE_MODEL} (works offline)") from None
     try:
         with zipfile.ZipFile(zip_path) as z:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -436,7 +447,8 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
                 shutil.copyfileobj(src_f, dst)
             os.replace(dst.name, target)
     except (zipfile.BadZipFile, KeyError) as exc:
-        raise ModelError(f"'{zip_path}' is not the inception5h.zip archive ({_short(exc)}); download it again") from None
+        raise ModelError(f"'{zip_path}' is not the inception5h.zip archive ({_short(exc)}); "
+                         "download it again") from None
     return target
 
 

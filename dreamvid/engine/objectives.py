@@ -6,7 +6,8 @@ Terms compose like numbers (after lucid's objectives):
 
 An objective is a linear combination, so the dream stage can compile it once and take the
 weights as a runtime input: a schedule that cross-fades from one layer to another changes the
-weights, never the compiled graph. No loops and no image sizes here; the terms are keras.ops, so every backend computes them.
+weights, never the compiled graph. No loops and no image sizes here; the terms are keras.ops, so
+every backend computes them.
 
 Text form (`--layers`): comma-separated terms, each `LAYER`, `LAYER:CHANNEL` (an integer) or
 `LAYER:WEIGHT` (a number with a decimal point), or `LAYER:CHANNEL:WEIGHT`.
@@ -27,8 +28,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class Objective:
         """Distinct layers the terms read, in first-use order."""
         return list(dict.fromkeys(t.layer for t in self.terms))
 
-    def __add__(self, other: "Objective") -> "Objective":
+    def __add__(self, other: Objective) -> Objective:
         merged = dict(zip(self.terms, self.weights))
         for t, w in zip(other.terms, other.weights):
             merged[t] = merged.get(t, 0.0) + w
@@ -127,15 +128,15 @@ class Objective:
 
     __radd__ = __add__
 
-    def __mul__(self, k: float) -> "Objective":
+    def __mul__(self, k: float) -> Objective:
         return Objective(list(self.terms), [w * float(k) for w in self.weights])
 
     __rmul__ = __mul__
 
-    def __neg__(self) -> "Objective":
+    def __neg__(self) -> Objective:
         return self * -1.0
 
-    def __sub__(self, other: "Objective") -> "Objective":
+    def __sub__(self, other: Objective) -> Objective:
         return self + (-other)
 
     def __call__(self, activations: dict, weights=None, guides=()):
@@ -204,7 +205,8 @@ def parse(spec: str, reduce: str = DEFAULTS["reduce"]) -> Objective:
             continue
         name, *rest = part.split(":")
         if not name or len(rest) > 2:
-            raise ConfigError(f"cannot read layer term '{part}'; write LAYER, LAYER:CHANNEL, LAYER:WEIGHT or LAYER:CHANNEL:WEIGHT")
+            raise ConfigError(f"cannot read layer term '{part}'; "
+                              "write LAYER, LAYER:CHANNEL, LAYER:WEIGHT or LAYER:CHANNEL:WEIGHT")
         index, weight = None, 1.0
         for i, item in enumerate(rest):
             item = item.strip()
@@ -217,7 +219,8 @@ def parse(spec: str, reduce: str = DEFAULTS["reduce"]) -> Objective:
             try:
                 weight = float(item)
             except (ValueError, OverflowError):
-                raise ConfigError(f"cannot read '{item}' in layer term '{part}': a channel is a whole number, a weight a number like 0.5") from None
+                raise ConfigError(f"cannot read '{item}' in layer term '{part}': "
+                                  "a channel is a whole number, a weight a number like 0.5") from None
             if not math.isfinite(weight):
                 raise ConfigError(f"weight in layer term '{part}' must be a finite number, got {item}")
         term = channel(name, index, reduce) if index is not None else layer(name, reduce)

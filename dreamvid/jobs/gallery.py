@@ -281,7 +281,8 @@ def _dream_tiles(tiles, paths, network, img, store, progress, quiet, images, rec
         still = dataclasses.replace(tile.cfg.dream, xla="off") if tile.cfg.dream.xla == "auto" else tile.cfg.dream
         dreamer, _ = make_dreamer(tile.cfg, net, quiet, still)
         if not told:
-            progress.info(f"dreaming {len(tiles) - done} tiles of {w}x{h} with {net.name}; device: {dreamer.device_label}")
+            progress.info(f"dreaming {len(tiles) - done} tiles of {w}x{h} with {net.name}; "
+                          f"device: {dreamer.device_label}")
             told = True
         out = to_uint8(palette(tile.cfg, dreamer.dream(img.astype(np.float32), seed=tile.cfg.dream.seed), img))
         store.store(path, out)

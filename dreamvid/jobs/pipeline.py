@@ -126,7 +126,9 @@ def render_video(cfg: Config, input_path: str, output_path: str, progress: Progr
             raise ResumeError(f"the work folder '{work.path}' holds a render in segments; run again with the same "
                               f"--chunk-frames, or with --restart to discard it")
         dreamer, weights_at = make_dreamer(cfg, model, progress)
-        audio = AudioSpec(input_path, cfg.output.start, _sound_length(cfg.output, info.fps)) if cfg.output.audio and info.has_audio else None
+        audio = None
+        if cfg.output.audio and info.has_audio:
+            audio = AudioSpec(input_path, cfg.output.start, _sound_length(cfg.output, info.fps))
         cuts: list[int] = []
         with Output(work, output_path, clock, progress, fps=info.fps, size=(info.width, info.height), audio=audio,
                     **sink_options(cfg.output)) as out:
@@ -220,7 +222,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     center = _parse_center(z.center)
     # check the schedules now, before frame 0 is dreamed
     check_schedules(sched, (("zoom", lambda x: x > 0, "zoom must be > 0 (1.0 = no zoom, 1.02 = zoom in 2% per frame)"),
-                             ("blend", lambda x: 0.0 <= x <= 1.0, "zoom blend must stay within 0..1 (1 = pure feedback)"),
+                             ("blend", lambda x: 0.0 <= x <= 1.0,
+                              "zoom blend must stay within 0..1 (1 = pure feedback)"),
                              *((name, ok, rule) for name, _, ok, rule in DREAM_SCHEDULES)), n)
     masks = None
     if cfg.dream.mask:  # checked before the work folder: the frame size does not depend on the seed
@@ -235,7 +238,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
     try:
         with Output(work, output_path, clock, progress, fps=fps, size=(w, h), **sink_options(cfg.output)) as output:
             if work.done:
-                progress.info(f"resuming from frame {min(work.done, n)} (frames 0-{min(work.done, n) - 1} are in '{work.path}')")
+                done = min(work.done, n)
+                progress.info(f"resuming from frame {done} (frames 0-{done - 1} are in '{work.path}')")
             progress.start(n, min(work.done, n))
             prev = first_stats = None  # the previous frame exactly as saved (uint8); frame 0's colours
             for k in range(n):
@@ -258,7 +262,8 @@ def render_zoom(cfg: Config, image_path: str | None, output_path: str, progress:
                     # 3) optionally let the start image show through
                     b = sched["blend"].at(k)
                     if not 0.0 <= b <= 1.0:
-                        raise ConfigError(f"zoom blend must stay within 0..1 (1 = pure feedback), got {b:g} at frame {k}")
+                        raise ConfigError(f"zoom blend must stay within 0..1 (1 = pure feedback), "
+                                          f"got {b:g} at frame {k}")
                     if b < 1.0:
                         img = np.float32(b) * img + np.float32(1.0 - b) * start_img
                     # 4) hold frame 0's colours, 5) dream on

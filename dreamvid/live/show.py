@@ -185,9 +185,9 @@ class LiveResult:
             octs = [f[4] for f in self.frames if f[4] is not None]
             gov = (f"; governor: steps {min(steps)}..{max(steps)} (last {s.steps}), octaves {min(octs)}..{max(octs)} "
                    f"(last {s.octaves}), {self.governor_changes} changes") if steps else ""
-        return (f"{s.dreamed} frames dreamed of {s.received} received in {s.seconds:.1f} s ({s.dreamed / max(s.seconds, 1e-9):.2f} "
-                f"fps out), {s.dropped} dropped; latency median {s.latency_median * 1000:.0f} ms, p95 "
-                f"{s.latency_p95 * 1000:.0f} ms{gov}")
+        return (f"{s.dreamed} frames dreamed of {s.received} received in {s.seconds:.1f} s "
+                f"({s.dreamed / max(s.seconds, 1e-9):.2f} fps out), {s.dropped} dropped; "
+                f"latency median {s.latency_median * 1000:.0f} ms, p95 {s.latency_p95 * 1000:.0f} ms{gov}")
 
 
 def _percentile(values, q: float) -> float:
@@ -240,7 +240,8 @@ def run_live(cfg: Config, live: LiveSettings, source_spec: str, sink_specs: list
         fps = Fraction(rate).limit_denominator(1001)
         h, w = first.frame.shape[:2]
         for spec in sink_specs:  # 3) the sinks, once the size is known
-            sinks.append(open_live_sink(spec, fps=fps, size=(w, h), fullscreen=live.fullscreen, **sink_options(cfg.output)))
+            sinks.append(open_live_sink(spec, fps=fps, size=(w, h), fullscreen=live.fullscreen,
+                                        **sink_options(cfg.output)))
         governor = None
         if live.fps:
             steps_hi = live.max_steps if live.max_steps is not None else cfg.video.iterations_next
@@ -393,4 +394,5 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
     result.governor_changes = governor.changes if governor else 0
 
 
-__all__ = ["COMMANDS", "HELP", "KEYS", "Commands", "Governed", "Governor", "LiveResult", "Status", "check_sinks", "run_live"]
+__all__ = ["COMMANDS", "HELP", "KEYS", "Commands", "Governed", "Governor", "LiveResult", "Status", "check_sinks",
+           "run_live"]

@@ -229,13 +229,14 @@ class VirtualCamSink(PacedSink):
         try:
             import pyvirtualcam
         except ImportError:
-            raise OutputError("the virtualcam sink needs pyvirtualcam: pip install 'dreamvid[virtualcam]' (and on Linux "
-                              "the v4l2loopback module: sudo modprobe v4l2loopback)") from None
+            raise OutputError("the virtualcam sink needs pyvirtualcam: pip install 'dreamvid[virtualcam]' (and on "
+                              "Linux the v4l2loopback module: sudo modprobe v4l2loopback)") from None
         try:
             self.cam = pyvirtualcam.Camera(width=size[0], height=size[1], fps=float(fps))
         except RuntimeError as exc:
-            raise OutputError(f"no virtual camera to write to ({str(exc).splitlines()[0][:160]}); on Linux load "
-                              f"v4l2loopback (sudo modprobe v4l2loopback), elsewhere install OBS's virtual camera") from None
+            raise OutputError(f"no virtual camera to write to ({str(exc).splitlines()[0][:160]}); "
+                              "on Linux load v4l2loopback (sudo modprobe v4l2loopback), "
+                              "elsewhere install OBS's virtual camera") from None
         super().__init__(fps)
 
     def _write(self, frame):

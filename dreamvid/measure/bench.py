@@ -141,7 +141,8 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
         if self.carry_on_device:  # a video frame's start is made on the device: compile that too
             still = Motion(flow=np.zeros((*frame_shape, 2), np.float32), mask=np.ones(frame_shape, np.float32))
             # (with the limit the chain's default carry_limit gives: that compiled carry)
-            start = carry_over(self, zeros, zeros, zeros, still, blend=1.0, limit=1.0 if VideoSettings().carry_limit else 0.0)
+            start = carry_over(self, zeros, zeros, zeros, still, blend=1.0,
+                               limit=1.0 if VideoSettings().carry_limit else 0.0)
         for n in (steps if self.static_steps else (1,)):
             dream(self, start, iterations=n, as_uint8=True)
         if self.chain_on_device:  # and the chain's amounts and shares
@@ -152,7 +153,9 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
     def dream_timed(self, image, *a, **k):
         h, w = image.shape[:2]
         n = self.settings.iterations if k.get("iterations") is None else int(k["iterations"])
-        dream_sizes.extend((hh, ww, n) for hh, ww in self.octave_sizes(h, w, k.get("octaves"), k.get("octave_scale")))
+        sizes = self.octave_sizes(h, w, k.get("octaves"), k.get("octave_scale"))
+        ascended = sizes[:len(sizes) - min(int(k.get("skip_top") or 0), len(sizes) - 1)]  # a touch-up's octaves
+        dream_sizes.extend((hh, ww, n) for hh, ww in ascended)
         t = time.perf_counter()
         out = dream(self, image, *a, **k)
         run.dream_times.append(time.perf_counter() - t)
@@ -171,10 +174,14 @@ def _instrument(run: Run, dream_sizes: list, frame_shape: tuple[int, int], chain
 
 
 def run_project(model, layer: str, clip: str, workdir: str, octaves: int, steps_first: int,
-                steps_next: int, xla: str = DEFAULTS["xla"], device: str = DEFAULTS["device"], chain: bool = True, fuse: bool = True) -> Run:
+                steps_next: int, xla: str = DEFAULTS["xla"], device: str = DEFAULTS["device"], chain: bool = True,
+                fuse: bool = True) -> Run:
     """pipeline.render_video on the clip, instrumented from outside (see _instrument)."""
+    # next_skip 0: every later frame dreams every octave, as the reference does (the same work, so
+    # the ratio measures the implementation; --recipes measures the touch-up against it)
     cfg = build_config({"model": model.name, "layers": layer, "octaves": octaves, "iterations": steps_first,
-                        "iterations_next": steps_next, "seed": SEED, "device": device, "audio": False, "xla": xla,
+                        "iterations_next": steps_next, "next_skip": 0, "seed": SEED, "device": device,
+                        "audio": False, "xla": xla,
                         "precision": model.precision, **({"fps": FPS} if clip.endswith("/") else {})})
     with open_source(clip, fps=FPS if clip.endswith("/") else None) as src:
         shape = (src.info.height, src.info.width)
@@ -244,7 +251,8 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
     it but the frame's trips to the device and back, as uint8 like the pipeline's: per call
     (each frame back before the next goes), and where the chain stays on the device (a GPU) in
     the steady state of a render too, frames queued one behind another."""
-    settings = DreamSettings(octaves=args.octaves, iterations=args.steps_next, seed=SEED, device=args.device, xla=args.xla)
+    settings = DreamSettings(octaves=args.octaves, iterations=args.steps_next, seed=SEED, device=args.device,
+                             xla=args.xla)
     t = time.perf_counter()
     d = Dreamer(model, term(layer), settings)
     frame = to_uint8(texture(height, width, SEED))  # a decoded frame, in and out as the pipeline has it
@@ -312,7 +320,8 @@ def _dream_only(model, layer: str, width: int, height: int, args) -> int:
               f"{1 / median['count passed in']:.2f} frames/s; compiled in at "
               f"{median['count passed in'] / median['engine']:.2f}x its speed")
     print(f"dream only, the plainest compiled loop (no jitter, tiles or masks; same network, precision, octaves "
-          f"and steps): {1 / median['plain']:.2f} frames/s; the project at {median['plain'] / median['engine']:.2f}x its speed")
+          f"and steps): {1 / median['plain']:.2f} frames/s; "
+          f"the project at {median['plain'] / median['engine']:.2f}x its speed")
     if "through keras" in median:
         print(f"dream only, the engine with the network through Keras' PyTorch layers (DREAMVID_TORCH_NATIVE=0): "
               f"{1 / median['through keras']:.2f} frames/s; the native network at "
@@ -345,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=w)
     p.add_argument("--height", type=int, default=h)
     p.add_argument("--frames", type=int, default=n)
-    p.add_argument("--full", action="store_true", help="the issue's full setting: %dx%d, %d frames" % FULL_SIZE)
+    p.add_argument("--full", action="store_true", help="the issue's full setting: {}x{}, {} frames".format(*FULL_SIZE))
     p.add_argument("--octaves", type=int, default=OCTAVES, help=argparse.SUPPRESS)  # tests shrink these
     p.add_argument("--steps-first", type=int, default=STEPS_FIRST, help=argparse.SUPPRESS)
     p.add_argument("--steps-next", type=int, default=STEPS_NEXT, help=argparse.SUPPRESS)
@@ -359,7 +368,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the clip and the outputs as MP4 (ffmpeg) or PNG folders; default mp4 where "
                         "imageio-ffmpeg is installed")
     p.add_argument("--xla", choices=("auto", "on", "off"), default="auto",
-                   help="the project's xla setting (TensorFlow; auto: on for AVX2 CPUs and networks up to 40 layers deep)")
+                   help="the project's xla setting "
+                        "(TensorFlow; auto: on for AVX2 CPUs and networks up to 40 layers deep)")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                    help="the project's arithmetic (the reference is always float32; auto: bfloat16 where the "
                         "hardware runs it fast)")
@@ -430,7 +440,8 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
               f"{backends.current().NAME} {model.precision}")
         for clip in args.recipes:
             rows = recipes.compare(clip, model=model, width=width, frames=frames, seed=SEED,
-                                   sheet=args.sheet and f"{os.path.splitext(args.sheet)[0]}-{os.path.basename(clip)}.jpg")
+                                   sheet=args.sheet and f"{os.path.splitext(args.sheet)[0]}-"
+                                                         f"{os.path.basename(clip)}.jpg")
             print("\n".join(recipes.report(clip, rows)), flush=True)
         return 0
     io = args.io or ("mp4" if backends.installed("imageio_ffmpeg") else "png")
@@ -441,12 +452,14 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
           f"frames as {io}")
     versions = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
     framework = __import__(backend)
-    print(f"Keras {keras.__version__} on {versions[backend]} {framework.__version__}; device: {backends.describe(gpu)}; "
+    print(f"Keras {keras.__version__} on {versions[backend]} {framework.__version__}; "
+          f"device: {backends.describe(gpu)}; "
           f"project: precision {model.precision} ({args.precision}), xla {args.xla}"
           + (f", oneDNN {os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}" if backend == "tensorflow" else ""))
     in_child = backend == "tensorflow" and not (args.reference_tf == "same" or given_model)
-    print("reference: float32, " + ("a child process" + (" with TensorFlow's own settings (TF_ENABLE_ONEDNN_OPTS unset), no XLA"
-                                                        if backend == "tensorflow" else "")
+    print("reference: float32, " + ("a child process"
+                                    + (" with TensorFlow's own settings (TF_ENABLE_ONEDNN_OPTS unset), no XLA"
+                                       if backend == "tensorflow" else "")
                                     if in_child else "this process"))
     peaks = {"float32": peak}
     line = f"CPU: {cpu}, {cores} cores at {ghz:.2f} GHz; assumed float32 peak {peak:.0f} GFLOP/s ({basis})"
@@ -495,12 +508,13 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         alone = f"{r.dream_fps:.2f}"
         if r.overlapped:  # the dream's own time is not seen from the host: say so rather than print queue times
             alone = "(not seen: the device runs it behind the rest; see --dream-only)"
-        print(f"{r.name}: {r.per_frame:.3f} s/frame ({r.total:.2f} s for {r.frames} frames; trace {r.trace:.2f} s not counted); "
+        print(f"{r.name}: {r.per_frame:.3f} s/frame "
+              f"({r.total:.2f} s for {r.frames} frames; trace {r.trace:.2f} s not counted); "
               f"after the first frame {r.steady:.3f} s/frame")
         print(f"  {r.name} stages (s): {split}")
         if not r.overlapped:
-            print(f"  {r.name} time beyond the dream: {beyond:.2f} s = {100 * beyond / max(r.stages['dream'], 1e-9):.1f}% "
-                  f"of the dream time")
+            print(f"  {r.name} time beyond the dream: {beyond:.2f} s = "
+                  f"{100 * beyond / max(r.stages['dream'], 1e-9):.1f}% of the dream time")
         print(f"  {r.name} frames/s after the first frame: whole pipeline {1 / r.steady:.2f}, "
               f"dream alone {alone}; compile/trace before the first frame {r.trace:.2f} s")
         print(f"  {r.name} dream strength: {r.strength:.2f} (mean |out - in|, 0..255)")
@@ -510,12 +524,14 @@ def main(argv: list[str] | None = None, *, model=None) -> int:
         peak = peaks.get(prec, 0.0)
         if not r.overlapped:
             print(f"  {r.name} arithmetic: {r.flops / 1e12:.3f} TFLOP in {r.stages['dream']:.2f} s of dreaming = "
-                  f"{gflops:.1f} GFLOP/s" + (f", {share_of_peak(gflops, peak)} of the assumed {prec} peak" if peak else ""))
+                  f"{gflops:.1f} GFLOP/s"
+                  + (f", {share_of_peak(gflops, peak)} of the assumed {prec} peak" if peak else ""))
     if len(runs) == 2:
         proj, ref = runs
         print(f"ratio (reference / project): {ref.per_frame / proj.per_frame:.3f}; "
               f"after the first frame (a long clip): {ref.steady / proj.steady:.3f}"
-              + ("" if proj.overlapped else f"; the dream alone after the first frame: {proj.dream_fps / ref.dream_fps:.3f}"))
+              + ("" if proj.overlapped
+                 else f"; the dream alone after the first frame: {proj.dream_fps / ref.dream_fps:.3f}"))
         diff = abs(ref.strength - proj.strength) / max(proj.strength, 1e-9)
         print(f"dream strength difference: {100 * diff:.1f}% ({'within' if diff <= 0.10 else 'NOT within'} 10%)")
     return 0

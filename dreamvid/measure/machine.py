@@ -1,4 +1,5 @@
-"""What the machine can do, for the benchmark's figures: its cores' clock and estimated peak FLOP/s (an estimate, never reported above 100%), and the peak memory one 3840x2160 frame takes."""
+"""What the machine can do, for the benchmark's figures: its cores' clock and estimated peak FLOP/s
+(an estimate, never reported above 100%), and the peak memory one 3840x2160 frame takes."""
 
 from __future__ import annotations
 

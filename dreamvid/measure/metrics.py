@@ -32,8 +32,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -120,7 +120,7 @@ class Measures:
     def added_amount(self) -> float:
         return self.added_sum / self.frames if self.frames else float("nan")
 
-    def shots(self) -> list["ShotTail"]:
+    def shots(self) -> list[ShotTail]:
         """The ShotTail of each shot (detail_tail)."""
         return shot_tails(self.tails, self.cuts)
 
@@ -200,7 +200,7 @@ class Tail:
     mean: float
 
     @staticmethod
-    def of(inp: np.ndarray, out: np.ndarray) -> "Tail":
+    def of(inp: np.ndarray, out: np.ndarray) -> Tail:
         """The tail of RGB (H, W, 3) `out` against its input `inp` (uint8 or float on 0..255)."""
         i, o = np.asarray(inp, np.float32), np.asarray(out, np.float32)
         change = np.abs(o - i).mean(axis=2)  # (H, W) 0..255
@@ -208,7 +208,7 @@ class Tail:
         return Tail(float(np.mean(change > EXTREME_CHANGE)), float(np.mean(sat)), float(change.mean()))
 
     @staticmethod
-    def mean_of(tails: Sequence["Tail"]) -> "Tail":
+    def mean_of(tails: Sequence[Tail]) -> Tail:
         return Tail(*(float(np.mean([getattr(t, f) for t in tails])) for f in ("extreme", "saturated", "mean")))
 
 
@@ -233,7 +233,8 @@ class ShotTail:
         ge, gs = self.growth()
         return (f"frames {self.start}-{self.end - 1}: extreme {100 * self.first.extreme:.2f}% -> "
                 f"{100 * self.last.extreme:.2f}% ({ge:.1f}x), saturated {100 * self.first.saturated:.2f}% -> "
-                f"{100 * self.last.saturated:.2f}% ({gs:.1f}x), mean change {self.first.mean:.1f} -> {self.last.mean:.1f}"
+                f"{100 * self.last.saturated:.2f}% ({gs:.1f}x), "
+                f"mean change {self.first.mean:.1f} -> {self.last.mean:.1f}"
                 f" (first frame -> last quarter)")
 
     def fades(self) -> bool:

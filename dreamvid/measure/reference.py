@@ -335,7 +335,8 @@ def native_torch_loop(model, layer: str, sizes: list, steps: int, step: float, d
                              align_corners=False)
 
     def dream(frame):  # uint8 (H, W, 3) in and out, as the engine's
-        full = torch.from_numpy(frame).to(dev).permute(2, 0, 1)[None].float().contiguous(memory_format=torch.channels_last)
+        full = (torch.from_numpy(frame).to(dev).permute(2, 0, 1)[None].float()
+                .contiguous(memory_format=torch.channels_last))
         detail = torch.zeros((1, 3, *sizes[0]), device=dev)
         for size in sizes:
             base = resize(full, size)
@@ -373,4 +374,5 @@ def step_flops(model, layer: str, h: int, w: int) -> float:
     return _flops_cache[key]
 
 
-__all__ = ["Run", "run_reference", "plain_loop", "native_torch_loop", "layer_loss", "png_frames", "step_flops", "STAGES", "BACKWARD_FACTOR"]
+__all__ = ["Run", "run_reference", "plain_loop", "native_torch_loop", "layer_loss", "png_frames", "step_flops",
+           "STAGES", "BACKWARD_FACTOR"]

@@ -70,8 +70,7 @@ def decode(path: str, rate: int = RATE) -> np.ndarray:
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-vn",
            "-ac", "1", "-ar", str(int(rate)), "-f", "f32le", "-"]
     try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=600)
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
     except subprocess.TimeoutExpired:
         raise InputError(f"cannot read the sound '{path}': ffmpeg did not finish within 600 s; "
                          f"check that the file is a local, complete audio or video file") from None

@@ -1,4 +1,5 @@
-"""What an output may be, checked before any work: containers, codecs and their pixel formats, the encoders the ffmpeg in use has, a frame folder's format."""
+"""What an output may be, checked before any work: containers, codecs and their pixel formats,
+the encoders the ffmpeg in use has, a frame folder's format."""
 
 from __future__ import annotations
 
@@ -44,13 +45,13 @@ CODECS = {
 FRAME_FORMATS = {"png": ".png", "tiff": ".tiff"}  # folder outputs: frame_000001.png / .tiff
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ffmpeg_encoders() -> frozenset[str]:
     """The encoders of the ffmpeg in use (`ffmpeg -encoders`), read once per process."""
     return frozenset(re.findall(r"^ [VAS][\w.]{5} (?!=)(\S+)", ffmpeg_text("-encoders"), re.MULTILINE))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def encoder_pix_fmts(encoder: str) -> tuple[str, ...]:
     """The pixel formats `encoder` takes (`ffmpeg -h encoder=NAME`), read once per encoder;
     () when ffmpeg does not say."""
@@ -109,8 +110,9 @@ def kind_of(path: str) -> str:
     return "gif" if ext == ".gif" else "video"
 
 
-def check_output_path(path: str, *, codec: str = DEFAULTS["codec"], pix_fmt: str | None = None, crf: int = DEFAULTS["crf"],
-                      bit_depth: int = DEFAULTS["bit_depth"], frame_format: str = DEFAULTS["frame_format"]) -> str | None:
+def check_output_path(path: str, *, codec: str = DEFAULTS["codec"], pix_fmt: str | None = None,
+                      crf: int = DEFAULTS["crf"], bit_depth: int = DEFAULTS["bit_depth"],
+                      frame_format: str = DEFAULTS["frame_format"]) -> str | None:
     """OutputError unless open_sink could write `path` with these settings: its folder exists
     and is writable, the extension is a known format, and this ffmpeg has the codec's encoder
     and writes it, in that pixel format and bit depth, into that container. Each refusal is one

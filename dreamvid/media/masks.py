@@ -91,7 +91,8 @@ class Masks:
 
 
 def open_masks(path: str, size: tuple[int, int], count: int | None, *, invert: bool = False, feather: float = 0.0,
-               start: float = DEFAULTS["start"], duration: float | None = None, max_frames: int | None = None, fps=None) -> Masks:
+               start: float = DEFAULTS["start"], duration: float | None = None, max_frames: int | None = None,
+               fps=None) -> Masks:
     """Open `path` as masks for frames of size = (w, h).
 
     An image file is one mask for every frame. A folder, glob or video is one mask per frame,

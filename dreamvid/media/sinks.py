@@ -116,7 +116,7 @@ class FrameSink:
         """Stop the encoder and remove the temporary output; the final path is untouched."""
         raise NotImplementedError
 
-    def __enter__(self) -> "FrameSink":
+    def __enter__(self) -> FrameSink:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -160,7 +160,8 @@ class _FfmpegSink(FrameSink):
         for extra in input_args:
             cmd += extra
         cmd += output_args + [self.tmp]
-        self._err = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never block on it
+        # a file, not a pipe: ffmpeg can never block on it
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in _cleanup)
         try:
             # this line starts the encoder; from here on every exit path goes through _stop()
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -239,7 +240,7 @@ class _FfmpegSink(FrameSink):
             self.proc.kill()  # closing stdin flushes; a dead pipe means it is gone anyway
         finally:
             try:
-                return self.proc.wait(timeout=None if not kill else 30)
+                return self.proc.wait(timeout=None if not kill else 30)  # noqa: B012 (reaped on every path)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 return self.proc.wait()
@@ -266,7 +267,8 @@ class ImageFolderSink(FrameSink):
     """Frames as `frame_000001.png`... (or `.tiff`, 8 or 16 bits) in a folder, built under
     `.name.partial/` and renamed."""
 
-    def __init__(self, path: str, size: tuple[int, int], frame_format: str = DEFAULTS["frame_format"], bit_depth: int = DEFAULTS["bit_depth"]):
+    def __init__(self, path: str, size: tuple[int, int], frame_format: str = DEFAULTS["frame_format"],
+                 bit_depth: int = DEFAULTS["bit_depth"]):
         super().__init__(path.rstrip("/") or path, size, bit_depth)
         self.ext = FRAME_FORMATS[frame_format]
         if os.path.isdir(self.path) and os.listdir(self.path):
@@ -358,8 +360,8 @@ PngFolderSink = ImageFolderSink  # the name it had when it wrote PNGs only
 # ----------------------------------------------------------------------------- what ffmpeg writes
 
 def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSpec | None = None,
-              crf: int = DEFAULTS["crf"], codec: str = DEFAULTS["codec"], pix_fmt: str | None = None, bit_depth: int = DEFAULTS["bit_depth"],
-              frame_format: str = DEFAULTS["frame_format"]) -> FrameSink:
+              crf: int = DEFAULTS["crf"], codec: str = DEFAULTS["codec"], pix_fmt: str | None = None,
+              bit_depth: int = DEFAULTS["bit_depth"], frame_format: str = DEFAULTS["frame_format"]) -> FrameSink:
     """Open the output at `path` for frames of size = (width, height) at `fps` frames/s.
 
     The extension picks the format (see the module docstring). `audio` is muxed into video

@@ -25,9 +25,9 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -87,7 +87,7 @@ class FrameSource:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -411,7 +411,7 @@ class VideoSource(FrameSource):
     def __iter__(self) -> Iterator[np.ndarray]:
         w, h = self.size
         frame_bytes = w * h * 3
-        errlog = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never block on it
+        errlog = tempfile.TemporaryFile()  # noqa: SIM115 (closed below) a file, not a pipe: ffmpeg never blocks on it
         proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=errlog, bufsize=frame_bytes)
         self._procs.append(proc)

@@ -97,7 +97,8 @@ def _check_flow(name: str, flow: np.ndarray, shape: tuple[int, int] | None = Non
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise InputError(f"{name} must have shape (H, W, 2) (dx, dy in pixels), got shape {flow.shape}")
     if shape is not None and flow.shape[:2] != tuple(shape):
-        raise InputError(f"{name} is {flow.shape[:2]} but the image is {tuple(shape)}; compute the flow at the image's size")
+        raise InputError(f"{name} is {flow.shape[:2]} but the image is {tuple(shape)}; "
+                         "compute the flow at the image's size")
     return flow.astype(np.float32, copy=False)
 
 

@@ -10,8 +10,8 @@ and the next frame's start is made from it with OpenCV (flow.carry_over). On a G
 (`Dreamer.chain_on_device`) the chain stays on the device: the previous dream, the amount it
 added and the share of it to carry (carry.carry_share_scale) are device values, the next frame's
 start is made there (`carry_over` here, with dreamvid.motion.carry's formulas), and frame k comes back
-to the host only once frame k+1 is queued behind it. So the device never idles while the host fetches, stores and reports a
-frame and uploads the next frame and its flow (what is left of a frame's host work once the
+to the host only once frame k+1 is queued behind it. So the device never idles while the host fetches, stores and
+reports a frame and uploads the next frame and its flow (what is left of a frame's host work once the
 warp runs on the device), and no device value is read back before it is due. What leaves the
 device is what the CPU path saves: the dream rounded to uint8 (a dream wanted in float, for
 --keep-colors or a 16-bit output, keeps the chain on the host).
@@ -70,8 +70,8 @@ def carry_share(blend: float, target: float, previous: float) -> float:
     return blend * target / previous
 
 
-def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = DEFAULTS["carry"], mask=None,
-               limit=0.0):
+def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = DEFAULTS["carry"],
+               mask=None, limit=0.0):
     """flow.carry_over for a video frame `dreamer` dreams next: the previous dream carried along
     `move` onto `frame`, the image `dream` starts from. With carry_on_device (a GPU) made on
     the device (dreamvid.motion.carry: the uint8 frames and the flow go up, nothing comes back) and
@@ -161,7 +161,8 @@ class DeviceValues:
 
     def fetch(self, dreamed, kept, added, carried):
         to_numpy = self.dreamer.backend.to_numpy
-        return to_numpy(kept), float(to_numpy(added)), float(carried if isinstance(carried, float) else to_numpy(carried))
+        return (to_numpy(kept), float(to_numpy(added)),
+                float(carried if isinstance(carried, float) else to_numpy(carried)))
 
 
 class Chain:
@@ -234,7 +235,7 @@ class Chain:
                                          octaves=round(sched["octaves"].at(k)), seed=self.base_seed + k,
                                          weights=self.weights_at(k), mask=mask, as_uint8=self.as_uint8,
                                          to_host=not values.on_device,
-                                         skip_top=0 if new_shot else cfg.video.next_skip)  # 3) a later frame: a touch-up
+                                         skip_top=0 if new_shot else cfg.video.next_skip)  # a later frame: a touch-up
         dreamed, kept, added = values.kept(dreamed, frame)  # as saved, what the chain carries on, what it added
         if new_shot:
             self.target = added  # the amount a full dream of this shot adds: the chain's set point

@@ -20,8 +20,8 @@ No dreaming, no file I/O: `cuts` takes the input frames, `make_plan` their count
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 

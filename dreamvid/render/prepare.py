@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 from fractions import Fraction
-from typing import Callable
 
 import numpy as np
 
@@ -46,7 +45,8 @@ def make_dreamer(cfg: Config, model, progress: Progress, settings=None):
         model = cached_model(d.model if model is None else os.fspath(model), weights=d.weights,
                              precision=d.precision, device=d.device, backend=d.backend)
     spec = cfg.dream.layers or model.default_layer
-    weights_at: Callable[[int], list[float] | None] = lambda k: None
+    def weights_at(k: int) -> list[float] | None:  # a fixed objective: its own weights
+        return None
     if "(" in spec:
         sched = Schedule.parse(spec, name="layers", kind=str, interpolation=cfg.zoom.interpolation)
         objective = layer(sched.names[0], cfg.dream.reduce)
@@ -66,7 +66,8 @@ def make_dreamer(cfg: Config, model, progress: Progress, settings=None):
             objective = objective + cfg.dream.guide_weight * guide(name)
     mapped = {n: model.resolve(n) for n in objective.layers if model.resolve(n) != n}
     if mapped:
-        progress.info(f"{model.name} has no GoogLeNet layers: " + ", ".join(f"{a} dreamed as {b}" for a, b in mapped.items())
+        progress.info(f"{model.name} has no GoogLeNet layers: "
+                      + ", ".join(f"{a} dreamed as {b}" for a, b in mapped.items())
                       + " (give --layers to choose)")
     progress.check()  # a safe point: the network loaded (seconds), nothing dreamed yet
     dreamer = Dreamer(model, objective, settings or cfg.dream, guide=guide_image)
@@ -98,8 +99,10 @@ def open_masks_for(cfg: Config, size: tuple[int, int], count: int | None, *, fps
 # frame's value must keep, the message). Each job's section (cfg.video, cfg.zoom) may hold a
 # schedule under the name (step, octaves, iterations) that replaces the plain setting.
 DREAM_SCHEDULES = (
-    ("step", lambda cfg: cfg.dream.step, lambda x: 1e-4 <= x <= 100.0, "the step schedule must stay within 0.0001..100"),
-    ("octaves", lambda cfg: cfg.dream.octaves, lambda x: 1 <= round(x) <= 12, "the octaves schedule must stay within 1..12"),
+    ("step", lambda cfg: cfg.dream.step, lambda x: 1e-4 <= x <= 100.0,
+     "the step schedule must stay within 0.0001..100"),
+    ("octaves", lambda cfg: cfg.dream.octaves, lambda x: 1 <= round(x) <= 12,
+     "the octaves schedule must stay within 1..12"),
     ("iterations", lambda cfg: cfg.video.iterations_next, lambda x: 0 <= round(x) <= 1000,
      "the iterations schedule must stay within 0..1000"),
 )

@@ -180,13 +180,16 @@ def render_segments(cfg: Config, input_path: str, output_path: str, progress: Pr
             with clock("dream"):
                 render_segment(cfg, input_path, s, work.segment(s.index, s.start), work.base_seed,
                                (dreamer, weights_at), progress)
-    audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration) if cfg.output.audio and info.has_audio else None
+    audio = None
+    if cfg.output.audio and info.has_audio:
+        audio = AudioSpec(input_path, cfg.output.start, cfg.output.duration)
     with Output(work, output_path, clock, progress, writer=False, fps=info.fps, size=(info.width, info.height),
                 audio=audio, **sink_options(cfg.output)) as out:
         _assemble(cfg, plan, work, out.sink, clock)  # the segments' stored frames, in order, cross-faded
         path = out.close()
     result = RenderResult(path=path, frames=plan.frames, seconds=time.perf_counter() - t0, fps=info.fps,
                           cuts=list(plan.cuts), resumed_from=done, stages=dict(clock.seconds))
-    result.record = write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result, plan=plan.to_dict())
+    result.record = write_record(output_path, "video", cfg, dreamer, input_path, work.base_seed, result,
+                                 plan=plan.to_dict())
     out.done(cfg.output.keep_frames)
     return result

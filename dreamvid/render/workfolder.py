@@ -34,8 +34,8 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -48,8 +48,8 @@ from dreamvid.media.bitdepth import read_frame, to_uint16
 from dreamvid.media.sources import list_sequence, read_image
 from dreamvid.version import VERSION
 
-__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "withdraw", "fingerprint", "sounds", "job_sections",
-           "frame_settings", "write_record"]
+__all__ = ["Work", "work_folder", "record_path", "lock_path", "lock_output", "locks_output", "withdraw", "fingerprint",
+           "sounds", "job_sections", "frame_settings", "write_record"]
 
 STATE_VERSION = 1
 RECORD_VERSION = 1
@@ -445,7 +445,7 @@ class Work:
         self.created = True
         atomic_write(self.state_path, json.dumps(self.state, indent=1).encode("utf-8"))
 
-    def segment(self, index: int, first: int) -> "SegmentFrames":
+    def segment(self, index: int, first: int) -> SegmentFrames:
         """The frames of segment `index`, whose first frame is `first` (see SegmentFrames)."""
         return SegmentFrames(os.path.join(self.path, "segments", f"{index:05d}"), first)
 

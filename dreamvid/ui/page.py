@@ -96,8 +96,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
     presets = [NO_PRESET] + list_presets()
     start = preset_look("preview")
 
-    def look(preset, record, model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom, width, seed,
-             keep_colors, mask, guide, guide_weight, frames, fmt) -> Look:
+    def look(preset, record, model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom, width,
+             seed, keep_colors, mask, guide, guide_weight, frames, fmt) -> Look:
         def count(x):  # a Number box: blank or 0 is "not given"
             return None if x in (None, "") or int(x) == 0 else int(x)
 
@@ -117,7 +117,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
     def open_input(upload, typed):
         path = upload or (typed or "").strip()
         if not path:
-            return None, "", None, None, status("error: choose a clip or a still to upload, or type a path on this machine")
+            return None, "", None, None, status("error: choose a clip or a still to upload, "
+                                                "or type a path on this machine")
         try:
             opened, _ = describe(path if upload else typed_path(path, allowed), folder, max_mb)
         except DreamvidError as exc:
@@ -165,7 +166,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
             yield status(one_line(exc)), *skip_all(3)
             return
         where = "previews" if excerpt else "renders"
-        name = f"{stem(opened.path)}-{'excerpt-' if excerpt else ''}{key_of([job, preset, options, fingerprint(opened.path)])}{lk.ext()}"
+        name = (f"{stem(opened.path)}-{'excerpt-' if excerpt else ''}"
+                f"{key_of([job, preset, options, fingerprint(opened.path)])}{lk.ext()}")
         output = os.path.join(folder, where, name)
         os.makedirs(os.path.dirname(output), exist_ok=True)
         if os.path.isfile(output) and os.path.isfile(record_path(output)):
@@ -177,8 +179,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
         render = api.render_zoom if job == "zoom" else api.render_video
         shown = -1
         latest, note = None, ""
-        for kind, item in jobs.run(lambda progress, cancel: render(opened.path, output, preset=preset, progress=progress,
-                                                                   cancel=cancel, **options)):
+        for kind, item in jobs.run(lambda progress, cancel: render(opened.path, output, preset=preset,
+                                                                   progress=progress, cancel=cancel, **options)):
             if kind == "update":
                 pace.update(item)
                 if item.kind == "frame":
@@ -188,7 +190,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
                 continue
             if kind == "done":
                 # the running notes (the backend, where a resume's frames are) give way to how it ended
-                note = f" · done in {item.seconds:.1f} s" + (f", resumed at frame {item.resumed_from}" if item.resumed_from else "")
+                note = (f" · done in {item.seconds:.1f} s"
+                        + (f", resumed at frame {item.resumed_from}" if item.resumed_from else ""))
                 play, files, trouble = finished(output)
                 yield status(trouble or pace.bar(note=note, ended=True)), gr.skip(), play, files
                 return
@@ -253,7 +256,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
         except DreamvidError as exc:
             yield status(one_line(exc)), gr.skip(), gr.skip()
             return
-        output = os.path.join(folder, "gallery", f"{stem(opened.path)}-{key_of([preset, options, fingerprint(opened.first)])}.jpg")
+        output = os.path.join(folder, "gallery",
+                              f"{stem(opened.path)}-{key_of([preset, options, fingerprint(opened.first)])}.jpg")
         os.makedirs(os.path.dirname(output), exist_ok=True)
         if os.path.isfile(output) and os.path.isfile(record_path(output)):  # made before: shown at once, nothing loaded
             yield show_tiles(output, "kept from before")
@@ -270,7 +274,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
                 yield show_tiles(output, f"made in {item.seconds:.1f} s")
                 return
             else:
-                yield status(one_line(item) if not isinstance(item, Cancelled) else "cancelled; the tiles made are kept"), gr.skip(), gr.skip()
+                yield (status(one_line(item) if not isinstance(item, Cancelled)
+                              else "cancelled; the tiles made are kept"), gr.skip(), gr.skip())
                 return
 
     def show_tiles(output, how):
@@ -319,22 +324,26 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
                 with gr.Row():
                     iterations = gr.Slider(0, 50, value=start["iterations"], step=1, label="Steps (first frame)",
                                            elem_id="dv-iterations")
-                    iterations_next = gr.Slider(0, 50, value=start["iterations_next"], step=1, label="Steps (later frames)",
+                    iterations_next = gr.Slider(0, 50, value=start["iterations_next"], step=1,
+                                                label="Steps (later frames)",
                                                 elem_id="dv-iterations-next")
                 with gr.Row():
-                    blend = gr.Slider(0, 1, value=start["blend"], step=0.05, label="Carry (share of the last dream kept)",
+                    blend = gr.Slider(0, 1, value=start["blend"], step=0.05,
+                                      label="Carry (share of the last dream kept)",
                                       elem_id="dv-blend")
                     carry_limit = gr.Slider(0, 10, value=start["carry_limit"], step=0.5,
                                             label="Carry limit (x the first frame's dream; 0: none)",
                                             elem_id="dv-carry-limit")
                 with gr.Row():
                     zoom = gr.Textbox(start["zoom"], label="Zoom per frame (a still's zoom)", elem_id="dv-zoom")
-                    width = gr.Number(start["width"] or 0, label="Width (px; 0: the input's)", precision=0, elem_id="dv-width")
+                    width = gr.Number(start["width"] or 0, label="Width (px; 0: the input's)", precision=0,
+                                      elem_id="dv-width")
                     seed = gr.Number(start["seed"] or 0, label="Seed (the same seed, the same dream)", precision=0,
                                      elem_id="dv-seed")
                     frames = gr.Number(0, label="Frames (0: all; a zoom: 120)", precision=0, elem_id="dv-frames")
                 with gr.Row():
-                    keep_colors = gr.Checkbox(start["keep_colors"], label="Keep the input's colours", elem_id="dv-keep-colors")
+                    keep_colors = gr.Checkbox(start["keep_colors"], label="Keep the input's colours",
+                                              elem_id="dv-keep-colors")
                     fmt = gr.Radio([f[0] for f in FORMATS], value=FORMATS[0][0], label="Output", elem_id="dv-format")
                 with gr.Accordion("Mask and guide", open=False):
                     with gr.Row():
@@ -352,8 +361,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
                 tiles = gr.Gallery(label="Layers: click one to dream with it", columns=4, height=360,
                                    allow_preview=False, elem_id="dv-gallery")
 
-        controls = [preset, record, model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom, width, seed,
-                    keep_colors, mask, guide, guide_weight, frames, fmt]
+        controls = [preset, record, model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom,
+                    width, seed, keep_colors, mask, guide, guide_weight, frames, fmt]
         look_parts = [model, layers, step, octaves, iterations, iterations_next, blend, carry_limit, zoom, width, seed,
                       keep_colors, guide_weight]
         dream = {"concurrency_limit": 1, "concurrency_id": "dream"}  # one dream at a time: one GPU, one network
@@ -394,7 +403,8 @@ def serve(*, port: int = DEFAULT_PORT, listen: str | None = None, auth: str | No
         for sub in ("uploads", *SERVED):
             os.makedirs(os.path.join(folder, sub), exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot make the work folder '{folder}' ({exc.strerror}); pass --folder DIR on a writable disk") from None
+        raise ConfigError(f"cannot make the work folder '{folder}' ({exc.strerror}); "
+                          "pass --folder DIR on a writable disk") from None
     # before Gradio is imported: its upload folder inside ours, and nothing sent anywhere
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(folder, "uploads")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

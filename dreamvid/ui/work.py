@@ -193,7 +193,8 @@ class FileGuard:
                 if at >= 0 and not self.allows(path[at + len(marker):]):
                     body = b"File not allowed: only files in dreamvid's work folder are served."
                     await send({"type": "http.response.start", "status": 403,
-                                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+                                "headers": [(b"content-type", b"text/plain"),
+                                            (b"content-length", str(len(body)).encode())]})
                     await send({"type": "http.response.body", "body": body})
                     return
         await self.app(scope, receive, send)
@@ -257,7 +258,8 @@ def look_of(cfg: Config) -> dict:
     """The page's controls' values for a config (a preset's or a record's)."""
     d, v, z, o = cfg.dream, cfg.video, cfg.zoom, cfg.output
     return {"model": d.model, "layers": d.layers, "step": d.step, "octaves": d.octaves, "iterations": d.iterations,
-                "iterations_next": v.iterations_next, "blend": v.blend, "carry_limit": v.carry_limit, "zoom": str(z.zoom), "width": o.width or 0, "seed": d.seed or 0,
+                "iterations_next": v.iterations_next, "blend": v.blend, "carry_limit": v.carry_limit,
+                "zoom": str(z.zoom), "width": o.width or 0, "seed": d.seed or 0,
                 "keep_colors": d.keep_colors, "guide_weight": d.guide_weight}
 
 
@@ -351,7 +353,8 @@ class Pace:
             self.at.append(time.perf_counter())
 
     def rate(self) -> float | None:
-        return (len(self.at) - 1) / (self.at[-1] - self.at[0]) if len(self.at) >= 2 and self.at[-1] > self.at[0] else None
+        return ((len(self.at) - 1) / (self.at[-1] - self.at[0])
+                if len(self.at) >= 2 and self.at[-1] > self.at[0] else None)
 
     def bar(self, what: str = "frame", note: str = "", ended: bool = False) -> str:
         """The bar and its line; `ended`: no ETA (the note says how it ended)."""
@@ -392,15 +395,16 @@ def playable(path: str, folder: str) -> str:
                        check=False)
     if p.returncode != 0:
         raise InputError(f"the H.264 copy of '{os.path.basename(path)}' for the page failed "
-                         f"({p.stderr.decode('utf-8', 'replace').strip()[:160]}); the render itself is fine, download it")
+                         f"({p.stderr.decode('utf-8', 'replace').strip()[:160]}); "
+                         "the render itself is fine, download it")
     os.replace(out + ".part.mp4", out)  # whole or not at all: a copy cut short is never played
     return out
 
 
 
 
-LOOK_KEYS = ("model", "layers", "step", "octaves", "iterations", "iterations_next", "blend", "carry_limit", "zoom", "width", "seed",
-             "keep_colors", "guide_weight")
+LOOK_KEYS = ("model", "layers", "step", "octaves", "iterations", "iterations_next", "blend", "carry_limit", "zoom",
+             "width", "seed", "keep_colors", "guide_weight")
 
 
 def image_upload(path: str | None, what: str) -> str | None:

@@ -109,12 +109,14 @@ def choose(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"])
         if where == "linux" and _nvidia_present():
             for name in _GPU_ORDER:
                 if installed(name) and _sees_gpu(name):
-                    return name, "auto: the fastest installed backend that sees the NVIDIA GPU (JAX, PyTorch, TensorFlow)"
+                    return name, ("auto: the fastest installed backend that sees the NVIDIA GPU "
+                                  "(JAX, PyTorch, TensorFlow)")
     for name in ("tensorflow", "jax", "torch"):
         if installed(name):
             reason = "asked for the CPU" if device == "cpu" else "no GPU that an installed backend reaches"
             return name, f"auto: {reason}; the first installed of TensorFlow, JAX, PyTorch"
-    raise ConfigError("no Keras backend is installed; pip install dreamvid (TensorFlow), 'dreamvid[jax]' or 'dreamvid[torch]'")
+    raise ConfigError("no Keras backend is installed; "
+                      "pip install dreamvid (TensorFlow), 'dreamvid[jax]' or 'dreamvid[torch]'")
 
 
 # the frameworks a process on another backend never needs, kept out by `exclusive` (TensorFlow

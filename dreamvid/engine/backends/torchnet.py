@@ -119,7 +119,8 @@ class Conv(torch.nn.Module):
             self.groups = int(cin)
             weight = k.reshape(kh, kw, cin * mult).permute(2, 0, 1).unsqueeze(1)  # out c*mult+m
             if kind == "SeparableConv2D":
-                self.pointwise = torch.nn.Parameter(_weight(layer.pointwise_kernel).permute(3, 2, 0, 1), requires_grad=False)
+                self.pointwise = torch.nn.Parameter(_weight(layer.pointwise_kernel).permute(3, 2, 0, 1),
+                                                    requires_grad=False)
         self.kernel = tuple(weight.shape[2:])
         self.weight = torch.nn.Parameter(weight.contiguous(memory_format=torch.channels_last), requires_grad=False)
         self.bias = torch.nn.Parameter(_weight(layer.bias), requires_grad=False) if cfg.get("use_bias") else None
