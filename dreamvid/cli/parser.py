@@ -10,6 +10,7 @@ from dataclasses import fields
 
 from dreamvid.config.settings import (
     RAY_CHUNK_FRAMES,
+    RULES,
     SECTIONS,
     UI_AUTH_ENV,
     UI_FOLDER,
@@ -120,8 +121,9 @@ def _output_options(p: argparse.ArgumentParser, video: bool) -> None:
     g = p.add_argument_group("output")
     _add(g, "--fps", key="fps", metavar="X", help="frame rate (video: the input's; image sequences and zooms: 25)")
     _add(g, "--crf", key="crf", metavar="N", help="H.264/H.265 quality, lower is better; 0 = lossless")
-    _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"),
-         help="video codec; prores and prores4444 (for editors) write .mov or .mkv")
+    _add(g, "--codec", key="codec", choices=RULES["codec"],
+         help="video codec (default: h264, vp9 for .webm); prores and prores4444 (for editors) write .mov or .mkv, "
+              "vp9 (with Opus sound) .webm, .mkv or .mp4")
     _add(g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
     _add(g, "--bit-depth", key="bit_depth", choices=("8", "16"),
          help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input")
@@ -190,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("video", help="dream a video clip or image sequence",
                        description="Dream a clip: flow-guided, so the dream moves with the scene.")
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help=".mp4/.mov/.mkv/.webm, .gif, or a folder/ of PNG or TIFF frames")
     _dream_options(p)
     _mask_options(p)
     _guide_options(p)
@@ -199,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("zoom", help="infinite-zoom animation from a still", description="Infinite zoom: transform, dream, repeat.")
     p.add_argument("input", metavar="IMAGE", nargs="?", help="start image (omit with --from noise or a colour)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4, .gif, or a folder/ of PNGs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4/.mov/.mkv/.webm, .gif, or a folder/ of PNGs")
     _dream_options(p)
     _mask_options(p)
     _guide_options(p)
@@ -248,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat")
     live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
     _add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
-    _add(g, "--codec", key="codec", choices=("h264", "h265", "prores", "prores4444"), help="the recording's codec")
+    _add(g, "--codec", key="codec", choices=RULES["codec"], help="the recording's codec (default: h264, vp9 for .webm)")
     g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")
 
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
