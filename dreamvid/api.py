@@ -43,6 +43,7 @@ from dreamvid.jobs.pipeline import render_image as _image_job
 from dreamvid.jobs.pipeline import render_sheet as _sheet_job
 from dreamvid.jobs.pipeline import render_video as _video_job
 from dreamvid.jobs.pipeline import render_zoom as _zoom_job
+from dreamvid.live.osc import OscControl, check_osc
 from dreamvid.live.show import Commands, LiveResult, Status, run_live
 from dreamvid.media.sources import read_image
 from dreamvid.render.videodreamer import VideoDreamer
@@ -193,13 +194,16 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
     `outputs` a list of sinks ("window", "virtualcam", a stream URL, a recording's path). Every
     setting, preset and schedule a video takes, and the live ones (config.LiveSettings:
     `seconds`, `fps` (the governor's target), `loop`, `min_steps`, `max_steps`, `min_octaves`,
-    `fullscreen`, `looks`, `snapshots`). Ends after `seconds`, at the source's end, on a "quit"
-    command or once `cancel` is set, every sink closed. `progress(Status)` about twice a
-    second; `commands` (a live.Commands) takes the controls; `on_frame(input, dream, stats)`
-    after each dream (stats: the chain's, and the source's frame `index`, `latency`, `step`).
+    `fullscreen`, `looks`, `snapshots`, `osc`: "[HOST:]PORT" to take the commands as OSC messages,
+    live.osc). Ends after `seconds`, at the source's end, on a "quit" command or once `cancel` is
+    set, every sink closed. `progress(Status)` about twice a second; `commands` (a live.Commands)
+    takes the controls; `on_frame(input, dream, stats)` after each dream (stats: the chain's, and
+    the source's frame `index`, `latency`, `step`).
     `step`, `octaves`, `iterations_next` written "audio:source:MIN:MAX[:MODE]" follow the
     source's own sound as it plays. Returns LiveResult (`summary()` says it in one line)."""
     cfg, live = live_config(dict(options), preset)
+    if live.osc is not None:
+        check_osc(live.osc)  # the address and python-osc, before the network loads
     dream_options = {k: v for k, v in options.items() if k not in LIVE_KEYS}
     for key, name in SCHEDULED_KEYS.items():  # followed live by run_live: each look starts at the spec's MIN
         if name in live.sounds:
@@ -224,5 +228,11 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
         net = shared if look_cfg.dream.model == cfg.dream.model else None
         return VideoDreamer(model=net, fps=fps, preset=look_preset, **values)
 
-    return run_live(cfg, live, os.fspath(source), [os.fspath(o) for o in outputs], make_look, looks,
-                    progress=progress, cancel=cancel, commands=commands, on_frame=on_frame)
+    commands = commands or Commands()
+    osc = OscControl(live.osc, commands) if live.osc is not None else None  # its messages queue until the show starts
+    try:
+        return run_live(cfg, live, os.fspath(source), [os.fspath(o) for o in outputs], make_look, looks,
+                        progress=progress, cancel=cancel, commands=commands, on_frame=on_frame)
+    finally:
+        if osc is not None:
+            osc.close()

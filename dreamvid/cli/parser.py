@@ -250,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--look", dest="looks", action="append", default=argparse.SUPPRESS, metavar="PRESET|LAYERS",
                    help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat")
     live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
+    live_opt("--osc", key="osc", metavar="[HOST:]PORT",
+             help="take the commands as OSC messages on this UDP port (/dreamvid/strength 1.5, /dreamvid/carry 0.8, "
+                  "/dreamvid/look NAME, /dreamvid/reset, ...; README: Dream live), on 127.0.0.1 unless HOST is named; "
+                  "pip install 'dreamvid[osc]'")
     _add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
     _add(g, "--codec", key="codec", choices=RULES["codec"], help="the recording's codec (default: h264, vp9 for .webm)")
     g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")

@@ -186,13 +186,11 @@ class LiveSettings:
     fullscreen: bool = False  # the window sink fills the screen (a projector)
     looks: str = ""  # the looks keys switch between besides the first: presets or layer specs, ";" between
     snapshots: str = "."  # where the snapshot key writes its PNGs
+    osc: str | None = None  # "[HOST:]PORT": take the commands as OSC messages (live.osc); HOST 127.0.0.1 unless named
     # the settings that follow the source's own sound live ("audio:source[:MIN:MAX[:MODE]]"),
     # by the chain's schedule name (step, octaves, iterations): set by live_config, not given
     sounds: dict = field(default_factory=dict)
 
-
-LIVE_HELP = ("keys / commands: n next look, p previous, + stronger, - weaker, ] more carry, [ less, r reset, "
-             "space pause, s snapshot, q quit")
 
 # `dreamvid ui`: the page's server
 UI_LOOPBACK = "127.0.0.1"  # served to this machine only, unless --listen names another address
