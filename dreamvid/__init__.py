@@ -1,7 +1,8 @@
 """dreamvid: DeepDream videos and infinite-zoom animations.
 
 The Python API (dreamvid.api): `dream` a still, `render_video` a clip, `render_zoom` an
-infinite zoom, `VideoDreamer` a chain fed one frame at a time, `load_model` a network to reuse;
+infinite zoom, `VideoDreamer` a chain fed one frame at a time, `load_model` a network to reuse,
+`show` a still or a video in a notebook;
 the typed errors every call raises (`DreamvidError` and its subclasses).
 
 The names are loaded when first used (PEP 562's module `__getattr__`): `import dreamvid` and the
@@ -22,7 +23,7 @@ if _os.environ.get("DREAMVID_TF_DEFAULTS") != "1":
 
 _WHERE = {  # public name -> the module that defines it
     **dict.fromkeys(["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet",
-                     "render_live", "VideoDreamer", "load_model", "settings", "Update"], "dreamvid.api"),
+                     "render_live", "VideoDreamer", "load_model", "settings", "show", "Update"], "dreamvid.api"),
     **dict.fromkeys(["DreamvidError", "ConfigError", "InputError", "OutputError", "BusyError", "ModelError",
                      "LayerError", "ResumeError", "Cancelled"], "dreamvid.core.errors"),
     "RenderResult": "dreamvid.core.progress",

@@ -19,6 +19,10 @@ returning False from it, or setting the `cancel` event (threading.Event), stops 
 next frame's end with `dreamvid.Cancelled`: the finished frames stay in the work folder, and the
 same call again resumes, as on the command line.
 
+Notebooks: a RenderResult shows as the playable output with its frames, time and settings;
+`show(image or path)` shows a still, a video or a contact sheet inline; a job given no
+`progress` shows a progress bar by itself in a notebook (tqdm.auto) and stays silent elsewhere.
+
 Networks: each call loads its network once and keeps it, so ten stills in a notebook load it
 once (`load_model` returns it to pass as `model=` too). The backend (TensorFlow, JAX, PyTorch)
 is chosen at the first load, before Keras is imported, from `backend=` or KERAS_BACKEND.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +41,7 @@ import numpy as np
 
 from dreamvid.config.presets import job_config, live_config, load_preset
 from dreamvid.config.settings import DEFAULTS, LIVE_KEYS, SCHEDULED_KEYS, Config
+from dreamvid.core import notebook
 from dreamvid.core.errors import Cancelled, ConfigError, InputError
 from dreamvid.core.progress import Progress, RenderResult
 from dreamvid.engine.models import DreamModel, cached_model
@@ -45,12 +51,13 @@ from dreamvid.jobs.pipeline import render_image as _image_job
 from dreamvid.jobs.pipeline import render_sheet as _sheet_job
 from dreamvid.jobs.pipeline import render_video as _video_job
 from dreamvid.jobs.pipeline import render_zoom as _zoom_job
+from dreamvid.live.osc import OscControl, check_osc
 from dreamvid.live.show import Commands, LiveResult, Status, run_live
 from dreamvid.media.sources import read_image
 from dreamvid.render.videodreamer import VideoDreamer
 
 __all__ = ["dream", "render_image", "render_video", "render_zoom", "render_gallery", "render_sheet", "render_live",
-           "load_model", "VideoDreamer", "Update", "settings", "Commands", "LiveResult", "Status"]
+           "load_model", "VideoDreamer", "Update", "settings", "show", "Commands", "LiveResult", "Status"]
 
 
 @dataclass
@@ -94,10 +101,23 @@ def load_model(model: str = DEFAULTS["model"], *, weights: str | None = None, pr
 # ----------------------------------------------------------------------------- progress
 
 
-def _progress(callback: Callable[[Update], Any] | None, cancel: threading.Event | None) -> Progress:
-    """A Progress that hands each event to `callback` as an Update and raises Cancelled once the
-    callback returns False or `cancel` is set (checked at each frame's end, after it is stored,
-    and at the jobs' other safe points: the network loaded, the encoder about to close)."""
+@contextmanager
+def _reporting(callback: Callable[[Update], Any] | None, cancel: threading.Event | None, unit: str = "frame"):
+    """The Progress a job reports to (`_progress`); given no callback in a notebook, a progress bar
+    (core.notebook.NotebookBar, closed at the job's end however it ends); elsewhere nothing."""
+    bar = notebook.NotebookBar(unit) if callback is None and notebook.in_notebook() else None
+    try:
+        yield _progress(callback, cancel, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress(callback: Callable[[Update], Any] | None, cancel: threading.Event | None, bar=None) -> Progress:
+    """A Progress that hands each event to `callback` as an Update (and to `bar`: start, frame) and
+    raises Cancelled once the callback returns False or `cancel` is set (checked at each frame's
+    end, after it is stored, and at the jobs' other safe points: the network loaded, the encoder
+    about to close)."""
 
     def check(answer) -> None:
         if answer is False or (cancel is not None and cancel.is_set()):
@@ -105,6 +125,10 @@ def _progress(callback: Callable[[Update], Any] | None, cancel: threading.Event 
                             "again resumes after them")
 
     def send(update: Update) -> Any:
+        if bar is not None and update.kind == "start":
+            bar.start(update.total, update.done)
+        elif bar is not None and update.kind == "frame":
+            bar.frame(update.index, update.stats)
         return callback(update) if callback is not None else None
 
     return Progress(start=lambda total, done: check(send(Update("start", total=total, done=done))),
@@ -131,7 +155,8 @@ def dream(image, *, model=None, progress: Callable[[Update], Any] | None = None,
                              f"convert it first (a greyscale image: np.stack([g] * 3, axis=-1))")
         if img.dtype != np.uint8:
             img = np.clip(np.rint(img.astype(np.float32)), 0, 255).astype(np.uint8)
-    out, _ = dream_image(cfg, still_input(cfg, img), _progress(progress, cancel), model)
+    with _reporting(progress, cancel, "octave") as report:
+        out, _ = dream_image(cfg, still_input(cfg, img), report, model)
     return out
 
 
@@ -143,8 +168,9 @@ def render_image(input, output, *, model=None, progress: Callable[[Update], Any]
     record; `gradient`, `strip`: the seed blog's views too (the layer's gradient; the image every
     `strip_every` steps). Returns RenderResult."""
     cfg = job_config("image", options, preset)
-    return _image_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), model,
-                      gradient_path=gradient, strip_path=strip, strip_every=strip_every)
+    with _reporting(progress, cancel, "octave") as report:
+        return _image_job(cfg, os.fspath(input), os.fspath(output), report, model,
+                          gradient_path=gradient, strip_path=strip, strip_every=strip_every)
 
 
 def render_video(input, output, *, model=None, progress: Callable[[Update], Any] | None = None,
@@ -155,7 +181,8 @@ def render_video(input, output, *, model=None, progress: Callable[[Update], Any]
     after Ctrl-C, a crash or `cancel`, the same call continues after the frames kept.
     Returns RenderResult (path, frames, seconds, fps, cuts, record: the settings' record)."""
     cfg = job_config("video", options, preset)
-    return _video_job(cfg, os.fspath(input), os.fspath(output), _progress(progress, cancel), model)
+    with _reporting(progress, cancel) as report:
+        return _video_job(cfg, os.fspath(input), os.fspath(output), report, model)
 
 
 def render_zoom(image, output, *, model=None, progress: Callable[[Update], Any] | None = None,
@@ -166,7 +193,8 @@ def render_zoom(image, output, *, model=None, progress: Callable[[Update], Any] 
     Resumable as render_video. Returns RenderResult."""
     cfg = job_config("zoom", options, preset)
     path = None if image is None else os.fspath(image)
-    return _zoom_job(cfg, path, os.fspath(output), _progress(progress, cancel), model)
+    with _reporting(progress, cancel) as report:
+        return _zoom_job(cfg, path, os.fspath(output), report, model)
 
 
 def render_gallery(image, output, *, progress: Callable[[Update], Any] | None = None,
@@ -177,9 +205,19 @@ def render_gallery(image, output, *, progress: Callable[[Update], Any] | None = 
     `count` channels of the layer `channels`, or each named preset with `presets=True`), laid out
     with each name under its tile into `output` (.png, .jpg), as `dreamvid gallery`. Tiles are
     kept beside it, so a second call dreams only what is missing. RenderResult.frames: tiles."""
-    return render_tiles(os.fspath(image), os.fspath(output), _progress(progress, cancel), values=options, preset=preset,
-                        layers=layers, channels=channels, count=count, presets=presets, tile_width=tile_width,
-                        columns=columns, model=model)
+    with _reporting(progress, cancel, "tile") as report:
+        return render_tiles(os.fspath(image), os.fspath(output), report, values=options, preset=preset,
+                            layers=layers, channels=channels, count=count, presets=presets, tile_width=tile_width,
+                            columns=columns, model=model)
+
+
+def show(item, *, title: str = "") -> notebook.Shown:
+    """`item` shown inline in a notebook: an RGB uint8 array (H, W, 3) or a list of them side by
+    side, a path to a still, a GIF, a video (MP4, WebM: played) or a frame folder, or a
+    RenderResult. Returns an object the notebook displays as a cell's last expression (or through
+    IPython.display.display); its `html` is the markup. No IPython needed. InputError in one line
+    for anything else."""
+    return notebook.show(item, title)
 
 
 def render_sheet(input, output, *, count: int = 12, columns: int = 4, width: int = 1280) -> RenderResult:
@@ -196,13 +234,16 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
     `outputs` a list of sinks ("window", "virtualcam", a stream URL, a recording's path). Every
     setting, preset and schedule a video takes, and the live ones (config.LiveSettings:
     `seconds`, `fps` (the governor's target), `loop`, `min_steps`, `max_steps`, `min_octaves`,
-    `fullscreen`, `looks`, `snapshots`). Ends after `seconds`, at the source's end, on a "quit"
-    command or once `cancel` is set, every sink closed. `progress(Status)` about twice a
-    second; `commands` (a live.Commands) takes the controls; `on_frame(input, dream, stats)`
-    after each dream (stats: the chain's, and the source's frame `index`, `latency`, `step`).
+    `fullscreen`, `looks`, `snapshots`, `osc`: "[HOST:]PORT" to take the commands as OSC messages,
+    live.osc). Ends after `seconds`, at the source's end, on a "quit" command or once `cancel` is
+    set, every sink closed. `progress(Status)` about twice a second; `commands` (a live.Commands)
+    takes the controls; `on_frame(input, dream, stats)` after each dream (stats: the chain's, and
+    the source's frame `index`, `latency`, `step`).
     `step`, `octaves`, `iterations_next` written "audio:source:MIN:MAX[:MODE]" follow the
     source's own sound as it plays. Returns LiveResult (`summary()` says it in one line)."""
     cfg, live = live_config(dict(options), preset)
+    if live.osc is not None:
+        check_osc(live.osc)  # the address and python-osc, before the network loads
     dream_options = {k: v for k, v in options.items() if k not in LIVE_KEYS}
     for key, name in SCHEDULED_KEYS.items():  # followed live by run_live: each look starts at the spec's MIN
         if name in live.sounds:
@@ -227,5 +268,11 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
         net = shared if look_cfg.dream.model == cfg.dream.model else None
         return VideoDreamer(model=net, fps=fps, preset=look_preset, **values)
 
-    return run_live(cfg, live, os.fspath(source), [os.fspath(o) for o in outputs], make_look, looks,
-                    progress=progress, cancel=cancel, commands=commands, on_frame=on_frame)
+    commands = commands or Commands()
+    osc = OscControl(live.osc, commands) if live.osc is not None else None  # its messages queue until the show starts
+    try:
+        return run_live(cfg, live, os.fspath(source), [os.fspath(o) for o in outputs], make_look, looks,
+                        progress=progress, cancel=cancel, commands=commands, on_frame=on_frame)
+    finally:
+        if osc is not None:
+            osc.close()

@@ -28,7 +28,7 @@ from dreamvid.media import formats
 from dreamvid.media.bitdepth import to_uint16
 from dreamvid.media.formats import check_output_path
 from dreamvid.media.sinks import AudioSpec, open_sink
-from dreamvid.media.sources import probe_video, read_image
+from dreamvid.media.sources import open_source, probe_video, read_image
 
 NTSC = Fraction(30000, 1001)
 W, H = 64, 48
@@ -68,6 +68,9 @@ def tone(tmp_path_factory):
     ("small.mov", dict(codec="h265"), ("hevc", "Main", "yuv420p", "aac")),
     ("lossless.mov", dict(codec="h264", crf=0), ("h264", "High 4:4:4 Predictive", "yuv444p", "aac")),
     ("deep.mkv", dict(codec="h264", pix_fmt="yuv420p10le", bit_depth=16), ("h264", "High 10", "yuv420p10le", "aac")),
+    ("web.webm", dict(), ("vp9", "Profile 0", "yuv420p", "opus")),  # VP9 and Opus: .webm's own
+    ("web.mkv", dict(codec="vp9"), ("vp9", "Profile 0", "yuv420p", "opus")),
+    ("web.mp4", dict(codec="vp9", crf=30), ("vp9", "Profile 0", "yuv420p", "opus")),
 ])
 def test_each_video_format_reads_back_with_its_codec_rate_and_audio(tmp_path, tone, name, options, expected):
     path = tmp_path / name
@@ -88,8 +91,6 @@ def test_lossless_h264_keeps_the_frames(tmp_path):
     with open_sink(str(path), fps=Fraction(25), size=(W, H), crf=0) as sink:
         for i in range(3):
             sink.write(frame(i))
-    from dreamvid.media.sources import open_source
-
     back = list(open_source(str(path)))
     assert len(back) == 3
     assert max(np.abs(b.astype(int) - frame(i).astype(int)).max() for i, b in enumerate(back)) <= 3
@@ -149,6 +150,8 @@ def test_eight_bit_sinks_still_refuse_float_frames(tmp_path):
     ("a.mp4", "h264", "gbrp"), ("a.mkv", "h265", "gbrp10le"), ("a.mp4", "h265", "yuv420p12le"),
     ("a.mp4", "prores", None), ("a.mov", "prores", None), ("a.mov", "prores", "yuv420p"),
     ("a.mkv", "prores4444", "yuva444p10le"), ("a.mp4", "prores4444", None), ("a.mov", "h265", "rgb24"),
+    ("a.webm", "vp9", None), ("a.webm", "vp9", "yuv444p"), ("a.webm", "h264", None), ("a.webm", "prores", None),
+    ("a.mov", "vp9", None), ("a.mp4", "vp9", "yuv420p10le"),
 ])
 def test_the_check_agrees_with_ffmpeg(tmp_path, name, codec, pix_fmt):
     """check_output_path passes exactly when ffmpeg, asked directly, writes the combination."""
@@ -177,6 +180,8 @@ def test_the_check_agrees_with_ffmpeg(tmp_path, name, codec, pix_fmt):
     ("f/", dict(codec="prores"), ["--codec prores", "PNG or TIFF"]),
     ("f/", dict(pix_fmt="yuv444p"), ["--pix-fmt"]),
     ("o.mkv", dict(frame_format="tiff"), ["--frame-format tiff", "'o/'"]),
+    ("o.webm", dict(codec="h264"), ["H.264 does not go in .webm", "--codec vp9"]),
+    ("o.avi", dict(), ["unknown output format '.avi'", ".webm"]),
 ])
 def test_what_ffmpeg_cannot_write_is_refused_by_the_check(tmp_path, output, options, words):
     with pytest.raises(OutputError) as e:
@@ -201,7 +206,7 @@ def clip(tmp_path_factory):
     (["--bit-depth", "16"], ["16 bits", "yuv420p10le"]),
     (["--codec", "h264", "--pix-fmt", "yuv9000p"], ["yuv9000p"]),
     (["--bit-depth", "12"], ["--bit-depth"]),
-    (["--codec", "vp9"], ["--codec"]),
+    (["--codec", "av1"], ["--codec"]),
 ])
 def test_refusals_are_one_line_exit_2_and_nothing_is_dreamed_or_written(tmp_path, capsys, monkeypatch, clip,
                                                                        tiny_keras_file, flags, words):
@@ -215,6 +220,50 @@ def test_refusals_are_one_line_exit_2_and_nothing_is_dreamed_or_written(tmp_path
     code = main(["video", clip, "-o", str(out), "--model", str(tiny_keras_file), *flags])
     one_line_error(code, capsys.readouterr().err, *words)
     assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- WebM for the web
+
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "pan.mp4")
+
+
+def sound_seconds(path):
+    """Seconds of sound a file's first audio stream decodes to (ffmpeg's last time= of a null decode)."""
+    p = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:a:0", "-f", "null", "-"],
+                       capture_output=True, check=True)
+    h, m, sec = re.findall(r"time=(\d+):(\d+):([\d.]+)", p.stderr.decode())[-1]
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+@pytest.mark.parametrize("how", ["command line", "api"])
+def test_a_webm_render_of_the_sample_clip_plays_with_its_frames_and_sound(tmp_path, capsys, how):
+    """The sample clip (29.97 fps, with sound) dreamed into .webm, as the issue asks, with no --codec: VP9
+    and Opus, every frame at the exact rate, the sound as long as the frames (within a frame)."""
+    out = tmp_path / "dream.webm"
+    if how == "command line":
+        from dreamvid.cli import main
+
+        code = main(["video", SAMPLE, "-o", str(out), "--preset", "preview", "--width", "128", "--max-frames", "12",
+                     "--seed", "1"])
+        assert code == 0, capsys.readouterr().err
+    else:
+        import dreamvid
+
+        result = dreamvid.render_video(SAMPLE, str(out), preset="preview", width=128, max_frames=12, seed=1)
+        assert result.path == str(out) and result.frames == 12
+    facts = probe_video(str(out))
+    got = (facts["n_frames"], facts["fps"], facts["width"], facts["height"], facts["has_audio"])
+    assert got == (12, NTSC, 128, 72, True)
+    codec, _, pix_fmt, sound = video_facts(out)
+    assert (codec, pix_fmt, sound) == ("vp9", "yuv420p", "opus")
+    assert abs(sound_seconds(out) - 12 / NTSC) <= 1 / NTSC + 0.03  # a frame, and Opus' 20 ms packets
+    first = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(out), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt",
+                            "rgb24", "-"], capture_output=True, check=True).stdout
+    with open_source(SAMPLE) as src:
+        raw = cv2.resize(next(iter(src)), (128, 72), interpolation=cv2.INTER_AREA)
+    change = np.abs(np.frombuffer(first, np.uint8).reshape(72, 128, 3).astype(np.float32) - raw).mean()
+    assert change > 3.0, change  # dreamed, not the input re-encoded
 
 
 # ----------------------------------------------------------------------------- 16 bits through the pipeline

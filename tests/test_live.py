@@ -455,12 +455,150 @@ def test_bad_sources_and_sinks_say_so_in_one_line(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["live", "camera:x", "-o", "window"]) == 2
     assert "camera:N" in capsys.readouterr().err
-    assert main(["live", CLIP, "-o", str(tmp_path / "x.webm"), "--preset", "preview"]) == 2
-    assert capsys.readouterr().err[-1] == "\n"
+    assert main(["live", CLIP, "-o", str(tmp_path / "x.avi"), "--preset", "preview"]) == 2
+    assert "unknown output format '.avi'" in capsys.readouterr().err
     assert main(["live", CLIP, "-o", "x.mp4", "--min-octaves", "0"]) == 2
     assert "min_octaves must be between 1 and 12" in capsys.readouterr().err
     with pytest.raises(dreamvid.ConfigError, match="unknown live command"):
         Commands().put("louder")
+
+
+def test_osc_addresses_and_their_refusals(monkeypatch, capsys):
+    """--osc [HOST:]PORT: the loopback unless a host is named; anything else, or no python-osc, is
+    one line naming the fix, before the framework starts (CLIP is never opened)."""
+    from dreamvid.cli import main
+    from dreamvid.live import osc
+
+    assert osc.osc_address("9000") == ("127.0.0.1", 9000)
+    assert osc.osc_address(9000) == ("127.0.0.1", 9000)
+    assert osc.osc_address("0.0.0.0:9001") == ("0.0.0.0", 9001)
+    assert osc.osc_address("[::1]:9002") == ("::1", 9002)
+    for bad in ("", "x", "70000", "0", ":9000", "host:", "1.2.3.4:port"):
+        with pytest.raises(dreamvid.ConfigError, match=r"--osc takes \[HOST:\]PORT"):
+            osc.osc_address(bad)
+    assert main(["live", "nothing.mp4", "-o", "x.mp4", "--osc", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--osc 9000" in err, err
+    real = osc.importlib.util.find_spec
+    monkeypatch.setattr(osc.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pythonosc" else real(name, *a))
+    assert main(["live", "nothing.mp4", "-o", "x.mp4", "--osc", "9000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'dreamvid[osc]'" in err, err
+
+
+def test_osc_messages_become_commands_and_the_rest_status_lines():
+    """OscControl alone (no show), fed by python-osc's client and a raw socket: typed arguments,
+    buttons (a press acts, a release does not), and each thing it cannot take a line, in order."""
+    pytest.importorskip("pythonosc", reason="python-osc is not installed (pip install 'dreamvid[osc]')")
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from dreamvid.live.osc import OscControl
+
+    commands = Commands()
+    control = OscControl(free_port(), commands)
+    try:
+        port = control.address[1]
+        client = SimpleUDPClient("127.0.0.1", port)
+        for address, args in (("/dreamvid/pause", 1.0), ("/dreamvid/pause", 0.0), ("/dreamvid/look", "block4_conv3"),
+                              ("/dreamvid/layer", 2.0), ("/dreamvid/carry", 0.5), ("/dreamvid/carry", 1.5),
+                              ("/dreamvid/carry_limit", 2), ("/dreamvid/reset", []), ("/dreamvid/reset", "x")):
+            client.send_message(address, args)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"#bundle\x00cut", ("127.0.0.1", port))  # looks like OSC, does not parse
+        client.send_message("/dreamvid/quit", [])
+        got, t0 = [], time.perf_counter()
+        while ("quit", None) not in got and time.perf_counter() - t0 < 10:
+            got += commands.take()
+            time.sleep(0.02)
+    finally:
+        control.close()
+    said = [v for k, v in got if k == "notice"]
+    assert [x for x in got if x[0] != "notice"] == [("pause", None), ("look", "block4_conv3"), ("look", 2),
+                                                    ("carry", 0.5), ("carry_limit", 2.0), ("reset", None),
+                                                    ("quit", None)]
+    assert said[0] == f"OSC: listening on udp 127.0.0.1:{port} for /dreamvid/..."
+    assert "/dreamvid/carry 1.5 ignored: carry must be between 0 and 1" in said[1], said
+    assert "/dreamvid/reset 'x' ignored" in said[2] and "a malformed OSC packet" in said[3], said
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy, \
+            pytest.raises(dreamvid.ConfigError, match="cannot listen for OSC on 127.0.0.1"):
+        busy.bind(("127.0.0.1", 0))
+        OscControl(busy.getsockname()[1], Commands())
+
+
+def test_a_fader_glides_to_its_value_over_a_few_frames():
+    from dreamvid.live.show import Glide
+
+    chain, sched = type("Chain", (), {"blend": 0.9})(), {"step": type("Step", (), {"factor": 1.0})()}
+    glide, commands = Glide(), Commands()
+    commands.set("strength", "3")
+    commands.set("carry", 0.5)
+    glide.targets.update(commands.take())
+    path = []
+    for _ in range(8):
+        glide.step(chain, sched)
+        path.append((sched["step"].factor, chain.blend))
+    assert path[0] == (2.0, pytest.approx(0.7)) and path[1] == (2.5, pytest.approx(0.6))  # half the way each frame
+    assert path[-1] == (3.0, 0.5) and glide.targets == {}  # there, and done
+    for name, bad in (("strength", 0), ("carry", -0.1), ("carry_limit", "high"), ("look", 1.5), ("speed", 1)):
+        with pytest.raises(dreamvid.ConfigError):
+            commands.set(name, bad)
+
+
+@one_pass
+def test_a_real_osc_client_steers_a_running_show(tmp_path):
+    """python-osc's SimpleUDPClient on the loopback, against a show of the sample's first shot at the
+    dream's pace (the same frames on any machine): sent as the frames come out, a strength fader
+    (/dreamvid/strength 3) glides the step to 3x over a few frames and the dream's amount follows,
+    /dreamvid/reset starts a fresh shot (a cut), and a datagram that is no OSC, a wrong argument and an
+    unknown address each get a line in the status while the show goes on to its last frame."""
+    pytest.importorskip("pythonosc", reason="python-osc is not installed (pip install 'dreamvid[osc]')")
+    from pythonosc.udp_client import SimpleUDPClient
+
+    port = free_port()
+    client = SimpleUDPClient("127.0.0.1", port)
+    seen, notices, sent = [], [], {}
+
+    def on_frame(_input, _dream, stats):  # the loop's own thread: the datagrams go out between two frames
+        seen.append(stats)
+        n = len(seen)
+        if n == 5:
+            client.send_message("/dreamvid/strength", 3.0)
+        elif n == 13:
+            client.send_message("/dreamvid/reset", [])
+        elif n == 16:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+                raw.sendto(b"\x00not osc at all", ("127.0.0.1", port))
+            client.send_message("/dreamvid/strength", "loud")
+            client.send_message("/dreamvid/louder", 1)
+        sent.setdefault(n, stats["index"])
+
+    result = dreamvid.render_live(SAMPLE, [str(tmp_path / "osc.mkv")], **LIVE, width=160, octaves=1, pace="dream",
+                                  frames=22, osc=str(port), on_frame=on_frame,
+                                  progress=lambda s: s.message and notices.append(s.message))
+    steps = [st["step"] for st in seen]
+    amounts = [st["amount"] for st in seen]
+    print(f"\nOSC: steps {[round(x, 2) for x in steps]}\n     amounts {[round(a, 1) for a in amounts]}"
+          f"\n     notices {notices}")
+    assert result.status.dreamed == 22 and len(seen) == 22  # the show ran to its end
+    base = steps[0]
+    assert steps[:5] == [base] * 5
+    moved = next(i for i, x in enumerate(steps) if x != base)
+    assert moved <= 7  # taken within a frame or two of its sending
+    assert base < steps[moved] < 2.9 * base  # a glide, not a jump ...
+    assert all(b >= a for a, b in zip(steps[moved:], steps[moved + 1:]))  # ... rising ...
+    assert steps[-1] == pytest.approx(3 * base)  # ... to the fader's value
+    before = np.mean(amounts[1:5])  # chained frames at the settings' step (frame 0 is a fresh shot's)
+    after = np.mean([a for a, st in zip(amounts[moved + 4:13], seen[moved + 4:13]) if not st["cut"]])
+    assert after > 1.5 * before, (before, after)
+    cuts = [i for i, st in enumerate(seen) if st["cut"]]
+    assert cuts[0] == 0 and any(13 <= i <= 15 for i in cuts[1:]) and result.cuts >= 1, cuts  # /reset: a fresh shot
+    assert any(f"OSC: listening on udp 127.0.0.1:{port}" in m for m in notices), notices
+    assert any("strength -> 3.00" in m for m in notices), notices
+    for words in ("no OSC", "/dreamvid/strength 'loud' ignored: strength takes a number",
+                  "unknown address /dreamvid/louder"):
+        assert any(words in m for m in notices), (words, notices)
+    assert len(seen) - 16 >= 5  # frames dreamed after the bad messages
 
 
 def test_virtualcam_where_it_exists(tmp_path, capsys):

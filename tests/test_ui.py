@@ -236,6 +236,22 @@ def test_prores_and_16_bit_renders_play_from_an_h264_copy(handlers):
     assert uiwork.playable(files[0], folder) == play and os.path.getmtime(play) == made  # the copy is kept
 
 
+def test_a_webm_render_from_the_page_plays_as_it_is(handlers):
+    """The page's WebM choice: VP9 with the clip's sound as Opus, played in the page as written (a
+    browser plays VP9), no H.264 copy made."""
+    from dreamvid.media.sources import probe_video
+
+    fns, folder, controls = handlers
+    opened = fns["open_input"](None, os.path.join(SAMPLES, "pan.mp4"))[0]
+    webm = next(label for label, ext, _ in uiwork.FORMATS if ext == ".webm")
+    line, _, play, files = _last(fns["render"](opened, *controls(fmt=webm, frames=3)))
+    assert "done in" in line, line
+    assert files[0].endswith(".webm") and play == files[0] and not os.path.isdir(os.path.join(folder, "previews"))
+    assert uiwork.video_stream(play) == ("vp9", "yuv420p")
+    facts = probe_video(play)
+    assert facts["n_frames"] == 3 and facts["has_audio"], facts
+
+
 # ----------------------------------------------------------------------------- the server
 
 

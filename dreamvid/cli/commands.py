@@ -14,8 +14,10 @@ import time
 from dreamvid import api
 from dreamvid.cli.parser import GALLERY_ARGS, NOT_SETTINGS, config_from_args, settings_given
 from dreamvid.config.presets import live_config, load_preset, preset_descriptions
-from dreamvid.config.settings import LIVE_HELP, SECTIONS, build_config
+from dreamvid.config.settings import SECTIONS, build_config
 from dreamvid.core.errors import DreamvidError
+from dreamvid.live.osc import check_osc
+from dreamvid.live.show import HELP
 from dreamvid.render.workfolder import record_path
 
 log = logging.getLogger("dreamvid")
@@ -166,7 +168,9 @@ def live(args: argparse.Namespace, stop) -> int:
     given = {k: v for k, v in settings_given(args).items() if k != "no_stdin"}
     if "looks" in given:
         given["looks"] = ";".join(given["looks"])
-    cfg, _ = live_config(given, args.preset)  # checked before the framework starts
+    cfg, show = live_config(given, args.preset)  # checked before the framework starts
+    if show.osc is not None:
+        check_osc(show.osc)  # the address, and python-osc installed
     _start_backend(cfg.dream.backend, cfg.dream.device)
     stop.check()
     commands = api.Commands()
@@ -201,7 +205,7 @@ def live(args: argparse.Namespace, stop) -> int:
             _info(s.line())
 
     try:
-        _info(f"live: {args.input} -> {', '.join(args.output)}; {LIVE_HELP}")
+        _info(f"live: {args.input} -> {', '.join(args.output)}; {HELP}")
         result = api.render_live(args.input, args.output, preset=args.preset, progress=status, cancel=stop.event,
                                  commands=commands, **given)
     finally:

@@ -262,7 +262,8 @@ def output_options(p: argparse.ArgumentParser, video: bool) -> None:
         "--codec",
         key="codec",
         choices=choices_of("codec"),
-        help="video codec; prores and prores4444 (for editors) write .mov or .mkv",
+        help="video codec (default: h264, vp9 for .webm); prores and prores4444 (for editors) write .mov or .mkv, "
+              "vp9 (with Opus sound) .webm, .mkv or .mp4",
     )
     add(
         g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's"

@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "zoom", help="infinite-zoom animation from a still", description="Infinite zoom: transform, dream, repeat."
     )
     p.add_argument("input", metavar="IMAGE", nargs="?", help="start image (omit with --from noise or a colour)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mp4, .gif, or a folder/ of PNGs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help=".mp4/.mov/.mkv/.webm, .gif, or a folder/ of PNGs")
     dream_options(p)
     mask_options(p)
     guide_options(p)
@@ -184,8 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat",
     )
     live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
+    live_opt("--osc", key="osc", metavar="[HOST:]PORT",
+             help="take the commands as OSC messages on this UDP port (/dreamvid/strength 1.5, /dreamvid/carry 0.8, "
+                  "/dreamvid/look NAME, /dreamvid/reset, ...; README: Dream live), on 127.0.0.1 unless HOST is named; "
+                  "pip install 'dreamvid[osc]'")
     add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
-    add(g, "--codec", key="codec", choices=choices_of("codec"), help="the recording's codec")
+    add(g, "--codec", key="codec", choices=choices_of("codec"),
+        help="the recording's codec (default: h264, vp9 for .webm)")
     g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")
 
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")

@@ -123,11 +123,12 @@ class ZoomSettings:
 class OutputSettings:
     fps: float | None = None  # frames per second: the input's for videos; 25 for zooms and image sequences
     crf: int = 18  # H.264/H.265 quality (lower is better; 18 is visually lossless for most footage; 0 = lossless)
-    # Video files for editors. codec: "h264" plays everywhere; "h265" is about half the size at
-    # the same quality; "prores" (422 HQ) and "prores4444" are what editors cut and grade
-    # without a second generation of loss (.mov/.mkv only). Which combinations this ffmpeg can
-    # write is checked against ffmpeg itself before dreaming (media.formats.check_output_path).
-    codec: str = "h264"
+    # Video files for editors and the web. codec: "h264" plays everywhere; "h265" is about half the
+    # size at the same quality; "prores" (422 HQ) and "prores4444" are what editors cut and grade
+    # without a second generation of loss (.mov/.mkv only); "vp9" is WebM's, with Opus sound. None:
+    # the container's own (media.formats.CONTAINER_CODECS: VP9 in .webm, else H.264). Which combinations
+    # this ffmpeg can write is checked against ffmpeg itself before dreaming (formats.check_output_path).
+    codec: str | None = None
     pix_fmt: str | None = None  # ffmpeg's name; None = the codec's own (media.formats.CODECS: yuv420p, yuv422p10le...; yuv444p at crf 0)
     # 16 keeps the float dream past 8 bits: 16-bit PNG/TIFF frames, or 16-bit input to a
     # pixel format of more than 8 bits (ProRes, yuv420p10le...); work-folder frames become 16-bit
@@ -175,13 +176,11 @@ class LiveSettings:
     fullscreen: bool = False  # the window sink fills the screen (a projector)
     looks: str = ""  # the looks keys switch between besides the first: presets or layer specs, ";" between
     snapshots: str = "."  # where the snapshot key writes its PNGs
+    osc: str | None = None  # "[HOST:]PORT": take the commands as OSC messages (live.osc); HOST 127.0.0.1 unless named
     # the settings that follow the source's own sound live ("audio:source[:MIN:MAX[:MODE]]"),
     # by the chain's schedule name (step, octaves, iterations): set by live_config, not given
     sounds: dict = field(default_factory=dict)
 
-
-LIVE_HELP = ("keys / commands: n next look, p previous, + stronger, - weaker, ] more carry, [ less, r reset, "
-             "space pause, s snapshot, q quit")
 
 # `dreamvid ui`: the page's server
 UI_LOOPBACK = "127.0.0.1"  # served to this machine only, unless --listen names another address
@@ -255,7 +254,7 @@ RULES: dict[str, Any] = {
     "interpolation": ("linear", "smooth"),
     "fps": (0.1, 1000.0),
     "crf": (0, 51),
-    "codec": ("h264", "h265", "prores", "prores4444"),
+    "codec": ("h264", "h265", "prores", "prores4444", "vp9"),
     "bit_depth": frozenset({8, 16}),  # a set: these values only, not a range
     "frame_format": ("png", "tiff"),
     "width": (16, 16384),

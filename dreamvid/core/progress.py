@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from dreamvid.core.notebook import result_html, still_bytes
+
 
 def _noop(*_args) -> None:
     pass
@@ -45,6 +47,17 @@ class RenderResult:
     # time the dream's thread spent waiting for the other stages (what concurrency did not hide)
     stages: dict = field(default_factory=dict)
     record: str = ""  # the record of the settings beside the output (workfolder.record_path); "" for a sheet
+
+    # In a notebook the result shows as the output itself (played, or as an image) over a table of
+    # its frames, time and settings (core.notebook); nothing else calls these.
+    def _repr_html_(self) -> str:
+        return result_html(self)
+
+    def _repr_png_(self) -> bytes | None:
+        return still_bytes(self.path).get("png")
+
+    def _repr_jpeg_(self) -> bytes | None:
+        return still_bytes(self.path).get("jpeg")
 
 
 __all__ = ["Progress", "RenderResult"]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamvid.config.settings import LIVE_HELP, Config, LiveSettings
+from dreamvid.config.settings import RULES, Config, LiveSettings
 from dreamvid.core.errors import ConfigError
 from dreamvid.core.files import write_image
 from dreamvid.live.sinks import LiveSink, check_live_sink, open_live_sink
@@ -45,20 +45,28 @@ WINDOW = 2.0  # seconds of frames the status's rates and latencies are taken ove
 STEP_FACTOR = 1.25  # stronger / weaker: the step times or divided by this
 CARRY_STEP = 0.05  # more / less carry: the blend plus or minus this
 
+# what `Commands.set` takes, with its bounds (None: a look's name or number): the step's factor, the
+# settings' own rules for the blend and the carry limit
+VALUES = {"strength": (0.01, 100.0), "carry": RULES["blend"], "carry_limit": RULES["carry_limit"], "look": None}
+GLIDE = 0.5  # share of the distance to a control's target closed each frame: 97% there after 5 frames
+
 # commands, by name, one-letter key and the window's key (the same letters)
 COMMANDS = {"next": "n", "prev": "p", "stronger": "+", "weaker": "-", "more": "]", "less": "[",
             "reset": "r", "pause": " ", "snapshot": "s", "quit": "q"}
 KEYS = {ord(k): name for name, k in COMMANDS.items()} | {ord("="): "stronger", 27: "quit"}  # '=' beside '+', Esc
-HELP = LIVE_HELP
+HELP = ("keys / commands: n next look, p previous, + stronger, - weaker, ] more carry, [ less, r reset, "
+        "space pause, s snapshot, q quit")
 
 
 class Commands:
-    """Commands for a live run from anywhere (a thread reading standard input, a UI): `put(text)`
-    takes a name (`next`, `stronger`, ...) or its key letter; unknown words are refused with the
-    list. The live loop takes them between frames."""
+    """Commands for a live run from anywhere (a thread reading standard input, OSC, a UI), thread
+    safe: `put(text)` takes a name (`next`, `stronger`, ...) or its key letter; `set(name, value)`
+    a control with its value (VALUES: `strength` the step factor, `carry` the blend, `carry_limit`,
+    `look` by name or number); `notice(text)` a line for the status. What cannot be taken is
+    refused with ConfigError in one line. The live loop takes them between frames (`take`)."""
 
     def __init__(self) -> None:
-        self._q: queue.Queue[str] = queue.Queue()
+        self._q: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def put(self, text: str) -> str:
         word = text.strip().lower()
@@ -67,16 +75,66 @@ class Commands:
         name = word if word in COMMANDS else next((n for n, k in COMMANDS.items() if k == word), None)
         if name is None:
             raise ConfigError(f"unknown live command {text.strip()!r}; {HELP}")
-        self._q.put(name)
+        self._q.put((name, None))
         return name
 
-    def take(self) -> list[str]:
+    def set(self, name: str, value: Any) -> Any:
+        """Queue control `name` at `value` (checked here: a number within VALUES' bounds, or for
+        `look` a name or a number); returns the value taken."""
+        if name not in VALUES:
+            raise ConfigError(f"unknown live control {name!r}; use one of {', '.join(VALUES)}")
+        bounds = VALUES[name]
+        if bounds is None:  # look: a name, or a number (an integral float from a fader is a number)
+            if isinstance(value, float) and value.is_integer() or isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+                raise ConfigError(f"look takes a look's name or number, got {value!r}")
+        else:
+            lo, hi = bounds
+            try:
+                if isinstance(value, bool):
+                    raise TypeError
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} takes a number between {lo:g} and {hi:g}, got {value!r}") from None
+            if not lo <= value <= hi:  # (NaN fails too)
+                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+        self._q.put((name, value))
+        return value
+
+    def notice(self, text: str) -> None:
+        """A line for the status (Status.message), as a command's notice is."""
+        self._q.put(("notice", str(text)))
+
+    def take(self) -> list[tuple[str, Any]]:
+        """What came since the last call, in order: (name, value), value None for a plain command."""
         out = []
         while True:
             try:
                 out.append(self._q.get_nowait())
             except queue.Empty:
                 return out
+
+
+class Glide:
+    """Continuous controls (an OSC fader on `strength` or `carry`) reach their target over a few
+    frames rather than at once: before each frame the value closes GLIDE of the distance left,
+    so a fader's sweep comes out as a smooth change and a jump in the dream never shows."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, float] = {}
+
+    def step(self, chain, sched) -> None:
+        """Move the current look's strength (the step's factor) and carry (the blend) one frame on."""
+        for name, target in list(self.targets.items()):
+            now = sched["step"].factor if name == "strength" else chain.blend
+            value = now + GLIDE * (target - now)
+            if abs(target - value) <= 0.01 * max(abs(target), 0.01):  # within 1%: there
+                value = self.targets.pop(name)
+            if name == "strength":
+                sched["step"].factor = value
+            else:
+                chain.blend = value
 
 
 class Governed:
@@ -275,6 +333,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
     outs: deque[tuple[float, float]] = deque()  # (time, latency) of the dreams of the last WINDOW seconds
     last_out = last_status = None
     last_dream = None
+    glide = Glide()
     base_in, base_drop = source.received, source.dropped  # what came during the warm-up is not the show's
     received_at = deque([(t_start, source.received)])  # (time, frames received then), the last WINDOW seconds
 
@@ -304,14 +363,30 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
                 if key in KEYS:
                     commands.put(KEYS[key])
         messages = []  # each command's notice, in order (several may wait behind a slow frame)
-        for cmd in commands.take():
+        for cmd, value in commands.take():
             _, chain, sched = chains[current]
-            if cmd == "quit":
+            if cmd == "notice":
+                messages.append(value)
+            elif cmd == "quit":
                 cancel.set()
-            elif cmd in ("next", "prev"):
-                current = (current + (1 if cmd == "next" else -1)) % len(chains)
-                chains[current][1].reset()  # a fresh shot in the new look
+            elif cmd in ("next", "prev", "look"):
+                names = [name for name, _, _ in chains]
+                if cmd != "look":
+                    current = (current + (1 if cmd == "next" else -1)) % len(chains)
+                elif value in names or (isinstance(value, int) and 0 <= value < len(chains)):
+                    current = names.index(value) if value in names else value
+                else:
+                    looks = ", ".join(f"{i} {n}" for i, n in enumerate(names))
+                    messages.append(f"no look {value!r}: the looks are {looks} (add one with --look)")
+                    continue
+                chains[current][1].reset()  # a fresh shot in the new look (a fader's glide goes on in it)
                 messages.append(f"look: {chains[current][0]}")
+            elif cmd in ("strength", "carry"):
+                glide.targets[cmd] = value
+                messages.append(f"{cmd} -> {value:.2f}")
+            elif cmd == "carry_limit":
+                chain.carry_limit = value
+                messages.append(f"carry limit {value:g}")
             elif cmd in ("stronger", "weaker"):
                 sched["step"].factor *= STEP_FACTOR if cmd == "stronger" else 1 / STEP_FACTOR
                 messages.append(f"step x{sched['step'].factor:.2f}")
@@ -346,6 +421,7 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
                 last_status = time.perf_counter()
             continue
         _, chain, sched = chains[current]
+        glide.step(chain, sched)
         if governor is not None:
             sched["iterations"].value, sched["octaves"].value = governor.steps, governor.octaves
         pending[got.index] = (got, time.perf_counter(), sched["step"].at(got.index))
@@ -394,5 +470,5 @@ def _loop(live, source, sinks, chains, governor, commands, cancel, progress, on_
     result.governor_changes = governor.changes if governor else 0
 
 
-__all__ = ["COMMANDS", "HELP", "KEYS", "Commands", "Governed", "Governor", "LiveResult", "Status", "check_sinks",
-           "run_live"]
+__all__ = ["COMMANDS", "HELP", "KEYS", "VALUES", "Commands", "Glide", "Governed", "Governor", "LiveResult", "Status",
+           "check_sinks", "run_live"]

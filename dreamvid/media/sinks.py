@@ -6,11 +6,12 @@ never leaves a half-written file under the final name. The encoder subprocess is
 stopped and reaped (`finally`), so no zombie ffmpeg outlives a failed render.
 
 Which sink is chosen by the path:
-- `.mp4`, `.mov`, `.mkv`: the `codec` (see CODECS: H.264 by default, H.265, or ProRes for
-  editors, .mov/.mkv only), exact frame rate, the input's audio muxed from the `AudioSpec` range
-  when it has an audio stream (AAC; 24-bit PCM beside ProRes, as editors expect),
-  `+faststart` (mp4/mov). Chroma-subsampled pixel formats need even sizes (4:2:0 both, 4:2:2
-  the width): an odd side loses its last column or row (one warning).
+- `.mp4`, `.mov`, `.mkv`, `.webm`: the `codec` (see CODECS: H.264 by default, H.265, ProRes for
+  editors, .mov/.mkv only, or VP9, the default for .webm), exact frame rate, the input's audio
+  muxed from the `AudioSpec` range when it has an audio stream (AAC; 24-bit PCM beside ProRes, as
+  editors expect; Opus beside VP9), the index first (`+faststart` in mp4/mov, the cues in
+  webm/mkv), so a browser plays it while it downloads. Chroma-subsampled pixel formats need even
+  sizes (4:2:0 both, 4:2:2 the width): an odd side loses its last column or row (one warning).
 - `.gif`: a two-pass-palette GIF through ffmpeg (palettegen + paletteuse), looping forever.
   GIF stores delays in 1/100 s, so rates like 30000/1001 are approximated by the GIF format.
 - a path ending in `/` or with no extension: a folder of `frame_000001.png`, `frame_000002.png`...
@@ -44,12 +45,11 @@ from dreamvid.core.ffmpeg import ffmpeg_exe, run_probe
 from dreamvid.core.files import remove
 from dreamvid.media import bitdepth as depth
 from dreamvid.media.formats import (
-    AUDIO_BITRATE,
     CODECS,
     FRAME_FORMATS,
-    PCM_AUDIO,
     VIDEO_FORMATS,
     check_output_path,
+    codec_for,
     kind_of,
     subsampled,
 )
@@ -360,14 +360,15 @@ PngFolderSink = ImageFolderSink  # the name it had when it wrote PNGs only
 # ----------------------------------------------------------------------------- what ffmpeg writes
 
 def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSpec | None = None,
-              crf: int = DEFAULTS["crf"], codec: str = DEFAULTS["codec"], pix_fmt: str | None = None,
+              crf: int = DEFAULTS["crf"], codec: str | None = DEFAULTS["codec"], pix_fmt: str | None = None,
               bit_depth: int = DEFAULTS["bit_depth"], frame_format: str = DEFAULTS["frame_format"]) -> FrameSink:
     """Open the output at `path` for frames of size = (width, height) at `fps` frames/s.
 
     The extension picks the format (see the module docstring). `audio` is muxed into video
     outputs when its file has an audio stream, and ignored for GIFs and frame folders.
-    crf: H.264/H.265 quality, 0 (lossless) to 51; 18 is visually near-lossless (ProRes has
-    none). codec: a CODECS name; pix_fmt: ffmpeg's name, None for the codec's default;
+    crf: H.264/H.265/VP9 quality, 0 (lossless) to 51; 18 is visually near-lossless (ProRes has
+    none). codec: a CODECS name, None for the container's (VP9 in .webm, else H.264); pix_fmt:
+    ffmpeg's name, None for the codec's default;
     bit_depth: 8, or 16 (float frames kept to 16 bits); frame_format: "png" or "tiff" (folders).
     Raises OutputError for what check_output_path refuses.
     """
@@ -389,6 +390,7 @@ def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSp
     if kind == "gif":
         graph = "split[a][b];[a]palettegen[p];[b][p]paletteuse=dither=sierra2_4a"  # one palette for all
         return _FfmpegSink(path, fps, size, ["-filter_complex", graph, "-loop", "0", "-f", "gif"])
+    codec = codec_for(path, codec)
     c = CODECS[codec]
     # 1) video: subsampled chroma needs even sides; drop the odd last column/row
     if w < 2 or h < 2:  # the crop below would leave nothing
@@ -411,7 +413,7 @@ def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSp
         if audio.duration is not None:
             a_in += ["-t", f"{float(audio.duration):.6f}"]
         inputs = (a_in + ["-i", os.fspath(audio.path)],)
-        a_codec = ["-c:a", PCM_AUDIO] if c.encoder == "prores_ks" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
+        a_codec = ["-c:a", *c.audio]
         # padded to the range's length and one frame more where it is known: -shortest with an
         # endless pad lets it run on past the last frame (by a second where the frames came
         # slowly, as a dream's do), and padded to the length alone its rounding cut the last frame
@@ -420,12 +422,16 @@ def open_sink(path: str, *, fps: Fraction, size: tuple[int, int], audio: AudioSp
     # 3) container
     if VIDEO_FORMATS[ext] in ("mp4", "mov"):
         args += ["-movflags", "+faststart"]  # index first: playable while downloading
+    else:  # matroska, webm: the cues (the index) first, for the same reason; seeking works before the end arrives
+        args += ["-cues_to_front", "1"]
     return _FfmpegSink(path, fps, size, args + ["-f", VIDEO_FORMATS[ext]], inputs, bit_depth)
 
 
 def _quality(codec: str, crf: int, ext: str) -> list[str]:
-    """The encoder's quality options: CRF for H.264/H.265 (crf 0: lossless), none for ProRes
+    """The encoder's quality options: CRF for H.264/H.265/VP9 (crf 0: lossless), none for ProRes
     (its profile sets the rate)."""
+    if codec == "vp9":  # constant quality needs the bit rate's cap off (-b:v 0); VP9's scale reaches 63
+        return ["-lossless", "1"] if crf == 0 else ["-crf", str(crf), "-b:v", "0"]
     if codec == "h264":
         return ["-qp", "0"] if crf == 0 else ["-crf", str(crf)]  # qp 0 is lossless at any bit depth; crf 0 only at 8
     if codec == "h265":

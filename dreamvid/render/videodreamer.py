@@ -116,6 +116,15 @@ class VideoDreamer:
     def blend(self, value: float) -> None:
         self.cfg.video.blend = float(min(1.0, max(0.0, value)))
 
+    @property
+    def carry_limit(self) -> float:
+        """The per-pixel limit of the carried change, times a fresh dream's mean amount (video.carry_limit; 0: none)."""
+        return self.cfg.video.carry_limit
+
+    @carry_limit.setter
+    def carry_limit(self, value: float) -> None:
+        self.cfg.video.carry_limit = float(max(0.0, value))  # the chain reads it at each frame (Chain.limit)
+
     def close(self) -> None:
         if self._masks is not None:
             self._masks.close()

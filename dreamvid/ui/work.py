@@ -69,7 +69,9 @@ NO_PRESET = "(none)"
 FORMATS = (("MP4 (H.264)", ".mp4", {"codec": "h264"}),
            ("MOV (ProRes 422 HQ)", ".mov", {"codec": "prores"}),
            ("MOV (ProRes 4444, 16-bit frames)", ".mov", {"codec": "prores4444", "bit_depth": 16}),
-           ("MKV (H.265)", ".mkv", {"codec": "h265"}))
+           ("MKV (H.265)", ".mkv", {"codec": "h265"}),
+           ("WebM (VP9, for the web)", ".webm", {"codec": "vp9"}))
+BROWSER_PLAYS = {(".mp4", "h264", "yuv420p"), (".webm", "vp9", "yuv420p")}  # played in the page as they are
 
 
 # ----------------------------------------------------------------------------- checks
@@ -379,10 +381,10 @@ def video_stream(path: str) -> tuple[str, str]:
 
 
 def playable(path: str, folder: str) -> str:
-    """What the page plays for a render: the render itself when a browser plays it (H.264,
-    8-bit 4:2:0, in an MP4), else an H.264 copy in `folder`/previews (ProRes, H.265, 16 bits),
-    made once and kept. InputError in one line if the copy fails."""
-    if path.lower().endswith(".mp4") and video_stream(path) == ("h264", "yuv420p"):
+    """What the page plays for a render: the render itself when a browser plays it (H.264 in an
+    MP4, VP9 in a WebM, 8-bit 4:2:0), else an H.264 copy in `folder`/previews (ProRes, H.265, 16
+    bits), made once and kept. InputError in one line if the copy fails."""
+    if (os.path.splitext(path)[1].lower(), *video_stream(path)) in BROWSER_PLAYS:
         return path
     out = os.path.join(folder, "previews", f"{os.path.basename(path)}.h264.mp4")
     if os.path.isfile(out) and os.path.getmtime(out) >= os.path.getmtime(path):
