@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from dreamvid.config.settings import DEFAULTS, Config
+from dreamvid.config.settings import DEFAULTS, TOUCH_STEP, Config
 from dreamvid.core.errors import InputError
 from dreamvid.core.frames import amount, to_uint8
 from dreamvid.engine.dreamer import Dreamer, is_tensor
@@ -230,12 +230,14 @@ class Chain:
                 start = carry_over(self.dreamer, self.prev_dream, self.prev_in, frame, move, blend=carried,
                                    carry=cfg.video.carry, mask=mask, limit=self.limit())
             iterations = round(sched["iterations"].at(k))
+        skip = 0 if new_shot else cfg.video.next_skip  # 3) a later frame: a touch-up, its steps longer
+        step = sched["step"].at(k) * (TOUCH_STEP if skip else 1.0)
         with clock("dream"):  # on a device chain: the time to queue it
-            dreamed = self.dreamer.dream(start, iterations=iterations, step=sched["step"].at(k),
+            dreamed = self.dreamer.dream(start, iterations=iterations, step=step,
                                          octaves=round(sched["octaves"].at(k)), seed=self.base_seed + k,
                                          weights=self.weights_at(k), mask=mask, as_uint8=self.as_uint8,
                                          to_host=not values.on_device,
-                                         skip_top=0 if new_shot else cfg.video.next_skip)  # a later frame: a touch-up
+                                         skip_top=skip)
         dreamed, kept, added = values.kept(dreamed, frame)  # as saved, what the chain carries on, what it added
         if new_shot:
             self.target = added  # the amount a full dream of this shot adds: the chain's set point
