@@ -13,7 +13,9 @@
 #   mkdir -p .whl/imageio_ffmpeg/binaries && cp "$(python3 -c 'import imageio_ffmpeg,os;print(os.path.dirname(imageio_ffmpeg.__file__))')"/{*.py,binaries/__init__.py} ...
 # Then run `bash scripts/gpu-bench.sh [FRAMES] [BACKENDS]` on the GPU machine from the repository
 # root; reports go to $OUT (or /tmp/dreamvid-gpu). PARTS="dream" runs the dream alone only,
-# PARTS="pipeline" the pipeline only (default "pipeline dream": about 8-10 minutes on an H200;
+# PARTS="pipeline" the pipeline only, PARTS="recipes" the later frames' two recipes (the full dream and
+# the touch-up, bench --recipes) on a synthetic 1280x720 pan for JAX and PyTorch (default all three:
+# about 10-12 minutes on an H200;
 # where one command may run 10 minutes at most, run the two parts as two calls).
 # PyTorch's dream alone runs with each torch.compile mode (DREAMVID_TORCH_COMPILE on, and
 # reduce-overhead: CUDA graphs), so the faster is known. DEVICE=cpu WIDTH=160 HEIGHT=90 DREAM_N=2 tries
@@ -24,7 +26,7 @@ cd "$(dirname "$0")/.."
 frames=${1:-48}
 backends=${2:-"jax torch tensorflow"}
 out=${OUT:-/tmp/dreamvid-gpu}
-parts=${PARTS:-"pipeline dream"}
+parts=${PARTS:-"pipeline dream recipes"}
 device=${DEVICE:-gpu}
 width=${WIDTH:-1280}
 height=${HEIGHT:-720}
@@ -75,6 +77,16 @@ for b in $backends; do
       --dream-only "$dream_n" --precision "$precision" 2>&1 | grep "^dream only" | tee -a "$out/dream-only.txt"
   done
 done
+# 2b) the later frames' recipes, the full dream and the touch-up, on the same frames in one run
+if [[ " $parts " == *" recipes "* ]]; then
+  clip="$out/pan-${width}x${height}.mp4"; [ "$io" = png ] && clip="$out/pan-${width}x${height}/"
+  python3 -c "from dreamvid.measure.bench import make_clip; make_clip('$clip', $width, $height, $frames)" || exit 1
+  for b in jax torch; do
+    [[ " $backends " == *" $b "* ]] && python3 -c "import $b" 2>/dev/null || continue
+    timeout 300 python3 -m dreamvid.measure.bench --backend "$b" --device "$device" --model vgg16 --width "$width" \
+      --frames "$frames" --recipes "$clip" 2>&1 | grep -v "^WARNING\|^I0000\|^W0000" | tee "$out/recipes-$b.txt"
+  done
+fi
 # 3) the summary: PyTorch's whole pipeline as a share of JAX's, and each first frame's compile
 fps() { sed -n 's/.*project frames\/s after the first frame: whole pipeline \([0-9.]*\),.*/\1/p' "$1" 2>/dev/null | head -n 1; }
 compile_s() { sed -n 's/.*project frames\/s after the first frame:.*before the first frame \([0-9.]*\) s.*/\1/p' "$1" 2>/dev/null | head -n 1; }
