@@ -14,7 +14,8 @@ its first frame (metrics.detail_tail), and how far newly revealed regions catch 
 (metrics.reveal_catch_up: their detail 5 frames after the reveal against the frame's). Then the
 ratios, and a line per aim: frames/s at least twice the full recipe's; strength within 10% in
 every shot; flicker no higher; tails within 3x; revealed regions at least 0.8 of the frame's
-detail, or as much as the full recipe's where that is below. Timing decides no test: this is a measurement to read (README, Speed).
+detail, or as much as the full recipe's where that is below. Timing decides no test: this is
+a measurement to read (README, Speed).
 """
 
 from __future__ import annotations
