@@ -63,14 +63,15 @@ class _Bar:
             self.bar.close()
 
 
-def _start_backend(backend: str, device: str) -> str:
+def _start_backend(backend: str, device: str, network: str | None = None) -> str:
     """Choose the Keras backend before anything imports Keras (backends.configure, only the chosen
     framework imported), and import it with file descriptor 2 pointed at /dev/null: the
     frameworks' C++ start-up lines (CUDA stubs, absl notices) bypass Python logging.
-    DREAMVID_DEBUG=1 shows them."""
+    DREAMVID_DEBUG=1 shows them. `network`: the --model value (a PyTorch network takes PyTorch
+    under `auto`, and keeps it importable on another backend)."""
     from dreamvid.engine import backends  # the platform's probes (no framework yet)
 
-    name = backends.configure(backend, device, exclusive=True)
+    name = backends.configure(backend, device, exclusive=True, network=network)
     if DEBUG:
         return name
     sys.stderr.flush()
@@ -105,9 +106,9 @@ def sheet(args: argparse.Namespace, stop) -> int:
 
 
 def layers(args: argparse.Namespace, stop) -> int:
-    _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"))
+    _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"), args.model)
     stop.check()
-    model = api.load_model(args.model, weights=args.weights)
+    model = api.load_model(args.model, weights=args.weights, trust_pickle=args.trust_pickle)
     print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})")
     print(f"{'layer':40s} {'channels':>8s} {'stride':>6s}")
     for info in model.layers():
@@ -118,7 +119,7 @@ def layers(args: argparse.Namespace, stop) -> int:
 def render(args: argparse.Namespace, stop) -> int:
     """`image`, `video`, `zoom`: the settings checked before the framework starts, a bar, one last line."""
     cfg = config_from_args(args)  # checked before the framework starts
-    _start_backend(cfg.dream.backend, cfg.dream.device)
+    _start_backend(cfg.dream.backend, cfg.dream.device, cfg.dream.model)
     stop.check()  # a stop while the framework loaded: nothing started yet
     bar = _Bar("octave" if args.command == "image" else "frame")
     given = dict(settings_given(args), preset=args.preset, progress=bar.update, cancel=stop.event)
@@ -166,7 +167,7 @@ def live(args: argparse.Namespace, stop) -> int:
     if "looks" in given:
         given["looks"] = ";".join(given["looks"])
     cfg, _ = live_config(given, args.preset)  # checked before the framework starts
-    _start_backend(cfg.dream.backend, cfg.dream.device)
+    _start_backend(cfg.dream.backend, cfg.dream.device, cfg.dream.model)
     stop.check()
     commands = api.Commands()
 
@@ -230,7 +231,7 @@ def gallery(args: argparse.Namespace, stop) -> int:
         for section in SECTIONS:
             values.pop(f"{section}.{key}", None)
     dream = build_config({**values, **given}).dream
-    _start_backend(dream.backend, dream.device)
+    _start_backend(dream.backend, dream.device, dream.model)
     stop.check()
     bar = _Bar("tile")
     t0 = time.perf_counter()

@@ -37,8 +37,12 @@ def _add(group, *flags, key: str, help: str, **kw):
 def _dream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dream")
     _add(g, "--model", key="model", metavar="NAME|PATH",
-         help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., or a .keras/.pb path")
-    _add(g, "--weights", key="weights", metavar="FILE", help="weights fetched elsewhere (googlenet: inception5h.zip); 'random' for untrained Keras nets")
+         help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., torchvision:NAME, timm:NAME, "
+              "or a .keras/.pb/.onnx/TorchScript .pt path")
+    _add(g, "--weights", key="weights", metavar="FILE", help="weights fetched elsewhere (googlenet: inception5h.zip; "
+         "torchvision:/timm: a state dict); 'random' for untrained Keras, torchvision and timm nets")
+    g.add_argument("--trust-pickle", dest="trust_pickle", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="a --model .pt that is a whole pickled module may be loaded (it runs the file's code): only for files you trust")
     _add(g, "--layers", key="layers", metavar="SPEC",
          help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; default: the model's own choice")
     _add(g, "--reduce", key="reduce", choices=("square", "mean"), help="objective per layer: mean of squares, or plain mean (the seed blog)")
@@ -252,8 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")
 
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
-    p.add_argument("--model", default="googlenet", metavar="NAME|PATH", help="network (default: googlenet)")
+    p.add_argument("--model", default="googlenet", metavar="NAME|PATH",
+                   help="network: a name, torchvision:NAME, timm:NAME, or a .keras/.pb/.onnx/.pt path (default: googlenet)")
     p.add_argument("--weights", default=None, metavar="FILE", help="weights file")
+    p.add_argument("--trust-pickle", action="store_true", help="load a .pt that is a whole pickled module (runs its code)")
     _backend_options(p)
 
     sub.add_parser("presets", help="list the named presets", description="List presets with their descriptions.")
