@@ -180,7 +180,7 @@ def test_dreamvid_layers_lists_an_onnx_file(onnx_file, capsys):
     path, translated = onnx_file
     assert main(["layers", "--model", str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("# tiny: dreamable layers in network order")
+    assert out[0].startswith("# tiny: dreamable layers in network order") and "input: RGB in [0, 1] minus ImageNet's mean" in out[0]
     assert [line.split()[0] for line in out[2:]] == translated
     assert out[2].split() == ["conv_a", "8", "1"] and out[-1].split() == ["avg_counted", "32", "8"]
 

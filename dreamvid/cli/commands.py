@@ -105,11 +105,19 @@ def sheet(args: argparse.Namespace, stop) -> int:
     return 0
 
 
+# what each network's input is made from the RGB image (DreamModel.preprocess_mode), for `layers`
+_INPUTS = {"caffe": "BGR minus ImageNet's means", "tf": "RGB scaled to [-1, 1]",
+           "torch": "RGB in [0, 1] minus ImageNet's mean, over its std", "mean117": "RGB minus 117"}
+
+
 def layers(args: argparse.Namespace, stop) -> int:
     _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"), args.model)
     stop.check()
     model = api.load_model(args.model, weights=args.weights, trust_pickle=args.trust_pickle)
-    print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})")
+    mode = model.preprocess_mode
+    given = f"RGB in [0, 1] minus {mode[0]}, over {mode[1]}" if isinstance(mode, tuple) else _INPUTS.get(mode)
+    print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})"
+          + (f"; input: {given}" if given else ""))
     print(f"{'layer':40s} {'channels':>8s} {'stride':>6s}")
     for info in model.layers():
         print(f"{info.name:40s} {info.channels:8d} {info.stride:6d}")
