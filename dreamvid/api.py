@@ -86,16 +86,21 @@ def settings(job: str = "video", *, preset: str | None = None, **options) -> Con
 # ----------------------------------------------------------------------------- networks
 
 
-def load_model(model: str = DEFAULTS["model"], *, weights: str | None = None, precision: str = DEFAULTS["precision"],
-               device: str = DEFAULTS["device"], backend: str = DEFAULTS["backend"]) -> DreamModel:
-    """The network `model` names (googlenet, vgg16-hed, a Keras application, or a .keras/.pb
-    path), loaded once per process and kept (models.cached_model, the one cache every job loads
-    through): later calls with the same arguments return it. Pass it as `model=` to any call, or
-    let each call load (and keep) its own. googlenet without its weights and no network falls
-    back to vgg16-hed, as on the command line."""
+def load_model(model=DEFAULTS["model"], *, weights: str | None = None, precision: str = DEFAULTS["precision"],
+               device: str = DEFAULTS["device"], backend: str = DEFAULTS["backend"],
+               trust_pickle: bool = DEFAULTS["trust_pickle"]) -> DreamModel:
+    """The network `model` names (googlenet, vgg16-hed, a Keras application, torchvision:NAME,
+    timm:NAME, or a .keras/.pb/.onnx/TorchScript path), or a torch.nn.Module you built (exported
+    to ONNX, its input taken as ImageNet-normalised RGB), loaded once per process and kept
+    (models.cached_model, the one cache every job loads through): later calls with the same
+    arguments (the same module object: exported at its first use, so weights changed later are
+    not seen) return it. Pass it as `model=` to any call, or let each call load (and keep) its
+    own; every call's `model=` also takes the module itself. googlenet
+    without its weights and no network falls back to vgg16-hed, as on the command line."""
     if isinstance(model, DreamModel):
         return model
-    return cached_model(os.fspath(model), weights=weights, precision=precision, device=device, backend=backend)
+    return cached_model(model, weights=weights, precision=precision, device=device, backend=backend,
+                        trust_pickle=trust_pickle)
 
 
 # ----------------------------------------------------------------------------- progress
@@ -250,8 +255,8 @@ def render_live(source, outputs, *, model=None, progress: Callable[[Status], Any
             lo = live.sounds[name].lo
             dream_options[key] = lo if key == "step" else max(1, round(lo))
     shared = model if isinstance(model, DreamModel) else load_model(
-        os.fspath(model) if model is not None else cfg.dream.model, weights=cfg.dream.weights,
-        precision=cfg.dream.precision, device=cfg.dream.device, backend=cfg.dream.backend)
+        model if model is not None else cfg.dream.model, weights=cfg.dream.weights, precision=cfg.dream.precision,
+        device=cfg.dream.device, backend=cfg.dream.backend, trust_pickle=cfg.dream.trust_pickle)
     looks: list[tuple[str, dict]] = [(preset or cfg.dream.layers or "the settings", {"preset": preset})]
     for item in filter(None, (x.strip() for x in live.looks.split(";"))):
         try:

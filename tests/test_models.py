@@ -14,7 +14,7 @@ import pytest
 
 from dreamvid.core import files
 from dreamvid.core.errors import LayerError, ModelError
-from dreamvid.engine import models
+from dreamvid.engine import downloads, models
 from dreamvid.engine.models import load_model
 
 
@@ -171,7 +171,7 @@ def test_frozen_graph_computes_in_lower_precision(tiny_pb, texture):
 @pytest.mark.slow
 def test_real_googlenet_matches_tensorflow(texture):
     # only where inception5h has been downloaded into the cache (no download here)
-    pb = files.cache_dir() / "inception5h" / models.GOOGLENET_PB
+    pb = files.cache_dir() / "inception5h" / downloads.GOOGLENET_PB
     if not pb.is_file():
         pytest.skip(f"inception5h is not in the cache ({pb}); "
                     "run 'python render.py layers --model googlenet' online once")
@@ -189,10 +189,10 @@ def _serve_zip(tmp_path, pb_path, monkeypatch):
     archive = tmp_path / "server" / "inception5h.zip"
     archive.parent.mkdir()
     with zipfile.ZipFile(archive, "w") as z:
-        z.write(pb_path, models.GOOGLENET_PB)
+        z.write(pb_path, downloads.GOOGLENET_PB)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    monkeypatch.setattr(models, "GOOGLENET_URL", archive.as_uri())
-    monkeypatch.setattr(models, "GOOGLENET_SHA256", digest)
+    monkeypatch.setattr(downloads, "GOOGLENET_URL", archive.as_uri())
+    monkeypatch.setattr(downloads, "GOOGLENET_SHA256", digest)
     monkeypatch.setenv("DREAMVID_CACHE", str(tmp_path / "cache"))
     return archive
 
@@ -202,7 +202,7 @@ def test_googlenet_downloads_once_into_cache_with_progress(tmp_path, tiny_pb, mo
     ticks = []
     m = models.load_model("googlenet", progress=lambda done, total: ticks.append((done, total)))
     assert "mixed1" in m.layer_names()
-    assert (tmp_path / "cache" / "inception5h" / models.GOOGLENET_PB).is_file()
+    assert (tmp_path / "cache" / "inception5h" / downloads.GOOGLENET_PB).is_file()
     assert ticks and ticks[-1][0] == archive.stat().st_size
     archive.unlink()  # the server is gone: the cache serves
     assert "conv1" in models.load_model("googlenet").layer_names()
@@ -210,7 +210,7 @@ def test_googlenet_downloads_once_into_cache_with_progress(tmp_path, tiny_pb, mo
 
 def test_corrupt_download_is_rejected_and_removed(tmp_path, tiny_pb, monkeypatch):
     _serve_zip(tmp_path, tiny_pb, monkeypatch)
-    monkeypatch.setattr(models, "GOOGLENET_SHA256", "0" * 64)
+    monkeypatch.setattr(downloads, "GOOGLENET_SHA256", "0" * 64)
     with pytest.raises(ModelError, match="corrupt"):
         models.load_model("googlenet")
     assert not any((tmp_path / "cache").rglob("*.zip")) and not any((tmp_path / "cache").rglob("*.part"))
@@ -218,7 +218,7 @@ def test_corrupt_download_is_rejected_and_removed(tmp_path, tiny_pb, monkeypatch
 
 def test_googlenet_offline_error_names_the_fixes(tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMVID_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(models, "GOOGLENET_URL", (tmp_path / "missing.zip").as_uri())
+    monkeypatch.setattr(downloads, "GOOGLENET_URL", (tmp_path / "missing.zip").as_uri())
     with pytest.raises(ModelError) as err:
         models.load_model("googlenet")
     assert "--weights" in str(err.value) and "vgg16-hed" in str(err.value)
@@ -228,7 +228,7 @@ def test_weights_option_takes_a_local_pb_or_zip(tmp_path, tiny_pb, monkeypatch):
     monkeypatch.setenv("DREAMVID_CACHE", str(tmp_path / "cache"))
     assert "mixed1" in models.load_model("googlenet", weights=str(tiny_pb)).layer_names()
     archive = _serve_zip(tmp_path, tiny_pb, monkeypatch)
-    monkeypatch.setattr(models, "GOOGLENET_URL", "file:///nonexistent")
+    monkeypatch.setattr(downloads, "GOOGLENET_URL", "file:///nonexistent")
     assert "mixed1" in models.load_model("googlenet", weights=str(archive)).layer_names()
 
 

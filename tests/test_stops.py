@@ -138,9 +138,12 @@ def test_a_stop_at_any_moment_ends_cleanly_and_resumes_to_the_same_frames(tmp_pa
         if rc == 0:  # it finished before the moment came (a fast machine): whole, and nothing left to stop
             assert not reached and out.exists(), (name, err)
             break
-        assert rc == CODE[sigs[0]], (name, rc, err)
+        # the first signal handled names the stop; signals that arrive together (a busy machine) are
+        # handled in the order of their numbers, so any of those sent may be the one named
+        got = next((sig for sig in sigs if rc == CODE[sig]), None)
+        assert got is not None, (name, rc, err)
         last = err.strip().splitlines()[-1]
-        how = "interrupted" if sigs[0] == signal.SIGINT else f"stopped by {sigs[0].name}"
+        how = "interrupted" if got == signal.SIGINT else f"stopped by {got.name}"
         assert last.startswith(how), (name, err)
         if out.exists():  # the stop came after the encoder closed: the output is whole
             assert last == f"{how} after the work was complete", (name, err)

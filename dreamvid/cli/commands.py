@@ -66,14 +66,15 @@ class _Bar:
             self.bar.close()
 
 
-def _start_backend(backend: str, device: str) -> str:
+def _start_backend(backend: str, device: str, network: str | None = None) -> str:
     """Choose the Keras backend before anything imports Keras (backends.configure, only the chosen
     framework imported), and import it with file descriptor 2 pointed at /dev/null: the
     frameworks' C++ start-up lines (CUDA stubs, absl notices) bypass Python logging.
-    DREAMVID_DEBUG=1 shows them."""
+    DREAMVID_DEBUG=1 shows them. `network`: the --model value (a PyTorch network takes PyTorch
+    under `auto`, and keeps it importable on another backend)."""
     from dreamvid.engine import backends  # the platform's probes (no framework yet)
 
-    name = backends.configure(backend, device, exclusive=True)
+    name = backends.configure(backend, device, exclusive=True, network=network)
     if DEBUG:
         return name
     sys.stderr.flush()
@@ -107,11 +108,19 @@ def sheet(args: argparse.Namespace, stop) -> int:
     return 0
 
 
+# what each network's input is made from the RGB image (DreamModel.preprocess_mode), for `layers`
+_INPUTS = {"caffe": "BGR minus ImageNet's means", "tf": "RGB scaled to [-1, 1]",
+           "torch": "RGB in [0, 1] minus ImageNet's mean, over its std", "mean117": "RGB minus 117"}
+
+
 def layers(args: argparse.Namespace, stop) -> int:
-    _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"))
+    _start_backend(getattr(args, "backend", "auto"), getattr(args, "device", "auto"), args.model)
     stop.check()
-    model = api.load_model(args.model, weights=args.weights)
-    print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})")
+    model = api.load_model(args.model, weights=args.weights, trust_pickle=args.trust_pickle)
+    mode = model.preprocess_mode
+    given = f"RGB in [0, 1] minus {mode[0]}, over {mode[1]}" if isinstance(mode, tuple) else _INPUTS.get(mode)
+    print(f"# {model.name}: dreamable layers in network order (default: {model.default_layer})"
+          + (f"; input: {given}" if given else ""))
     print(f"{'layer':40s} {'channels':>8s} {'stride':>6s}")
     for info in model.layers():
         print(f"{info.name:40s} {info.channels:8d} {info.stride:6d}")
@@ -121,7 +130,7 @@ def layers(args: argparse.Namespace, stop) -> int:
 def render(args: argparse.Namespace, stop) -> int:
     """`image`, `video`, `zoom`: the settings checked before the framework starts, a bar, one last line."""
     cfg = config_from_args(args)  # checked before the framework starts
-    _start_backend(cfg.dream.backend, cfg.dream.device)
+    _start_backend(cfg.dream.backend, cfg.dream.device, cfg.dream.model)
     stop.check()  # a stop while the framework loaded: nothing started yet
     bar = _Bar("octave" if args.command == "image" else "frame")
     given = dict(settings_given(args), preset=args.preset, progress=bar.update, cancel=stop.event)
@@ -171,7 +180,7 @@ def live(args: argparse.Namespace, stop) -> int:
     cfg, show = live_config(given, args.preset)  # checked before the framework starts
     if show.osc is not None:
         check_osc(show.osc)  # the address, and python-osc installed
-    _start_backend(cfg.dream.backend, cfg.dream.device)
+    _start_backend(cfg.dream.backend, cfg.dream.device, cfg.dream.model)
     stop.check()
     commands = api.Commands()
 
@@ -235,7 +244,7 @@ def gallery(args: argparse.Namespace, stop) -> int:
         for section in SECTIONS:
             values.pop(f"{section}.{key}", None)
     dream = build_config({**values, **given}).dream
-    _start_backend(dream.backend, dream.device)
+    _start_backend(dream.backend, dream.device, dream.model)
     stop.check()
     bar = _Bar("tile")
     t0 = time.perf_counter()

@@ -39,14 +39,25 @@ def dream_options(p: argparse.ArgumentParser) -> None:
         "--model",
         key="model",
         metavar="NAME|PATH",
-        help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., or a .keras/.pb path",
+        help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., torchvision:NAME, timm:NAME, "
+        "or a .keras/.pb/.onnx/TorchScript .pt path",
     )
     add(
         g,
         "--weights",
         key="weights",
         metavar="FILE",
-        help="weights fetched elsewhere (googlenet: inception5h.zip); 'random' for untrained Keras nets",
+        help="weights fetched elsewhere (googlenet: inception5h.zip; torchvision:/timm: a state dict); "
+        "'random' for untrained Keras, torchvision and timm nets",
+    )
+    g.add_argument(
+        "--trust-pickle",
+        dest="trust_pickle",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="a --model .pt that is a whole pickled module may be loaded (it runs the file's code): "
+        "only for files you trust",
     )
     add(
         g,

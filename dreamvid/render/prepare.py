@@ -8,7 +8,6 @@ and a segment of a render in segments (segments.py) share these; none of them wr
 from __future__ import annotations
 
 import functools
-import os
 from fractions import Fraction
 
 import numpy as np
@@ -19,7 +18,7 @@ from dreamvid.core.errors import ConfigError
 from dreamvid.core.progress import Progress
 from dreamvid.engine import backends
 from dreamvid.engine.dreamer import Dreamer
-from dreamvid.engine.models import cached_model
+from dreamvid.engine.models import DreamModel, cached_model
 from dreamvid.engine.objectives import GuideTerm, guide, layer, parse
 from dreamvid.media import audio  # flow.motion looked up when called, so a test may replace it
 from dreamvid.media.masks import open_masks
@@ -34,16 +33,16 @@ from dreamvid.render.threads import Clock, run_ahead
 def make_dreamer(cfg: Config, model, progress: Progress, settings=None):
     """One Dreamer per render, and weights_at(k) -> objective weights for frame k (None = fixed).
     `settings`: DreamSettings to use instead of cfg.dream. `model`: None loads cfg.dream.model,
-    a str or path names the network to load (both through models.cached_model: once per
-    process, after the job's checks), or a models.DreamModel to use.
+    a str or path names the network to load, as does a torch.nn.Module (all through
+    models.cached_model: once per process, after the job's checks), or a models.DreamModel to use.
 
     `cfg.dream.layers` containing "(" is a layer schedule ("0:(block3_conv3), 60:(block4_conv3)"):
     the objective sums every scheduled layer and the schedule's cross-fade sets their weights.
     """
-    if model is None or isinstance(model, (str, os.PathLike)):  # loaded once per process (logs a fallback itself)
+    if not isinstance(model, DreamModel):  # loaded once per process (logs a fallback itself)
         d = cfg.dream
-        model = cached_model(d.model if model is None else os.fspath(model), weights=d.weights,
-                             precision=d.precision, device=d.device, backend=d.backend)
+        model = cached_model(d.model if model is None else model, weights=d.weights, precision=d.precision,
+                             device=d.device, backend=d.backend, trust_pickle=d.trust_pickle)
     spec = cfg.dream.layers or model.default_layer
     def weights_at(k: int) -> list[float] | None:  # a fixed objective: its own weights
         return None
@@ -64,7 +63,7 @@ def make_dreamer(cfg: Config, model, progress: Progress, settings=None):
         guide_image = read_image(cfg.dream.guide).astype(np.float32)
         for name in objective.layers:
             objective = objective + cfg.dream.guide_weight * guide(name)
-    mapped = {n: model.resolve(n) for n in objective.layers if model.resolve(n) != n}
+    mapped = {n: model.resolve(n) for n in objective.layers if n in model.aliases and model.resolve(n) != n}
     if mapped:
         progress.info(f"{model.name} has no GoogLeNet layers: "
                       + ", ".join(f"{a} dreamed as {b}" for a, b in mapped.items())

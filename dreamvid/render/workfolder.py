@@ -58,7 +58,7 @@ RECORD_VERSION = 1
 # the work folder's own switches, and where the loop runs. bit_depth is not among them: it sets
 # the depth of the stored frames.
 _OUTPUT_ONLY = ("keep_frames", "restart", "crf", "audio", "codec", "pix_fmt", "frame_format")
-_DREAM_WHERE_NOT_WHAT = ("device", "backend")
+_DREAM_WHERE_NOT_WHAT = ("device", "backend", "trust_pickle")  # (trust_pickle: how a network loads, not which)
 _VIDEO_WHERE_NOT_WHAT = ("ray", "ray_cpus")  # where the segments run: the same frames anywhere
 _FINGERPRINT_BYTES = 1 << 20  # the input's first 1 MB is hashed: catches a replaced file cheaply
 

@@ -316,7 +316,8 @@ def build(folder: str, *, max_mb: float = MAX_UPLOAD_MB, allowed: list[str] | No
             with gr.Column(scale=1):
                 with gr.Row():
                     preset = gr.Dropdown(presets, value="preview", label="Preset", elem_id="dv-preset")
-                    model = gr.Textbox(start["model"], label="Network", elem_id="dv-model")
+                    model = gr.Textbox(start["model"], label="Network", elem_id="dv-model",
+                                       info="a name, torchvision:NAME, timm:NAME, or a .keras/.pb/.onnx/.pt path")
                     layers = gr.Textbox(start["layers"], label="Layers (blank: the network's own)", elem_id="dv-layers")
                 with gr.Row():
                     step = gr.Slider(0.1, 10, value=start["step"], step=0.1, label="Strength (step)", elem_id="dv-step")

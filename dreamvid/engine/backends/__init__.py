@@ -19,9 +19,10 @@ before anything imports keras (the CLI calls it first thing). `auto` picks per p
 (`hardware.platform_name`): on Linux with an NVIDIA driver the fastest backend that sees the GPU
 (JAX, then PyTorch, then TensorFlow's CUDA build); on Windows PyTorch with CUDA (TensorFlow has
 had no Windows GPU build since 2.10, JAX none for CUDA on Windows); on macOS with Apple Silicon
-PyTorch on its MPS GPU; else TensorFlow, the default install, on the CPU. KERAS_BACKEND, which
-Keras users already know, is honoured by `auto`. `why()` says why the last `configure` chose as
-it did, for the start-up line.
+PyTorch on its MPS GPU; else TensorFlow, the default install, on the CPU; for a PyTorch network
+(torchvision:, timm:, a TorchScript file, a module) PyTorch first, where it runs natively.
+KERAS_BACKEND, which Keras users already know, is honoured by `auto`. `why()` says why the last
+`configure` chose as it did, for the start-up line.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 from dreamvid.config.settings import DEFAULTS
 from dreamvid.core.errors import ConfigError
 from dreamvid.engine import hardware
+from dreamvid.engine.torchmodels import is_torch_network
 
 NAMES = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *NAMES)
@@ -82,13 +84,14 @@ def why() -> str:
     return _WHY["reason"]
 
 
-def resolve(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"]) -> str:
+def resolve(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"], network=None) -> str:
     """The backend `auto` stands for here (see the module docstring); a named one is checked."""
-    return choose(backend, device)[0]
+    return choose(backend, device, network)[0]
 
 
-def choose(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"]) -> tuple[str, str]:
-    """(backend, why): resolve's answer and the reason, in a few words."""
+def choose(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"], network=None) -> tuple[str, str]:
+    """(backend, why): resolve's answer and the reason, in a few words. `network`: the --model
+    value (or module) to run; a PyTorch network makes `auto` take PyTorch where it is installed."""
     if backend not in CHOICES:
         raise ConfigError(f"backend must be one of {', '.join(CHOICES)}; got {backend!r}")
     if backend != "auto":
@@ -100,6 +103,8 @@ def choose(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"])
         if env not in NAMES:
             raise ConfigError(f"KERAS_BACKEND={env} is not a backend dreamvid runs on; use one of {', '.join(NAMES)}")
         return env, "KERAS_BACKEND"
+    if network is not None and is_torch_network(network) and installed("torch"):
+        return "torch", "auto: a PyTorch network, which runs natively on PyTorch"
     where = hardware.platform_name()
     if device != "cpu":
         if where == "windows" and installed("torch") and _sees_gpu("torch"):
@@ -124,12 +129,15 @@ def choose(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"])
 OTHERS = {"tensorflow": ("jax", "torch"), "jax": ("torch",), "torch": ("jax",)}
 
 
-def configure(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"], *, exclusive: bool = False) -> str:
+def configure(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device"], *, exclusive: bool = False,
+              network=None) -> str:
     """Choose the backend and the device for this process, before Keras is imported; returns the
     backend's name. device "cpu" hides GPUs from the framework. `exclusive` (the command line's
     processes, which run one backend): the other frameworks (OTHERS) are made unimportable here,
     so a TensorFlow run neither imports JAX nor pays for it (seconds of start-up) nor runs its
-    garbage-collection callbacks; a library user's process (a notebook) keeps them importable."""
+    garbage-collection callbacks; a library user's process (a notebook) keeps them importable.
+    `network` (the --model value): a PyTorch network takes PyTorch under `auto`, and keeps it
+    importable on another backend (it is exported to ONNX through PyTorch, then runs there)."""
     if "keras" in sys.modules:  # already chosen in this process (a library user, the tests)
         import keras
 
@@ -138,11 +146,12 @@ def configure(backend: str = DEFAULTS["backend"], device: str = DEFAULTS["device
             raise ConfigError(f"Keras already runs on {active} in this process; --backend {backend} must be chosen "
                               f"before Keras is imported (set KERAS_BACKEND={backend})")
         return active
-    name, _WHY["reason"] = choose(backend, device)
+    name, _WHY["reason"] = choose(backend, device, network)
     os.environ["KERAS_BACKEND"] = name
     if exclusive:
         for other in OTHERS.get(name, ()):
-            if other not in sys.modules:
+            if other not in sys.modules and not (other == "torch" and network is not None
+                                                 and is_torch_network(network)):
                 sys.modules[other] = None  # Python's own rule: `import other` raises ImportError
     if device == "cpu":  # hide GPUs from whichever framework runs
         os.environ["JAX_PLATFORMS"] = "cpu"

@@ -12,9 +12,10 @@ graphdef's LRN is computed in float32, as its Keras layer is.
 
 Layers: InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D, BatchNormalization (inference),
 ZeroPadding2D, MaxPooling2D, AveragePooling2D, Activation, ReLU, Concatenate and Add on the
-channel axis, and `dreamvid.engine.graphdef`'s LocalResponseNormalization: googlenet, vgg16-hed and
-most Keras applications. Any other layer raises NotConvertible naming it; the backend then runs
-the Keras model as it is (`backends.torch.bind`).
+channel axis, `dreamvid.engine.graphdef`'s LocalResponseNormalization and `onnxgraph`'s
+PaddedPooling2D: googlenet, vgg16-hed, most Keras applications and the PyTorch and ONNX
+networks. Any other layer raises NotConvertible naming it; the backend then runs the Keras model
+as it is (`backends.torch.bind`).
 
 `compiled(module, mode)` wraps the forward pass in `torch.compile` (one graph per input size,
 never the gradient's own call: autograd runs outside it); whether it does is `compile_mode()`:
@@ -171,6 +172,28 @@ class Pool(torch.nn.Module):
         return total / F.avg_pool2d(ones, self.size, self.strides)
 
 
+class PaddedPool(torch.nn.Module):
+    """onnxgraph's PaddedPooling2D (PyTorch's own pooling exported to ONNX: explicit pads, ceil
+    mode, count_include_pad) as PyTorch's pooling, where the pads are symmetric and at most half
+    the window, as PyTorch's modules make them."""
+
+    def __init__(self, layer):
+        super().__init__()
+        top, left, bottom, right = layer.pads
+        self.size, self.strides = tuple(layer.pool_size), tuple(layer.strides)
+        if (top, left) != (bottom, right) or 2 * top > self.size[0] or 2 * left > self.size[1]:
+            raise NotConvertible(f"layer '{layer.name}' pads {layer.pads} (top, left, bottom, right), "
+                                 "which PyTorch's pooling does not")
+        self.padding, self.ceil = (top, left), layer.ceil_mode
+        self.include, self.max = layer.count_include_pad, layer.mode == "max"
+
+    def forward(self, x):
+        if self.max:
+            return F.max_pool2d(x, self.size, self.strides, self.padding, ceil_mode=self.ceil)
+        return F.avg_pool2d(x, self.size, self.strides, self.padding, ceil_mode=self.ceil,
+                            count_include_pad=self.include)
+
+
 class BatchNorm(torch.nn.Module):
     """BatchNormalization at inference, folded into one scale and shift per channel."""
 
@@ -250,6 +273,8 @@ def _layer_module(layer) -> torch.nn.Module:
         return Conv(layer, kind)
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         return Pool(layer, kind)
+    if kind == "PaddedPooling2D":
+        return PaddedPool(layer)
     if kind == "BatchNormalization":
         return BatchNorm(layer)
     if kind == "LocalResponseNormalization":
