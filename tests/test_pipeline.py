@@ -252,8 +252,9 @@ def test_video_dream_schedules_change_the_dream_where_their_keyframes_say(model,
     progress = pipeline.Progress(frame=lambda k, s: added.__setitem__(k, s["amount"]))
     # blend 0: each frame starts from its own input, so a frame's amount is what its steps add;
     # no steps on frames 1-2, then 3 a octave; the step size is 4x from frame 6 on
+    # (every octave of every frame, next_skip 0: the schedules' own octaves and steps, no touch-up)
     cfg = small(video__blend=0.0, video__iterations="0:(0), 2:(0), 3:(3)", video__step="0:(1.0), 5:(1.0), 6:(4.0)",
-                video__octaves="0:(2), 9:(1)")
+                video__octaves="0:(2), 9:(1)", video__next_skip=0)
     out = str(tmp_path / "o") + "/"
     pipeline.render_video(cfg, clips["pan"], out, progress, model=model)
     assert added[0] > 1.0  # frame 0: a full dream

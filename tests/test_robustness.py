@@ -238,7 +238,7 @@ def test_unknown_output_format_is_refused_before_the_network_loads(capsys, tmp_p
     code, err = run(capsys, "video", media["clip"], "-o", tmp_path / "o.avi", *tiny(tiny_keras_file))
     one_line_error(code, err, "unknown output format '.avi'", ".mp4")
     assert "dreaming" not in err
-    one_line_error(*run(capsys, "zoom", media["photo"], "-o", tmp_path / "o.webm", *tiny(tiny_keras_file)), "'.webm'")
+    one_line_error(*run(capsys, "zoom", media["photo"], "-o", tmp_path / "o.flv", *tiny(tiny_keras_file)), "'.flv'")
     assert leftovers(tmp_path) == []
 
 
@@ -274,8 +274,10 @@ def test_full_disk_in_the_work_folder_keeps_earlier_frames(capsys, tmp_path, med
     _fail_replace_onto(monkeypatch, lambda dst: dst.endswith("000003.png"))
     one_line_error(*run(capsys, *args), "000003.png", "No space left", "check that the disk has space")
     work = Path(pipeline.work_folder(str(out)))
-    assert not out.exists() and sorted(p.name for p in (work / "frames").glob("*.png")) == [
-        "000000.png", "000001.png", "000002.png"]
+    stored = sorted(p.name for p in (work / "frames").glob("*.png"))
+    # frames 0-2 kept, frame 3 not; the frame after it may be stored too, where its store began before the
+    # failure was seen (a resume continues after the frames stored without a gap)
+    assert not out.exists() and stored[:3] == ["000000.png", "000001.png", "000002.png"] and "000003.png" not in stored
     monkeypatch.undo()
     code, err = run(capsys, *args)
     assert code == 0, err
