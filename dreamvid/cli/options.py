@@ -28,6 +28,12 @@ def choices_of(key: str) -> tuple[str, ...]:
     return tuple(str(c) for c in (sorted(rule) if isinstance(rule, frozenset) else rule))
 
 
+def switch(group, flag: str, dest: str, help: str, value: bool = True) -> None:
+    """An option without a value that sets `dest` to `value` where given (argparse keeps nothing
+    otherwise: the preset's or the setting's default applies)."""
+    group.add_argument(flag, dest=dest, action="store_const", const=value, default=argparse.SUPPRESS, help=help)
+
+
 def add(group, *flags, key: str, help: str, **kw):
     group.add_argument(*flags, dest=key, default=argparse.SUPPRESS, help=help + shown_default(key), **kw)
 
@@ -50,15 +56,9 @@ def dream_options(p: argparse.ArgumentParser) -> None:
         help="weights fetched elsewhere (googlenet: inception5h.zip; torchvision:/timm: a state dict); "
         "'random' for untrained Keras, torchvision and timm nets",
     )
-    g.add_argument(
-        "--trust-pickle",
-        dest="trust_pickle",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="a --model .pt that is a whole pickled module may be loaded (it runs the file's code): "
-        "only for files you trust",
-    )
+    switch(g, "--trust-pickle", "trust_pickle",
+           "a --model .pt that is a whole pickled module may be loaded (it runs the file's code): "
+           "only for files you trust")
     add(
         g,
         "--layers",
@@ -93,14 +93,8 @@ def dream_options(p: argparse.ArgumentParser) -> None:
     )
     add(g, "--grad-norm", key="grad_norm", choices=choices_of("grad_norm"), help="gradient normalisation")
     add(g, "--jitter", key="jitter", metavar="PX", help="max random shift per step")
-    g.add_argument(
-        "--keep-colors",
-        dest="keep_colors",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="keep the input's colours: the dream changes light and shape, not the palette",
-    )
+    switch(g, "--keep-colors", "keep_colors",
+           "keep the input's colours: the dream changes light and shape, not the palette")
     add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
     add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
     backend_options(g)
@@ -137,14 +131,7 @@ def mask_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="greyscale image (every frame) or folder/video of one per frame: white dreams, black stays the input",
     )
-    g.add_argument(
-        "--mask-invert",
-        dest="mask_invert",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="dream where the mask is black instead",
-    )
+    switch(g, "--mask-invert", "mask_invert", "dream where the mask is black instead")
     add(g, "--mask-feather", key="mask_feather", metavar="PX", help="soften the mask's edge over about PX pixels")
 
 
@@ -225,14 +212,7 @@ def video_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="frames a shot lasts at least: a cut sooner after the last is ignored (a flash frame cuts once)",
     )
-    p.add_argument(
-        "--no-flow",
-        dest="no_flow",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="dream every frame independently (for comparison)",
-    )
+    switch(p, "--no-flow", "no_flow", "dream every frame independently (for comparison)")
     g = p.add_argument_group("segments and clusters (README: Rendering on a cluster)")
     add(
         g,
@@ -297,30 +277,9 @@ def output_options(p: argparse.ArgumentParser, video: bool) -> None:
         add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
         add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")
         add(g, "--max-frames", key="max_frames", metavar="N", help="render at most N frames")
-        g.add_argument(
-            "--no-audio",
-            dest="audio",
-            action="store_const",
-            const=False,
-            default=argparse.SUPPRESS,
-            help="leave the input's sound out",
-        )
-    g.add_argument(
-        "--keep-frames",
-        dest="keep_frames",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="keep the work folder of lossless frames",
-    )
-    g.add_argument(
-        "--restart",
-        dest="restart",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="discard an unfinished earlier render of this output and start over",
-    )
+        switch(g, "--no-audio", "audio", "leave the input's sound out", value=False)
+    switch(g, "--keep-frames", "keep_frames", "keep the work folder of lossless frames")
+    switch(g, "--restart", "restart", "discard an unfinished earlier render of this output and start over")
 
 
 def zoom_options(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from dreamvid.cli.options import (
     guide_options,
     mask_options,
     output_options,
+    switch,
     video_options,
     zoom_options,
 )
@@ -160,22 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     live_opt("--min-steps", key="min_steps", metavar="N", help="the governor's fewest steps per octave")
     live_opt("--max-steps", key="max_steps", metavar="N", help="its most (default: --iterations-next)")
     live_opt("--min-octaves", key="min_octaves", metavar="N", help="its fewest octaves (the most: --octaves)")
-    g.add_argument(
-        "--loop",
-        dest="loop",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="a file source starts again at its end (rehearse a show)",
-    )
-    g.add_argument(
-        "--fullscreen",
-        dest="fullscreen",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="the window fills the screen (a projector)",
-    )
+    switch(g, "--loop", "loop", "a file source starts again at its end (rehearse a show)")
+    switch(g, "--fullscreen", "fullscreen", "the window fills the screen (a projector)")
     g.add_argument(
         "--look",
         dest="looks",
@@ -274,22 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="width of each tile (default: 256)",
     )
     g.add_argument("--columns", type=int, default=None, metavar="N", help="tiles per row (default: a near-square grid)")
-    g.add_argument(
-        "--keep-frames",
-        dest="keep_frames",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="keep the work folder of finished tiles",
-    )
-    g.add_argument(
-        "--restart",
-        dest="restart",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="discard the tiles of an earlier, unfinished run and dream them again",
-    )
+    switch(g, "--keep-frames", "keep_frames", "keep the work folder of finished tiles")
+    switch(g, "--restart", "restart", "discard the tiles of an earlier, unfinished run and dream them again")
 
     p = sub.add_parser(
         "ui",

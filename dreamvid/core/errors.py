@@ -50,3 +50,10 @@ class ResumeError(DreamvidError):
 class Cancelled(DreamvidError):
     """A render was stopped on request (the API's cancel event, or its progress callback returning
     False) at a frame's end: the finished frames are kept, and the same call again resumes."""
+
+
+def reason(exc: BaseException) -> str:
+    """What a one-line error quotes of a library's exception: its message's first line, or its
+    type's name where it has none, at most 160 characters."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]

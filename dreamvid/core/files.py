@@ -4,6 +4,7 @@ images, the checks of an output path before any work, and the user's cache folde
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -108,3 +109,12 @@ def write_image(path: str, image: np.ndarray) -> None:
 
 __all__ = ["IMAGE_FORMATS", "cache_dir", "check_folder", "check_output", "check_image_output", "atomic_write", "remove",
            "make_folder", "encode_image", "write_image"]
+
+
+def sha256(path) -> str:
+    """The SHA-256 of a file's bytes, as hex, read a MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

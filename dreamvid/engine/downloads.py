@@ -9,7 +9,6 @@ downloaded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -19,7 +18,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dreamvid.core.errors import ModelError
+from dreamvid.core import files
+from dreamvid.core.errors import ModelError, reason
 from dreamvid.core.files import cache_dir
 
 GOOGLENET_URL = "https://storage.googleapis.com/download.tensorflow.org/models/inception5h.zip"
@@ -29,12 +29,6 @@ GOOGLENET_PB = "tensorflow_inception_graph.pb"
 OFFLINE_MODEL = "vgg16-hed"  # the network a failed download points to: its weights are bundled
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download(url: str, dest: Path, sha256: str, progress: Callable[[int, int], None] | None = None) -> Path:
@@ -53,14 +47,14 @@ def download(url: str, dest: Path, sha256: str, progress: Callable[[int, int], N
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-        digest = _sha256(Path(tmp))
+        digest = files.sha256(Path(tmp))
         if digest != sha256:
             raise ModelError(f"download of {url} is corrupt (SHA-256 {digest[:12]}..., "
                              f"expected {sha256[:12]}...); try again")
         os.replace(tmp, dest)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise ModelError(f"cannot download {url} ({_short(exc)})") from None
+        raise ModelError(f"cannot download {url} ({reason(exc)})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -81,7 +75,7 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
         return target
     else:
         zip_path = cache_dir() / "inception5h.zip"
-        if not zip_path.is_file() or _sha256(zip_path) != GOOGLENET_SHA256:
+        if not zip_path.is_file() or files.sha256(zip_path) != GOOGLENET_SHA256:
             try:
                 download(GOOGLENET_URL, zip_path, GOOGLENET_SHA256, progress)
             except ModelError as exc:
@@ -96,11 +90,8 @@ def googlenet_pb(weights: str | None = None, progress: Callable[[int, int], None
                 shutil.copyfileobj(src_f, dst)
             os.replace(dst.name, target)
     except (zipfile.BadZipFile, KeyError) as exc:
-        raise ModelError(f"'{zip_path}' is not the inception5h.zip archive ({_short(exc)}); "
+        raise ModelError(f"'{zip_path}' is not the inception5h.zip archive ({reason(exc)}); "
                          "download it again") from None
     return target
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]

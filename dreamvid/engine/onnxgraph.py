@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from dreamvid.core.errors import ModelError
+from dreamvid.core.errors import ModelError, reason
 from dreamvid.engine.graphdef import LocalResponseNormalization
 
 INSTALL = "pip install 'dreamvid[onnx]'"
@@ -77,7 +77,7 @@ def read(source: str | Path | bytes, label: str = "") -> OnnxGraph:
     except FileNotFoundError:
         raise ModelError(f"model file {label} does not exist; check the path") from None
     except Exception as exc:  # protobuf's DecodeError, a missing external-data file, ...
-        raise ModelError(f"{label} is not an ONNX model ({_short(exc)}); pass a .onnx file "
+        raise ModelError(f"{label} is not an ONNX model ({reason(exc)}); pass a .onnx file "
                          f"(torch.onnx.export writes one) or a TorchScript .pt") from None
     graph = model.graph
     if not graph.node or not graph.input:
@@ -109,9 +109,6 @@ def with_metadata(data: bytes, mean, std, default_layer: str = "") -> bytes:
     return model.SerializeToString()
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
 
 
 # --- pooling as PyTorch (and ONNX) define it ----------------------------------------------------

@@ -21,7 +21,6 @@ ONNX file and needs no PyTorch at all (a process running on another backend, PyT
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib.metadata
 import io
 import os
@@ -32,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dreamvid.config.settings import DEFAULTS
-from dreamvid.core.errors import ModelError, OutputError
-from dreamvid.core.files import atomic_write, cache_dir
+from dreamvid.core.errors import ModelError, OutputError, reason
+from dreamvid.core.files import atomic_write, cache_dir, sha256
 
 LIBRARIES = ("torchvision", "timm")  # --model LIBRARY:NAME
 TORCH_FILES = (".pt", ".pth", ".ts", ".jit", ".torchscript")  # --model FILE: TorchScript, or a pickled module
@@ -152,7 +151,7 @@ def _import(library: str, label: str):
         raise ModelError(f"{label} needs {missing}, which is not installed: {INSTALL[library]}") from None
     except Exception as exc:  # e.g. RuntimeError: operator torchvision::nms does not exist
         raise ModelError(f"{library} is installed but does not load beside PyTorch {torch.__version__} "
-                         f"({_short(exc)}); install the {library} built for that PyTorch: {INSTALL[library]}") from None
+                         f"({reason(exc)}); install the {library} built for that PyTorch: {INSTALL[library]}") from None
     return lib
 
 
@@ -162,7 +161,7 @@ def _library(library: str, name: str, weights: str | None) -> Source:
         version = importlib.metadata.version(library)
     except importlib.metadata.PackageNotFoundError:
         version = None
-    digest = "random" if weights == "random" else (_sha256(_weights_file(weights)) if weights else "default")
+    digest = "random" if weights == "random" else (sha256(_weights_file(weights)) if weights else "default")
     key = f"{library}-{name}-{version}-{digest[:16]}-e{EXPORT_VERSION}"
     cached = cache_dir() / "onnx" / f"{_slug(key)}.onnx"
     if version and weights != "random" and cached.is_file():  # read without PyTorch
@@ -203,7 +202,7 @@ def _build(lib, library: str, name: str, weights: str | None, label: str):
     except Exception as exc:  # URLError, HTTPError, OSError, huggingface_hub's errors, ...
         where = ("torchvision's cache (torch.hub.get_dir()/checkpoints)" if library == "torchvision"
                  else "Hugging Face's cache (~/.cache/huggingface)")
-        raise ModelError(f"weights for '{library}:{name}' are not in {where} and could not be fetched ({_short(exc)}); "
+        raise ModelError(f"weights for '{library}:{name}' are not in {where} and could not be fetched ({reason(exc)}); "
                          f"connect once to cache them, pass --weights FILE (its state dict, fetched elsewhere), "
                          f"or use --model vgg16-hed (works offline)") from None
 
@@ -221,7 +220,7 @@ def _load_state(module, path: Path, label: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
     except Exception as exc:
-        raise ModelError(f"weights file '{path}' is not a PyTorch state dict ({_short(exc)}); pass the .pth file "
+        raise ModelError(f"weights file '{path}' is not a PyTorch state dict ({reason(exc)}); pass the .pth file "
                          f"torch.save(model.state_dict(), ...) wrote") from None
     for wrapper in ("state_dict", "model"):  # training checkpoints keep it under one of these
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
@@ -285,7 +284,7 @@ def _torch_file(path: Path, trust_pickle: bool) -> Source:
         raise ModelError(f"'{path}' is neither TorchScript nor ONNX; save the network with "
                          f"torch.jit.save(torch.jit.trace(net, image), 'net.pt') "
                          f"or torch.onnx.export(net, image, 'net.onnx')")
-    cached = cache_dir() / "onnx" / f"{_slug(path.stem)}-{_sha256(path)[:16]}-e{EXPORT_VERSION}.onnx"
+    cached = cache_dir() / "onnx" / f"{_slug(path.stem)}-{sha256(path)[:16]}-e{EXPORT_VERSION}.onnx"
     if cached.is_file():
         return Source(cached, path.stem)
     torch = _torch(f"'{path}'")
@@ -293,7 +292,7 @@ def _torch_file(path: Path, trust_pickle: bool) -> Source:
         try:
             module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
-            raise ModelError(f"'{path}' is not a TorchScript file PyTorch {torch.__version__} loads ({_short(exc)}); "
+            raise ModelError(f"'{path}' is not a TorchScript file PyTorch {torch.__version__} loads ({reason(exc)}); "
                              f"save it again with torch.jit.save") from None
     else:
         module = _unpickle(torch, path, trust_pickle)
@@ -311,7 +310,7 @@ def _unpickle(torch, path: Path, trust_pickle: bool):
             raise ModelError(f"'{path}' is a pickled PyTorch module: loading it runs code from the file; pass "
                              f"--trust-pickle (trust_pickle=True) if you trust its source, or save it as TorchScript "
                              f"(torch.jit.save) or ONNX") from None
-        raise ModelError(f"cannot unpickle '{path}' ({_short(exc)}); import the module's class first, or save it as "
+        raise ModelError(f"cannot unpickle '{path}' ({reason(exc)}); import the module's class first, or save it as "
                          f"TorchScript (torch.jit.save)") from None
     if isinstance(obj, dict):
         raise ModelError(f"'{path}' holds a state dict (weights without their network); pass it as --weights with the "
@@ -346,7 +345,7 @@ def _export(module, label: str, mean=None, std=None, default_layer: str = "") ->
             torch.onnx.export(module, (image,), buffer, dynamo=False, input_names=["image"], opset_version=OPSET,
                               dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
     except Exception as exc:
-        raise ModelError(f"cannot export {label} to ONNX ({_short(exc)}); pass its convolutional part "
+        raise ModelError(f"cannot export {label} to ONNX ({reason(exc)}); pass its convolutional part "
                          f"(a module taking an image (1, 3, H, W)), or export it to ONNX yourself") from None
     finally:
         module.train(training)
@@ -368,14 +367,5 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
