@@ -166,6 +166,15 @@ def test_files_that_are_neither_onnx_nor_torchscript_are_refused_in_one_line(tmp
     with pytest.raises(ModelError) as err:
         load_model(str(bad_pt))
     assert "is neither TorchScript nor ONNX" in _one_line(err) and "torch.jit.save" in str(err.value)
+    from onnx import TensorProto, helper
+
+    grey = helper.make_graph([helper.make_node("Relu", ["g"], ["r"], name="r")], "grey",
+                             [helper.make_tensor_value_info("g", TensorProto.FLOAT, [1, 1, 8, 8])],
+                             [helper.make_tensor_value_info("r", TensorProto.FLOAT, None)])
+    (tmp_path / "grey.onnx").write_bytes(helper.make_model(grey).SerializeToString())
+    with pytest.raises(ModelError) as err:
+        load_model(str(tmp_path / "grey.onnx"))
+    assert "takes images of 1 channel (NCHW input [1, 1, 8, 8]), not RGB" in _one_line(err)
     with pytest.raises(ModelError) as err:
         load_model(str(tmp_path / "missing.onnx"))
     assert "does not exist" in _one_line(err)
