@@ -167,6 +167,15 @@ def test_files_that_are_neither_onnx_nor_torchscript_are_refused_in_one_line(tmp
     with pytest.raises(ModelError) as err:
         load_model(str(bad_pt))
     assert "is neither TorchScript nor ONNX" in _one_line(err) and "torch.jit.save" in str(err.value)
+    from onnx import TensorProto, helper
+
+    grey = helper.make_graph([helper.make_node("Relu", ["g"], ["r"], name="r")], "grey",
+                             [helper.make_tensor_value_info("g", TensorProto.FLOAT, [1, 1, 8, 8])],
+                             [helper.make_tensor_value_info("r", TensorProto.FLOAT, None)])
+    (tmp_path / "grey.onnx").write_bytes(helper.make_model(grey).SerializeToString())
+    with pytest.raises(ModelError) as err:
+        load_model(str(tmp_path / "grey.onnx"))
+    assert "takes images of 1 channel (NCHW input [1, 1, 8, 8]), not RGB" in _one_line(err)
     with pytest.raises(ModelError) as err:
         load_model(str(tmp_path / "missing.onnx"))
     assert "does not exist" in _one_line(err)
@@ -269,6 +278,7 @@ def nets(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("torch")
     g, mixed = torch_nets.randomise(torch_nets.TinyGoogLeNet()), torch_nets.randomise(torch_nets.TinyMixed(), 1)
+    vgg = torch_nets.randomise(torch_nets.TinyVGG(), 2)
     image = torch.zeros(1, 3, 64, 64)
     torch.jit.save(torch.jit.trace(g, image), folder / "g_traced.pt")
     torch.jit.save(torch.jit.script(g), folder / "g_scripted.pt")
@@ -281,13 +291,14 @@ def nets(tmp_path_factory):
         warnings.simplefilter("ignore")
         torch.onnx.export(g, (image,), str(folder / "g.onnx"), dynamo=False, input_names=["x"], opset_version=17,
                           dynamic_axes={"x": {2: "h", 3: "w"}})
-    return dict(torch=torch, g=g, mixed=mixed, folder=folder)
+    return dict(torch=torch, g=g, mixed=mixed, vgg=vgg, folder=folder)
 
 
 def _torch_activations(torch, net, names, img):
-    """The module's own outputs of the modules `names` (forward hooks), NHWC."""
+    """The module's own outputs of the modules `names` (forward hooks; copied, since an in-place
+    ReLU after a module overwrites its output), NHWC."""
     acts, mods = {}, dict(net.named_modules())
-    hooks = [mods[n].register_forward_hook(lambda mod, i, o, n=n: acts.__setitem__(n, o.detach().numpy()))
+    hooks = [mods[n].register_forward_hook(lambda mod, i, o, n=n: acts.__setitem__(n, o.detach().clone().numpy()))
              for n in names]
     mean, std = np.array(torchmodels.IMAGENET[0], np.float32), np.array(torchmodels.IMAGENET[1], np.float32)
     x = torch.from_numpy(((img / 255.0 - mean) / std).astype(np.float32)).permute(0, 3, 1, 2)
@@ -304,7 +315,9 @@ def test_a_module_s_layers_give_its_own_numbers(nets, texture, size):
     cases = {"g": ["conv1", "maxpool1", "conv3", "maxpool2", "inception3a", "inception3a.branch4.0", "maxpool3",
                    "inception4c"],
              "mixed": ["stem", "pool", "norm", "relu6", "depthwise", "grouped", "avg_counted", "avg_inside", "squeeze",
-                       "avg_plain"]}
+                       "avg_plain"],
+             # exported at a fixed size (its adaptive pooling), dreamed at others
+             "vgg": ["features.0", "features.2", "features.4", "features.6", "features"]}
     for key, names in cases.items():
         m = load_model(nets[key])
         assert set(names) <= set(m.layer_names()) | set(m.synonyms), m.layer_names()

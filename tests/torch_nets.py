@@ -91,6 +91,22 @@ class TinyMixed(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class TinyVGG(nn.Module):
+    """torchvision VGG's layout: `features` (convolutions, ReLUs, max pools), an adaptive average
+    pooling to a fixed size (which the exporter takes at a fixed input size only), `classifier`."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True),
+                                      nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(nn.Linear(16 * 49, 10), nn.ReLU(True), nn.Dropout(), nn.Linear(10, 4))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
 def randomise(net: nn.Module, seed: int = 0) -> nn.Module:
     """Seeded weights, and batch-norm statistics away from the identity (so folding them shows)."""
     torch.manual_seed(seed)

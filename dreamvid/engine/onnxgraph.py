@@ -91,7 +91,13 @@ def read(source: str | Path | bytes, label: str = "") -> OnnxGraph:
             consts[node.output[0]] = numpy_helper.to_array(attrs["value"])
             continue
         nodes.append(Op(node.name, node.op_type, list(node.input), list(node.output), attrs, k))
-    inputs = [i.name for i in graph.input if i.name not in consts]
+    inputs = [i for i in graph.input if i.name not in consts]
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim] if inputs else []
+    if len(dims) == 4 and dims[1] not in (0, 3):  # 0: a dimension without a fixed size
+        raise ModelError(f"{label} takes images of {dims[1]} channel{'s' * (dims[1] != 1)} (NCHW input {dims}), "
+                         f"not RGB; "
+                         f"export a network whose input is (N, 3, H, W)")
+    inputs = [i.name for i in inputs]
     return OnnxGraph(nodes, consts, inputs, label, {p.key: p.value for p in model.metadata_props})
 
 
@@ -425,7 +431,12 @@ class OnnxGraph:
             if ref not in built:
                 op = self.producer[ref]
                 label = layer_of.get(ref) or _unique(_clean(op.name or ref), used)
-                built[ref] = _build(self, op, [built[r] for r in self.data_inputs(op)], label, used)
+                try:
+                    built[ref] = _build(self, op, [built[r] for r in self.data_inputs(op)], label, used)
+                except (ValueError, TypeError) as exc:  # shapes that do not fit (a weight for other channels)
+                    raise ModelError(f"{self.source}: cannot rebuild its {op.op} op '{op.name or ref}' "
+                                     f"({reason(exc)}); "
+                                     f"dream a layer before it") from None
         return keras.Model(image, [built[tensors_of[n]] for n in names], name=_clean(name))
 
 # --- building ---------------------------------------------------------------------------------

@@ -323,8 +323,11 @@ def _unpickle(torch, path: Path, trust_pickle: bool):
 # --- the export -----------------------------------------------------------------------------------
 
 def _export(module, label: str, mean=None, std=None, default_layer: str = "") -> bytes:
-    """`module` as the bytes of an ONNX model (eval mode, height and width dynamic), the input's
-    normalisation and the default layer in its metadata; the module's own mode is restored."""
+    """`module` as the bytes of an ONNX model (eval mode), the input's normalisation and the default
+    layer in its metadata; the module's own mode is restored. Height and width are exported as
+    dynamic; where the exporter refuses that (an adaptive pooling to a fixed size, as before
+    torchvision VGG's and AlexNet's classifiers), at EXPORT_SIDE: the rebuilt layers take any
+    size, and only such a pooling computes as at that size."""
     from dreamvid.engine import onnxgraph  # Keras and onnx behind it: only once the backend is chosen
 
     torch = _torch(label)
@@ -342,8 +345,15 @@ def _export(module, label: str, mean=None, std=None, default_layer: str = "") ->
             module.transform_input = False  # HALF's normalisation does what it did
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's deprecation notices; its errors still raise
-            torch.onnx.export(module, (image,), buffer, dynamo=False, input_names=["image"], opset_version=OPSET,
-                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+            for dynamic in ({"image": {0: "batch", 2: "height", 3: "width"}}, None):
+                try:
+                    torch.onnx.export(module, (image,), buffer, dynamo=False, input_names=["image"],
+                                      opset_version=OPSET, dynamic_axes=dynamic)
+                    break
+                except Exception:
+                    if dynamic is None:
+                        raise
+                    buffer = io.BytesIO()
     except Exception as exc:
         raise ModelError(f"cannot export {label} to ONNX ({reason(exc)}); pass its convolutional part "
                          f"(a module taking an image (1, 3, H, W)), or export it to ONNX yourself") from None

@@ -227,7 +227,8 @@ def _render_here(settings, input_path, work_path, index, start, keep, end, fade,
                           f"storage every node sees at the same path (NFS or a cluster file system)")
     data = json.loads(settings)
     cfg = build_config({f"{section}.{key}": value for section, values in data.items() for key, value in values.items()})
-    backends.configure(cfg.dream.backend, cfg.dream.device)  # before Keras is imported in this worker
+    # before Keras is imported in this worker; the network, so `auto` chooses as the driver did
+    backends.configure(cfg.dream.backend, cfg.dream.device, network=cfg.dream.model)
     key = json.dumps(data["dream"], sort_keys=True) + json.dumps(data["video"], sort_keys=True)
     loaded = key not in _DREAMERS
     if loaded:
