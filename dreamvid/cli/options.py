@@ -67,20 +67,10 @@ def dream_options(p: argparse.ArgumentParser) -> None:
         help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; "
         "default: the model's own choice",
     )
-    add(
-        g,
-        "--reduce",
-        key="reduce",
-        choices=choices_of("reduce"),
-        help="objective per layer: mean of squares, or plain mean (the seed blog)",
-    )
-    add(
-        g,
-        "--octaves",
-        key="octaves",
-        metavar="N",
-        help="number of scales the dream runs at (video, zoom: also a schedule)",
-    )
+    add(g, "--reduce", key="reduce", choices=choices_of("reduce"),
+        help="objective per layer: mean of squares, or plain mean (the seed blog)")
+    add(g, "--octaves", key="octaves", metavar="N",
+        help="number of scales the dream runs at (video, zoom: also a schedule)")
     add(g, "--octave-scale", key="octave_scale", metavar="X", help="size ratio between octaves")
     add(g, "--iterations", key="iterations", metavar="N", help="gradient-ascent steps per octave (first frame)")
     add(
@@ -98,13 +88,8 @@ def dream_options(p: argparse.ArgumentParser) -> None:
     add(g, "--tile-size", key="tile_size", metavar="PX", help="dream larger images in tiles of this size")
     add(g, "--seed", key="seed", metavar="N", help="fix the random jitter for reproducible runs")
     backend_options(g)
-    add(
-        g,
-        "--precision",
-        key="precision",
-        choices=choices_of("precision"),
-        help="network arithmetic (auto: bfloat16 or float16 where the GPU or CPU runs it fast, else float32)",
-    )
+    add(g, "--precision", key="precision", choices=choices_of("precision"),
+        help="network arithmetic (auto: bfloat16 or float16 where the GPU or CPU runs it fast, else float32)")
     add(
         g,
         "--xla",
@@ -114,36 +99,22 @@ def dream_options(p: argparse.ArgumentParser) -> None:
         "for networks up to 40 layers deep; JAX always compiles with XLA)",
     )
     add(g, "--width", key="width", metavar="PX", help="resize the input to this width, keeping aspect")
-    p.add_argument(
-        "--preset",
-        default=None,
-        metavar="NAME|PATH",
-        help="start from a named look (see 'dreamvid presets'); flags override it",
-    )
+    p.add_argument("--preset", default=None, metavar="NAME|PATH",
+                   help="start from a named look (see 'dreamvid presets'); flags override it")
 
 
 def mask_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("mask (where to dream)")
-    add(
-        g,
-        "--mask",
-        key="mask",
-        metavar="FILE",
-        help="greyscale image (every frame) or folder/video of one per frame: white dreams, black stays the input",
-    )
+    add(g, "--mask", key="mask", metavar="FILE",
+        help="greyscale image (every frame) or folder/video of one per frame: white dreams, black stays the input")
     switch(g, "--mask-invert", "mask_invert", "dream where the mask is black instead")
     add(g, "--mask-feather", key="mask_feather", metavar="PX", help="soften the mask's edge over about PX pixels")
 
 
 def guide_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("guide (look like an image)")
-    add(
-        g,
-        "--guide",
-        key="guide",
-        metavar="IMAGE",
-        help="make the dream look like this image: at the objective's layers, match its features",
-    )
+    add(g, "--guide", key="guide", metavar="IMAGE",
+        help="make the dream look like this image: at the objective's layers, match its features")
     add(g, "--guide-weight", key="guide_weight", metavar="X", help="weight of the guide's term beside the layers'")
 
 
@@ -167,13 +138,8 @@ def video_options(p: argparse.ArgumentParser) -> None:
     add(g, "--flow", key="flow", choices=choices_of("flow"), help="optical flow method")
     add(g, "--flow-preset", key="flow_preset", choices=choices_of("flow_preset"), help="DIS flow preset")
     add(g, "--blend", key="blend", metavar="X", help="share of the previous dream carried into the next frame (0..1)")
-    add(
-        g,
-        "--carry",
-        key="carry",
-        choices=choices_of("carry"),
-        help="carry the dream's added detail, or the dreamed frame",
-    )
+    add(g, "--carry", key="carry", choices=choices_of("carry"),
+        help="carry the dream's added detail, or the dreamed frame")
     add(
         g,
         "--carry-limit",
@@ -182,13 +148,8 @@ def video_options(p: argparse.ArgumentParser) -> None:
         help="limit each pixel's carried change to X times a fresh dream's mean amount, so the dream "
         "cannot run away into saturated blobs (0 = no limit)",
     )
-    add(
-        g,
-        "--iterations-next",
-        key="iterations_next",
-        metavar="N",
-        help="steps per octave for frames after the first of a shot (also a schedule)",
-    )
+    add(g, "--iterations-next", key="iterations_next", metavar="N",
+        help="steps per octave for frames after the first of a shot (also a schedule)")
     add(
         g,
         "--next-skip",
@@ -197,42 +158,18 @@ def video_options(p: argparse.ArgumentParser) -> None:
         help="frames after the first of a shot skip their N finest octaves: a touch-up at a lower resolution "
         "upsampled onto the carried dream (0: every octave, the recipe before)",
     )
-    add(
-        g,
-        "--interpolation",
-        key="interpolation",
-        choices=choices_of("interpolation"),
-        help="schedules: between keyframes",
-    )
+    add(g, "--interpolation", key="interpolation", choices=choices_of("interpolation"),
+        help="schedules: between keyframes")
     add(g, "--cut-threshold", key="cut_threshold", metavar="X", help="content change that starts a new shot")
-    add(
-        g,
-        "--min-shot-frames",
-        key="min_shot_frames",
-        metavar="N",
-        help="frames a shot lasts at least: a cut sooner after the last is ignored (a flash frame cuts once)",
-    )
+    add(g, "--min-shot-frames", key="min_shot_frames", metavar="N",
+        help="frames a shot lasts at least: a cut sooner after the last is ignored (a flash frame cuts once)")
     switch(p, "--no-flow", "no_flow", "dream every frame independently (for comparison)")
     g = p.add_argument_group("segments and clusters (README: Rendering on a cluster)")
-    add(
-        g,
-        "--chunk-frames",
-        key="chunk_frames",
-        metavar="N",
-        nargs="?",
-        const=CHUNK_FRAMES,
-        help=f"render in segments: shots split at cuts, longer ones into N-frame segments (alone: {CHUNK_FRAMES})",
-    )
-    add(
-        g,
-        "--warmup-frames",
-        key="warmup_frames",
-        metavar="N",
-        help="frames dreamed and thrown away before a later segment",
-    )
-    add(
-        g, "--overlap-frames", key="overlap_frames", metavar="N", help="frames consecutive segments share, cross-faded"
-    )
+    add(g, "--chunk-frames", key="chunk_frames", metavar="N", nargs="?", const=CHUNK_FRAMES,
+        help=f"render in segments: shots split at cuts, longer ones into N-frame segments (alone: {CHUNK_FRAMES})")
+    add(g, "--warmup-frames", key="warmup_frames", metavar="N",
+        help="frames dreamed and thrown away before a later segment")
+    add(g, "--overlap-frames", key="overlap_frames", metavar="N", help="frames consecutive segments share, cross-faded")
     add(
         g,
         "--ray",
@@ -259,20 +196,10 @@ def output_options(p: argparse.ArgumentParser, video: bool) -> None:
     add(
         g, "--pix-fmt", key="pix_fmt", metavar="FMT", help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's"
     )
-    add(
-        g,
-        "--bit-depth",
-        key="bit_depth",
-        choices=choices_of("bit_depth"),
-        help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input",
-    )
-    add(
-        g,
-        "--frame-format",
-        key="frame_format",
-        choices=choices_of("frame_format"),
-        help="files in a frame folder (an output ending in '/')",
-    )
+    add(g, "--bit-depth", key="bit_depth", choices=choices_of("bit_depth"),
+        help="16 keeps the dream's float precision: 16-bit PNG/TIFF frames, or a 10-bit codec's input")
+    add(g, "--frame-format", key="frame_format", choices=choices_of("frame_format"),
+        help="files in a frame folder (an output ending in '/')")
     if video:
         add(g, "--start", key="start", metavar="SEC", help="start this many seconds into the input")
         add(g, "--duration", key="duration", metavar="SEC", help="render this many seconds")

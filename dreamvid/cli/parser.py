@@ -71,13 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Dream a clip: flow-guided, so the dream moves with the scene.",
     )
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUTPUT",
-        help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames",
-    )
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
     dream_options(p)
     mask_options(p)
     guide_options(p)
@@ -95,13 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     guide_options(p)
     zoom_options(p)
     g = p.add_argument_group("zoom dream")
-    add(
-        g,
-        "--iterations-next",
-        key="iterations_next",
-        metavar="N",
-        help="steps per octave after the first frame (a number or a schedule)",
-    )
+    add(g, "--iterations-next", key="iterations_next", metavar="N",
+        help="steps per octave after the first frame (a number or a schedule)")
     output_options(p, video=False)
 
     p = sub.add_parser(
@@ -251,15 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--count", type=int, default=12, metavar="N", help="channels to show with --channels (default: 12)")
     g.add_argument("--presets", action="store_true", help="one tile per named preset, each dreamed as the preset says")
-    g.add_argument(
-        "--tile-width",
-        "--width",
-        dest="tile_width",
-        type=int,
-        default=256,
-        metavar="PX",
-        help="width of each tile (default: 256)",
-    )
+    g.add_argument("--tile-width", "--width", dest="tile_width", type=int, default=256, metavar="PX",
+                   help="width of each tile (default: 256)")
     g.add_argument("--columns", type=int, default=None, metavar="N", help="tiles per row (default: a near-square grid)")
     switch(g, "--keep-frames", "keep_frames", "keep the work folder of finished tiles")
     switch(g, "--restart", "restart", "discard the tiles of an earlier, unfinished run and dream them again")
@@ -272,24 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"({UI_LOOPBACK}) unless --listen names an address, and then only with a password.",
     )
     p.add_argument("--port", type=int, default=UI_PORT, metavar="N", help=f"port (default: {UI_PORT})")
-    p.add_argument(
-        "--listen",
-        default=None,
-        metavar="ADDRESS",
-        help="serve other machines on this address (0.0.0.0: all); needs --auth",
-    )
-    p.add_argument(
-        "--auth",
-        default=None,
-        metavar="USER:PASSWORD",
-        help=f"the page's login (better: set {UI_AUTH_ENV}=USER:PASSWORD, which `ps` does not show)",
-    )
-    p.add_argument(
-        "--folder",
-        default=UI_FOLDER,
-        metavar="DIR",
-        help=f"the work folder: uploads, renders, previews; the only files served (default: ./{UI_FOLDER})",
-    )
+    p.add_argument("--listen", default=None, metavar="ADDRESS",
+                   help="serve other machines on this address (0.0.0.0: all); needs --auth")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help=f"the page's login (better: set {UI_AUTH_ENV}=USER:PASSWORD, which `ps` does not show)")
+    p.add_argument("--folder", default=UI_FOLDER, metavar="DIR",
+                   help=f"the work folder: uploads, renders, previews; the only files served (default: ./{UI_FOLDER})")
     p.add_argument(
         "--allow-folder",
         dest="allow_folders",
@@ -299,14 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --listen: a folder whose files a path typed into the page may name (repeat for "
         "several); without it only uploads are opened (on the loopback: any path)",
     )
-    p.add_argument(
-        "--max-upload",
-        dest="max_upload",
-        type=float,
-        default=UI_MAX_UPLOAD_MB,
-        metavar="MB",
-        help=f"largest upload accepted (default: {UI_MAX_UPLOAD_MB})",
-    )
+    p.add_argument("--max-upload", dest="max_upload", type=float, default=UI_MAX_UPLOAD_MB, metavar="MB",
+                   help=f"largest upload accepted (default: {UI_MAX_UPLOAD_MB})")
     return parser
 
 
