@@ -87,3 +87,35 @@ def test_presets_validate_and_flags_override_them():
         build_config(values)  # every named preset is valid
     cfg = job_config("video", {"octaves": 2}, "classic")
     assert cfg.dream.octaves == 2 and cfg.dream.layers == "mixed4c"
+
+
+def test_every_setting_declares_its_help_and_the_options_show_it(capsys):
+    """Each setting's help line is declared with it (settings.setting) and `--help` shows it."""
+    from dreamvid.cli import main
+    from dreamvid.cli.options import OPTIONS
+    from dreamvid.config.settings import LiveSettings, help_of
+
+    declared = [(s, f) for s, cls in (*SECTIONS.items(), ("live", LiveSettings)) for f in fields(cls)
+                if f.name != "sounds"]
+    assert [f"{s}.{f.name}" for s, f in declared if not f.metadata.get("help")] == []
+    shown = ""
+    for command in ("image", "video", "zoom", "live", "gallery"):
+        try:
+            assert main([command, "--help"]) in (0, None)
+        except SystemExit as done:
+            assert done.code in (0, None)
+        shown += " ".join(capsys.readouterr().out.split())
+    # worded for the command: --no-audio, the segments' length alone, --pan X,Y (the command line's
+    # way to give pan_x and pan_y at once)
+    worded = {"audio", "chunk_frames", "ray", "pan"}
+    missing = [key for key in OPTIONS if key not in worded and " ".join(help_of(key).split()) not in shown]
+    assert len(OPTIONS) > 60 and missing == []
+
+
+def test_the_readme_holds_the_settings_table_as_made():
+    """The README's table of every setting is the one cli/table.py makes from the declarations:
+    run `python -m dreamvid.cli.table` and paste it between its marker lines after a change."""
+    from dreamvid.cli.table import settings_table
+
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    assert settings_table() in readme.read_text(encoding="utf-8")

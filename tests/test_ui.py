@@ -432,7 +432,8 @@ def test_the_page_opens_previews_renders_cancels_resumes_plays_and_downloads(ser
             if (!said.includes(`of ${n}`) || said.includes('done in')) return false;  // not an earlier render's
             document.querySelector('#dv-cancel').click();
             return said; }""", arg=frames, polling=50, timeout=HANG * 1000).json_value()
-        assert "frame" in progress_text and f"of {frames}" in progress_text and "frames/s" in progress_text, progress_text
+        assert "frame" in progress_text and f"of {frames}" in progress_text and "frames/s" in progress_text, \
+            progress_text
         page.wait_for_function("() => ['cancelled:', 'done in', 'nothing is running'].some("
                                "t => document.querySelector('#dv-status').innerText.includes(t))")
         settle()

@@ -9,6 +9,7 @@ import argparse
 from dataclasses import fields
 
 from dreamvid.cli.options import (
+    OPTIONS,
     add,
     backend_options,
     choices_of,
@@ -30,6 +31,7 @@ from dreamvid.config.settings import (
     UI_PORT,
     Config,
     LiveSettings,
+    help_of,
 )
 from dreamvid.version import VERSION
 
@@ -90,8 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     guide_options(p)
     zoom_options(p)
     g = p.add_argument_group("zoom dream")
-    add(g, "--iterations-next", key="iterations_next", metavar="N",
-        help="steps per octave after the first frame (a number or a schedule)")
+    add(g, "--iterations-next", key="iterations_next", metavar="N")
     output_options(p, video=False)
 
     p = sub.add_parser(
@@ -124,48 +125,32 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("live")
     _live = {f.name: f.default for f in fields(LiveSettings)}
 
-    def live_opt(*flags, key, help, **kw):
+    def live_opt(*flags, key, **kw):
         default = _live[key]
-        g.add_argument(
-            *flags,
-            dest=key,
-            default=argparse.SUPPRESS,
-            help=help + ("" if default in (None, "", False) else f" (default: {default})"),
-            **kw,
-        )
+        OPTIONS.setdefault(f"live.{key}", flags[0])
+        g.add_argument(*flags, dest=key, default=argparse.SUPPRESS, **kw,
+                       help=help_of(f"live.{key}") + ("" if default in (None, "", False) else f" (default: {default})"))
 
-    live_opt(
-        "--seconds", key="seconds", metavar="SEC", help="run this long (default: until q, Ctrl-C or the source's end)"
-    )
-    live_opt("--frames", key="frames", metavar="N", help="or end after N frames dreamed")
-    live_opt(
-        "--pace",
-        key="pace",
-        choices=choices_of("pace"),
-        help="a file source: at its own rate, the newest frame dreamed (source), or every frame in turn at "
-        "the dream's pace (dream: a rehearsal, nothing dropped)",
-    )
-    live_opt(
-        "--fps", key="fps", metavar="X", help="target frames/s out: a governor adapts steps, then octaves, to hold it"
-    )
-    live_opt("--min-steps", key="min_steps", metavar="N", help="the governor's fewest steps per octave")
-    live_opt("--max-steps", key="max_steps", metavar="N", help="its most (default: --iterations-next)")
-    live_opt("--min-octaves", key="min_octaves", metavar="N", help="its fewest octaves (the most: --octaves)")
-    switch(g, "--loop", "loop", "a file source starts again at its end (rehearse a show)")
-    switch(g, "--fullscreen", "fullscreen", "the window fills the screen (a projector)")
+    live_opt("--seconds", key="seconds", metavar="SEC")
+    live_opt("--frames", key="frames", metavar="N")
+    live_opt("--pace", key="pace", choices=choices_of("pace"))
+    live_opt("--fps", key="fps", metavar="X")
+    live_opt("--min-steps", key="min_steps", metavar="N")
+    live_opt("--max-steps", key="max_steps", metavar="N")
+    live_opt("--min-octaves", key="min_octaves", metavar="N")
+    switch(g, "--loop", "loop")
+    switch(g, "--fullscreen", "fullscreen")
+    OPTIONS.setdefault("live.looks", "--look")
     g.add_argument(
         "--look",
         dest="looks",
         action="append",
         default=argparse.SUPPRESS,
         metavar="PRESET|LAYERS",
-        help="a look the keys n/p switch to (a preset or a layer spec), compiled before the first frame; repeat",
+        help=help_of("live.looks"),
     )
-    live_opt("--snapshots", key="snapshots", metavar="FOLDER", help="where the snapshot key writes PNGs")
-    live_opt("--osc", key="osc", metavar="[HOST:]PORT",
-             help="take the commands as OSC messages on this UDP port (/dreamvid/strength 1.5, /dreamvid/carry 0.8, "
-                  "/dreamvid/look NAME, /dreamvid/reset, ...; README: Dream live), on 127.0.0.1 unless HOST is named; "
-                  "pip install 'dreamvid[osc]'")
+    live_opt("--snapshots", key="snapshots", metavar="FOLDER")
+    live_opt("--osc", key="osc", metavar="[HOST:]PORT")
     add(g, "--crf", key="crf", metavar="N", help="the recording's H.264/H.265 quality")
     add(g, "--codec", key="codec", choices=choices_of("codec"),
         help="the recording's codec (default: h264, vp9 for .webm)")

@@ -18,81 +18,120 @@ from dreamvid.config.schedule import LINEAR, Schedule, is_audio, parse_spec
 from dreamvid.core.errors import ConfigError
 
 
+def setting(default, rule=None, help: str = "", *, schedule: bool = False):
+    """One setting declared once: its default (the field's), its bounds (min, max; None: open) or
+    its choices (a tuple of words, a frozenset of numbers), its help line (the command line's and
+    the README's settings table's) and whether it takes a schedule (a value frame by frame, or a
+    sound to follow). The reason for a default is the comment beside it. RULES, HELP and
+    AUDIO_SCHEDULES below are read from these."""
+    return field(default=default, metadata={"rule": rule, "help": help, "schedule": schedule})
+
+
 @dataclass
 class DreamSettings:
     """The DeepDream loop: one float image in, one out."""
 
-    model: str = "googlenet"  # the classic DeepDream network; falls back to vgg16-hed offline
-    weights: str | None = None  # a weights file fetched elsewhere (googlenet .pb/.zip, Keras .h5, a PyTorch state dict)
-    trust_pickle: bool = False  # a --model .pt that is a pickled module runs its code when loaded: only if trusted
-    layers: str = ""  # objective spec, e.g. "mixed4c" or "mixed3b:1.0,mixed4c:0.5"; "" = the model's default
-    reduce: str = "square"  # "square": mean of squared activations (TF tutorial, lucid); "mean": the seed blog's reduce_mean
-    octaves: int = 4  # the original notebook's octave_n
-    octave_scale: float = 1.4  # the original notebook's value
-    iterations: int = 10  # ascent steps per octave, the original notebook's iter_n
-    step: float = 1.5  # pixels (on 0..255) per step after normalisation, the original notebook's value
-    grad_norm: str = "std"  # "std": divide by the gradient's std; "max": by its max |g| (the seed blog); "mean": by mean |g| (the notebook)
-    jitter: int = 32  # max random shift in pixels per step, so the network's stride grid does not print on the image
-    tile_size: int | None = None  # dream larger frames in tiles so memory stays bounded; None: 512 on a CPU, 1280 on a GPU (720p in one piece)
-    seed: int | None = None  # fixes jitter and tile offsets: same seed, same machine, same result
-    backend: str = "auto"  # "tensorflow", "jax", "torch" (Keras 3); "auto": one that sees a GPU (JAX first), else TensorFlow
-    device: str = "auto"  # "auto" uses a GPU when the backend sees one
-    precision: str = "auto"  # "auto": bfloat16/float16 where the hardware runs it fast (hardware.py), else float32
-    xla: str = "auto"  # TensorFlow: XLA-compile the ascent loop; "auto" = on for videos and zooms on AVX2 CPUs with a VGG-sized network (hardware.py)
-    keep_colors: bool = False  # after each frame's dream, the input's colours back: the dream changes light and shape, not the palette (colors.keep_colors)
-    # Where to dream (masks.py): a greyscale image for every frame, or a folder/video of one per
-    # frame; white dreams in full, black not at all. None: everywhere, with no mask ops in the loop.
-    mask: str | None = None
-    mask_invert: bool = False  # dream where the mask is black instead
-    mask_feather: float = 0.0  # soften the mask's edge over about this many frame pixels (Gaussian); 0 = as drawn
+    # the classic DeepDream network; falls back to vgg16-hed offline
+    model: str = setting("googlenet", help="network: googlenet, vgg16-hed (offline), vgg16, inception_v3, ..., "
+                         "torchvision:NAME, timm:NAME, or a .keras/.pb/.onnx/TorchScript .pt path")
+    weights: str | None = setting(None, help="weights fetched elsewhere (googlenet: inception5h.zip; torchvision:/timm: "
+                                  "a state dict); 'random' for untrained Keras, torchvision and timm nets")
+    # a pickled module runs its code when it is loaded
+    trust_pickle: bool = setting(False, help="a --model .pt that is a whole pickled module may be loaded (it runs the "
+                                 "file's code): only for files you trust")
+    layers: str = setting("", help="layers to maximise: 'mixed4c', 'mixed3b:1.0,mixed4c:0.5', or LAYER:CHANNEL; "
+                          "default: the model's own choice")
+    # "square": mean of squared activations (TF tutorial, lucid); "mean": the seed blog's reduce_mean
+    reduce: str = setting("square", ("square", "mean"),
+                          "objective per layer: mean of squares, or plain mean (the seed blog)")
+    # 4, 1.4, 10 and 1.5: the original notebook's octave_n, octave_scale, iter_n and step_size
+    octaves: int = setting(4, (1, 12), "number of scales the dream runs at (video, zoom: also a schedule)")
+    octave_scale: float = setting(1.4, (1.05, 4.0), "size ratio between octaves")
+    iterations: int = setting(10, (0, 1000), "gradient-ascent steps per octave (first frame)")
+    step: float = setting(1.5, (1e-4, 100.0), "step size per iteration, in 0..255 pixel units, after normalisation "
+                          "(video, zoom: also a schedule, or audio:FILE:MIN:MAX[:MODE] to follow a sound)")
+    # "std": by the gradient's std; "max": by its max |g| (the seed blog); "mean": by mean |g| (the notebook)
+    grad_norm: str = setting("std", ("std", "max", "mean"), "gradient normalisation")
+    # so the network's stride grid does not print on the image
+    jitter: int = setting(32, (0, 4096), "max random shift per step, in pixels")
+    # memory stays bounded; None: 512 on a CPU, 1280 on a GPU (720p in one piece)
+    tile_size: int | None = setting(None, (64, 8192), "dream larger images in tiles of this size")
+    # fixes jitter and tile offsets: same seed, same machine, same result
+    seed: int | None = setting(None, (0, 2**31 - 1), "fix the random jitter for reproducible runs")
+    backend: str = setting("auto", ("auto", "tensorflow", "jax", "torch"), "framework that runs the network (auto: "
+                           "one that sees a GPU, JAX first, else TensorFlow; KERAS_BACKEND is honoured)")
+    device: str = setting("auto", ("auto", "cpu", "gpu"), "where the gradient loop runs")
+    # the rules: engine/hardware.py
+    precision: str = setting("auto", ("auto", "float32", "bfloat16", "float16"), "network arithmetic (auto: bfloat16 "
+                             "or float16 where the GPU or CPU runs it fast, else float32)")
+    xla: str = setting("auto", ("auto", "on", "off"), "TensorFlow: XLA-compile the ascent loop (auto: on for videos "
+                       "and zooms on CPUs without AVX-512, for networks up to 40 layers deep; JAX always compiles "
+                       "with XLA)")
+    # after each frame's dream, the input's colours back (motion.colors.keep_colors)
+    keep_colors: bool = setting(False, help="keep the input's colours: the dream changes light and shape, not the "
+                                "palette")
+    # Where to dream (media/masks.py); None: everywhere, with no mask ops in the loop.
+    mask: str | None = setting(None, help="greyscale image (every frame) or folder/video of one per frame: white "
+                               "dreams, black stays the input")
+    mask_invert: bool = setting(False, help="dream where the mask is black instead")
+    # a Gaussian over about this many frame pixels; 0 = as drawn
+    mask_feather: float = setting(0.0, (0.0, 1000.0), "soften the mask's edge over about PX pixels")
     # "Look like this image" (objectives.GuideTerm, Google's notebook): a guide term at each of the
     # objective's layers, weighted by guide_weight and added to the layers' own terms
-    guide: str | None = None
-    guide_weight: float = 1.0  # 1: the pull towards the guide as strong as the layer term's push; 0 = the guide takes no part
+    guide: str | None = setting(None, help="make the dream look like this image: at the objective's layers, match "
+                                "its features")
+    # 1: the pull towards the guide as strong as the layer term's push; 0 = the guide takes no part
+    guide_weight: float = setting(1.0, (-100.0, 100.0), "weight of the guide's term beside the layers'")
 
 
 @dataclass
 class VideoSettings:
     """Temporal coherence for clips (flow-guided initialisation of each frame)."""
 
-    flow: str = "dis"  # "dis" (OpenCV DIS, fast and accurate) or "farneback"
-    flow_preset: str = "medium"  # DIS preset: the one that detects occlusions reliably in our tests
-    blend: float = 0.9  # share of the previous frame's warped dream carried into the next
-    carry: str = "detail"  # "detail": carry what the dream added; "dream": carry the dreamed frame itself
-    # The carried change soft-limited per pixel at this multiple of the mean amount a fresh dream
-    # of the shot's first frame adds (flow.limit_carried): where the dream is strongest it is fed
-    # back every frame and would run into saturated blobs. 3 holds each shot's extreme and
-    # saturated shares within 3x of its first frame's on real footage (DESIGN.md); 0 = no limit.
-    carry_limit: float = 3.0
-    iterations_next: int = 5  # ascent steps per octave after the first frame (it starts from a dream already)
-    # A later frame of a shot starts from the carried dream, whose fine detail is already there: its
-    # touch-up skips this many of the finest octaves, dreams the rest and upsamples what they add
-    # onto the carried frame. 1 roughly halves a later frame's work (the finest octave is half
-    # of all of them) with the look held (README, Speed: strength, flicker, tails, revealed
-    # regions, measured by the bench's --recipes); 0 dreams every octave (the recipe before).
-    next_skip: int = 1
-    cut_threshold: float = 27.0  # content-change score above which a frame starts a new shot (PySceneDetect's default)
-    # frames a shot started by a cut lasts at least: a cut sooner after the last is no cut, so a
-    # single white flash frame resets the chain once, not twice (PySceneDetect's min_scene_len)
-    min_shot_frames: int = 15
-    no_flow: bool = False  # dream every frame independently (for comparison)
-    # The dream over the clip: schedules that replace a number frame by frame, as the zoom's
-    # below (None = the number: dream.step, dream.octaves, iterations_next). The CLI routes a
-    # schedule given to --step, --octaves or --iterations-next here; a shot's first frame keeps
-    # dream.iterations.
-    step: str | None = None
-    octaves: str | None = None
-    iterations: str | None = None
-    # Shots and segments (plan.py): a render in segments, one after the other here or as Ray
-    # tasks. 0 keeps a shot in one piece; 240 (what `--chunk-frames` alone gives) is 8 s at
-    # 30 fps, long enough that the warm-up and overlap cost little (16 frames in 240, 7%).
-    chunk_frames: int = 0
-    warmup_frames: int = 8  # frames dreamed before a later segment's first kept frame, then thrown away: the chain's detail settles within a few frames
-    overlap_frames: int = 8  # frames two consecutive segments share, cross-faded (a quarter second: a dissolve the eye does not catch)
-    # Where the segments run, not what they make (so a resume may change them): a Ray cluster
-    # ("auto" or an address; None renders here) and the CPUs each task takes where it has no GPU.
-    ray: str | None = None
-    ray_cpus: int = 2
+    # OpenCV's DIS: fast and accurate; its "medium" preset detects occlusions reliably in our tests
+    flow: str = setting("dis", ("dis", "farneback"), "optical flow method")
+    flow_preset: str = setting("medium", ("ultrafast", "fast", "medium"), "DIS flow preset")
+    blend: float = setting(0.9, (0.0, 1.0), "share of the previous dream carried into the next frame (0..1)")
+    carry: str = setting("detail", ("detail", "dream"), "carry the dream's added detail, or the dreamed frame")
+    # (flow.limit_carried): where the dream is strongest it is fed back every frame and would run
+    # into saturated blobs. 3 holds each shot's extreme and saturated shares within 3x of its first
+    # frame's on real footage (DESIGN.md)
+    carry_limit: float = setting(3.0, (0.0, 1000.0), "limit each pixel's carried change to X times a fresh dream's "
+                                 "mean amount, so the dream cannot run away into saturated blobs (0 = no limit)")
+    # fewer than the first frame's: a later frame starts from a dream already
+    iterations_next: int = setting(5, (0, 1000), "steps per octave after the first frame (of a shot, or of a "
+                                   "zoom; a number or a schedule)")
+    # A later frame starts from the carried dream, whose fine detail is already there: 1 roughly
+    # halves its work (the finest octave is half of all of them) with the look held (README,
+    # Speed: strength, flicker, tails, revealed regions, measured by the bench's --recipes)
+    next_skip: int = setting(1, (0, 11), "frames after the first of a shot skip their N finest octaves: a touch-up "
+                             "at a lower resolution upsampled onto the carried dream (0: every octave, the recipe "
+                             "before)")
+    # PySceneDetect's default content-change threshold
+    cut_threshold: float = setting(27.0, (0.0, 255.0), "content change that starts a new shot")
+    # so a single white flash frame resets the chain once, not twice (PySceneDetect's min_scene_len)
+    min_shot_frames: int = setting(15, (1, 100_000), "frames a shot lasts at least: a cut sooner after the last is "
+                                   "ignored (a flash frame cuts once)")
+    no_flow: bool = setting(False, help="dream every frame independently (for comparison)")
+    # The dream over the clip: schedules that replace a number frame by frame, as the zoom's below
+    # (None = the number); a shot's first frame keeps dream.iterations.
+    step: str | None = setting(None, help="the step over the clip (--step with a schedule or a sound)", schedule=True)
+    octaves: str | None = setting(None, help="the octaves over the clip (--octaves with a schedule or a sound)",
+                                  schedule=True)
+    iterations: str | None = setting(None, help="later frames' steps over the clip (--iterations-next with a "
+                                     "schedule or a sound)", schedule=True)
+    # Shots and segments (plan.py): 0 keeps a shot in one piece; 240 (what `--chunk-frames` alone
+    # gives) is 8 s at 30 fps, long enough that the warm-up and overlap cost little (16 in 240, 7%).
+    chunk_frames: int = setting(0, (0, 1_000_000), "render in segments: shots split at cuts, longer ones into "
+                                "N-frame segments")
+    # the chain's detail settles within a few frames
+    warmup_frames: int = setting(8, (0, 10_000), "frames dreamed and thrown away before a later segment")
+    # a quarter second: a dissolve the eye does not catch
+    overlap_frames: int = setting(8, (0, 10_000), "frames consecutive segments share, cross-faded")
+    # Where the segments run, not what they make (so a resume may change them)
+    ray: str | None = setting(None, help="each segment a Ray task on a cluster (auto: RAY_ADDRESS, a cluster on "
+                              "this machine, or a new one); the output's folder must be on storage every node sees")
+    ray_cpus: int = setting(2, (1, 1024), "CPUs per Ray task where the cluster has no GPU")
 
 
 # A touch-up's steps (video.next_skip > 0) are this much longer than the settings' step: the
@@ -109,47 +148,56 @@ class ZoomSettings:
     Values are schedules in Deforum notation ("0:(1.02), 120:(1.05)") or plain numbers, or a
     sound to follow, "audio:FILE[:MIN:MAX[:MODE]]" (audio.py; AUDIO_SCHEDULES below)."""
 
-    frames: int = 120  # length in frames (or `seconds` * fps)
-    seconds: float | None = None
-    zoom: str = "1.02"  # scale per frame: 2% a frame doubles the scale in ~35 frames
-    rotate: str = "0"  # degrees per frame, counter-clockwise
-    pan_x: str = "0"  # pixels per frame the content moves right
-    pan_y: str = "0"  # pixels per frame the content moves down
-    center: str | None = None  # "X,Y" in pixels; default the frame centre
-    blend: str = "1.0"  # share of the transformed previous dream kept (1 = pure feedback)
-    color_match: float = 0.5  # pull each frame's colour statistics towards the first frame's (0 = off)
-    init: str = "image"  # what frame 0 is: "image", "noise", or a colour "#rrggbb" (--from)
-    interpolation: str = LINEAR  # schedule interpolation: "linear" or "smooth"
-    # The dream over time: schedules that replace a number for the zoom's frames (None = the
-    # number: dream.step, dream.octaves, video.iterations_next). The CLI routes a schedule given
-    # to --step, --octaves or --iterations-next here; frame 0 keeps dream.iterations.
-    step: str | None = None
-    octaves: str | None = None
-    iterations: str | None = None
+    frames: int = setting(120, (1, 1_000_000), "number of frames")
+    seconds: float | None = setting(None, (0.01, 86_400.0), "length in seconds (overrides --frames)")
+    # 2% a frame doubles the scale in about 35 frames
+    zoom: str = setting("1.02", help="scale per frame", schedule=True)
+    rotate: str = setting("0", help="degrees per frame, counter-clockwise", schedule=True)
+    pan_x: str = setting("0", help="pixels per frame to the right", schedule=True)
+    pan_y: str = setting("0", help="pixels per frame down", schedule=True)
+    center: str | None = setting(None, help="zoom centre in pixels; default the middle")
+    # 1 = pure feedback
+    blend: str = setting("1.0", help="share of the previous dream kept each frame", schedule=True)
+    color_match: float = setting(0.5, (0.0, 1.0), "pull colours towards the first frame's (0..1; 0 = off)")
+    init: str = setting("image", help="start frame: the image, noise, or a colour #rrggbb")
+    interpolation: str = setting(LINEAR, ("linear", "smooth"), "schedules: between keyframes")
+    # The dream over time (None = the number); frame 0 keeps dream.iterations.
+    step: str | None = setting(None, help="the step over the zoom (--step with a schedule or a sound)", schedule=True)
+    octaves: str | None = setting(None, help="the octaves over the zoom (--octaves with a schedule or a sound)",
+                                  schedule=True)
+    iterations: str | None = setting(None, help="later frames' steps over the zoom (--iterations-next with a "
+                                     "schedule or a sound)", schedule=True)
 
 
 @dataclass
 class OutputSettings:
-    fps: float | None = None  # frames per second: the input's for videos; 25 for zooms and image sequences
-    crf: int = 18  # H.264/H.265 quality (lower is better; 18 is visually lossless for most footage; 0 = lossless)
-    # Video files for editors and the web. codec: "h264" plays everywhere; "h265" is about half the
-    # size at the same quality; "prores" (422 HQ) and "prores4444" are what editors cut and grade
-    # without a second generation of loss (.mov/.mkv only); "vp9" is WebM's, with Opus sound. None:
-    # the container's own (media.formats.CONTAINER_CODECS: VP9 in .webm, else H.264). Which combinations
-    # this ffmpeg can write is checked against ffmpeg itself before dreaming (formats.check_output_path).
-    codec: str | None = None
-    pix_fmt: str | None = None  # ffmpeg's name; None = the codec's own (media.formats.CODECS: yuv420p, yuv422p10le...; yuv444p at crf 0)
-    # 16 keeps the float dream past 8 bits: 16-bit PNG/TIFF frames, or 16-bit input to a
-    # pixel format of more than 8 bits (ProRes, yuv420p10le...); work-folder frames become 16-bit
-    bit_depth: int = 8
-    frame_format: str = "png"  # frame folders (an output ending in '/'): "png" or "tiff" (what some editors import)
-    audio: bool = True  # mux the input's audio for the rendered range
-    width: int | None = None  # resize the input keeping aspect (even sizes for video)
-    start: float = 0.0  # seconds into the input
-    duration: float | None = None  # seconds to render
-    max_frames: int | None = None
-    keep_frames: bool = False  # keep the work folder (lossless frames) after a successful render
-    restart: bool = False  # discard a previous, unfinished render's work folder
+    """What is written: the container, codec and frames, the input's range and size."""
+
+    fps: float | None = setting(None, (0.1, 1000.0), "frame rate (video: the input's; image sequences and zooms: 25)")
+    # 18 is visually lossless for most footage
+    crf: int = setting(18, (0, 51), "H.264/H.265/VP9 quality, lower is better; 0 = lossless")
+    # "h264" plays everywhere; "h265" is about half the size at the same quality; "prores" (422 HQ)
+    # and "prores4444" are what editors cut and grade without a second generation of loss; "vp9" is
+    # WebM's. None: the container's own (media.formats.CONTAINER_CODECS). Which combinations this
+    # ffmpeg can write is checked against ffmpeg itself before dreaming (formats.check_output_path).
+    codec: str | None = setting(None, ("h264", "h265", "prores", "prores4444", "vp9"), "video codec (default: h264, "
+                                "vp9 for .webm); prores and prores4444 (for editors) write .mov or .mkv, vp9 (with "
+                                "Opus sound) .webm, .mkv or .mp4")
+    # None: the codec's own (media.formats.CODECS: yuv420p, yuv422p10le...; yuv444p at crf 0)
+    pix_fmt: str | None = setting(None, help="ffmpeg pixel format, e.g. yuv422p10le; default: the codec's")
+    # work-folder frames become 16-bit too
+    bit_depth: int = setting(8, frozenset({8, 16}), "16 keeps the dream's float precision: 16-bit PNG/TIFF frames, "
+                             "or a 10-bit codec's input")
+    # tiff: what some editors import
+    frame_format: str = setting("png", ("png", "tiff"), "files in a frame folder (an output ending in '/')")
+    audio: bool = setting(True, help="the input's sound for the rendered range (--no-audio leaves it out)")
+    # even sizes for video
+    width: int | None = setting(None, (16, 16384), "resize the input to this width, keeping aspect")
+    start: float = setting(0.0, (0.0, None), "start this many seconds into the input")
+    duration: float | None = setting(None, (0.01, None), "render this many seconds")
+    max_frames: int | None = setting(None, (1, None), "render at most N frames")
+    keep_frames: bool = setting(False, help="keep the work folder of lossless frames")
+    restart: bool = setting(False, help="discard an unfinished earlier render of this output and start over")
 
 
 @dataclass
@@ -168,24 +216,29 @@ class LiveSettings:
     """Dreaming live (`dreamvid live`): how long, how fast, what the show may switch between.
     Not part of a render's Config: a live run makes no resumable output and no record."""
 
-    seconds: float | None = None  # run this long; None: until quit, Ctrl-C, SIGTERM or the source's end
-    frames: int | None = None  # or end after this many frames dreamed; None: no such end
-    # a file source: "source" plays it at its own rate, as a camera would (the newest frame
-    # dreamed, the rest dropped); "dream" hands every frame in turn at the pace the dream takes
-    # them (nothing dropped: a rehearsal frame by frame, the same frames on any machine)
-    pace: str = "source"
-    # a target rate out: the governor lowers the steps (then the octaves) per frame to hold it,
-    # within the bounds below, and raises them again where there is room; None: no governor, the
-    # sinks' steady rate is the source's
-    fps: float | None = None
-    loop: bool = False  # a file source starts again at its end (to rehearse a show)
-    min_steps: int = 1  # the governor's lowest steps per octave (1: the dream still moves)
-    max_steps: int | None = None  # its highest; None: iterations_next
-    min_octaves: int = 1  # its fewest octaves (the user's octaves are its most)
-    fullscreen: bool = False  # the window sink fills the screen (a projector)
-    looks: str = ""  # the looks keys switch between besides the first: presets or layer specs, ";" between
-    snapshots: str = "."  # where the snapshot key writes its PNGs
-    osc: str | None = None  # "[HOST:]PORT": take the commands as OSC messages (live.osc); HOST 127.0.0.1 unless named
+    seconds: float | None = setting(None, (0.01, 86_400.0), "run this long (default: until q, Ctrl-C or the "
+                                    "source's end)")
+    frames: int | None = setting(None, (1, 1_000_000), "or end after N frames dreamed")
+    # "source": as a camera would (the newest frame dreamed, the rest dropped); "dream": a rehearsal
+    # frame by frame, the same frames on any machine
+    pace: str = setting("source", ("source", "dream"), "a file source: at its own rate, the newest frame dreamed "
+                        "(source), or every frame in turn at the dream's pace (dream: a rehearsal, nothing dropped)")
+    # the governor lowers the steps (then the octaves) per frame to hold it, within the bounds
+    # below, and raises them again where there is room; None: the sinks' steady rate is the source's
+    fps: float | None = setting(None, (0.1, 1000.0), "target frames/s out: a governor adapts steps, then octaves, "
+                                "to hold it")
+    loop: bool = setting(False, help="a file source starts again at its end (rehearse a show)")
+    # 1: the dream still moves
+    min_steps: int = setting(1, (0, 1000), "the governor's fewest steps per octave")
+    max_steps: int | None = setting(None, (0, 1000), "its most (default: --iterations-next)")
+    min_octaves: int = setting(1, (1, 12), "its fewest octaves (the most: --octaves)")
+    fullscreen: bool = setting(False, help="the window fills the screen (a projector)")
+    looks: str = setting("", help="a look the keys n/p switch to (a preset or a layer spec), compiled before the "
+                         "first frame; repeat --look (or ';' between looks)")
+    snapshots: str = setting(".", help="where the snapshot key writes PNGs")
+    osc: str | None = setting(None, help="take the commands as OSC messages on this UDP port (/dreamvid/strength "
+                              "1.5, /dreamvid/carry 0.8, /dreamvid/look NAME, /dreamvid/reset, ...; README: Dream "
+                              "live), on 127.0.0.1 unless HOST is named; pip install 'dreamvid[osc]'")
     # the settings that follow the source's own sound live ("audio:source[:MIN:MAX[:MODE]]"),
     # by the chain's schedule name (step, octaves, iterations): set by live_config, not given
     sounds: dict = field(default_factory=dict)
@@ -227,62 +280,44 @@ def _defaults() -> dict[str, Any]:
 # declared once, in its section's dataclass above (tests/test_config.py walks the source for copies)
 DEFAULTS: dict[str, Any] = _defaults()
 
-# Allowed values: (min, max) for numbers (None = unbounded), a tuple of choices for strings.
-RULES: dict[str, Any] = {
-    "reduce": ("square", "mean"),
-    "octaves": (1, 12),
-    "octave_scale": (1.05, 4.0),
-    "iterations": (0, 1000),
-    "step": (1e-4, 100.0),
-    "grad_norm": ("std", "max", "mean"),
-    "jitter": (0, 4096),
-    "tile_size": (64, 8192),
-    "seed": (0, 2**31 - 1),
-    "backend": ("auto", "tensorflow", "jax", "torch"),
-    "device": ("auto", "cpu", "gpu"),
-    "precision": ("auto", "float32", "bfloat16", "float16"),
-    "xla": ("auto", "on", "off"),
-    "mask_feather": (0.0, 1000.0),
-    "guide_weight": (-100.0, 100.0),
-    "flow": ("dis", "farneback"),
-    "flow_preset": ("ultrafast", "fast", "medium"),
-    "blend": (0.0, 1.0),
-    "carry": ("detail", "dream"),
-    "carry_limit": (0.0, 1000.0),
-    "iterations_next": (0, 1000),
-    "next_skip": (0, 11),
-    "cut_threshold": (0.0, 255.0),
-    "min_shot_frames": (1, 100_000),
-    "chunk_frames": (0, 1_000_000),
-    "warmup_frames": (0, 10_000),
-    "overlap_frames": (0, 10_000),
-    "ray_cpus": (1, 1024),
-    "frames": (1, 1_000_000),
-    "seconds": (0.01, 86_400.0),
-    "color_match": (0.0, 1.0),
-    "interpolation": ("linear", "smooth"),
-    "fps": (0.1, 1000.0),
-    "crf": (0, 51),
-    "codec": ("h264", "h265", "prores", "prores4444", "vp9"),
-    "bit_depth": frozenset({8, 16}),  # a set: these values only, not a range
-    "frame_format": ("png", "tiff"),
-    "width": (16, 16384),
-    "start": (0.0, None),
-    "duration": (0.01, None),
-    "max_frames": (1, None),
-    "min_steps": (0, 1000),
-    "max_steps": (0, 1000),
-    "min_octaves": (1, 12),
-    "pace": ("source", "dream"),
-}
-# Text settings without a rule (model, layers, schedules, pix_fmt) are checked by their own stage.
+def _declared(what: str) -> dict[str, Any]:
+    """Each setting's declared `what` (its `setting()` metadata: "rule", "help") by name, over
+    every section and the live settings; a name that several sections declare must agree."""
+    out: dict[str, Any] = {}
+    for cls in (*SECTIONS.values(), LiveSettings):
+        for f in fields(cls):
+            value = f.metadata.get(what)
+            if value in (None, ""):
+                continue
+            if what == "rule" and out.get(f.name, value) != value:
+                raise AssertionError(f"{f.name}: two sections declare different rules")
+            out.setdefault(f.name, value)
+    return out
 
-# The schedules that may follow a sound ("audio:FILE[:MIN:MAX[:MODE]]", schedule.parse_spec): the numbers a
-# video or a zoom changes frame by frame. The spec's form is checked here; the file when the
-# render reads it (before any frame is written).
-AUDIO_SCHEDULES = frozenset({"video.step", "video.octaves", "video.iterations", "zoom.zoom", "zoom.rotate",
-                             "zoom.pan_x", "zoom.pan_y", "zoom.blend", "zoom.step", "zoom.octaves",
-                             "zoom.iterations"})
+
+# Allowed values, from each setting's declaration: (min, max) for numbers (None = unbounded), a
+# tuple of choices for strings, a frozenset of the only numbers allowed. Text settings without a
+# rule (model, layers, schedules, pix_fmt) are checked by their own stage.
+RULES: dict[str, Any] = _declared("rule")
+
+# The schedules that may follow a sound ("audio:FILE[:MIN:MAX[:MODE]]", schedule.parse_spec): the
+# numbers a video or a zoom changes frame by frame (`schedule=True`). The spec's form is checked
+# here; the file when the render reads it (before any frame is written).
+AUDIO_SCHEDULES = frozenset(f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in fields(cls)
+                            if f.metadata.get("schedule"))
+
+
+def help_of(key: str) -> str:
+    """A setting's help line, by its name or "section.name" (`zoom.blend`, `live.fps`; a name
+    alone is its first section's): the command line's and the README's settings table's."""
+    section, _, name = key.rpartition(".")
+    every = {**SECTIONS, "live": LiveSettings}
+    classes = [every[section]] if section else list(every.values())
+    for cls in classes:
+        for f in fields(cls):
+            if f.name == name and f.metadata.get("help"):
+                return f.metadata["help"]
+    raise KeyError(key)
 
 
 def _check_audio(section: str, name: str, value: Any, where: str) -> None:
