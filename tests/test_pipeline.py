@@ -32,6 +32,7 @@ from dreamvid.jobs import pipeline
 from dreamvid.measure.metrics import added_amount, detail_flicker
 from dreamvid.media.sources import open_source, probe_video, read_image
 from dreamvid.motion.zoom import estimate_zoom
+from dreamvid.render.chain import touch_blend
 from dreamvid.render.workfolder import Work
 
 NTSC = Fraction(30000, 1001)
@@ -189,7 +190,8 @@ def test_a_video_carried_on_the_device_matches_the_host_carry(model, clips, tmp_
     for (k, stats), _frame in zip(seen, b):
         assert isinstance(stats["amount"], float) and isinstance(stats["carried"], float)
         assert stats["amount"] > 1.0 and (stats["carried"] == 0.0) == (k == 0)
-        assert 0.0 < stats["carried"] <= small().video.blend or k == 0
+        # at most a touch-up's share (float32 on the device)
+        assert 0.0 < stats["carried"] <= touch_blend(small().video.blend) + 1e-6 or k == 0
 
 
 def test_a_chain_kept_on_the_device_resumes_to_the_same_frames(model, clips, tmp_path, monkeypatch):

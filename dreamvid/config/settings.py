@@ -101,12 +101,12 @@ class VideoSettings:
     # fewer than the first frame's: a later frame starts from a dream already
     iterations_next: int = setting(5, (0, 1000), "steps per octave after the first frame (of a shot, or of a "
                                    "zoom; a number or a schedule)")
-    # A later frame starts from the carried dream, whose fine detail is already there: 1 roughly
-    # halves its work (the finest octave is half of all of them) with the look held (README,
-    # Speed: strength, flicker, tails, revealed regions, measured by the bench's --recipes)
-    next_skip: int = setting(1, (0, 11), "frames after the first of a shot skip their N finest octaves: a touch-up "
-                             "at a lower resolution upsampled onto the carried dream (0: every octave, the recipe "
-                             "before)")
+    # A later frame starts from the carried dream, whose fine detail is already there: the
+    # touch-up (TOUCH_* below) more than doubles the frames/s with the look held (README, Speed:
+    # strength, flicker, tails, revealed regions, measured by the bench's --recipes)
+    next_skip: int = setting(1, (0, 11), "frames after the first of a shot get a touch-up: their N finest octaves "
+                             "left out (the others' detail upsampled onto the carried dream), fewer and longer steps, "
+                             "more where the picture is new (0: every octave at the given steps, the recipe before)")
     # PySceneDetect's default content-change threshold
     cut_threshold: float = setting(27.0, (0.0, 255.0), "content change that starts a new shot")
     # so a single white flash frame resets the chain once, not twice (PySceneDetect's min_scene_len)
@@ -134,12 +134,24 @@ class VideoSettings:
     ray_cpus: int = setting(2, (1, 1024), "CPUs per Ray task where the cluster has no GPU")
 
 
-# A touch-up's steps (video.next_skip > 0) are this much longer than the settings' step: the
-# octaves it dreams travel a fifth further, standing in for the finest one it leaves out, so a
-# shot's strength and its newly revealed regions keep up with the full recipe's while the flicker
-# stays below it (measured: bench --recipes, README Speed; 1.0 left revealed regions at 0.77 of
-# the frame's detail, 1.25 raised the flicker past the full recipe's).
-TOUCH_STEP = 1.2
+# A later frame's touch-up (video.next_skip > 0: its finest octaves left out) also takes fewer,
+# longer steps, more of them where the picture is new, and keeps more of the carried dream:
+# - TOUCH_STEPS: the share of iterations_next it takes (rounded, at least 1): 5 -> 3;
+# - TOUCH_STEP: its steps this much longer than the settings' step;
+# - TOUCH_WORK: how much of each step a pixel takes where the carried dream lies (1 where the
+#   occlusion mask says the picture is new: the revealed regions catch up at the full rate);
+# - TOUCH_LETGO: the share of what a full dream lets go of the carried dream that it lets go
+#   (blend 0.9 -> 0.99): it adds less each frame, so it keeps more (carry_share still holds the
+#   amount near the shot's first frame's, and carry_limit its tails).
+# Measured together (bench --recipes, README Speed): 2.3-2.8x the frames/s of every octave at
+# the same steps, strength within 9%, flicker lower, revealed regions caught up as well or better;
+# each part alone fell short (3 steps held the strength only with longer steps, which flickered;
+# the work map lost strength without the longer carry; a step 1.2 or 1.3x lost strength, 1.45x
+# flickered; letting go of 0.3 or 0.2 kept less strength in the sample's second shot).
+TOUCH_STEPS = 0.6
+TOUCH_STEP = 1.4
+TOUCH_WORK = 0.5
+TOUCH_LETGO = 0.1
 
 
 @dataclass

@@ -61,15 +61,20 @@ def is_tensor(x) -> bool:
     return not isinstance(x, (np.ndarray, np.generic, int, float)) and hasattr(x, "shape")
 
 
-def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None, dreamed: int | None = None):
+def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None, dreamed: int | None = None,
+                 keep="mask"):
     """The octave loop (keras.ops, traceable): image (H, W, 3) uint8 or float32 on [0, 255], mask
-    None or (H, W, 1); for each size in `sizes` (smallest first) the input at that size plus the
-    detail the smaller octaves added goes through ascend(k, image, mask at that size), and only
-    what the ascent added is kept. `dreamed`: only the first so many sizes are ascended (None:
-    all); the detail is carried up through the others as it is, upsampled (a touch-up at a lower
-    resolution, Dreamer.dream's `skip_top`). Returns the input plus the detail (cut by the mask),
-    clipped to [0, 255], rounded to uint8 (half to even, as to_uint8 on the host) with `as_uint8`."""
+    None or (H, W, 1), the map that scales each step; for each size in `sizes` (smallest first)
+    the input at that size plus the detail the smaller octaves added goes through
+    ascend(k, image, mask at that size), and only what the ascent added is kept. `dreamed`: only
+    the first so many sizes are ascended (None: all); the detail is carried up through the
+    others as it is, upsampled (a touch-up at a lower resolution, Dreamer.dream's `skip_top`).
+    Returns the input plus the detail cut by `keep` ("mask": by the mask; None: not cut; or an
+    (H, W, 1) map of its own), clipped to [0, 255], rounded to uint8 (half to even, as to_uint8
+    on the host) with `as_uint8`."""
     from keras import ops
+
+    keep = mask if isinstance(keep, str) else keep
 
     dreamed = len(sizes) if dreamed is None else dreamed
     full = ops.cast(image, "float32")
@@ -83,8 +88,8 @@ def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None, drea
         detail = ascend(k, base + detail, m) - base  # 3) ascend, 4) keep only what it added
         if progress:
             progress(k + 1, len(sizes))
-    if mask is not None:
-        detail = detail * mask  # upscaled detail spreads a pixel or two past the mask's edge: cut it there
+    if keep is not None:
+        detail = detail * keep  # upscaled detail spreads a pixel or two past the mask's edge: cut it there
     out = ops.clip(full + detail, 0.0, 255.0)
     return ops.cast(ops.round(out), "uint8") if as_uint8 else out
 
@@ -121,12 +126,14 @@ class Dreamer(Ascent):
     # --- the compiled parts (keras.ops only) -----------------------------------------------------
 
 
-    def _loop(self, steps: int, masked: bool, sizes: tuple | None = None, as_uint8: bool = False):
+    def _loop(self, steps: int, masked: bool | str, sizes: tuple | None = None, as_uint8: bool = False):
         """(the compiled call, its loop-bound arguments) of `steps` ascent steps on one octave
         (sizes None: ascend) or on a whole frame's octaves (`_frame_loop`; sizes: (the octave sizes,
         how many are ascended)), masked or not (a loop
-        of its own, so the unmasked loop carries no mask ops at all). The call takes (state,
-        image, shifts, *bound, step, weights[, mask]): `bound` is [] where static_steps compiles
+        of its own, so the unmasked loop carries no mask ops at all; a frame's: True, the mask
+        scales the steps and cuts the detail; "steer", a work map scales the steps and cuts
+        nothing; "steer-cut", that and a mask of its own cuts, passed after it). The call takes (state,
+        image, shifts, *bound, step, weights[, mask[, keep]]): `bound` is [] where static_steps compiles
         the count in (the first STATIC_STEP_COUNTS counts of each kind), else [the count as a
         traced scalar], so another count never recompiles."""
         kind = (sizes, masked, as_uint8)
@@ -138,11 +145,13 @@ class Dreamer(Ascent):
         fn = self._loops.get(key)
         if fn is None:
             def run(state, image, shifts, *rest):
-                n, step, weights, *mask = (fixed, *rest) if fixed is not None else rest
-                mask = mask[0] if mask else None
+                n, step, weights, *maps = (fixed, *rest) if fixed is not None else rest
+                mask = maps[0] if maps else None
                 if sizes is None:
                     return self._ascend_steps(state, image, shifts, n, step, weights, mask)
-                return self._frame_loop(state, image, shifts, n, step, weights, mask, sizes=sizes, as_uint8=as_uint8)
+                keep = maps[1] if len(maps) > 1 else ("mask" if masked is True else None)
+                return self._frame_loop(state, image, shifts, n, step, weights, mask, sizes=sizes, as_uint8=as_uint8,
+                                        keep=keep)
             fn = self._loops[key] = self.backend.compile(run)
         return fn, ([] if fixed is not None else [self.backend.loop_count(steps)])
 
@@ -190,7 +199,7 @@ class Dreamer(Ascent):
               octaves: int | None = None, octave_scale: float | None = None, weights=None,
               seed: int | None = None, progress: Callable[[int, int], None] | None = None,
               mask: np.ndarray | None = None, as_uint8: bool = False, to_host: bool = True,
-              skip_top: int = 0) -> np.ndarray:
+              skip_top: int = 0, work: np.ndarray | None = None) -> np.ndarray:
         """DeepDream over octaves. image: (H, W, 3) on [0, 255], float32 or uint8 (NumPy), or the
         backend tensor `carry_over` made on the device -> float32 (H, W, 3) in [0, 255]; with
         as_uint8, rounded (half to even, as to_uint8) to uint8 on the device: a quarter of the
@@ -211,6 +220,10 @@ class Dreamer(Ascent):
         skip_top: the finest octaves left out (a later frame's touch-up, chain.py): the ascent
         stops that many octaves below the full size and its detail is upsampled onto the image,
         whose own fine detail (the carried dream's) stays; at least one octave is always dreamed.
+
+        work: None, or float32 (H, W) in [0, 1]: how much of each step a pixel takes, as the mask
+        scales it (times the mask where both are given), but nothing is cut by it: a touch-up's
+        full work where the picture is new and less where the carried dream is (chain.py).
         """
         from keras import ops
 
@@ -229,8 +242,10 @@ class Dreamer(Ascent):
             big = cv2.resize(image, (bw, bh), interpolation=cv2.INTER_CUBIC)
             big_mask = None if mask is None else cv2.resize(np.asarray(mask, np.float32).reshape(h, w), (bw, bh),
                                                             interpolation=cv2.INTER_LINEAR)
+            big_work = None if work is None else cv2.resize(np.asarray(work, np.float32).reshape(h, w), (bw, bh),
+                                                            interpolation=cv2.INTER_LINEAR)
             out = self.dream(big, iterations=iterations, step=step, octaves=octaves, octave_scale=octave_scale,
-                             weights=weights, progress=progress, mask=big_mask, skip_top=skip_top)
+                             weights=weights, progress=progress, mask=big_mask, skip_top=skip_top, work=big_work)
             out = np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA), 0.0, 255.0)
             out = to_uint8(out) if as_uint8 else out
             return out if to_host else ops.convert_to_tensor(out)
@@ -238,37 +253,50 @@ class Dreamer(Ascent):
         dreamed = len(sizes) - min(max(0, int(skip_top)), len(sizes) - 1)  # the octaves ascended
         with self.backend.placement(self.device):
             full = image if on_device else ops.convert_to_tensor(image)
-            full_mask = None
-            if mask is not None:
-                mask = np.asarray(mask, np.float32)
-                if mask.size != h * w:
-                    raise ValueError(f"mask must be (H, W) or (H, W, 1) like the image {image.shape}, got {mask.shape}")
-                full_mask = ops.convert_to_tensor(np.clip(mask.reshape(h, w, 1), 0.0, 1.0))
+            cut, steer = self._maps(mask, work, h, w, image.shape)
+            full_mask = None if steer is None else ops.convert_to_tensor(steer)
+            keep = "mask" if work is None else (None if cut is None else ops.convert_to_tensor(cut))
             if self.fuse_octaves:  # the whole frame in one compiled call
                 steps = self._steps(iterations)
                 shifts = np.stack([self._shifts(*size, steps) for size in sizes[:dreamed]])  # as ascend would draw them
-                fn, bound = self._loop(steps, full_mask is not None, (sizes, dreamed), as_uint8)
+                masked = False if steer is None else (True if work is None else "steer" if cut is None else "steer-cut")
+                fn, bound = self._loop(steps, masked, (sizes, dreamed), as_uint8)
                 # (cast first: a uint8 frame and a float32 start from carry_over share one compile)
-                out = fn(self._state, ops.cast(full, "float32"), *self._loop_args(shifts, bound, step, weights),
-                         *([] if full_mask is None else [full_mask]))
+                maps = [m for m in (full_mask, None if isinstance(keep, str) else keep) if m is not None]
+                out = fn(self._state, ops.cast(full, "float32"), *self._loop_args(shifts, bound, step, weights), *maps)
                 if progress:
                     progress(len(sizes), len(sizes))
             else:  # octave by octave: a compiled call each, progress after each
                 def ascend(k, image, m):
                     return self.ascend(image, iterations, step, weights, m)
-                out = over_octaves(full, full_mask, sizes, ascend, as_uint8, progress, dreamed)
+                out = over_octaves(full, full_mask, sizes, ascend, as_uint8, progress, dreamed, keep=keep)
             return self.backend.to_numpy(out) if to_host else out
 
-    def _frame_loop(self, state, image, shifts, steps, step, weights, mask=None, *, sizes, as_uint8):
+    @staticmethod
+    def _maps(mask, work, h: int, w: int, shape) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(the map the detail is cut by, the map that scales the steps), each (H, W, 1) float32
+        in [0, 1] or None, from `dream`'s mask and work map."""
+        maps = []
+        for name, m in (("mask", mask), ("work", work)):
+            if m is not None:
+                m = np.asarray(m, np.float32)
+                if m.size != h * w:
+                    raise ValueError(f"{name} must be (H, W) or (H, W, 1) like the image {shape}, got {m.shape}")
+                m = np.clip(m.reshape(h, w, 1), 0.0, 1.0)
+            maps.append(m)
+        cut, work = maps
+        return cut, (cut if work is None else work if cut is None else cut * work)
+
+    def _frame_loop(self, state, image, shifts, steps, step, weights, mask=None, *, sizes, as_uint8, keep="mask"):
         """`dream` of one frame in one compiled call: every ascended octave's ascent (shifts: one
         jitter table per octave, stacked), the resizes between them and the final rounding.
-        sizes: (the octave sizes, how many of them are ascended)."""
+        sizes: (the octave sizes, how many of them are ascended); keep: over_octaves'."""
         from keras import ops
 
         def ascend(k, img, m):
             return self._ascend_steps(state, img, ops.take(shifts, k, axis=0), steps, step, weights, m)
         octave_sizes, dreamed = sizes
-        return over_octaves(image, mask, octave_sizes, ascend, as_uint8, dreamed=dreamed)
+        return over_octaves(image, mask, octave_sizes, ascend, as_uint8, dreamed=dreamed, keep=keep)
 
 
     def steps_strip(self, image: np.ndarray, every: int, count: int) -> list[np.ndarray]:

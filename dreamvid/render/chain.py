@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from dreamvid.config.settings import DEFAULTS, TOUCH_STEP, Config
+from dreamvid.config.settings import DEFAULTS, TOUCH_LETGO, TOUCH_STEP, TOUCH_STEPS, TOUCH_WORK, Config
 from dreamvid.core.errors import InputError
 from dreamvid.core.frames import amount, to_uint8
 from dreamvid.engine.dreamer import Dreamer, is_tensor
@@ -68,6 +68,22 @@ def carry_share(blend: float, target: float, previous: float) -> float:
     if previous <= target or previous <= 0.0:
         return blend
     return blend * target / previous
+
+
+def touch_blend(blend: float) -> float:
+    """The share of the carried dream a touch-up keeps: it lets go of TOUCH_LETGO of what a full
+    dream lets go of (blend 0.9 -> 0.99), since it adds less each frame (config.settings)."""
+    return 1.0 - (1.0 - blend) * TOUCH_LETGO
+
+
+def touch_up(iterations: int, step: float, move) -> tuple[int, float, np.ndarray | None]:
+    """A later frame's touch-up (video.next_skip > 0, config.settings' TOUCH_*): its steps
+    (TOUCH_STEPS of `iterations`, at least 1 where there were any), their length, and its work
+    map, (H, W) float32: 1 where the occlusion mask of `move` (flow.Motion) says the picture is
+    new, TOUCH_WORK where the carried dream lies (None without a motion)."""
+    steps = max(1, round(iterations * TOUCH_STEPS)) if iterations > 0 else 0
+    work = None if move is None else (TOUCH_WORK + (1.0 - TOUCH_WORK) * (1.0 - move.mask)).astype(np.float32)
+    return steps, step * TOUCH_STEP, work
 
 
 def carry_over(dreamer: Dreamer, prev_dream, prev_frame, frame, move, *, blend, carry: str = DEFAULTS["carry"],
@@ -217,7 +233,9 @@ class Chain:
         clock = clock or Clock()
         cfg, sched, values = self.cfg, self.sched, self.values
         t = time.perf_counter()
-        carried = 0.0
+        carried, work = 0.0, None
+        skip = 0 if new_shot else cfg.video.next_skip  # a later frame's touch-up (touch_up)
+        step = sched["step"].at(k)
         if new_shot:
             # 1) a new shot (or independent frames): dream the input in full
             start, iterations = frame, cfg.dream.iterations  # uint8: goes to the device as it is
@@ -225,19 +243,18 @@ class Chain:
             # 2) carry the previous dream along the flow, then dream on from there; carry
             #    less once the dream has grown past the shot's first frame (carry_share)
             previous = values.amount(self.prev_dream, self.prev_in) if self.prev_added is None else self.prev_added
-            carried = values.share(cfg.video.blend, self.target, previous)
+            carried = values.share(touch_blend(cfg.video.blend) if skip else cfg.video.blend, self.target, previous)
             with clock("flow"):  # on the dream's device where it runs on a GPU
                 start = carry_over(self.dreamer, self.prev_dream, self.prev_in, frame, move, blend=carried,
                                    carry=cfg.video.carry, mask=mask, limit=self.limit())
             iterations = round(sched["iterations"].at(k))
-        skip = 0 if new_shot else cfg.video.next_skip  # 3) a later frame: a touch-up, its steps longer
-        step = sched["step"].at(k) * (TOUCH_STEP if skip else 1.0)
+            if skip:  # 3) a touch-up: fewer, longer steps, the full ones where the picture is new
+                iterations, step, work = touch_up(iterations, step, move)
         with clock("dream"):  # on a device chain: the time to queue it
             dreamed = self.dreamer.dream(start, iterations=iterations, step=step,
                                          octaves=round(sched["octaves"].at(k)), seed=self.base_seed + k,
                                          weights=self.weights_at(k), mask=mask, as_uint8=self.as_uint8,
-                                         to_host=not values.on_device,
-                                         skip_top=skip)
+                                         to_host=not values.on_device, skip_top=skip, work=work)
         dreamed, kept, added = values.kept(dreamed, frame)  # as saved, what the chain carries on, what it added
         if new_shot:
             self.target = added  # the amount a full dream of this shot adds: the chain's set point
@@ -303,4 +320,5 @@ def dream_clip(cfg: Config, sched: dict, dreamer: Dreamer, weights_at, inputs, s
     return written
 
 
-__all__ = ["Chain", "dream_clip", "carry_over", "carry_share", "full_float", "palette", "HostValues", "DeviceValues"]
+__all__ = ["Chain", "dream_clip", "carry_over", "carry_share", "touch_blend", "touch_up", "full_float", "palette",
+           "HostValues", "DeviceValues"]
