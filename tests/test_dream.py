@@ -252,6 +252,31 @@ def test_a_frame_in_one_compiled_call_is_the_octave_by_octave_dream(tiny_model, 
     assert d.trace_count == traces or d.backend.NAME == "torch"  # (PyTorch runs eagerly: nothing compiles)
 
 
+def test_a_work_map_scales_the_steps_and_cuts_nothing_in_either_loop(tiny_model, texture):
+    """`work` (a touch-up's map from the occlusion mask, chain.touch_up) moves the picture more
+    where it is 1 than where it is a quarter, but unlike a mask it cuts nothing: a quarter's
+    side still changes. With a mask beside it the mask still cuts. One compiled call per frame
+    (fuse_octaves) dreams the same as one per octave."""
+    d = Dreamer(tiny_model, layer("conv2"), settings(octaves=2, octave_scale=1.4, step=20.0, tile_size=32))
+    frame = np.clip(np.rint(texture(48, 64)), 0, 255).astype(np.uint8)
+    work = np.full((48, 64), 0.25, np.float32)
+    work[:, :32] = 1.0
+    mask = np.ones((48, 64), np.float32)
+    mask[:, 48:] = 0.0
+
+    def dreams():
+        return d.dream(frame, seed=3, work=work), d.dream(frame, seed=3, work=work, mask=mask)
+
+    steered, both = dreams()
+    change = np.abs(steered - frame).mean(axis=2)
+    assert change[:, 4:28].mean() > 2 * change[:, 36:60].mean() > 0.5  # less where the map is low, not nothing
+    np.testing.assert_array_equal(both[:, 52:], frame[:, 52:])  # the mask still cuts
+    assert np.abs(both[:, :40] - frame[:, :40]).mean() > 1.0
+    d.fuse_octaves = True
+    for one_call, per_octave in zip(dreams(), (steered, both)):
+        np.testing.assert_allclose(one_call, per_octave, atol=1e-3)
+
+
 @pytest.mark.parametrize("fused", [False, True], ids=["per-octave", "one-call"])
 def test_a_step_count_compiled_in_dreams_the_same_and_compiles_once_per_count(tiny_model, texture, fused):
     """static_steps (a GPU's default: XLA's GPU while loop of unknown length waits on the host

@@ -478,3 +478,22 @@ def test_zoom_and_still_records_name_their_job_and_seed(model, tmp_path):
     values, _ = load_preset(str(tmp_path / "s.png.json"))
     pipeline.render_image(build_config(values), str(src), str(tmp_path / "s2.png"), model=model)
     assert np.array_equal(read_image(str(tmp_path / "s.png")), read_image(str(tmp_path / "s2.png")))
+
+
+def test_a_touch_up_takes_fewer_longer_steps_and_its_full_work_where_the_picture_is_new():
+    """chain.touch_up: 3 of 5 steps (TOUCH_STEPS), each TOUCH_STEP longer; its work map 1 where
+    the occlusion mask of the motion says the picture is new (revealed: mask 0), TOUCH_WORK where
+    the carried dream lies; no steps stay none. touch_blend keeps more of the carried dream."""
+    from dreamvid.config.settings import TOUCH_STEP, TOUCH_WORK
+    from dreamvid.motion.flow import Motion
+    from dreamvid.render.chain import touch_up
+
+    occlusion = np.ones((6, 8), np.float32)
+    occlusion[:, :3] = 0.0  # the left columns revealed
+    steps, step, work = touch_up(5, 1.5, Motion(flow=np.zeros((6, 8, 2), np.float32), mask=occlusion))
+    assert steps == 3 and step == pytest.approx(1.5 * TOUCH_STEP) and step > 1.5
+    np.testing.assert_allclose(work[:, :3], 1.0)
+    np.testing.assert_allclose(work[:, 3:], TOUCH_WORK)
+    assert touch_up(1, 1.5, None)[0] == 1 and touch_up(0, 1.5, None)[0] == 0 and touch_up(1, 1.5, None)[2] is None
+    assert 0.98 < touch_blend(0.9) < 1.0 and touch_blend(1.0) == 1.0
+    assert touch_blend(0.0) == 0.0  # nothing carried stays nothing

@@ -140,14 +140,14 @@ class VideoSettings:
 # - TOUCH_STEP: its steps this much longer than the settings' step;
 # - TOUCH_WORK: how much of each step a pixel takes where the carried dream lies (1 where the
 #   occlusion mask says the picture is new: the revealed regions catch up at the full rate);
-# - TOUCH_LETGO: the share of what a full dream lets go of the carried dream that it lets go
-#   (blend 0.9 -> 0.99): it adds less each frame, so it keeps more (carry_share still holds the
-#   amount near the shot's first frame's, and carry_limit its tails).
+# - TOUCH_LETGO: it keeps blend ** TOUCH_LETGO of the carried dream (0.9 -> 0.99: it lets go of
+#   about a tenth of what a full dream does; 0 and 1 stay): it adds less each frame, so it keeps
+#   more (carry_share still holds the amount near the shot's first frame's, carry_limit its tails).
 # Measured together (bench --recipes, README Speed): 2.3-2.8x the frames/s of every octave at
 # the same steps, strength within 9%, flicker lower, revealed regions caught up as well or better;
 # each part alone fell short (3 steps held the strength only with longer steps, which flickered;
 # the work map lost strength without the longer carry; a step 1.2 or 1.3x lost strength, 1.45x
-# flickered; letting go of 0.3 or 0.2 kept less strength in the sample's second shot).
+# flickered; letting go of 0.3 or 0.2 of it kept less strength in the sample's second shot).
 TOUCH_STEPS = 0.6
 TOUCH_STEP = 1.4
 TOUCH_WORK = 0.5
