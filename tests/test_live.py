@@ -378,7 +378,9 @@ warm-up may be dropped once the show started), the recording plays."""
     info = probe_video(str(rec))
     assert (info["width"], info["height"]) == (128, 72) and info["n_frames"] >= 2
     change = [float(np.abs(o.astype(np.float32) - i).mean()) for i, o, _ in seen]
-    assert min(change) > 2.0, change  # dreamed
+    # dreamed: the first frame in full, the next ones touch-ups of the carried dream (one step of
+    # the preview's two here: less added each, more carried) that still change every pixel's level
+    assert change[0] > 2.0 and min(change) > 1.0, change
 
 
 def test_the_governor_lowers_steps_then_octaves_and_raises_them_again():
