@@ -48,35 +48,15 @@ def add(group, *flags, key: str, help: str | None = None, **kw):
 
 def dream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dream")
-    add(
-        g,
-        "--model",
-        key="model",
-        metavar="NAME|PATH",
-    )
-    add(
-        g,
-        "--weights",
-        key="weights",
-        metavar="FILE",
-    )
+    add(g, "--model", key="model", metavar="NAME|PATH")
+    add(g, "--weights", key="weights", metavar="FILE")
     switch(g, "--trust-pickle", "trust_pickle")
-    add(
-        g,
-        "--layers",
-        key="layers",
-        metavar="SPEC",
-    )
+    add(g, "--layers", key="layers", metavar="SPEC")
     add(g, "--reduce", key="reduce", choices=choices_of("reduce"))
     add(g, "--octaves", key="octaves", metavar="N")
     add(g, "--octave-scale", key="octave_scale", metavar="X")
     add(g, "--iterations", key="iterations", metavar="N")
-    add(
-        g,
-        "--step",
-        key="step",
-        metavar="X",
-    )
+    add(g, "--step", key="step", metavar="X")
     add(g, "--grad-norm", key="grad_norm", choices=choices_of("grad_norm"))
     add(g, "--jitter", key="jitter", metavar="PX")
     switch(g, "--keep-colors", "keep_colors")
@@ -84,15 +64,17 @@ def dream_options(p: argparse.ArgumentParser) -> None:
     add(g, "--seed", key="seed", metavar="N")
     backend_options(g)
     add(g, "--precision", key="precision", choices=choices_of("precision"))
-    add(
-        g,
-        "--xla",
-        key="xla",
-        choices=choices_of("xla"),
-    )
+    add(g, "--xla", key="xla", choices=choices_of("xla"))
     add(g, "--width", key="width", metavar="PX")
     p.add_argument("--preset", default=None, metavar="NAME|PATH",
                    help="start from a named look (see 'dreamvid presets'); flags override it")
+
+
+def look_options(p: argparse.ArgumentParser) -> None:
+    """The options every dreaming command shares: the dream, where it dreams, what it looks like."""
+    dream_options(p)
+    mask_options(p)
+    guide_options(p)
 
 
 def mask_options(p: argparse.ArgumentParser) -> None:
@@ -109,12 +91,7 @@ def guide_options(p: argparse.ArgumentParser) -> None:
 
 
 def backend_options(g) -> None:
-    add(
-        g,
-        "--backend",
-        key="backend",
-        choices=choices_of("backend"),
-    )
+    add(g, "--backend", key="backend", choices=choices_of("backend"))
     add(g, "--device", key="device", choices=choices_of("device"))
 
 
@@ -127,19 +104,9 @@ def video_options(p: argparse.ArgumentParser) -> None:
     add(g, "--flow-preset", key="flow_preset", choices=choices_of("flow_preset"))
     add(g, "--blend", key="blend", metavar="X")
     add(g, "--carry", key="carry", choices=choices_of("carry"))
-    add(
-        g,
-        "--carry-limit",
-        key="carry_limit",
-        metavar="X",
-    )
+    add(g, "--carry-limit", key="carry_limit", metavar="X")
     add(g, "--iterations-next", key="iterations_next", metavar="N")
-    add(
-        g,
-        "--next-skip",
-        key="next_skip",
-        metavar="N",
-    )
+    add(g, "--next-skip", key="next_skip", metavar="N")
     add(g, "--interpolation", key="interpolation", choices=choices_of("interpolation"))
     add(g, "--cut-threshold", key="cut_threshold", metavar="X")
     add(g, "--min-shot-frames", key="min_shot_frames", metavar="N")
@@ -164,15 +131,8 @@ def output_options(p: argparse.ArgumentParser, video: bool) -> None:
     g = p.add_argument_group("output")
     add(g, "--fps", key="fps", metavar="X")
     add(g, "--crf", key="crf", metavar="N")
-    add(
-        g,
-        "--codec",
-        key="codec",
-        choices=choices_of("codec"),
-    )
-    add(
-        g, "--pix-fmt", key="pix_fmt", metavar="FMT"
-    )
+    add(g, "--codec", key="codec", choices=choices_of("codec"))
+    add(g, "--pix-fmt", key="pix_fmt", metavar="FMT")
     add(g, "--bit-depth", key="bit_depth", choices=choices_of("bit_depth"))
     add(g, "--frame-format", key="frame_format", choices=choices_of("frame_format"))
     if video:

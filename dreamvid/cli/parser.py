@@ -14,8 +14,7 @@ from dreamvid.cli.options import (
     backend_options,
     choices_of,
     dream_options,
-    guide_options,
-    mask_options,
+    look_options,
     output_options,
     switch,
     video_options,
@@ -59,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("image", help="dream a still image", description="Dream a still image.")
     p.add_argument("input", metavar="INPUT", help="an image file")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output image (.png, .jpg)")
-    dream_options(p)
-    mask_options(p)
-    guide_options(p)
+    look_options(p)
     g = p.add_argument_group("views (the seed blog's)")
     g.add_argument("--gradient", metavar="FILE", help="also save the layer's normalised gradient as an image")
     g.add_argument("--strip", metavar="FILE", help="also save a strip of intermediate results")
@@ -75,9 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT", help="a video file, a folder of images, or a glob pattern")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help=".mp4/.mov/.mkv, .gif, or a folder/ of PNG or TIFF frames")
-    dream_options(p)
-    mask_options(p)
-    guide_options(p)
+    look_options(p)
     video_options(p)
     output_options(p, video=True)
 
@@ -87,9 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IMAGE", nargs="?", help="start image (omit with --from noise or a colour)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help=".mp4/.mov/.mkv/.webm, .gif, or a folder/ of PNGs")
-    dream_options(p)
-    mask_options(p)
-    guide_options(p)
+    look_options(p)
     zoom_options(p)
     g = p.add_argument_group("zoom dream")
     add(g, "--iterations-next", key="iterations_next", metavar="N")
@@ -118,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="window, virtualcam, a stream URL (udp://, srt://, rtmp://), or a recording (.mp4, .mkv, "
         "folder/); repeat for several",
     )
-    dream_options(p)
-    mask_options(p)
-    guide_options(p)
+    look_options(p)
     video_options(p)
     g = p.add_argument_group("live")
     _live = {f.name: f.default for f in fields(LiveSettings)}

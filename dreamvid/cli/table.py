@@ -16,16 +16,17 @@ END = "<!-- end of the settings table -->"
 
 
 def _allowed(rule, schedule: bool) -> str:
+    """A rule (config.settings.RULES) in words, "a schedule" after it where the setting takes one."""
     if isinstance(rule, frozenset):
         text = ", ".join(map(str, sorted(rule)))
-    elif isinstance(rule, tuple) and rule and isinstance(rule[0], str):
+    elif isinstance(rule, tuple) and isinstance(rule[0], str):
         text = ", ".join(rule)
     elif isinstance(rule, tuple):
         lo, hi = rule
         text = f"{lo} .. {hi}" if hi is not None else f">= {lo}"
     else:
         text = ""
-    return f"{text}; a schedule" if schedule and text else ("a schedule" if schedule else text)
+    return "; ".join(filter(None, (text, "a schedule" if schedule else "")))
 
 
 def _cell(text: str) -> str:
@@ -34,15 +35,14 @@ def _cell(text: str) -> str:
 
 def settings_table() -> str:
     """The table, in Markdown, between its two marker lines (START, END)."""
-    build_parser()  # every command's options made: OPTIONS holds each setting's
-    options = OPTIONS
+    build_parser()  # every command's options made: OPTIONS then holds each setting's
     rows = [START, "", "| setting | option | default | allowed | what it does |", "|---|---|---|---|---|"]
     for section, cls in (*SECTIONS.items(), ("live", LiveSettings)):
         for f in fields(cls):
             if f.default is MISSING:  # set by the job, not given (live.sounds)
                 continue
             key = f"{section}.{f.name}"
-            option = options.get(key) or options.get(f.name, "")
+            option = OPTIONS.get(key) or OPTIONS.get(f.name, "")
             schedule = bool(f.metadata.get("schedule"))
             if schedule and section in ("video", "zoom") and f.name in ("step", "octaves", "iterations"):
                 option = ""  # reached through --step, --octaves, --iterations-next given a schedule (its help says)

@@ -62,19 +62,17 @@ def is_tensor(x) -> bool:
 
 
 def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None, dreamed: int | None = None,
-                 keep="mask"):
+                 cut=None):
     """The octave loop (keras.ops, traceable): image (H, W, 3) uint8 or float32 on [0, 255], mask
     None or (H, W, 1), the map that scales each step; for each size in `sizes` (smallest first)
     the input at that size plus the detail the smaller octaves added goes through
     ascend(k, image, mask at that size), and only what the ascent added is kept. `dreamed`: only
     the first so many sizes are ascended (None: all); the detail is carried up through the
     others as it is, upsampled (a touch-up at a lower resolution, Dreamer.dream's `skip_top`).
-    Returns the input plus the detail cut by `keep` ("mask": by the mask; None: not cut; or an
-    (H, W, 1) map of its own), clipped to [0, 255], rounded to uint8 (half to even, as to_uint8
-    on the host) with `as_uint8`."""
+    Returns the input plus the detail times `cut` (None, or (H, W, 1): a dream mask's, which
+    may be the same map as `mask`), clipped to [0, 255], rounded to uint8 (half to even, as
+    to_uint8 on the host) with `as_uint8`."""
     from keras import ops
-
-    keep = mask if isinstance(keep, str) else keep
 
     dreamed = len(sizes) if dreamed is None else dreamed
     full = ops.cast(image, "float32")
@@ -88,8 +86,8 @@ def over_octaves(image, mask, sizes, ascend, as_uint8: bool, progress=None, drea
         detail = ascend(k, base + detail, m) - base  # 3) ascend, 4) keep only what it added
         if progress:
             progress(k + 1, len(sizes))
-    if keep is not None:
-        detail = detail * keep  # upscaled detail spreads a pixel or two past the mask's edge: cut it there
+    if cut is not None:
+        detail = detail * cut  # upscaled detail spreads a pixel or two past the mask's edge: cut it there
     out = ops.clip(full + detail, 0.0, 255.0)
     return ops.cast(ops.round(out), "uint8") if as_uint8 else out
 
@@ -126,32 +124,29 @@ class Dreamer(Ascent):
     # --- the compiled parts (keras.ops only) -----------------------------------------------------
 
 
-    def _loop(self, steps: int, masked: bool | str, sizes: tuple | None = None, as_uint8: bool = False):
+    def _loop(self, steps: int, masked: bool, sizes: tuple | None = None, as_uint8: bool = False, cut: bool = False):
         """(the compiled call, its loop-bound arguments) of `steps` ascent steps on one octave
         (sizes None: ascend) or on a whole frame's octaves (`_frame_loop`; sizes: (the octave sizes,
-        how many are ascended)), masked or not (a loop
-        of its own, so the unmasked loop carries no mask ops at all; a frame's: True, the mask
-        scales the steps and cuts the detail; "steer", a work map scales the steps and cuts
-        nothing; "steer-cut", that and a mask of its own cuts, passed after it). The call takes (state,
-        image, shifts, *bound, step, weights[, mask[, keep]]): `bound` is [] where static_steps compiles
+        how many are ascended)), masked or not (a loop of its own, so the unmasked loop carries
+        no mask ops at all), and for a frame, its detail cut by a map or not (`cut`). The call
+        takes (state, image, shifts, *bound, step, weights[, mask][, cut]): `bound` is [] where static_steps compiles
         the count in (the first STATIC_STEP_COUNTS counts of each kind), else [the count as a
         traced scalar], so another count never recompiles."""
-        kind = (sizes, masked, as_uint8)
+        kind = (sizes, masked, cut, as_uint8)
         fixed = steps if self.static_steps else None
         if fixed is not None and (*kind, fixed) not in self._loops and \
-                sum(k[:3] == kind and k[3] is not None for k in self._loops) >= STATIC_STEP_COUNTS:
+                sum(k[:-1] == kind and k[-1] is not None for k in self._loops) >= STATIC_STEP_COUNTS:
             fixed = None  # a schedule's further counts: one loop with the count passed in serves them all
         key = (*kind, fixed)
         fn = self._loops.get(key)
         if fn is None:
             def run(state, image, shifts, *rest):
                 n, step, weights, *maps = (fixed, *rest) if fixed is not None else rest
-                mask = maps[0] if maps else None
+                mask = maps[0] if masked else None
                 if sizes is None:
                     return self._ascend_steps(state, image, shifts, n, step, weights, mask)
-                keep = maps[1] if len(maps) > 1 else ("mask" if masked is True else None)
                 return self._frame_loop(state, image, shifts, n, step, weights, mask, sizes=sizes, as_uint8=as_uint8,
-                                        keep=keep)
+                                        cut=maps[-1] if cut else None)
             fn = self._loops[key] = self.backend.compile(run)
         return fn, ([] if fixed is not None else [self.backend.loop_count(steps)])
 
@@ -255,21 +250,20 @@ class Dreamer(Ascent):
             full = image if on_device else ops.convert_to_tensor(image)
             cut, steer = self._maps(mask, work, h, w, image.shape)
             full_mask = None if steer is None else ops.convert_to_tensor(steer)
-            keep = "mask" if work is None else (None if cut is None else ops.convert_to_tensor(cut))
+            full_cut = full_mask if cut is steer else None if cut is None else ops.convert_to_tensor(cut)
             if self.fuse_octaves:  # the whole frame in one compiled call
                 steps = self._steps(iterations)
                 shifts = np.stack([self._shifts(*size, steps) for size in sizes[:dreamed]])  # as ascend would draw them
-                masked = False if steer is None else (True if work is None else "steer" if cut is None else "steer-cut")
-                fn, bound = self._loop(steps, masked, (sizes, dreamed), as_uint8)
+                fn, bound = self._loop(steps, full_mask is not None, (sizes, dreamed), as_uint8, full_cut is not None)
                 # (cast first: a uint8 frame and a float32 start from carry_over share one compile)
-                maps = [m for m in (full_mask, None if isinstance(keep, str) else keep) if m is not None]
+                maps = [m for m in (full_mask, full_cut) if m is not None]
                 out = fn(self._state, ops.cast(full, "float32"), *self._loop_args(shifts, bound, step, weights), *maps)
                 if progress:
                     progress(len(sizes), len(sizes))
             else:  # octave by octave: a compiled call each, progress after each
                 def ascend(k, image, m):
                     return self.ascend(image, iterations, step, weights, m)
-                out = over_octaves(full, full_mask, sizes, ascend, as_uint8, progress, dreamed, keep=keep)
+                out = over_octaves(full, full_mask, sizes, ascend, as_uint8, progress, dreamed, cut=full_cut)
             return self.backend.to_numpy(out) if to_host else out
 
     @staticmethod
@@ -287,16 +281,16 @@ class Dreamer(Ascent):
         cut, work = maps
         return cut, (cut if work is None else work if cut is None else cut * work)
 
-    def _frame_loop(self, state, image, shifts, steps, step, weights, mask=None, *, sizes, as_uint8, keep="mask"):
+    def _frame_loop(self, state, image, shifts, steps, step, weights, mask=None, *, sizes, as_uint8, cut=None):
         """`dream` of one frame in one compiled call: every ascended octave's ascent (shifts: one
         jitter table per octave, stacked), the resizes between them and the final rounding.
-        sizes: (the octave sizes, how many of them are ascended); keep: over_octaves'."""
+        sizes: (the octave sizes, how many of them are ascended); cut: over_octaves'."""
         from keras import ops
 
         def ascend(k, img, m):
             return self._ascend_steps(state, img, ops.take(shifts, k, axis=0), steps, step, weights, m)
         octave_sizes, dreamed = sizes
-        return over_octaves(image, mask, octave_sizes, ascend, as_uint8, dreamed=dreamed, keep=keep)
+        return over_octaves(image, mask, octave_sizes, ascend, as_uint8, dreamed=dreamed, cut=cut)
 
 
     def steps_strip(self, image: np.ndarray, every: int, count: int) -> list[np.ndarray]:
